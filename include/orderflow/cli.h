@@ -1,0 +1,55 @@
+/* Helpers for the subcommands (linked into the binary, not the library):
+ * usage errors, -b/-t/-X, numbers, and the end of stdout. */
+#ifndef ORDERFLOW_CLI_H
+#define ORDERFLOW_CLI_H
+
+#include <getopt.h>
+#include <stdint.h>
+
+#include "orderflow/kafka.h"
+
+#define OF_CLI_MAX_PROPS 64
+
+/* Every Kafka-facing command parses these alike. */
+typedef struct of_cli_kafka {
+        of_kafka_opts ko;
+        const char *props[OF_CLI_MAX_PROPS];
+} of_cli_kafka;
+
+#define OF_CLI_KAFKA_SHORTOPTS "b:t:X:"
+#define OF_CLI_KAFKA_LONGOPTS                                                  \
+        {"brokers", required_argument, NULL, 'b'},                             \
+                {"topic", required_argument, NULL, 't'}
+
+#define OF_CLI_KAFKA_HELP                                                      \
+        "  -b, --brokers LIST   bootstrap brokers (default " OF_DEFAULT_BROKERS \
+        ")\n"                                                                  \
+        "  -t, --topic NAME     topic (default " OF_DEFAULT_TOPIC ")\n"        \
+        "  -X key=value         librdkafka property, passed as is "            \
+        "(repeatable)\n"
+
+void of_cli_kafka_init(of_cli_kafka *ck);
+
+/* Handle option opt ('b', 't' or 'X') with its argument. Returns 0 when
+ * handled, 1 when opt is not one of them, OF_EXIT_USAGE after printing the
+ * usage error. */
+int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
+                     const char *arg);
+
+/* Print "orderflow CMD: MESSAGE (see 'orderflow CMD --help')" on stderr and
+ * return OF_EXIT_USAGE. */
+int of_cli_usage(const char *cmd, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* The usage error for getopt_long's return of '?' or ':' (opterr = 0 and a
+ * leading ':' in the short options), naming the option. */
+int of_cli_bad_option(const char *cmd, int opt, char **argv);
+
+/* Parse a whole decimal integer in [min, max]: 0, or OF_ERROR. */
+int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max);
+
+/* Flush and close stdout; OF_EXIT_FAILURE (with a message) when writing
+ * failed (closed pipe, full disk), else OF_EXIT_OK. */
+int of_cli_close_stdout(const char *cmd);
+
+#endif

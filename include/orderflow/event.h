@@ -1,0 +1,66 @@
+/* The event envelope of CONTRACT 1: decoding a message value into a
+ * validated of_event, or into a dead-letter reason. Uses cJSON internally;
+ * no cJSON node outlives a call. */
+#ifndef ORDERFLOW_EVENT_H
+#define ORDERFLOW_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orderflow/timestamp.h"
+
+#define OF_ID_MAX     128 /* bytes of UTF-8 in id, aggregateId, type */
+#define OF_REASON_MAX 512 /* a dead-letter reason, NUL included */
+#define OF_AMOUNT_MAX 9007199254740991LL /* 2^53-1 */
+
+/* Dead-letter reasons: the fixed phrase comes first, then optionally
+ * ": detail". The first four are fixed by CONTRACT 2. */
+#define OF_REASON_DUP_PLACED   "duplicate OrderPlaced for order"
+#define OF_REASON_DUP_PAID     "duplicate OrderPaid for order"
+#define OF_REASON_CONFLICT     "conflict"
+#define OF_REASON_OVERFLOW     "amount overflow"
+#define OF_REASON_NO_VALUE     "empty value"
+#define OF_REASON_UTF8         "invalid UTF-8"
+#define OF_REASON_JSON         "invalid JSON"
+#define OF_REASON_NOT_OBJECT   "not a JSON object"
+#define OF_REASON_ID           "invalid id"
+#define OF_REASON_TYPE         "invalid type"
+#define OF_REASON_AGGREGATE    "invalid aggregateId"
+#define OF_REASON_OCCURRED     "invalid occurredAt"
+#define OF_REASON_PAYLOAD      "invalid payload"
+#define OF_REASON_ORDER_ID     "invalid payload.orderId"
+#define OF_REASON_MISMATCH     "aggregateId does not match payload.orderId"
+#define OF_REASON_TOTAL        "invalid payload.total"
+#define OF_REASON_AMOUNT       "invalid payload.amount"
+
+typedef enum of_event_type {
+        OF_EVENT_OTHER  = 0, /* any other type: recorded, applied to nothing */
+        OF_EVENT_PLACED = 1, /* OrderPlaced */
+        OF_EVENT_PAID   = 2, /* OrderPaid */
+} of_event_type;
+
+/* A validated event. All strings are NUL-terminated UTF-8 without U+0000.
+ * For OF_EVENT_OTHER only id and type_name are guaranteed; aggregate_id
+ * and occurred_at are filled when the message has valid ones (else ""),
+ * and amount is -1. */
+typedef struct of_event {
+        of_event_type type;
+        char id[OF_ID_MAX + 1];           /* the event's identity */
+        char type_name[OF_ID_MAX + 1];    /* the `type` string as sent */
+        char aggregate_id[OF_ID_MAX + 1]; /* == payload.orderId */
+        char occurred_at[OF_TS_LEN + 1];  /* normalised UTC, ms */
+        int64_t amount; /* payload.total or payload.amount, minor unit */
+} of_event;
+
+/* Decode one message value (value may be NULL: a tombstone; it need not be
+ * NUL-terminated). Returns 0 and fills *out for a valid event; returns 1
+ * (a dead letter) and writes the reason, fixed phrase first, into reason.
+ * Never fails otherwise: malformed input is data, not an error. */
+int of_event_parse(of_event *out, const void *value, size_t value_len,
+                   char *reason, size_t reason_size);
+
+/* Whether two valid deliveries of one id agree (CONTRACT 1: type,
+ * aggregateId, normalised occurredAt and amount equal). */
+int of_event_agrees(const of_event *a, const of_event *b);
+
+#endif

@@ -1,0 +1,92 @@
+/* The read-model store (CONTRACT 2): one SQLite file in WAL mode. Opens and
+ * migrates it, applies a batch of messages in ONE transaction (events,
+ * dead letters, projections and the next offset of each partition), and
+ * reads stored offsets back. It owns every SQL statement of the read model;
+ * callers never see sqlite3. */
+#ifndef ORDERFLOW_STORE_H
+#define ORDERFLOW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orderflow/kafka.h"
+
+#define OF_SCHEMA_VERSION 1
+
+typedef struct of_store of_store;
+
+/* Counters, added to by of_store_apply_batch (only for committed batches). */
+typedef struct of_store_stats {
+        uint64_t applied;    /* OrderPlaced/OrderPaid applied */
+        uint64_t ignored;    /* other types recorded, no projection change */
+        uint64_t duplicates; /* known id, agreeing body: no effect */
+        uint64_t dead;       /* dead letters written */
+        uint64_t batches;    /* transactions committed */
+} of_store_stats;
+
+/* Where a partition stands after a batch: the next offset to apply. */
+typedef struct of_store_pos {
+        const char *topic; /* borrowed for the call */
+        int32_t partition;
+        int64_t next_offset;
+} of_store_pos;
+
+/* Open (creating if needed) the read model at path and bring its schema to
+ * OF_SCHEMA_VERSION. A file of a newer schema is refused. */
+int of_store_open(of_store **out, const char *path, char *errstr,
+                  size_t errstr_size);
+
+/* Close; st may be NULL. */
+void of_store_close(of_store *st);
+
+/* The next offset to apply for (topic, partition), or OF_ENOTFOUND when
+ * the read model has never applied anything from it. */
+int of_store_offset(int64_t *out, of_store *st, const char *topic,
+                    int32_t partition, char *errstr, size_t errstr_size);
+
+/* Apply msgs[0..n) in order and record pos[0..npos) as the partitions'
+ * next offsets (never moving one backwards), all in ONE transaction.
+ * Each message is decoded; a valid event is applied exactly once
+ * (CONTRACT 2), anything else becomes a dead letter. On failure the
+ * transaction is rolled back, nothing is counted, and the same batch may
+ * be given again: OF_EBUSY means transient (locked, busy, disk full),
+ * OF_ERROR anything else. */
+int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
+                         const of_store_pos *pos, size_t npos,
+                         of_store_stats *stats, char *errstr,
+                         size_t errstr_size);
+
+/* How long (ms) a write waits for another process's lock before
+ * of_store_apply_batch reports OF_EBUSY. Default 1000. */
+void of_store_set_busy_timeout(of_store *st, int ms);
+
+/* ---- Reading the contract's relations (store_query.c) ---- */
+
+typedef struct of_store_cursor of_store_cursor;
+
+typedef enum of_col_type {
+        OF_COL_NULL = 0,
+        OF_COL_INT  = 1,
+        OF_COL_TEXT = 2,
+        OF_COL_BLOB = 3,
+} of_col_type;
+
+/* Open the read model at path read-only (it must exist) and start reading
+ * the rows of one relation: "order_list", "order_totals", "daily_totals",
+ * "dead_letters" (or any contract relation) in a stable order. */
+int of_store_cursor_open(of_store_cursor **out, const char *path,
+                         const char *relation, char *errstr,
+                         size_t errstr_size);
+/* Step to the next row: 1 a row, 0 the end, OF_ERROR a failure. */
+int of_store_cursor_next(of_store_cursor *cur, char *errstr,
+                         size_t errstr_size);
+int of_store_cursor_columns(of_store_cursor *cur);
+const char *of_store_cursor_name(of_store_cursor *cur, int col);
+of_col_type of_store_cursor_type(of_store_cursor *cur, int col);
+int64_t of_store_cursor_int(of_store_cursor *cur, int col);
+/* Text or blob bytes of the current row; valid until the next step. */
+const void *of_store_cursor_bytes(of_store_cursor *cur, int col,
+                                  size_t *len);
+void of_store_cursor_close(of_store_cursor *cur); /* cur may be NULL */
+
+#endif

@@ -1,0 +1,18 @@
+/* RFC 3339 date-time -> UTC "YYYY-MM-DDTHH:MM:SS.sssZ" (CONTRACT 1). Pure. */
+#ifndef ORDERFLOW_TIMESTAMP_H
+#define ORDERFLOW_TIMESTAMP_H
+
+#include <stddef.h>
+
+#define OF_TS_LEN 24 /* strlen("2026-11-27T10:15:30.123Z") */
+
+/* Parse the len bytes at s (not NUL-terminated) as an RFC 3339 date-time:
+ * `T` or `t`, seconds 00-59, any number of fraction digits (truncated to
+ * milliseconds), `Z`, `z` or +HH:MM/-HH:MM, years 0001-9999 both as written
+ * and after conversion to UTC. On success writes the normalised UTC form
+ * and a NUL into out and returns 0; otherwise returns OF_ERROR and writes
+ * the detail (e.g. "no such day: 2026-02-30") into errstr. */
+int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
+                           char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,66 @@
+-- The read model (CONTRACT 2). Re-runnable: every statement is IF NOT
+-- EXISTS or guarded, so opening an existing file changes nothing.
+-- The contract's relations are tables here; partition_offsets is internal.
+
+CREATE TABLE IF NOT EXISTS schema_info (
+    schema_version INTEGER NOT NULL
+);
+INSERT INTO schema_info (schema_version)
+    SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_info);
+
+CREATE TABLE IF NOT EXISTS order_list (
+    order_id    TEXT PRIMARY KEY NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('ORDERED', 'PAID')),
+    total       INTEGER,          -- OrderPlaced payload.total, minor unit
+    paid_amount INTEGER,          -- OrderPaid payload.amount, minor unit
+    placed_at   TEXT,             -- OrderPlaced occurredAt, normalised UTC
+    paid_at     TEXT              -- OrderPaid occurredAt, normalised UTC
+) WITHOUT ROWID;
+
+-- Exactly one row, kept equal to the sums over order_list.
+CREATE TABLE IF NOT EXISTS order_totals (
+    orders_placed INTEGER NOT NULL,
+    orders_paid   INTEGER NOT NULL,
+    placed_amount INTEGER NOT NULL,
+    paid_amount   INTEGER NOT NULL
+);
+INSERT INTO order_totals
+    SELECT 0, 0, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM order_totals);
+
+CREATE TABLE IF NOT EXISTS daily_totals (
+    day           TEXT PRIMARY KEY NOT NULL, -- YYYY-MM-DD, UTC
+    orders_placed INTEGER NOT NULL DEFAULT 0,
+    orders_paid   INTEGER NOT NULL DEFAULT 0,
+    placed_amount INTEGER NOT NULL DEFAULT 0,
+    paid_amount   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- One row per distinct event id applied or ignored, with the fields two
+-- deliveries of one id must agree on (CONTRACT 1).
+CREATE TABLE IF NOT EXISTS processed_events (
+    event_id     TEXT PRIMARY KEY NOT NULL,
+    event_type   TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,   -- '' for another type without one
+    occurred_at  TEXT NOT NULL,   -- '' for another type without one
+    amount       INTEGER          -- NULL for another type
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    topic       TEXT NOT NULL,
+    "partition" INTEGER NOT NULL,
+    "offset"    INTEGER NOT NULL,
+    key         BLOB,
+    value       BLOB,
+    reason      TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (topic, "partition", "offset")
+);
+
+-- How far each partition is applied: written in the same transaction as
+-- the projections, so the file itself says where to resume.
+CREATE TABLE IF NOT EXISTS partition_offsets (
+    topic       TEXT NOT NULL,
+    "partition" INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, "partition")
+) WITHOUT ROWID;

@@ -1,0 +1,96 @@
+/* Shared command-line helpers: usage errors, -b/-t/-X, numbers, stdout.
+ * Exit codes are chosen by the cmd_*.c files that call these. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orderflow/cli.h"
+#include "orderflow/error.h"
+
+void of_cli_kafka_init(of_cli_kafka *ck)
+{
+        memset(ck, 0, sizeof(*ck));
+        ck->ko.brokers = OF_DEFAULT_BROKERS;
+        ck->ko.topic = OF_DEFAULT_TOPIC;
+        ck->ko.props = ck->props;
+}
+
+int of_cli_usage(const char *cmd, const char *fmt, ...)
+{
+        va_list ap;
+
+        fprintf(stderr, "orderflow %s: ", cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, " (see 'orderflow %s --help')\n", cmd);
+        return OF_EXIT_USAGE;
+}
+
+int of_cli_bad_option(const char *cmd, int opt, char **argv)
+{
+        const char *arg = argv[optind - 1];
+
+        if (opt == ':')
+                return of_cli_usage(cmd, "%s: missing argument", arg);
+        if (optopt)
+                return of_cli_usage(cmd, "-%c: unknown option", optopt);
+        return of_cli_usage(cmd, "%s: unknown option", arg);
+}
+
+int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
+                     const char *arg)
+{
+        switch (opt) {
+        case 'b':
+                if (!*arg)
+                        return of_cli_usage(cmd, "--brokers: empty list");
+                ck->ko.brokers = arg;
+                return 0;
+        case 't':
+                if (!*arg)
+                        return of_cli_usage(cmd, "--topic: empty name");
+                ck->ko.topic = arg;
+                return 0;
+        case 'X':
+                if (!strchr(arg, '=') || arg[0] == '=')
+                        return of_cli_usage(cmd, "-X %s: expected key=value",
+                                            arg);
+                if (ck->ko.props_cnt == OF_CLI_MAX_PROPS)
+                        return of_cli_usage(cmd, "-X: more than %d properties",
+                                            OF_CLI_MAX_PROPS);
+                ck->props[ck->ko.props_cnt++] = arg;
+                return 0;
+        default:
+                return 1;
+        }
+}
+
+int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max)
+{
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno || end == s || *end || v < min || v > max)
+                return OF_ERROR;
+        *out = v;
+        return 0;
+}
+
+int of_cli_close_stdout(const char *cmd)
+{
+        int bad = ferror(stdout);
+
+        if (fclose(stdout) != 0)
+                bad = 1;
+        if (bad) {
+                fprintf(stderr, "orderflow %s: writing output: %s\n", cmd,
+                        strerror(errno ? errno : EIO));
+                return OF_EXIT_FAILURE;
+        }
+        return OF_EXIT_OK;
+}

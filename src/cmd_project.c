@@ -1,0 +1,177 @@
+/* orderflow project: options, signals and exit code around
+ * of_projector_run(). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "orderflow/cli.h"
+#include "orderflow/cmd.h"
+#include "orderflow/error.h"
+#include "orderflow/log.h"
+#include "orderflow/projector.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        stop_requested = 1;
+}
+
+static void print_help(void)
+{
+        printf("usage: orderflow project --db PATH [-b LIST] [-t NAME] "
+               "[-g GROUP] [-e] [-X key=value]...\n\n"
+               "Consume order events and apply each exactly once to the "
+               "read model at PATH\n(created if missing), until SIGINT or "
+               "SIGTERM. Partitions resume from the\noffsets stored in the "
+               "read model, not from the group's committed offsets.\n\n"
+               "options:\n"
+               "  --db PATH            the read-model SQLite file "
+               "(required)\n" OF_CLI_KAFKA_HELP
+               "  -g, --group GROUP    consumer group (default "
+               OF_DEFAULT_GROUP ")\n"
+               "  -e, --exit-at-end    exit 0 once every partition is "
+               "applied up to its end\n"
+               "                       offset at the start (for a lone "
+               "projector: scripts, tests)\n"
+               "  --batch-max N        messages per transaction (default "
+               "%d)\n"
+               "  --batch-ms N         longest a batch stays open, ms "
+               "(default %d)\n"
+               "  -v, --verbose        more log lines (repeatable)\n"
+               "  -q, --quiet          errors only\n"
+               "  -h, --help           this help\n",
+               OF_DEFAULT_BATCH_MAX, OF_DEFAULT_BATCH_MS);
+}
+
+/* Test hook: ORDERFLOW_TEST_EXIT_AFTER_COMMITS=N makes the process die
+ * right after its Nth database commit, before the Kafka commit. */
+static int crash_hook(void *opaque)
+{
+        long *left = opaque;
+
+        if (--*left == 0)
+                _exit(99);
+        return 0;
+}
+
+int cmd_project(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"db", required_argument, NULL, 'D'},
+                OF_CLI_KAFKA_LONGOPTS,
+                {"group", required_argument, NULL, 'g'},
+                {"exit-at-end", no_argument, NULL, 'e'},
+                {"batch-max", required_argument, NULL, 'M'},
+                {"batch-ms", required_argument, NULL, 'T'},
+                {"verbose", no_argument, NULL, 'v'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        of_projector_opts o = OF_PROJECTOR_OPTS_INIT;
+        of_cli_kafka ck;
+        of_store *st = NULL;
+        of_store_stats stats = {0};
+        const char *db = NULL, *hook = getenv("ORDERFLOW_TEST_EXIT_AFTER_COMMITS");
+        char errstr[1024];
+        struct sigaction sa;
+        long hook_left = 0;
+        int64_t n;
+        int opt, rc;
+
+        of_cli_kafka_init(&ck);
+        opterr = 0;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, ":" OF_CLI_KAFKA_SHORTOPTS "g:evqh",
+                                  longopts, NULL)) != -1) {
+                if ((rc = of_cli_kafka_opt(&ck, "project", opt, optarg)) != 1) {
+                        if (rc)
+                                return rc;
+                        continue;
+                }
+                switch (opt) {
+                case 'D':
+                        db = optarg;
+                        break;
+                case 'g':
+                        if (!*optarg)
+                                return of_cli_usage("project",
+                                                    "--group: empty name");
+                        o.group = optarg;
+                        break;
+                case 'e':
+                        o.exit_at_end = 1;
+                        break;
+                case 'M':
+                        if (of_cli_parse_int(&n, optarg, 1, 1000000))
+                                return of_cli_usage("project",
+                                                    "--batch-max: not an "
+                                                    "integer from 1 to "
+                                                    "1000000");
+                        o.batch_max = (size_t)n;
+                        break;
+                case 'T':
+                        if (of_cli_parse_int(&n, optarg, 1, 600000))
+                                return of_cli_usage("project",
+                                                    "--batch-ms: not an "
+                                                    "integer from 1 to "
+                                                    "600000");
+                        o.batch_ms = (int)n;
+                        break;
+                case 'v':
+                        of_log_verbosity++;
+                        break;
+                case 'q':
+                        of_log_verbosity = OF_LOG_ERROR;
+                        break;
+                case 'h':
+                        print_help();
+                        return of_cli_close_stdout("project");
+                default:
+                        return of_cli_bad_option("project", opt, argv);
+                }
+        }
+        if (optind < argc)
+                return of_cli_usage("project", "%s: unexpected argument",
+                                    argv[optind]);
+        if (!db)
+                return of_cli_usage("project", "--db: required");
+        o.ko = ck.ko;
+        if (of_kafka_check_opts(&o.ko, errstr, sizeof(errstr)))
+                return of_cli_usage("project", "%s", errstr);
+        if (hook && (hook_left = atol(hook)) > 0) {
+                o.after_db_commit = crash_hook;
+                o.hook_opaque = &hook_left;
+        }
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        o.stop = &stop_requested;
+
+        if (of_store_open(&st, db, errstr, sizeof(errstr))) {
+                fprintf(stderr, "orderflow project: %s\n", errstr);
+                return OF_EXIT_FAILURE;
+        }
+        rc = of_projector_run(st, &o, &stats, errstr, sizeof(errstr));
+        of_store_close(st);
+        of_log(OF_LOG_INFO,
+               "applied %llu, ignored %llu, duplicates %llu, dead letters "
+               "%llu, in %llu batches",
+               (unsigned long long)stats.applied,
+               (unsigned long long)stats.ignored,
+               (unsigned long long)stats.duplicates,
+               (unsigned long long)stats.dead,
+               (unsigned long long)stats.batches);
+        if (rc) {
+                fprintf(stderr, "orderflow project: %s\n", errstr);
+                return OF_EXIT_FAILURE;
+        }
+        return OF_EXIT_OK;
+}

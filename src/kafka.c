@@ -1,0 +1,94 @@
+/* Kafka client configuration shared by the projector, relay and tools:
+ * our defaults first, then -X properties verbatim, so the user wins.
+ * Polling, offsets and messages belong to the modules that use them. */
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "orderflow/error.h"
+#include "orderflow/kafka.h"
+#include "orderflow/log.h"
+
+/* librdkafka's log, through ours: its syslog levels to our letters. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+        of_log_level ours = level <= LOG_ERR       ? OF_LOG_ERROR
+                            : level <= LOG_WARNING ? OF_LOG_WARN
+                            : level <= LOG_INFO    ? OF_LOG_INFO
+                                                   : OF_LOG_DEBUG;
+
+        /* librdkafka's notices are chatty; keep them for -v. */
+        if (level == LOG_NOTICE)
+                ours = OF_LOG_DEBUG;
+        of_log(ours, "kafka %s: %s: %s", rk ? rd_kafka_name(rk) : "-", fac,
+               buf);
+}
+
+int of_kafka_prop_is_secret(const char *prop)
+{
+        const char *eq = strchr(prop, '=');
+        size_t n = eq ? (size_t)(eq - prop) : strlen(prop);
+        char key[256];
+
+        snprintf(key, sizeof(key), "%.*s", (int)n, prop);
+        return strstr(key, "password") || strstr(key, "secret");
+}
+
+static int set_prop(rd_kafka_conf_t *conf, const char *prop, char *errstr,
+                    size_t errstr_size)
+{
+        char key[256], why[512];
+        const char *eq = strchr(prop, '=');
+
+        if (!eq || eq == prop || (size_t)(eq - prop) >= sizeof(key))
+                return of_errf(errstr, errstr_size,
+                               "%s: expected key=value", prop);
+        memcpy(key, prop, (size_t)(eq - prop));
+        key[eq - prop] = '\0';
+        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) !=
+            RD_KAFKA_CONF_OK)
+                return of_errf(errstr, errstr_size, "-X %s: %s", key, why);
+        return 0;
+}
+
+int of_kafka_conf_new(rd_kafka_conf_t **out, const of_kafka_opts *ko,
+                      const char *const *defaults, char *errstr,
+                      size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char why[512];
+        size_t i;
+
+        *out = NULL;
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", ko->brokers, why,
+                              sizeof(why)) != RD_KAFKA_CONF_OK) {
+                of_errf(errstr, errstr_size, "--brokers: %s", why);
+                goto fail;
+        }
+        for (i = 0; defaults && defaults[i]; i++)
+                if (set_prop(conf, defaults[i], errstr, errstr_size))
+                        goto fail;
+        for (i = 0; i < ko->props_cnt; i++)
+                if (set_prop(conf, ko->props[i], errstr, errstr_size))
+                        goto fail;
+        *out = conf;
+        return 0;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return OF_ERROR;
+}
+
+int of_kafka_check_opts(const of_kafka_opts *ko, char *errstr,
+                        size_t errstr_size)
+{
+        rd_kafka_conf_t *conf;
+
+        if (of_kafka_conf_new(&conf, ko, NULL, errstr, errstr_size))
+                return OF_ERROR;
+        rd_kafka_conf_destroy(conf);
+        return 0;
+}

@@ -1,0 +1,52 @@
+/* orderflow: the command table and dispatch. Each command's options, help
+ * and exit code belong to its cmd_<name>.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "orderflow/cmd.h"
+#include "orderflow/error.h"
+
+static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *summary;
+} commands[] = {
+        {"project", cmd_project, "consume events into the read model"},
+        {"query", cmd_query, "print the read model"},
+        {"broker", cmd_broker, "run an embedded Kafka broker on loopback"},
+};
+
+static void print_usage(FILE *out)
+{
+        size_t i;
+
+        fprintf(out, "usage: orderflow COMMAND [--help] [ARGS]\n\n"
+                     "An exactly-once read model of orders from Kafka "
+                     "(transactional outbox).\n\ncommands:\n");
+        for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                fprintf(out, "  %-10s %s\n", commands[i].name,
+                        commands[i].summary);
+        fprintf(out, "\n'orderflow COMMAND --help' describes one command.\n");
+}
+
+int main(int argc, char **argv)
+{
+        size_t i;
+
+        if (argc < 2) {
+                print_usage(stdout);
+                return OF_EXIT_OK;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+            !strcmp(argv[1], "help")) {
+                print_usage(stdout);
+                return OF_EXIT_OK;
+        }
+        for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                if (!strcmp(argv[1], commands[i].name))
+                        return commands[i].fn(argc - 1, argv + 1);
+        fprintf(stderr,
+                "orderflow: '%s' is not a command (see 'orderflow --help')\n",
+                argv[1]);
+        return OF_EXIT_USAGE;
+}

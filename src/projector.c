@@ -1,0 +1,629 @@
+/* The projector: a batch of copied messages and partition positions,
+ * applied to the store in one transaction with retries; and the consumer
+ * loop that feeds it (rebalance, exit-at-end, Kafka commits after the
+ * database commit). What applying means is the store's business. */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "orderflow/error.h"
+#include "orderflow/log.h"
+#include "orderflow/projector.h"
+
+/* A message of the batch; its bytes live in the batch arena. */
+typedef struct held_msg {
+        int32_t partition;
+        int64_t offset;
+        size_t key_at, value_at; /* positions in the arena */
+        size_t key_len, value_len;
+        int has_key, has_value;
+} held_msg;
+
+typedef struct part_pos {
+        int32_t partition;
+        int64_t next_offset; /* first offset not yet in hand */
+} part_pos;
+
+struct of_projector {
+        of_store *st;
+        of_projector_opts o;
+        of_store_stats stats;
+        held_msg *msgs;
+        size_t n, cap;
+        char *arena; /* keys and values of the batch, back to back */
+        size_t arena_len, arena_cap;
+        part_pos *pos; /* positions reached by the batch */
+        size_t npos, pos_cap;
+        int64_t opened_ms; /* when the batch got its first item; 0: empty */
+        rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
+        int failed;        /* a callback hit an error: its OF_E* code */
+        char err[1100];    /* its message */
+};
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+                ;
+}
+
+static int stopping(const of_projector *pj)
+{
+        return pj->o.stop && *pj->o.stop;
+}
+
+/* ---- the batch ---- */
+
+int of_projector_new(of_projector **out, of_store *st,
+                     const of_projector_opts *o, char *errstr,
+                     size_t errstr_size)
+{
+        of_projector *pj = calloc(1, sizeof(*pj));
+
+        *out = NULL;
+        if (!pj)
+                return of_errf(errstr, errstr_size, "out of memory");
+        pj->st = st;
+        pj->o = *o;
+        if (!pj->o.batch_max)
+                pj->o.batch_max = OF_DEFAULT_BATCH_MAX;
+        if (pj->o.batch_ms <= 0)
+                pj->o.batch_ms = OF_DEFAULT_BATCH_MS;
+        if (pj->o.max_retry_ms <= 0)
+                pj->o.max_retry_ms = 5000;
+        *out = pj;
+        return 0;
+}
+
+void of_projector_free(of_projector *pj)
+{
+        if (!pj)
+                return;
+        free(pj->msgs);
+        free(pj->arena);
+        free(pj->pos);
+        free(pj);
+}
+
+size_t of_projector_pending(const of_projector *pj)
+{
+        return pj->n;
+}
+
+const of_store_stats *of_projector_stats(const of_projector *pj)
+{
+        return &pj->stats;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+        size_t ncap = *cap ? *cap : 16;
+        void *np;
+
+        if (need <= *cap)
+                return 0;
+        while (ncap < need)
+                ncap *= 2;
+        if (!(np = realloc(*p, ncap * elem)))
+                return OF_ERROR;
+        *p = np;
+        *cap = ncap;
+        return 0;
+}
+
+static int arena_put(of_projector *pj, size_t *at, const void *p,
+                     size_t len)
+{
+        if (grow((void **)&pj->arena, &pj->arena_cap, pj->arena_len + len, 1))
+                return OF_ERROR;
+        *at = pj->arena_len;
+        if (len)
+                memcpy(pj->arena + pj->arena_len, p, len);
+        pj->arena_len += len;
+        return 0;
+}
+
+void of_projector_mark(of_projector *pj, int32_t partition,
+                       int64_t next_offset)
+{
+        size_t i;
+
+        if (!pj->opened_ms)
+                pj->opened_ms = now_ms();
+        for (i = 0; i < pj->npos; i++) {
+                if (pj->pos[i].partition == partition) {
+                        if (next_offset > pj->pos[i].next_offset)
+                                pj->pos[i].next_offset = next_offset;
+                        return;
+                }
+        }
+        /* Positions are few (one per partition); on a failed grow the
+         * position is simply not recorded and is reached again later. */
+        if (grow((void **)&pj->pos, &pj->pos_cap, pj->npos + 1,
+                 sizeof(*pj->pos)))
+                return;
+        pj->pos[pj->npos].partition = partition;
+        pj->pos[pj->npos].next_offset = next_offset;
+        pj->npos++;
+}
+
+int of_projector_handle(of_projector *pj, const of_msg *m, char *errstr,
+                        size_t errstr_size)
+{
+        held_msg *h;
+
+        assert(!strcmp(m->topic, pj->o.ko.topic));
+        if (grow((void **)&pj->msgs, &pj->cap, pj->n + 1, sizeof(*pj->msgs)))
+                return of_errf(errstr, errstr_size, "out of memory");
+        h = &pj->msgs[pj->n];
+        h->partition = m->partition;
+        h->offset = m->offset;
+        h->has_key = m->key != NULL;
+        h->has_value = m->value != NULL;
+        h->key_len = m->key ? m->key_len : 0;
+        h->value_len = m->value ? m->value_len : 0;
+        if (arena_put(pj, &h->key_at, m->key, h->key_len) ||
+            arena_put(pj, &h->value_at, m->value, h->value_len))
+                return of_errf(errstr, errstr_size,
+                               "out of memory holding a message of %zu bytes",
+                               m->value_len);
+        pj->n++;
+        of_projector_mark(pj, m->partition, m->offset + 1);
+        return 0;
+}
+
+static void batch_clear(of_projector *pj)
+{
+        pj->n = 0;
+        pj->arena_len = 0;
+        pj->npos = 0;
+        pj->opened_ms = 0;
+}
+
+/* Commit the batch's positions to Kafka, for lag tools only: the read
+ * model's own offsets decide where the projector resumes. */
+static void commit_kafka(of_projector *pj)
+{
+        rd_kafka_topic_partition_list_t *offsets;
+        rd_kafka_resp_err_t err;
+        size_t i;
+
+        if (!pj->rk || !pj->npos)
+                return;
+        offsets = rd_kafka_topic_partition_list_new((int)pj->npos);
+        for (i = 0; i < pj->npos; i++)
+                rd_kafka_topic_partition_list_add(offsets, pj->o.ko.topic,
+                                                  pj->pos[i].partition)
+                        ->offset = pj->pos[i].next_offset;
+        err = rd_kafka_commit(pj->rk, offsets, 1);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                of_log(OF_LOG_DEBUG, "kafka offset commit: %s",
+                       rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
+{
+        of_msg *msgs = NULL;
+        of_store_pos *pos = NULL;
+        int64_t give_up_at = 0;
+        int backoff = 50, err = 0;
+        size_t i;
+
+        if (!pj->n && !pj->npos)
+                return 0;
+        msgs = calloc(pj->n ? pj->n : 1, sizeof(*msgs));
+        pos = calloc(pj->npos ? pj->npos : 1, sizeof(*pos));
+        if (!msgs || !pos) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (i = 0; i < pj->n; i++) {
+                const held_msg *h = &pj->msgs[i];
+
+                msgs[i] = (of_msg){
+                        .topic = pj->o.ko.topic,
+                        .partition = h->partition,
+                        .offset = h->offset,
+                        .key = h->has_key ? pj->arena + h->key_at : NULL,
+                        .key_len = h->key_len,
+                        .value = h->has_value ? pj->arena + h->value_at
+                                              : NULL,
+                        .value_len = h->value_len,
+                };
+        }
+        for (i = 0; i < pj->npos; i++)
+                pos[i] = (of_store_pos){pj->o.ko.topic, pj->pos[i].partition,
+                                        pj->pos[i].next_offset};
+        for (;;) {
+                err = of_store_apply_batch(pj->st, msgs, pj->n, pos, pj->npos,
+                                           &pj->stats, errstr, errstr_size);
+                if (err != OF_EBUSY)
+                        break;
+                /* Busy or full: nothing was applied; the same batch goes
+                 * again. Once asked to stop, give it a few seconds more,
+                 * then leave the batch to be read again on restart. */
+                if (stopping(pj) && !give_up_at)
+                        give_up_at = now_ms() + 7000;
+                if (give_up_at && now_ms() >= give_up_at)
+                        break;
+                of_log(OF_LOG_WARN, "read model: %s; retrying in %d ms",
+                       errstr, backoff);
+                sleep_ms(backoff);
+                backoff = backoff * 2 > pj->o.max_retry_ms
+                                  ? pj->o.max_retry_ms
+                                  : backoff * 2;
+        }
+        if (err)
+                goto out;
+        if (pj->o.after_db_commit && pj->o.after_db_commit(pj->o.hook_opaque)) {
+                err = OF_EABORT;
+                of_errf(errstr, errstr_size, "stopped by the test hook");
+                goto out;
+        }
+        commit_kafka(pj);
+        batch_clear(pj);
+out:
+        free(msgs);
+        free(pos);
+        return err;
+}
+
+/* ---- the consumer loop ---- */
+
+typedef struct end_state {
+        int32_t cnt;      /* partitions of the topic at the start */
+        int64_t *end;     /* their end (high watermark) offsets */
+        int64_t *low;     /* their first offsets */
+} end_state;
+
+/* Remember the first failure of a callback: "<prefix><detail>". */
+static void fail_with(of_projector *pj, int code, const char *prefix,
+                      const char *detail)
+{
+        if (!pj->failed) {
+                snprintf(pj->err, sizeof(pj->err), "%s%s", prefix, detail);
+                pj->failed = code;
+        }
+}
+
+static void fail(of_projector *pj, const char *prefix, const char *detail)
+{
+        fail_with(pj, OF_ERROR, prefix, detail);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque)
+{
+        of_projector *pj = opaque;
+        char why[512];
+
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                rd_kafka_fatal_error(rk, why, sizeof(why));
+                fail(pj, "kafka: fatal error: ", why);
+                return;
+        }
+        of_log(OF_LOG_WARN, "kafka: %s", reason);
+}
+
+/* Start each assigned partition at the read model's offset for it (the
+ * beginning for one it never applied), not at the group's commit. */
+static void assign(of_projector *pj, rd_kafka_t *rk,
+                   rd_kafka_topic_partition_list_t *parts, int incremental)
+{
+        rd_kafka_error_t *error = NULL;
+        char errstr[512];
+        int i;
+
+        for (i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *p = &parts->elems[i];
+                int64_t next;
+                int err = of_store_offset(&next, pj->st, p->topic,
+                                          p->partition, errstr,
+                                          sizeof(errstr));
+
+                if (err == OF_ENOTFOUND)
+                        p->offset = RD_KAFKA_OFFSET_BEGINNING;
+                else if (err) {
+                        fail(pj, "read model: ", errstr);
+                        return;
+                }
+                else
+                        p->offset = next;
+                of_log(OF_LOG_INFO, "assigned %s [%" PRId32 "] from %s",
+                       p->topic, p->partition,
+                       err ? "the beginning" : "the read model's offset");
+        }
+        if (incremental)
+                error = rd_kafka_incremental_assign(rk, parts);
+        else
+                rd_kafka_assign(rk, parts);
+        if (error) {
+                fail(pj, "kafka: assign: ", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        of_projector *pj = opaque;
+        int incremental =
+                !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        char errstr[512];
+        rd_kafka_error_t *error = NULL;
+        int rc;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                assign(pj, rk, parts, incremental);
+                return;
+        }
+        /* Revoked (or lost): apply the batch in hand first, so the next
+         * owner starts where we stopped. */
+        rc = of_projector_flush(pj, errstr, sizeof(errstr));
+        if (rc == OF_EABORT)
+                fail_with(pj, OF_EABORT, "", errstr);
+        else if (rc)
+                fail(pj, "read model: ", errstr);
+        if (incremental)
+                error = rd_kafka_incremental_unassign(rk, parts);
+        else
+                rd_kafka_assign(rk, NULL);
+        if (error)
+                rd_kafka_error_destroy(error);
+}
+
+static int query_ends(of_projector *pj, end_state *es, char *errstr,
+                      size_t errstr_size)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(pj->rk, pj->o.ko.topic,
+                                                   NULL);
+        rd_kafka_resp_err_t err;
+        int32_t i;
+        int rc = OF_ERROR;
+
+        err = rd_kafka_metadata(pj->rk, 0, rkt, &md, 10000);
+        if (err) {
+                of_errf(errstr, errstr_size, "reading metadata of %s: %s",
+                        pj->o.ko.topic, rd_kafka_err2str(err));
+                goto out;
+        }
+        if (md->topic_cnt != 1 || md->topics[0].err) {
+                of_errf(errstr, errstr_size, "topic %s: %s", pj->o.ko.topic,
+                        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                      : "not found");
+                goto out;
+        }
+        es->cnt = md->topics[0].partition_cnt;
+        es->end = calloc((size_t)es->cnt + 1, sizeof(*es->end));
+        es->low = calloc((size_t)es->cnt + 1, sizeof(*es->low));
+        if (!es->end || !es->low) {
+                of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (i = 0; i < es->cnt; i++) {
+                int32_t p = md->topics[0].partitions[i].id;
+
+                if (p < 0 || p >= es->cnt)
+                        continue;
+                err = rd_kafka_query_watermark_offsets(
+                        pj->rk, pj->o.ko.topic, p, &es->low[p], &es->end[p],
+                        10000);
+                if (err) {
+                        of_errf(errstr, errstr_size,
+                                "reading the end of %s [%" PRId32 "]: %s",
+                                pj->o.ko.topic, p, rd_kafka_err2str(err));
+                        goto out;
+                }
+        }
+        rc = 0;
+out:
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        return rc;
+}
+
+/* Whether the read model has every partition up to its end at the start. */
+static int at_end(of_projector *pj, const end_state *es, char *errstr,
+                  size_t errstr_size)
+{
+        int32_t p;
+
+        for (p = 0; p < es->cnt; p++) {
+                int64_t next;
+                int err;
+
+                if (es->end[p] <= es->low[p])
+                        continue; /* nothing to read */
+                err = of_store_offset(&next, pj->st, pj->o.ko.topic, p,
+                                      errstr, errstr_size);
+                if (err == OF_ENOTFOUND)
+                        return 0;
+                if (err)
+                        return err;
+                if (next < es->end[p])
+                        return 0;
+        }
+        return 1;
+}
+
+static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
+{
+        char group[600], why[512];
+        const char *defaults[] = {
+                group,
+                "enable.auto.commit=false",
+                "enable.auto.offset.store=false",
+                "auto.offset.reset=earliest",
+                "enable.partition.eof=true",
+                /* Bound what librdkafka buffers ahead (its default may hold
+                 * 64 MiB); the apply step is the bottleneck anyway. */
+                "queued.max.messages.kbytes=16384",
+                NULL,
+        };
+        rd_kafka_conf_t *conf;
+
+        snprintf(group, sizeof(group), "group.id=%s", pj->o.group);
+        if (of_kafka_conf_new(&conf, &pj->o.ko, defaults, errstr,
+                              errstr_size))
+                return OF_ERROR;
+        rd_kafka_conf_set_opaque(conf, pj);
+        rd_kafka_conf_set_error_cb(conf, error_cb);
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        pj->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+        if (!pj->rk) {
+                rd_kafka_conf_destroy(conf);
+                return of_errf(errstr, errstr_size, "%s", why);
+        }
+        conf = NULL; /* now owned by pj->rk */
+        rd_kafka_poll_set_consumer(pj->rk);
+        return 0;
+}
+
+static int subscribe(of_projector *pj, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *topics =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_resp_err_t err;
+
+        rd_kafka_topic_partition_list_add(topics, pj->o.ko.topic,
+                                          RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(pj->rk, topics);
+        rd_kafka_topic_partition_list_destroy(topics);
+        if (err)
+                return of_errf(errstr, errstr_size, "subscribing to %s: %s",
+                               pj->o.ko.topic, rd_kafka_err2str(err));
+        return 0;
+}
+
+/* Take one message or event from the consumer into the batch. */
+static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
+                size_t errstr_size)
+{
+        of_msg m;
+
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                /* Everything before rkm->offset was handed to us, even
+                 * offsets that hold no message (transaction markers). */
+                of_projector_mark(pj, rkm->partition, rkm->offset);
+                return 0;
+        }
+        if (rkm->err) {
+                of_log(OF_LOG_WARN, "kafka: %s",
+                       rd_kafka_message_errstr(rkm));
+                return 0;
+        }
+        m = (of_msg){
+                .topic = rd_kafka_topic_name(rkm->rkt),
+                .partition = rkm->partition,
+                .offset = rkm->offset,
+                .key = rkm->key,
+                .key_len = rkm->key_len,
+                .value = rkm->payload,
+                .value_len = rkm->len,
+        };
+        return of_projector_handle(pj, &m, errstr, errstr_size);
+}
+
+static int loop(of_projector *pj, const end_state *es, char *errstr,
+                size_t errstr_size)
+{
+        int err;
+
+        while (!stopping(pj) && !pj->failed) {
+                int64_t wait = 100;
+                rd_kafka_message_t *rkm;
+
+                if (pj->opened_ms) {
+                        wait = pj->opened_ms + pj->o.batch_ms - now_ms();
+                        wait = wait < 0 ? 0 : wait > 100 ? 100 : wait;
+                }
+                rkm = rd_kafka_consumer_poll(pj->rk, (int)wait);
+                if (rkm) {
+                        err = take(pj, rkm, errstr, errstr_size);
+                        rd_kafka_message_destroy(rkm);
+                        if (err)
+                                return err;
+                }
+                if (pj->failed)
+                        break;
+                if (pj->n >= pj->o.batch_max ||
+                    (pj->opened_ms &&
+                     now_ms() - pj->opened_ms >= pj->o.batch_ms)) {
+                        if ((err = of_projector_flush(pj, errstr,
+                                                      errstr_size)))
+                                return err;
+                        if (es && (err = at_end(pj, es, errstr,
+                                                errstr_size)) != 0)
+                                return err < 0 ? err : 0;
+                }
+        }
+        if (pj->failed) {
+                of_errf(errstr, errstr_size, "%s", pj->err);
+                return pj->failed;
+        }
+        return of_projector_flush(pj, errstr, errstr_size);
+}
+
+int of_projector_run(of_store *st, const of_projector_opts *o,
+                     of_store_stats *stats, char *errstr, size_t errstr_size)
+{
+        of_projector *pj = NULL;
+        end_state es = {0};
+        int err, done = 0;
+
+        if ((err = of_projector_new(&pj, st, o, errstr, errstr_size)) ||
+            (err = consumer_new(pj, errstr, errstr_size)))
+                goto out;
+        if (o->exit_at_end) {
+                if ((err = query_ends(pj, &es, errstr, errstr_size)))
+                        goto out;
+                if ((done = at_end(pj, &es, errstr, errstr_size)) < 0) {
+                        err = done;
+                        goto out;
+                }
+        }
+        if (!done) {
+                if ((err = subscribe(pj, errstr, errstr_size)))
+                        goto out;
+                err = loop(pj, o->exit_at_end ? &es : NULL, errstr,
+                           errstr_size);
+        }
+        if (err == OF_EABORT) {
+                /* A simulated crash: no commit, no goodbye to the group. */
+                rd_kafka_destroy_flags(pj->rk,
+                                       RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+                pj->rk = NULL;
+                goto out;
+        }
+        rd_kafka_consumer_close(pj->rk);
+        if (!err && pj->failed) {
+                of_errf(errstr, errstr_size, "%s", pj->err);
+                err = pj->failed;
+        }
+out:
+        if (pj && pj->rk)
+                rd_kafka_destroy(pj->rk);
+        if (pj && stats)
+                *stats = pj->stats;
+        of_projector_free(pj);
+        free(es.end);
+        free(es.low);
+        return err;
+}

@@ -1,0 +1,420 @@
+/* The read-model store: each contract rule of CONTRACT 2 on small,
+ * hand-checked inputs, read back with plain SQL. The random, model-checked
+ * version of the same rules is test_property.c. */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "orderflow/error.h"
+#include "orderflow/event.h"
+#include "orderflow/store.h"
+
+typedef struct fixture {
+        char *path;
+        of_store *st;
+        sqlite3 *db; /* a second connection, for checking */
+        int64_t next_offset;
+} fixture;
+
+static int setup(void **state)
+{
+        fixture *f = calloc(1, sizeof(*f));
+        char errstr[512];
+
+        f->path = tu_tmp_path("readmodel.db");
+        assert_int_equal(of_store_open(&f->st, f->path, errstr,
+                                       sizeof(errstr)), 0);
+        assert_int_equal(sqlite3_open(f->path, &f->db), SQLITE_OK);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        fixture *f = *state;
+
+        sqlite3_close(f->db);
+        of_store_close(f->st);
+        tu_tmp_free(f->path);
+        free(f);
+        *state = NULL;
+        return 0;
+}
+
+/* The first column of the first row of sql, as text ("NULL" for NULL,
+ * "" for no row), in a static buffer. */
+static const char *q(fixture *f, const char *sql)
+{
+        static char out[4096];
+        sqlite3_stmt *stmt;
+        int rc;
+
+        assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &stmt, NULL),
+                         SQLITE_OK);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) == SQLITE_NULL)
+                snprintf(out, sizeof(out), "NULL");
+        else if (rc == SQLITE_ROW)
+                snprintf(out, sizeof(out), "%s",
+                         (const char *)sqlite3_column_text(stmt, 0));
+        else
+                out[0] = '\0';
+        sqlite3_finalize(stmt);
+        return out;
+}
+
+static of_msg msg_at(const char *value, int32_t partition, int64_t offset)
+{
+        of_msg m = {.topic = "orders", .partition = partition,
+                    .offset = offset, .key = "k", .key_len = 1,
+                    .value = value, .value_len = value ? strlen(value) : 0};
+        return m;
+}
+
+/* Apply the values as one batch at the next offsets of partition 0. */
+static int apply(fixture *f, const char *const *values, size_t n)
+{
+        of_msg msgs[16];
+        of_store_stats stats = {0};
+        of_store_pos pos;
+        char errstr[512];
+        size_t i;
+        int rc;
+
+        assert_true(n <= 16);
+        for (i = 0; i < n; i++)
+                msgs[i] = msg_at(values[i], 0, f->next_offset++);
+        pos = (of_store_pos){"orders", 0, f->next_offset};
+        rc = of_store_apply_batch(f->st, msgs, n, &pos, 1, &stats, errstr,
+                                  sizeof(errstr));
+        if (rc)
+                fprintf(stderr, "apply: %s\n", errstr);
+        return rc;
+}
+
+static int apply1(fixture *f, const char *value)
+{
+        return apply(f, &value, 1);
+}
+
+#define PLACED(id, order, total, at)                                           \
+        "{\"id\":\"" id "\",\"type\":\"OrderPlaced\",\"aggregateId\":\""      \
+        order "\",\"occurredAt\":\"" at "\",\"payload\":{\"orderId\":\""       \
+        order "\",\"total\":" total "}}"
+#define PAID(id, order, amount, at)                                            \
+        "{\"id\":\"" id "\",\"type\":\"OrderPaid\",\"aggregateId\":\""        \
+        order "\",\"occurredAt\":\"" at "\",\"payload\":{\"orderId\":\""       \
+        order "\",\"amount\":" amount "}}"
+
+static void test_store_new_file_has_schema_and_zero_totals(void **state)
+{
+        fixture *f = *state;
+
+        assert_string_equal(q(f, "SELECT schema_version FROM schema_info"),
+                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM schema_info"), "1");
+        assert_string_equal(q(f, "SELECT orders_placed || ',' || orders_paid"
+                                 " || ',' || placed_amount || ',' ||"
+                                 " paid_amount FROM order_totals"),
+                            "0,0,0,0");
+        assert_string_equal(q(f, "SELECT count(*) FROM order_totals"), "1");
+        assert_string_equal(q(f, "PRAGMA journal_mode"), "wal");
+}
+
+static void test_store_reopen_keeps_data(void **state)
+{
+        fixture *f = *state;
+        char errstr[512];
+
+        assert_int_equal(apply1(f, PLACED("e1", "o1", "5",
+                                          "2026-11-27T10:00:00Z")), 0);
+        of_store_close(f->st);
+        assert_int_equal(of_store_open(&f->st, f->path, errstr,
+                                       sizeof(errstr)), 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM schema_info"), "1");
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "5");
+}
+
+static void test_store_placed_then_paid_projects_everything(void **state)
+{
+        fixture *f = *state;
+        const char *batch[] = {
+                PLACED("e1", "o1", "1250", "2026-11-27T10:15:30.123+09:00"),
+                PAID("e2", "o1", "1250", "2026-11-27T23:16:02Z"),
+        };
+
+        assert_int_equal(apply(f, batch, 2), 0);
+        assert_string_equal(
+                q(f, "SELECT status||','||total||','||paid_amount||','||"
+                     "placed_at||','||paid_at FROM order_list"),
+                "PAID,1250,1250,2026-11-27T01:15:30.123Z,"
+                "2026-11-27T23:16:02.000Z");
+        assert_string_equal(q(f, "SELECT orders_placed||','||orders_paid||"
+                                 "','||placed_amount||','||paid_amount "
+                                 "FROM order_totals"),
+                            "1,1,1250,1250");
+        assert_string_equal(q(f, "SELECT group_concat(day||':'||"
+                                 "orders_placed||'/'||orders_paid, ' ') "
+                                 "FROM daily_totals"),
+                            "2026-11-27:1/1");
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "2");
+}
+
+static void test_store_paid_before_placed_stays_paid(void **state)
+{
+        fixture *f = *state;
+
+        assert_int_equal(apply1(f, PAID("e2", "o1", "7",
+                                        "2026-11-28T00:00:00Z")), 0);
+        assert_string_equal(q(f, "SELECT status||','||ifnull(total,'NULL')||"
+                                 "','||ifnull(placed_at,'NULL') FROM "
+                                 "order_list"),
+                            "PAID,NULL,NULL");
+        assert_int_equal(apply1(f, PLACED("e1", "o1", "7",
+                                          "2026-11-27T23:59:59.999Z")), 0);
+        assert_string_equal(q(f, "SELECT status||','||total||','||placed_at"
+                                 " FROM order_list"),
+                            "PAID,7,2026-11-27T23:59:59.999Z");
+        /* Each event counts on the UTC day of its own occurredAt. */
+        assert_string_equal(q(f, "SELECT group_concat(day||':'||"
+                                 "orders_placed||'/'||orders_paid, ' ') "
+                                 "FROM (SELECT * FROM daily_totals "
+                                 "ORDER BY day)"),
+                            "2026-11-27:1/0 2026-11-28:0/1");
+}
+
+static void test_store_same_event_twice_is_noop(void **state)
+{
+        fixture *f = *state;
+        /* The second copy differs in white space, key order, unknown
+         * fields and offset notation: it still agrees. */
+        const char *again =
+                "{ \"payload\": {\"total\": 1.25e3, \"orderId\": \"o1\", "
+                "\"x\": [1]}, \"type\": \"OrderPlaced\", \"id\": \"e1\", "
+                "\"occurredAt\": \"2026-11-27T11:15:30.123+10:00\", "
+                "\"aggregateId\": \"o1\", \"extra\": null }";
+        const char *batch[] = {
+                PLACED("e1", "o1", "1250", "2026-11-27T01:15:30.123Z"),
+                PLACED("e1", "o1", "1250", "2026-11-27T01:15:30.123Z"),
+        };
+
+        assert_int_equal(apply(f, batch, 2), 0);
+        assert_int_equal(apply1(f, again), 0);
+        assert_string_equal(q(f, "SELECT orders_placed||','||placed_amount "
+                                 "FROM order_totals"),
+                            "1,1250");
+        assert_string_equal(q(f, "SELECT count(*) FROM dead_letters"), "0");
+        assert_string_equal(q(f, "SELECT orders_placed FROM daily_totals"),
+                            "1");
+}
+
+static void test_store_same_id_other_body_is_conflict(void **state)
+{
+        fixture *f = *state;
+
+        assert_int_equal(apply1(f, PLACED("e1", "o1", "10",
+                                          "2026-11-27T10:00:00Z")), 0);
+        assert_int_equal(apply1(f, PLACED("e1", "o1", "11",
+                                          "2026-11-27T10:00:00Z")), 0);
+        assert_string_equal(q(f, "SELECT reason FROM dead_letters"),
+                            "conflict: event e1 was applied with another "
+                            "payload.total");
+        assert_string_equal(q(f, "SELECT offset FROM dead_letters"), "1");
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "10");
+}
+
+static void test_store_second_placed_for_order_is_dead(void **state)
+{
+        fixture *f = *state;
+        const char *batch[] = {
+                PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"),
+                PLACED("e9", "o1", "99", "2026-11-27T10:00:00Z"),
+                PAID("e2", "o1", "10", "2026-11-27T10:00:00Z"),
+                PAID("e8", "o1", "10", "2026-11-27T10:00:00Z"),
+        };
+
+        assert_int_equal(apply(f, batch, 4), 0);
+        assert_string_equal(q(f, "SELECT group_concat(reason, '|') FROM "
+                                 "(SELECT reason FROM dead_letters ORDER BY "
+                                 "offset)"),
+                            "duplicate OrderPlaced for order: o1|"
+                            "duplicate OrderPaid for order: o1");
+        assert_string_equal(q(f, "SELECT group_concat(event_id) FROM "
+                                 "processed_events"),
+                            "e1,e2");
+        assert_string_equal(q(f, "SELECT total FROM order_list"), "10");
+}
+
+static void test_store_other_type_is_recorded_only(void **state)
+{
+        fixture *f = *state;
+
+        assert_int_equal(apply1(f, "{\"id\":\"x1\",\"type\":\"OrderShipped\"}"),
+                         0);
+        assert_string_equal(q(f, "SELECT event_id FROM processed_events"),
+                            "x1");
+        assert_string_equal(q(f, "SELECT count(*) FROM order_list"), "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM daily_totals"), "0");
+}
+
+static void test_store_malformed_is_dead_letter_with_exact_bytes(void **state)
+{
+        fixture *f = *state;
+        of_msg m[2] = {msg_at("{\"id\":", 2, 41), msg_at(NULL, 2, 42)};
+        of_store_pos pos = {"orders", 2, 43};
+        of_store_stats stats = {0};
+        char errstr[512];
+
+        m[1].key = NULL;
+        assert_int_equal(of_store_apply_batch(f->st, m, 2, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        /* Delivered again at the same offsets: still one row each. */
+        assert_int_equal(of_store_apply_batch(f->st, m, 2, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        assert_int_equal(stats.dead, 2);
+        assert_string_equal(q(f, "SELECT count(*) FROM dead_letters"), "2");
+        assert_string_equal(q(f, "SELECT topic||','||partition||','||offset"
+                                 "||','||typeof(key)||','||value FROM "
+                                 "dead_letters WHERE offset = 41"),
+                            "orders,2,41,blob,{\"id\":");
+        assert_string_equal(q(f, "SELECT typeof(key)||','||typeof(value)||"
+                                 "','||reason FROM dead_letters WHERE "
+                                 "offset = 42"),
+                            "null,null,empty value");
+        assert_string_equal(q(f, "SELECT reason LIKE 'invalid JSON%' FROM "
+                                 "dead_letters WHERE offset = 41"),
+                            "1");
+        assert_int_equal(strlen(q(f, "SELECT received_at FROM dead_letters")),
+                         OF_TS_LEN);
+}
+
+static void test_store_offsets_never_go_back(void **state)
+{
+        fixture *f = *state;
+        of_store_pos pos = {"orders", 3, 100};
+        of_store_stats stats = {0};
+        char errstr[512];
+        int64_t next = -1;
+
+        assert_int_equal(of_store_offset(&next, f->st, "orders", 3, errstr,
+                                         sizeof(errstr)), OF_ENOTFOUND);
+        assert_int_equal(of_store_apply_batch(f->st, NULL, 0, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        pos.next_offset = 50;
+        assert_int_equal(of_store_apply_batch(f->st, NULL, 0, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        assert_int_equal(of_store_offset(&next, f->st, "orders", 3, errstr,
+                                         sizeof(errstr)), 0);
+        assert_int_equal(next, 100);
+}
+
+typedef struct locker {
+        const char *path;
+        int hold_ms;
+        int locked; /* set once the lock is held */
+} locker;
+
+static void *hold_write_lock(void *arg)
+{
+        locker *l = arg;
+        sqlite3 *db;
+
+        assert_int_equal(sqlite3_open(l->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+                                      NULL), SQLITE_OK);
+        __atomic_store_n(&l->locked, 1, __ATOMIC_SEQ_CST);
+        usleep((useconds_t)l->hold_ms * 1000);
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(db);
+        return NULL;
+}
+
+static void test_store_busy_file_rolls_back_and_can_retry(void **state)
+{
+        fixture *f = *state;
+        locker l = {f->path, 600, 0};
+        pthread_t th;
+        const char *v = PLACED("e1", "o1", "3", "2026-11-27T10:00:00Z");
+        of_msg m = msg_at(v, 0, 0);
+        of_store_pos pos = {"orders", 0, 1};
+        of_store_stats stats = {0};
+        char errstr[512];
+        int64_t next;
+
+        of_store_set_busy_timeout(f->st, 50);
+        assert_int_equal(pthread_create(&th, NULL, hold_write_lock, &l), 0);
+        while (!__atomic_load_n(&l.locked, __ATOMIC_SEQ_CST))
+                usleep(1000);
+        assert_int_equal(of_store_apply_batch(f->st, &m, 1, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)),
+                         OF_EBUSY);
+        assert_int_equal(stats.batches, 0);
+        pthread_join(th, NULL);
+        assert_int_equal(of_store_offset(&next, f->st, "orders", 0, errstr,
+                                         sizeof(errstr)), OF_ENOTFOUND);
+        assert_int_equal(of_store_apply_batch(f->st, &m, 1, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "3");
+}
+
+static void test_store_newer_schema_is_refused(void **state)
+{
+        fixture *f = *state;
+        of_store *st2 = NULL;
+        char errstr[512];
+
+        assert_int_equal(sqlite3_exec(f->db, "UPDATE schema_info SET "
+                                             "schema_version = 99",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(of_store_open(&st2, f->path, errstr, sizeof(errstr)),
+                         OF_ERROR);
+        assert_non_null(strstr(errstr, "schema version 99"));
+        assert_null(st2);
+}
+
+static void test_store_not_a_database_is_an_error(void **state)
+{
+        fixture *f = *state;
+        of_store *st2 = NULL;
+        char errstr[512], path[600];
+        FILE *fp;
+
+        snprintf(path, sizeof(path), "%s.bad", f->path);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs("this is not a database, not even close; it is just text that "
+              "goes on for a while to fill a header\n", fp);
+        fclose(fp);
+        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
+                         OF_ERROR);
+        assert_non_null(strstr(errstr, path));
+        unlink(path);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                T(test_store_new_file_has_schema_and_zero_totals),
+                T(test_store_reopen_keeps_data),
+                T(test_store_placed_then_paid_projects_everything),
+                T(test_store_paid_before_placed_stays_paid),
+                T(test_store_same_event_twice_is_noop),
+                T(test_store_same_id_other_body_is_conflict),
+                T(test_store_second_placed_for_order_is_dead),
+                T(test_store_other_type_is_recorded_only),
+                T(test_store_malformed_is_dead_letter_with_exact_bytes),
+                T(test_store_offsets_never_go_back),
+                T(test_store_busy_file_rolls_back_and_can_retry),
+                T(test_store_newer_schema_is_refused),
+                T(test_store_not_a_database_is_an_error),
+        };
+
+        return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
