@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# orderflow project end to end, as a user runs it: `orderflow broker` in
+# another process, events published by kcat, the projector crashed between
+# its database and Kafka commits and killed with SIGKILL at random moments,
+# restarted each time; the read model must end exactly as an independent
+# model (gen_stream.py) says, and readers must see consistent totals while
+# it applies. Then SIGTERM, a new group, and usage errors.
+set -u
+
+of=${ORDERFLOW:-build/orderflow}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-project.XXXXXX") || exit 1
+broker_pid= proj_pid= reader_pid=
+cleanup() {
+        for p in $reader_pid $proj_pid $broker_pid; do
+                kill -9 "$p" 2>/dev/null
+        done
+        wait 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+db=$tmp/readmodel.db
+name=setup
+fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+
+fail() {
+        echo "not ok - $name: $*" >&2
+        [ -s "$tmp/proj.err" ] && tail -5 "$tmp/proj.err" >&2
+        exit 1
+}
+ok() { echo "ok - $name"; }
+
+[ -x "$of" ] || fail "no binary at $of (run make first)"
+command -v kcat >/dev/null || fail "kcat is needed to publish events"
+
+# ---- an embedded broker in its own process ----
+"$of" broker --partitions 4 >"$tmp/broker.out" 2>"$tmp/broker.err" &
+broker_pid=$!
+for _ in $(seq 100); do
+        [ -s "$tmp/broker.out" ] && break
+        sleep 0.1
+done
+addr=$(head -1 "$tmp/broker.out")
+[ -n "$addr" ] || fail "broker printed no address in 10 s"
+
+name="publish with kcat"
+python3 "$here/gen_stream.py" 4000 7 "$tmp" || fail "gen_stream.py failed"
+kcat -P -b "$addr" -t orders -K '|' -l "$tmp/stream.txt" ||
+        fail "kcat could not publish"
+total=$(wc -l <"$tmp/stream.txt")
+ok
+
+consistent='SELECT (SELECT orders_placed FROM order_totals) =
+        (SELECT count(placed_at) FROM order_list)
+    AND (SELECT placed_amount FROM order_totals) =
+        (SELECT ifnull(sum(total), 0) FROM order_list)
+    AND (SELECT paid_amount FROM order_totals) =
+        (SELECT ifnull(sum(paid_amount), 0) FROM order_list)
+    AND (SELECT ifnull(sum(placed_amount), 0) FROM daily_totals) =
+        (SELECT placed_amount FROM order_totals)
+    AND (SELECT ifnull(sum(orders_paid), 0) FROM daily_totals) =
+        (SELECT orders_paid FROM order_totals);'
+
+check_consistent() {
+        [ "$(sqlite3 "$db" "$consistent")" = 1 ] ||
+                fail "order_totals/daily_totals differ from order_list sums"
+}
+
+# ---- crashes between the database commit and the Kafka commit ----
+name="crash after a database commit, 6 times"
+for i in 1 2 3 4 5 6; do
+        ORDERFLOW_TEST_EXIT_AFTER_COMMITS=$((RANDOM % 8 + 1)) \
+                "$of" project --db "$db" -b "$addr" -g "crash-$i" -e -q \
+                --batch-max 97 "${fast[@]}" 2>"$tmp/proj.err"
+        rc=$?
+        [ "$rc" -eq 99 ] || fail "run $i: expected the test hook's exit 99, got $rc"
+        check_consistent
+done
+ok
+
+# ---- SIGKILL at random moments, same group ----
+name="SIGKILL at random moments, 6 times"
+applied_before=$(sqlite3 "$db" 'SELECT count(*) FROM processed_events')
+for i in 1 2 3 4 5 6; do
+        "$of" project --db "$db" -b "$addr" -g killed -e -q --batch-max 50 \
+                "${fast[@]}" 2>"$tmp/proj.err" &
+        proj_pid=$!
+        # Let it join the group (about 3 s), then kill it within ~1.5 s.
+        sleep "3.$((RANDOM % 10))$((RANDOM % 10))"
+        sleep "0.$((RANDOM % 10))"
+        kill -9 "$proj_pid" 2>/dev/null
+        wait "$proj_pid" 2>/dev/null
+        proj_pid=
+        check_consistent
+done
+ok
+
+# ---- the rest, while a reader checks consistency every 20 ms ----
+name="catch up while readers query"
+(
+        while :; do
+                r=$(sqlite3 "$db" "$consistent" 2>&1)
+                [ "$r" = 1 ] || echo "$r" >>"$tmp/reader.bad"
+                echo x >>"$tmp/reader.count"
+                sleep 0.02
+        done
+) &
+reader_pid=$!
+"$of" project --db "$db" -b "$addr" -g final -e --batch-max 200 \
+        "${fast[@]}" 2>"$tmp/proj.err" ||
+        fail "final run exited $?"
+kill "$reader_pid" 2>/dev/null
+wait "$reader_pid" 2>/dev/null
+reader_pid=
+[ ! -s "$tmp/reader.bad" ] ||
+        fail "a reader saw: $(sort -u "$tmp/reader.bad" | head -3)"
+[ -s "$tmp/reader.count" ] || fail "the reader never ran"
+python3 "$here/gen_stream.py" check "$db" "$tmp" ||
+        fail "the read model differs from the model (diff above)"
+ok
+
+name="a new group changes nothing"
+sqlite3 "$db" .dump >"$tmp/before.sql"
+"$of" project --db "$db" -b "$addr" -g brand-new -e -q "${fast[@]}" \
+        2>"$tmp/proj.err" || fail "exited $?"
+python3 "$here/gen_stream.py" check "$db" "$tmp" || fail "model changed"
+sqlite3 "$db" 'SELECT sum(next_offset) FROM partition_offsets' \
+        >"$tmp/offsets"
+[ "$(cat "$tmp/offsets")" -eq "$total" ] ||
+        fail "stored offsets sum to $(cat "$tmp/offsets"), expected $total"
+ok
+
+name="SIGTERM stops within 10 s with exit 0"
+"$of" project --db "$db" -b "$addr" -g term "${fast[@]}" 2>"$tmp/proj.err" &
+proj_pid=$!
+for _ in $(seq 100); do
+        grep -q 'assigned' "$tmp/proj.err" && break
+        sleep 0.1
+done
+grep -q 'assigned' "$tmp/proj.err" || fail "never got partitions"
+start=$(date +%s)
+kill -TERM "$proj_pid"
+wait "$proj_pid"
+rc=$?
+proj_pid=
+[ "$rc" -eq 0 ] || fail "expected exit 0 after SIGTERM, got $rc"
+[ $(($(date +%s) - start)) -le 10 ] || fail "took more than 10 s to stop"
+ok
+
+name="usage errors exit 2 with one line"
+"$of" project -b "$addr" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q -- '--db' "$tmp/err" || fail "missing --db"
+"$of" project --db "$db" -X no.such.property=1 >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+        grep -q 'no.such.property' "$tmp/err" || fail "bad -X: $(cat "$tmp/err")"
+"$of" project --db "$db" --batch-max zero >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q -- '--batch-max' "$tmp/err" || fail "bad --batch-max"
+"$of" project --help >"$tmp/out" || fail "--help exited non-zero"
+grep -q -- '--exit-at-end' "$tmp/out" || fail "--help does not describe -e"
+ok
+
+name="an unwritable read model is exit 1"
+mkdir "$tmp/ro" && chmod 500 "$tmp/ro"
+if [ "$(id -u)" -ne 0 ]; then
+        "$of" project --db "$tmp/ro/x.db" -b "$addr" -e 2>"$tmp/err"
+        [ $? -eq 1 ] || fail "expected exit 1"
+fi
+echo "not a database, just some text long enough to fill a header. ....." \
+        >"$tmp/bad.db"
+"$of" project --db "$tmp/bad.db" -b "$addr" -e 2>"$tmp/err"
+[ $? -eq 1 ] && grep -q 'bad.db' "$tmp/err" ||
+        fail "a corrupt file: expected exit 1 naming it, got $(cat "$tmp/err")"
+ok
