@@ -37,7 +37,7 @@ LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
 GEN      = $(B)/gen/readmodel_sql.h
 
-.PHONY: all test bench clean install
+.PHONY: all test bench demo clean install
 all: $(B)/orderflow $(TESTS)
 
 $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
@@ -70,6 +70,9 @@ test: all
 
 bench: $(B)/orderflow
 	B=$(B) tests/bench.sh
+
+demo: $(B)/orderflow
+	ORDERFLOW=$(B)/orderflow tests/demo.sh
 
 clean:
 	rm -rf build

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "orderflow/cli.h"
@@ -79,6 +80,7 @@ int cmd_project(int argc, char **argv)
         const char *db = NULL, *hook = getenv("ORDERFLOW_TEST_EXIT_AFTER_COMMITS");
         char errstr[1024];
         struct sigaction sa;
+        struct rusage ru;
         long hook_left = 0;
         int64_t n;
         int opt, rc;
@@ -161,14 +163,15 @@ int cmd_project(int argc, char **argv)
         }
         rc = of_projector_run(st, &o, &stats, errstr, sizeof(errstr));
         of_store_close(st);
+        getrusage(RUSAGE_SELF, &ru);
         of_log(OF_LOG_INFO,
                "applied %llu, ignored %llu, duplicates %llu, dead letters "
-               "%llu, in %llu batches",
+               "%llu, in %llu batches; peak RSS %ld KiB",
                (unsigned long long)stats.applied,
                (unsigned long long)stats.ignored,
                (unsigned long long)stats.duplicates,
                (unsigned long long)stats.dead,
-               (unsigned long long)stats.batches);
+               (unsigned long long)stats.batches, ru.ru_maxrss);
         if (rc) {
                 fprintf(stderr, "orderflow project: %s\n", errstr);
                 return OF_EXIT_FAILURE;

@@ -40,6 +40,9 @@ struct of_projector {
         part_pos *pos; /* positions reached by the batch */
         size_t npos, pos_cap;
         int64_t opened_ms; /* when the batch got its first item; 0: empty */
+        int64_t first_ms;  /* first commit holding messages; 0: none yet */
+        int64_t last_ms;   /* latest commit holding messages */
+        uint64_t taken;    /* messages committed since first_ms's batch */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
         char err[1100];    /* its message */
@@ -274,6 +277,13 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
                 err = OF_EABORT;
                 of_errf(errstr, errstr_size, "stopped by the test hook");
                 goto out;
+        }
+        if (pj->n) {
+                pj->last_ms = now_ms();
+                if (!pj->first_ms)
+                        pj->first_ms = pj->last_ms;
+                else
+                        pj->taken += pj->n;
         }
         commit_kafka(pj);
         batch_clear(pj);
@@ -618,6 +628,13 @@ int of_projector_run(of_store *st, const of_projector_opts *o,
                 err = pj->failed;
         }
 out:
+        if (pj && pj->last_ms > pj->first_ms)
+                of_log(OF_LOG_INFO,
+                       "rate: %" PRIu64 " messages in %.3f s after the first "
+                       "batch (%.0f/s)",
+                       pj->taken, (double)(pj->last_ms - pj->first_ms) / 1000,
+                       (double)pj->taken * 1000 /
+                               (double)(pj->last_ms - pj->first_ms));
         if (pj && pj->rk)
                 rd_kafka_destroy(pj->rk);
         if (pj && stats)

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# make bench: the projector from start to -e exit over a pre-filled topic
+# on the embedded broker, for time-ordered (v7) and random (v4) event ids.
+# Reports the steady rate (from the first applied batch to exit: median,
+# min, max of BENCH_RUNS runs) and peak RSS; writes JSON Lines under
+# $B/bench/. Not part of make test: figures are reported, never asserted.
+set -u
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$root/$B ;; esac
+of=$B/orderflow
+n=${BENCH_EVENTS:-1000000}
+runs=${BENCH_RUNS:-3}
+parts=${BENCH_PARTITIONS:-64} # within the mock's retention per partition
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-bench.XXXXXX") || exit 1
+broker_pid=
+cleanup() {
+        [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null
+        wait 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -p "$B/bench"
+out=$B/bench/bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ -x "$of" ] || die "no binary at $of"
+command -v kcat >/dev/null || die "kcat is needed"
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-28s %10s %10s %10s %12s\n' case "events/s" min max "peak RSS"
+for kind in v7 v4; do
+        "$of" broker -t bench -p "$parts" >"$tmp/broker.out" \
+                2>"$tmp/broker.err" &
+        broker_pid=$!
+        for _ in $(seq 100); do
+                [ -s "$tmp/broker.out" ] && break
+                sleep 0.1
+        done
+        addr=$(head -1 "$tmp/broker.out")
+        [ -n "$addr" ] || die "the broker printed no address"
+        python3 "$root/tests/bench_gen.py" "$n" "$kind" |
+                kcat -P -b "$addr" -t bench -K '|' \
+                        -X compression.codec=zstd -X linger.ms=50 \
+                        -X batch.num.messages=10000 ||
+                die "publishing failed"
+        rates=() rss=()
+        for r in $(seq "$runs"); do
+                rm -f "$tmp"/rm.db*
+                "$of" project --db "$tmp/rm.db" -b "$addr" -t bench \
+                        -g "bench-$kind-$r" -e 2>"$tmp/run.err" ||
+                        die "project failed: $(tail -2 "$tmp/run.err")"
+                got=$(sqlite3 "$tmp/rm.db" \
+                        'SELECT count(*) FROM processed_events')
+                [ "$got" -eq "$n" ] ||
+                        die "$got of $n events applied (retention?)"
+                rates+=("$(sed -n 's/.*(\([0-9]*\)\/s).*/\1/p' \
+                        "$tmp/run.err" | tail -1)")
+                rss+=("$(sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' \
+                        "$tmp/run.err" | tail -1)")
+        done
+        kill "$broker_pid"
+        wait "$broker_pid" 2>/dev/null
+        broker_pid=
+        med=$(printf '%s\n' "${rates[@]}" | median)
+        min=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
+        max=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
+        mrss=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+        printf '%-28s %10s %10s %10s %9s MiB\n' "project $n $kind ids" \
+                "$med" "$min" "$max" "$((mrss / 1024))"
+        printf '{"case":"project","events":%s,"ids":"%s","runs":%s,'`
+                `'"events_per_s_median":%s,"min":%s,"max":%s,'`
+                `'"peak_rss_kib":%s}\n' "$n" "$kind" "$runs" "$med" "$min" \
+                "$max" "$mrss" >>"$out"
+done
+echo "results: $out"
