@@ -224,6 +224,7 @@ int of_store_open(of_store **out, const char *path, char *errstr,
         rc = sqlite3_exec(st->db,
                           "PRAGMA journal_mode = WAL;"
                           "PRAGMA synchronous = NORMAL;"
+                          "PRAGMA cache_size = -32768;"
                           "BEGIN IMMEDIATE;",
                           NULL, NULL, &msg);
         if (rc == SQLITE_OK)

@@ -1,0 +1,473 @@
+/* Decoding one message value into a validated of_event (CONTRACT 1). UTF-8
+ * and the lexical rules cJSON is lax about are checked here, the grammar is
+ * left to cJSON, and amounts are judged exactly from their decimal text.
+ * What happens to an event afterwards is store.c's business. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "orderflow/error.h"
+#include "orderflow/event.h"
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+/* Writes "phrase" or "phrase: detail" into reason; returns 1 (dead). */
+static int dead(char *reason, size_t reason_size, const char *phrase,
+                const char *detail)
+{
+        if (detail)
+                of_errf(reason, reason_size, "%s: %s", phrase, detail);
+        else
+                of_errf(reason, reason_size, "%s", phrase);
+        return 1;
+}
+
+/* ---- Bytes: UTF-8 and JSON lexical rules ---- */
+
+/* The offset of the first byte that does not start a well-formed UTF-8
+ * sequence (RFC 3629: no overlongs, no surrogates, nothing above
+ * U+10FFFF), or len when there is none. */
+static size_t utf8_check(const unsigned char *s, size_t len)
+{
+        size_t i = 0, n, k;
+        unsigned char lo, hi;
+
+        while (i < len) {
+                if (s[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                lo = 0x80; /* the range of the second byte */
+                hi = 0xBF;
+                if (s[i] >= 0xC2 && s[i] <= 0xDF) {
+                        n = 1;
+                } else if (s[i] >= 0xE0 && s[i] <= 0xEF) {
+                        n = 2;
+                        lo = s[i] == 0xE0 ? 0xA0 : lo; /* overlong */
+                        hi = s[i] == 0xED ? 0x9F : hi; /* surrogates */
+                } else if (s[i] >= 0xF0 && s[i] <= 0xF4) {
+                        n = 3;
+                        lo = s[i] == 0xF0 ? 0x90 : lo; /* overlong */
+                        hi = s[i] == 0xF4 ? 0x8F : hi; /* > U+10FFFF */
+                } else {
+                        return i; /* continuation, C0, C1 or F5-FF */
+                }
+                if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
+                        return i;
+                for (k = 2; k <= n; k++)
+                        if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                                return i;
+                i += n + 1;
+        }
+        return len;
+}
+
+/* JSON allows no raw control character inside a string and only space,
+ * tab, LF and CR between tokens; cJSON copies any byte into a string (a
+ * raw NUL would cut it short) and skips any byte up to 0x20 between
+ * tokens. scan() enforces JSON's rule and counts the real \u0000
+ * escapes (inside a string, the backslash not itself escaped) into *nuls.
+ * When out is not NULL it also copies s there with each such escape (6
+ * bytes) replaced by one 0xFF byte. Returns 0, or -1 with *what saying
+ * what is wrong. */
+static int scan(const char *s, size_t len, char *out, size_t *nuls,
+                const char **what)
+{
+        size_t i, o = 0;
+        unsigned char c;
+        int in_str = 0;
+
+        *nuls = 0;
+        for (i = 0; i < len; i++) {
+                c = (unsigned char)s[i];
+                if (c < 0x20 &&
+                    (in_str || (c != '\t' && c != '\n' && c != '\r'))) {
+                        *what = in_str ? "control character in a string"
+                                       : "control character between tokens";
+                        return -1;
+                }
+                if (in_str && c == '\\' && len - i >= 6 &&
+                    memcmp(s + i, "\\u0000", 6) == 0) {
+                        (*nuls)++;
+                        if (out)
+                                out[o++] = (char)0xFF;
+                        i += 5;
+                        continue;
+                }
+                if (out)
+                        out[o++] = s[i];
+                if (in_str && c == '\\' && i + 1 < len) {
+                        i++; /* the escaped byte never ends the string */
+                        if (out)
+                                out[o++] = s[i];
+                } else if (c == '"') {
+                        in_str = !in_str;
+                }
+        }
+        return 0;
+}
+
+static int is_ws(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* ---- Raw text of a number ----
+ * cJSON keeps only a double, which cannot tell 1.0000000000000001 from 1
+ * or 2^53 from 2^53+1, so the raw text of payload.total/amount is found
+ * again. The n-th member of an object in the text is the n-th child cJSON
+ * made of it (cJSON keeps document order), which settles escaped keys and
+ * duplicates exactly as cJSON_GetObjectItemCaseSensitive() did. The text
+ * is one cJSON accepted and scan() approved, hence well-formed; bounds are
+ * still checked everywhere, and a miss yields len. */
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+        while (i < len && is_ws(s[i]))
+                i++;
+        return i;
+}
+
+/* s[i] is an opening quote: the index after the closing one. */
+static size_t skip_string(const char *s, size_t len, size_t i)
+{
+        for (i++; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                        i++;
+        return i < len ? i + 1 : len;
+}
+
+/* The index just after the value that starts at s[i]. */
+static size_t skip_value(const char *s, size_t len, size_t i)
+{
+        size_t depth = 0;
+
+        if (i < len && s[i] == '"')
+                return skip_string(s, len, i);
+        if (i < len && s[i] != '{' && s[i] != '[') {
+                /* a number, true, false or null */
+                while (i < len && !is_ws(s[i]) && s[i] != ',' &&
+                       s[i] != '}' && s[i] != ']')
+                        i++;
+                return i;
+        }
+        while (i < len) {
+                if (s[i] == '"') {
+                        i = skip_string(s, len, i);
+                        continue;
+                }
+                if (s[i] == '{' || s[i] == '[')
+                        depth++;
+                else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
+                        return i + 1;
+                i++;
+        }
+        return len;
+}
+
+/* The index of the value of member n (from 0) of the object at s[i]. */
+static size_t member_value(const char *s, size_t len, size_t i, size_t n)
+{
+        if (i >= len || s[i] != '{')
+                return len;
+        for (i++;; i++) {
+                i = skip_ws(s, len, i);
+                if (i >= len || s[i] != '"')
+                        return len;
+                i = skip_ws(s, len, skip_string(s, len, i));
+                if (i >= len || s[i] != ':')
+                        return len;
+                i = skip_ws(s, len, i + 1);
+                if (n-- == 0)
+                        return i;
+                i = skip_ws(s, len, skip_value(s, len, i));
+                if (i >= len || s[i] != ',')
+                        return len;
+        }
+}
+
+static size_t child_index(const cJSON *obj, const cJSON *item)
+{
+        const cJSON *c;
+        size_t n = 0;
+
+        for (c = obj->child; c != item; c = c->next)
+                n++;
+        return n;
+}
+
+static int is_digit(const char *s, size_t len, size_t i)
+{
+        return i < len && s[i] >= '0' && s[i] <= '9';
+}
+
+/* The place of the mantissa digit s[k] of a number whose integer digits
+ * end before s[int1] and whose fraction digits start at s[frac0]. */
+static long long place(size_t k, size_t int1, size_t frac0)
+{
+        return k < int1 ? (long long)(int1 - 1 - k)
+                        : -(long long)(k - frac0 + 1);
+}
+
+/* Judges the JSON number at s[i] exactly, without floating point. A
+ * mantissa digit d at place p (..., 1, 0 before the point, -1, -2, ...
+ * after it) adds d * 10^(p + exp). So the number is whole iff its lowest
+ * non-zero digit has p + exp >= 0, and below 10^16 iff its highest one
+ * has p + exp <= 15. Returns NULL and sets *out, or what is wrong. */
+static const char *judge_number(int64_t *out, const char *s, size_t len,
+                                size_t i)
+{
+        size_t int0, int1, frac0, frac1, k;
+        long long exp = 0, pmax = 0, pmin = 0, p;
+        int neg = 0, eneg = 0, any = 0;
+        uint64_t v = 0, scale;
+
+        if (i < len && s[i] == '-') {
+                neg = 1;
+                i++;
+        }
+        for (int0 = i; is_digit(s, len, i); i++)
+                ;
+        int1 = frac0 = frac1 = i;
+        if (int1 == int0 || (s[int0] == '0' && int1 - int0 > 1))
+                return "malformed number";
+        if (i < len && s[i] == '.') {
+                for (frac0 = ++i; is_digit(s, len, i); i++)
+                        ;
+                if ((frac1 = i) == frac0)
+                        return "malformed number";
+        }
+        if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+                if (++i < len && (s[i] == '+' || s[i] == '-'))
+                        eneg = s[i++] == '-';
+                if (!is_digit(s, len, i))
+                        return "malformed number";
+                /* Saturates far beyond any digit count in memory. */
+                for (; is_digit(s, len, i); i++)
+                        if (exp < 1000000000000000LL)
+                                exp = exp * 10 + (s[i] - '0');
+                exp = eneg ? -exp : exp;
+        }
+        if (i < len && (is_digit(s, len, i) || strchr(".eE+-", s[i])))
+                return "malformed number"; /* cJSON took 01, 1. and -.5 */
+
+        /* The integer digits, then (skipping the point) the fraction. */
+        for (k = int0; k < frac1; k = k + 1 == int1 ? frac0 : k + 1) {
+                p = place(k, int1, frac0);
+                if (s[k] != '0') {
+                        pmax = any ? pmax : p;
+                        pmin = p;
+                        any = 1;
+                }
+        }
+        if (!any) {
+                *out = 0; /* 0, -0, 0.0e99 */
+                return NULL;
+        }
+        if (neg)
+                return "negative";
+        if (pmin + exp < 0)
+                return "not a whole number";
+        if (pmax + exp > 15)
+                return "above 2^53-1";
+        for (k = int0; k < frac1; k = k + 1 == int1 ? frac0 : k + 1) {
+                if (s[k] == '0')
+                        continue; /* its place may be far out of range */
+                for (scale = 1, p = place(k, int1, frac0); p + exp > 0; p--)
+                        scale *= 10;
+                v += (uint64_t)(s[k] - '0') * scale;
+        }
+        if (v > (uint64_t)OF_AMOUNT_MAX)
+                return "above 2^53-1";
+        *out = (int64_t)v;
+        return NULL;
+}
+
+/* ---- Fields ---- */
+
+/* Copies the string member key of obj into dst (OF_ID_MAX + 1 bytes) if it
+ * has 1 to OF_ID_MAX bytes and no U+0000 (a 0xFF byte, see scan()).
+ * Returns NULL, or what is wrong (then dst is untouched). */
+static const char *get_id(char *dst, const cJSON *obj, const char *key)
+{
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+        size_t n;
+
+        if (!item)
+                return "missing";
+        if (!cJSON_IsString(item))
+                return "not a string";
+        n = strlen(item->valuestring);
+        if (n == 0)
+                return "empty";
+        if (n > OF_ID_MAX)
+                return "longer than " STR(OF_ID_MAX) " bytes";
+        if (memchr(item->valuestring, 0xFF, n))
+                return "contains U+0000";
+        memcpy(dst, item->valuestring, n + 1);
+        return NULL;
+}
+
+/* occurredAt, normalised into dst; NULL or what is wrong (in errstr). */
+static const char *get_time(char *dst, const cJSON *obj, char *errstr,
+                            size_t errstr_size)
+{
+        const cJSON *item;
+
+        item = cJSON_GetObjectItemCaseSensitive(obj, "occurredAt");
+        if (!item)
+                return "missing";
+        if (!cJSON_IsString(item))
+                return "not a string";
+        if (of_timestamp_normalise(dst, item->valuestring,
+                                   strlen(item->valuestring), errstr,
+                                   errstr_size) != 0)
+                return errstr;
+        return NULL;
+}
+
+/* payload.total or payload.amount of the object root, whose text is
+ * text[0..len). Returns NULL and sets *out, or what is wrong. */
+static const char *get_amount(int64_t *out, const cJSON *root,
+                              const cJSON *payload, const char *key,
+                              const char *text, size_t len)
+{
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(payload, key);
+        size_t i = 0;
+
+        if (!item)
+                return "missing";
+        if (!cJSON_IsNumber(item))
+                return "not a number";
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+                i = 3; /* cJSON skips a byte order mark */
+        i = skip_ws(text, len, i);
+        i = member_value(text, len, i, child_index(root, payload));
+        i = member_value(text, len, i, child_index(payload, item));
+        return judge_number(out, text, len, i);
+}
+
+/* The field rules of CONTRACT 1 in a fixed order: the first failure
+ * wins, so a reason names one problem. */
+static int decode(of_event *out, const cJSON *root, const char *text,
+                  size_t len, char *reason, size_t reason_size)
+{
+        char order_id[OF_ID_MAX + 1];
+        char ts_err[96];
+        const cJSON *payload;
+        const char *what;
+        int placed;
+
+        if ((what = get_id(out->id, root, "id")))
+                return dead(reason, reason_size, OF_REASON_ID, what);
+        if ((what = get_id(out->type_name, root, "type")))
+                return dead(reason, reason_size, OF_REASON_TYPE, what);
+        if (strcmp(out->type_name, "OrderPlaced") == 0) {
+                out->type = OF_EVENT_PLACED;
+        } else if (strcmp(out->type_name, "OrderPaid") == 0) {
+                out->type = OF_EVENT_PAID;
+        } else {
+                /* Forward compatibility: another type needs only its id;
+                 * valid aggregateId and occurredAt are kept for the record
+                 * and anything else about it is ignored. */
+                out->type = OF_EVENT_OTHER;
+                (void)get_id(out->aggregate_id, root, "aggregateId");
+                if (get_time(out->occurred_at, root, ts_err, sizeof(ts_err)))
+                        out->occurred_at[0] = '\0';
+                return 0;
+        }
+
+        if ((what = get_id(out->aggregate_id, root, "aggregateId")))
+                return dead(reason, reason_size, OF_REASON_AGGREGATE, what);
+        if ((what = get_time(out->occurred_at, root, ts_err, sizeof(ts_err))))
+                return dead(reason, reason_size, OF_REASON_OCCURRED, what);
+        payload = cJSON_GetObjectItemCaseSensitive(root, "payload");
+        if (!cJSON_IsObject(payload))
+                return dead(reason, reason_size, OF_REASON_PAYLOAD,
+                            payload ? "not an object" : "missing");
+        if ((what = get_id(order_id, payload, "orderId")))
+                return dead(reason, reason_size, OF_REASON_ORDER_ID, what);
+        if (strcmp(order_id, out->aggregate_id) != 0)
+                return dead(reason, reason_size, OF_REASON_MISMATCH, NULL);
+        placed = out->type == OF_EVENT_PLACED;
+        if ((what = get_amount(&out->amount, root, payload,
+                               placed ? "total" : "amount", text, len)))
+                return dead(reason, reason_size,
+                            placed ? OF_REASON_TOTAL : OF_REASON_AMOUNT,
+                            what);
+        return 0;
+}
+
+int of_event_parse(of_event *out, const void *value, size_t value_len,
+                   char *reason, size_t reason_size)
+{
+        const char *text = value;
+        const char *what = NULL;
+        const char *end = NULL;
+        size_t len = value_len, nuls = 0, bad, i;
+        char *copy = NULL;
+        cJSON *root = NULL;
+        char detail[48];
+        int rc;
+
+        memset(out, 0, sizeof(*out));
+        out->amount = -1;
+        if (!text || len == 0)
+                return dead(reason, reason_size, OF_REASON_NO_VALUE, NULL);
+        if ((bad = utf8_check(value, len)) < len) {
+                snprintf(detail, sizeof(detail), "at byte %zu", bad);
+                return dead(reason, reason_size, OF_REASON_UTF8, detail);
+        }
+        if (scan(text, len, NULL, &nuls, &what) != 0)
+                return dead(reason, reason_size, OF_REASON_JSON, what);
+        if (nuls > 0) {
+                /* cJSON decodes \u0000 to a NUL that ends the C string
+                 * early, so "a\u0000b" would be the id "a". Parse a copy
+                 * in which it is the byte 0xFF instead: valid UTF-8 never
+                 * has it, so a checked field holding it held U+0000. */
+                copy = malloc(len);
+                if (!copy)
+                        return dead(reason, reason_size, OF_REASON_JSON,
+                                    "out of memory");
+                scan(text, len, copy, &nuls, &what);
+                text = copy;
+                len -= 5 * nuls;
+        }
+
+        /* Not require_null_terminated: cJSON would then look for a NUL
+         * the value does not have. Trailing bytes are checked below. */
+        root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+        if (!root) {
+                rc = dead(reason, reason_size, OF_REASON_JSON,
+                          "malformed or nested too deep");
+                goto out;
+        }
+        for (i = (size_t)(end - text); i < len; i++) {
+                if (!is_ws(text[i])) {
+                        rc = dead(reason, reason_size, OF_REASON_JSON,
+                                  "data after the top-level value");
+                        goto out;
+                }
+        }
+        if (!cJSON_IsObject(root)) {
+                rc = dead(reason, reason_size, OF_REASON_NOT_OBJECT, NULL);
+                goto out;
+        }
+        rc = decode(out, root, text, len, reason, reason_size);
+out:
+        cJSON_Delete(root);
+        free(copy);
+        return rc;
+}
+
+int of_event_agrees(const of_event *a, const of_event *b)
+{
+        return strcmp(a->type_name, b->type_name) == 0 &&
+               strcmp(a->aggregate_id, b->aggregate_id) == 0 &&
+               strcmp(a->occurred_at, b->occurred_at) == 0 &&
+               a->amount == b->amount;
+}
