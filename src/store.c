@@ -210,13 +210,17 @@ int of_store_open(of_store **out, const char *path, char *errstr,
         if (!st)
                 return of_errf(errstr, errstr_size, "out of memory");
         rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                     SQLITE_OPEN_NOMUTEX,
+                             NULL);
         if (rc != SQLITE_OK) {
                 of_errf(errstr, errstr_size, "%s: %s", path,
                         st->db ? sqlite3_errmsg(st->db)
                                : sqlite3_errstr(rc));
                 goto fail;
         }
+        /* Each of_store is used by one thread at a time (see store.h), so
+         * SQLite's per-call mutexes are pure cost. */
         sqlite3_extended_result_codes(st->db, 1);
         sqlite3_busy_timeout(st->db, 5000);
         /* WAL lets readers query while we write; NORMAL sync may lose the

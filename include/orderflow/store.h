@@ -13,6 +13,7 @@
 
 #define OF_SCHEMA_VERSION 1
 
+/* One of_store is one connection: use it from one thread at a time. */
 typedef struct of_store of_store;
 
 /* Counters, added to by of_store_apply_batch (only for committed batches). */
