@@ -81,6 +81,27 @@ int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max)
         return 0;
 }
 
+volatile sig_atomic_t of_cli_stop;
+
+static void on_stop_signal(int sig)
+{
+        (void)sig;
+        of_cli_stop = 1;
+}
+
+int of_cli_catch_stop(void)
+{
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGINT, &sa, NULL) != 0 ||
+            sigaction(SIGTERM, &sa, NULL) != 0)
+                return OF_ERROR;
+        return 0;
+}
+
 int of_cli_close_stdout(const char *cmd)
 {
         int bad = ferror(stdout);

@@ -28,14 +28,6 @@ typedef struct broker_opts {
         int brokers;       /* in the cluster */
 } broker_opts;
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-        (void)sig;
-        stop_requested = 1;
-}
-
 static void print_help(void)
 {
         printf("usage: orderflow broker [-t TOPIC] [-p N] [--brokers N]\n"
@@ -133,19 +125,6 @@ static int parse_args(broker_opts *o, int argc, char **argv)
         return 0;
 }
 
-static int install_handlers(void)
-{
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        if (sigaction(SIGINT, &sa, NULL) != 0 ||
-            sigaction(SIGTERM, &sa, NULL) != 0)
-                return OF_ERROR;
-        return 0;
-}
-
 int cmd_broker(int argc, char **argv)
 {
         broker_opts o = {
@@ -168,7 +147,7 @@ int cmd_broker(int argc, char **argv)
                 return rc;
         /* Before the address is out, so a quick SIGTERM from a script that
          * read it still means a clean stop. */
-        if (install_handlers() != 0) {
+        if (of_cli_catch_stop() != 0) {
                 fprintf(stderr, "orderflow %s: sigaction: %s\n", CMD,
                         strerror(errno));
                 return OF_EXIT_FAILURE;
@@ -187,7 +166,7 @@ int cmd_broker(int argc, char **argv)
                "broker: %d broker(s) on %s, topic %s with %d partition(s); "
                "stop with SIGINT or SIGTERM",
                o.brokers, of_broker_bootstraps(b), o.topic, o.partitions);
-        while (!stop_requested)
+        while (!of_cli_stop)
                 nanosleep(&tick, NULL);
         of_log(OF_LOG_INFO, "broker: stopping");
         rc = of_cli_close_stdout(CMD);

@@ -1,6 +1,6 @@
 /* orderflow project: options, signals and exit code around
  * of_projector_run(). */
-#include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +12,6 @@
 #include "orderflow/error.h"
 #include "orderflow/log.h"
 #include "orderflow/projector.h"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-        (void)sig;
-        stop_requested = 1;
-}
 
 static void print_help(void)
 {
@@ -77,9 +69,9 @@ int cmd_project(int argc, char **argv)
         of_cli_kafka ck;
         of_store *st = NULL;
         of_store_stats stats = {0};
-        const char *db = NULL, *hook = getenv("ORDERFLOW_TEST_EXIT_AFTER_COMMITS");
+        const char *db = NULL;
+        const char *hook = getenv("ORDERFLOW_TEST_EXIT_AFTER_COMMITS");
         char errstr[1024];
-        struct sigaction sa;
         struct rusage ru;
         long hook_left = 0;
         int64_t n;
@@ -88,9 +80,11 @@ int cmd_project(int argc, char **argv)
         of_cli_kafka_init(&ck);
         opterr = 0;
         optind = 1;
-        while ((opt = getopt_long(argc, argv, ":" OF_CLI_KAFKA_SHORTOPTS "g:evqh",
+        while ((opt = getopt_long(argc, argv,
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "g:evqh",
                                   longopts, NULL)) != -1) {
-                if ((rc = of_cli_kafka_opt(&ck, "project", opt, optarg)) != 1) {
+                rc = of_cli_kafka_opt(&ck, "project", opt, optarg);
+                if (rc != 1) {
                         if (rc)
                                 return rc;
                         continue;
@@ -150,12 +144,12 @@ int cmd_project(int argc, char **argv)
                 o.hook_opaque = &hook_left;
         }
 
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        o.stop = &stop_requested;
+        if (of_cli_catch_stop()) {
+                fprintf(stderr, "orderflow project: sigaction: %s\n",
+                        strerror(errno));
+                return OF_EXIT_FAILURE;
+        }
+        o.stop = &of_cli_stop;
 
         if (of_store_open(&st, db, errstr, sizeof(errstr))) {
                 fprintf(stderr, "orderflow project: %s\n", errstr);

@@ -4,6 +4,7 @@
 #define ORDERFLOW_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "orderflow/kafka.h"
@@ -22,8 +23,8 @@ typedef struct of_cli_kafka {
                 {"topic", required_argument, NULL, 't'}
 
 #define OF_CLI_KAFKA_HELP                                                      \
-        "  -b, --brokers LIST   bootstrap brokers (default " OF_DEFAULT_BROKERS \
-        ")\n"                                                                  \
+        "  -b, --brokers LIST   bootstrap brokers (default "                   \
+        OF_DEFAULT_BROKERS ")\n"                                              \
         "  -t, --topic NAME     topic (default " OF_DEFAULT_TOPIC ")\n"        \
         "  -X key=value         librdkafka property, passed as is "            \
         "(repeatable)\n"
@@ -47,6 +48,13 @@ int of_cli_bad_option(const char *cmd, int opt, char **argv);
 
 /* Parse a whole decimal integer in [min, max]: 0, or OF_ERROR. */
 int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max);
+
+/* Set by SIGINT and SIGTERM once of_cli_catch_stop() has run. */
+extern volatile sig_atomic_t of_cli_stop;
+
+/* Make SIGINT and SIGTERM set of_cli_stop instead of killing the process:
+ * 0, or OF_ERROR with errno set. */
+int of_cli_catch_stop(void);
 
 /* Flush and close stdout; OF_EXIT_FAILURE (with a message) when writing
  * failed (closed pipe, full disk), else OF_EXIT_OK. */
