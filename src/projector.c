@@ -327,7 +327,10 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
                 fail(pj, "kafka: fatal error: ", why);
                 return;
         }
-        of_log(OF_LOG_WARN, "kafka: %s", reason);
+        /* Connection failures are already in librdkafka's own log. */
+        of_log(err == RD_KAFKA_RESP_ERR__TRANSPORT ? OF_LOG_DEBUG
+                                                   : OF_LOG_WARN,
+               "kafka: %s", reason);
 }
 
 /* Start each assigned partition at the read model's offset for it (the
