@@ -29,13 +29,14 @@ LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/kafka.c \
-           src/store.c src/store_query.c src/projector.c src/broker.c
+           src/store.c src/store_query.c src/projector.c src/broker.c \
+           src/appdb.c src/relay.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
-GEN      = $(B)/gen/readmodel_sql.h
+GEN      = $(B)/gen/readmodel_sql.h $(B)/gen/appdb_sql.h
 
 .PHONY: all test bench demo clean install
 all: $(B)/orderflow $(TESTS)
@@ -72,7 +73,7 @@ bench: $(B)/orderflow
 	B=$(B) tests/bench.sh
 
 demo: $(B)/orderflow
-	ORDERFLOW=$(B)/orderflow tests/demo.sh
+	$(B)/orderflow demo
 
 clean:
 	rm -rf build

@@ -2,6 +2,7 @@
  * and the lexical rules cJSON is lax about are checked here, the grammar is
  * left to cJSON, and amounts are judged exactly from their decimal text.
  * What happens to an event afterwards is store.c's business. */
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,4 +471,31 @@ int of_event_agrees(const of_event *a, const of_event *b)
                strcmp(a->aggregate_id, b->aggregate_id) == 0 &&
                strcmp(a->occurred_at, b->occurred_at) == 0 &&
                a->amount == b->amount;
+}
+
+int of_event_format(char **out, const of_event *ev)
+{
+        cJSON *root = cJSON_CreateObject(), *payload = NULL;
+        int placed = ev->type == OF_EVENT_PLACED;
+        char *text = NULL, digits[24];
+
+        assert(ev->type != OF_EVENT_OTHER);
+        /* Raw digits: cJSON would print 10^15 as 1e+15. */
+        snprintf(digits, sizeof(digits), "%lld", (long long)ev->amount);
+        *out = NULL;
+        if (!root || !cJSON_AddStringToObject(root, "id", ev->id) ||
+            !cJSON_AddStringToObject(root, "type",
+                                     placed ? "OrderPlaced" : "OrderPaid") ||
+            !cJSON_AddStringToObject(root, "aggregateId", ev->aggregate_id) ||
+            !cJSON_AddStringToObject(root, "occurredAt", ev->occurred_at) ||
+            !(payload = cJSON_AddObjectToObject(root, "payload")) ||
+            !cJSON_AddStringToObject(payload, "orderId", ev->aggregate_id) ||
+            !cJSON_AddRawToObject(payload, placed ? "total" : "amount",
+                                  digits))
+                goto out;
+        text = cJSON_PrintUnformatted(root);
+out:
+        cJSON_Delete(root);
+        *out = text;
+        return text ? 0 : OF_ERROR;
 }

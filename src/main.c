@@ -11,9 +11,14 @@ static const struct {
         int (*fn)(int argc, char **argv);
         const char *summary;
 } commands[] = {
+        {"place", cmd_place, "writer: place an order (with its outbox row)"},
+        {"pay", cmd_pay, "writer: pay an order (with its outbox row)"},
+        {"relay", cmd_relay, "publish pending outbox rows to Kafka"},
+        {"outbox", cmd_outbox, "outbox status, retry of dead rows, prune"},
         {"project", cmd_project, "consume events into the read model"},
         {"query", cmd_query, "print the read model"},
         {"broker", cmd_broker, "run an embedded Kafka broker on loopback"},
+        {"demo", cmd_demo, "the whole pipeline on an embedded broker"},
 };
 
 static void print_usage(FILE *out)

@@ -3,8 +3,13 @@
 #ifndef ORDERFLOW_CMD_H
 #define ORDERFLOW_CMD_H
 
+int cmd_place(int argc, char **argv);
+int cmd_pay(int argc, char **argv);
+int cmd_relay(int argc, char **argv);
+int cmd_outbox(int argc, char **argv);
 int cmd_project(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

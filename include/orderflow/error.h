@@ -12,6 +12,7 @@ enum {
         OF_ENOTFOUND = -2, /* the thing asked for does not exist */
         OF_EBUSY     = -3, /* transient: locked, busy, disk full; retry */
         OF_EABORT    = -4, /* stopped on purpose (test hook, stale file) */
+        OF_EEXISTS   = -5, /* the thing to create exists already */
 };
 
 /* Exit codes of the command line (CONTRACT 3). */

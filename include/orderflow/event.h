@@ -63,4 +63,9 @@ int of_event_parse(of_event *out, const void *value, size_t value_len,
  * aggregateId, normalised occurredAt and amount equal). */
 int of_event_agrees(const of_event *a, const of_event *b);
 
+/* Write the envelope of a valid OrderPlaced/OrderPaid event (CONTRACT 1)
+ * as compact JSON into *out (NUL-terminated; the caller frees it with
+ * free()). Returns 0, or OF_ERROR when out of memory. */
+int of_event_format(char **out, const of_event *ev);
+
 #endif

@@ -1,0 +1,109 @@
+/* The writer's application database (schema/appdb.sql): place and pay an
+ * order together with its outbox row in ONE transaction, and read the
+ * outbox's state. The relay's side of the outbox comes with the relay. */
+#ifndef ORDERFLOW_APPDB_H
+#define ORDERFLOW_APPDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orderflow/event.h"
+
+/* One connection: use it from one thread at a time. */
+typedef struct of_appdb of_appdb;
+
+typedef struct of_outbox_status {
+        int64_t pending;
+        int64_t sent;
+        int64_t dead;
+        double oldest_pending_age_s; /* < 0 when nothing is pending */
+} of_outbox_status;
+
+/* Open (creating if needed) the application database at path. */
+int of_appdb_open(of_appdb **out, const char *path, char *errstr,
+                  size_t errstr_size);
+void of_appdb_close(of_appdb *app); /* app may be NULL */
+
+/* Insert order_id with total and its OrderPlaced outbox row in one
+ * transaction; fills *out with the event when out is not NULL. Returns
+ * OF_EEXISTS when the order exists already (nothing written). */
+int of_appdb_place(of_appdb *app, of_event *out, const char *order_id,
+                   int64_t total, char *errstr, size_t errstr_size);
+
+/* Mark order_id paid with amount and insert its OrderPaid outbox row in
+ * one transaction. OF_ENOTFOUND for an unknown order, OF_EEXISTS for one
+ * already paid (nothing written). */
+int of_appdb_pay(of_appdb *app, of_event *out, const char *order_id,
+                 int64_t amount, char *errstr, size_t errstr_size);
+
+int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
+                           char *errstr, size_t errstr_size);
+
+/* ---- the relay's side ---- */
+
+/* A claimed outbox row; strings are owned by the array (of_appdb_rows_free). */
+typedef struct of_outbox_row {
+        int64_t seq;        /* commit order */
+        char *id;           /* event id: header event_id */
+        char *type;         /* header event_type */
+        char *aggregate_id; /* the order id: the message key */
+        char *payload;      /* the envelope: the message value */
+        size_t payload_len;
+        int attempts;       /* failed attempts so far */
+} of_outbox_row;
+
+/* Claim up to max due rows in commit order, in one BEGIN IMMEDIATE
+ * transaction: PENDING, next_attempt_at <= now_ms, not leased by another
+ * relay, and with no earlier PENDING or DEAD row of the same order (so one
+ * order's events are never published out of order). Each claimed row is
+ * leased to owner until now_ms + lease_ms. *out (NULL when *n is 0) is
+ * freed with of_appdb_rows_free. */
+int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
+                   int64_t now_ms, int lease_ms, const char *owner,
+                   char *errstr, size_t errstr_size);
+void of_appdb_rows_free(of_outbox_row *rows, size_t n);
+
+/* The outcome of publishing one claimed row. */
+typedef struct of_outbox_result {
+        int64_t seq;
+        int attempts;      /* the row's attempts before this one */
+        const char *error; /* NULL: delivered; else why not (borrowed) */
+} of_outbox_result;
+
+/* Retry policy: next_attempt_at = now + min(cap, base * 2^attempts), with
+ * up to 20% random jitter; at max_attempts failed attempts a row is DEAD. */
+typedef struct of_backoff {
+        int base_ms;
+        int cap_ms;
+        int max_attempts;
+} of_backoff;
+
+#define OF_BACKOFF_INIT {.base_ms = 500, .cap_ms = 60000, .max_attempts = 10}
+
+/* Record the results in ONE transaction: delivered rows SENT (sent_at
+ * now), failed ones attempts+1 with the next attempt backed off, or DEAD;
+ * leases released. *dead, when not NULL, is set to the rows that went
+ * DEAD. */
+int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
+                  const of_backoff *bo, int64_t now_ms, size_t *dead,
+                  char *errstr, size_t errstr_size);
+
+/* ---- operations ---- */
+
+/* DEAD rows back to PENDING with attempts reset: the row with event id
+ * (OF_ENOTFOUND when there is no such DEAD row), or every DEAD row when
+ * id is NULL. *changed gets the number of rows. */
+int of_appdb_retry(of_appdb *app, const char *id, int64_t *changed,
+                   char *errstr, size_t errstr_size);
+
+/* Delete SENT rows sent more than older_than_ms ago, in transactions of at
+ * most 1000 rows so a running relay never waits long. *deleted gets the
+ * number of rows. */
+int of_appdb_prune(of_appdb *app, int64_t older_than_ms, int64_t *deleted,
+                   char *errstr, size_t errstr_size);
+
+/* A new UUIDv7 (RFC 9562) as 36 characters + NUL, from the clock and the
+ * kernel's random source. */
+int of_appdb_uuid7(char out[37], char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,54 @@
+/* The relay: claims due outbox rows in commit order, publishes them with an
+ * idempotent producer (key = order id, headers event_id and event_type,
+ * value = the stored envelope), waits for the delivery reports, then marks
+ * the rows SENT or backs them off, in one transaction per batch. */
+#ifndef ORDERFLOW_RELAY_H
+#define ORDERFLOW_RELAY_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orderflow/appdb.h"
+#include "orderflow/kafka.h"
+
+#define OF_DEFAULT_RELAY_BATCH 1000  /* rows per claim */
+#define OF_DEFAULT_RELAY_POLL  200   /* ms between looks at an idle outbox */
+#define OF_DEFAULT_RELAY_LEASE 60000 /* ms a claim keeps other relays off */
+
+typedef struct of_relay_opts {
+        of_kafka_opts ko;
+        int once;          /* publish what is due now, then return */
+        size_t batch_max;  /* rows per claim */
+        int poll_ms;       /* idle wait */
+        int lease_ms;      /* how long claimed rows stay ours */
+        of_backoff backoff;
+        const char *owner; /* lease owner name; NULL: host:pid */
+        /* Test hook, called after the delivery reports of a batch and
+         * before its rows are marked; nonzero stops at once as a crash
+         * would (rows stay leased and PENDING): OF_EABORT. */
+        int (*after_produce)(void *opaque);
+        void *hook_opaque;
+        volatile sig_atomic_t *stop; /* set to stop; may be NULL */
+} of_relay_opts;
+
+#define OF_RELAY_OPTS_INIT                                                     \
+        {.ko = OF_KAFKA_OPTS_INIT, .batch_max = OF_DEFAULT_RELAY_BATCH,        \
+         .poll_ms = OF_DEFAULT_RELAY_POLL, .lease_ms = OF_DEFAULT_RELAY_LEASE, \
+         .backoff = OF_BACKOFF_INIT}
+
+typedef struct of_relay_stats {
+        uint64_t published; /* rows delivered and marked SENT */
+        uint64_t failed;    /* failed attempts */
+        uint64_t dead;      /* rows that went DEAD */
+        uint64_t batches;
+} of_relay_stats;
+
+/* Run the relay on app until *o->stop is set, or with o->once until no row
+ * is due. Returns 0, OF_EABORT (test hook) or OF_ERROR with a message;
+ * fills *stats when not NULL. With once, failed rows are not an error
+ * here: the caller reads stats->failed. */
+int of_relay_run(of_appdb *app, const of_relay_opts *o,
+                 of_relay_stats *stats, char *errstr, size_t errstr_size);
+
+#endif

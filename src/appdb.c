@@ -1,0 +1,631 @@
+/* The writer's application database: orders and their outbox rows, each
+ * change with its outbox row in one transaction, and the outbox's counts.
+ * The envelope's JSON is event.c's; publishing is the relay's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "orderflow/appdb.h"
+#include "orderflow/error.h"
+
+#include "appdb_sql.h"
+
+struct of_appdb {
+        sqlite3 *db;
+        sqlite3_stmt *begin, *commit, *rollback;
+        sqlite3_stmt *order_get, *order_put, *order_pay, *outbox_put;
+        sqlite3_stmt *count, *oldest;
+        sqlite3_stmt *claim, *lease, *sent, *failed;
+        sqlite3_stmt *retry_one, *retry_all, *prune;
+};
+
+static const char sql_order_get[] =
+        "SELECT status FROM orders WHERE order_id = ?1";
+static const char sql_order_put[] =
+        "INSERT INTO orders (order_id, status, total, placed_at)"
+        " VALUES (?1, 'PLACED', ?2, ?3)";
+static const char sql_order_pay[] =
+        "UPDATE orders SET status = 'PAID', paid_amount = ?2, paid_at = ?3"
+        " WHERE order_id = ?1";
+static const char sql_outbox_put[] =
+        "INSERT INTO outbox_messages (id, type, aggregate_id, payload,"
+        " occurred_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char sql_count[] =
+        "SELECT count(*) FROM outbox_messages WHERE status = ?1";
+static const char sql_oldest[] =
+        "SELECT occurred_at FROM outbox_messages WHERE status = 'PENDING'"
+        " ORDER BY seq LIMIT 1";
+
+static const char sql_claim[] =
+        "SELECT seq, id, type, aggregate_id, payload, attempts"
+        " FROM outbox_messages o WHERE status = 'PENDING'"
+        " AND next_attempt_at <= ?1 AND lease_until <= ?1"
+        " AND NOT EXISTS (SELECT 1 FROM outbox_messages e"
+        "  WHERE e.aggregate_id = o.aggregate_id AND e.seq < o.seq"
+        "  AND e.status IN ('PENDING', 'DEAD'))"
+        " ORDER BY seq LIMIT ?2";
+static const char sql_lease[] =
+        "UPDATE outbox_messages SET lease_until = ?2, lease_owner = ?3"
+        " WHERE seq = ?1";
+static const char sql_sent[] =
+        "UPDATE outbox_messages SET status = 'SENT', sent_at = ?2,"
+        " lease_until = 0, lease_owner = NULL WHERE seq = ?1";
+static const char sql_failed[] =
+        "UPDATE outbox_messages SET attempts = attempts + 1,"
+        " last_error = ?2, next_attempt_at = ?3,"
+        " status = CASE WHEN attempts + 1 >= ?4 THEN 'DEAD' ELSE status END,"
+        " lease_until = 0, lease_owner = NULL WHERE seq = ?1"
+        " RETURNING status = 'DEAD'";
+static const char sql_retry_one[] =
+        "UPDATE outbox_messages SET status = 'PENDING', attempts = 0,"
+        " next_attempt_at = 0 WHERE status = 'DEAD' AND id = ?1";
+static const char sql_retry_all[] =
+        "UPDATE outbox_messages SET status = 'PENDING', attempts = 0,"
+        " next_attempt_at = 0 WHERE status = 'DEAD'";
+static const char sql_prune[] =
+        "DELETE FROM outbox_messages WHERE seq IN (SELECT seq FROM"
+        " outbox_messages WHERE status = 'SENT' AND sent_at < ?1 LIMIT 1000)";
+
+static int fail(of_appdb *app, const char *what, char *errstr,
+                size_t errstr_size)
+{
+        int rc = sqlite3_extended_errcode(app->db) & 0xff;
+
+        of_errf(errstr, errstr_size, "%s: %s", what, sqlite3_errmsg(app->db));
+        return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OF_EBUSY : OF_ERROR;
+}
+
+static int run(of_appdb *app, sqlite3_stmt *stmt, char *errstr,
+               size_t errstr_size)
+{
+        int rc = sqlite3_step(stmt), err = 0;
+
+        if (rc != SQLITE_DONE)
+                err = fail(app, sqlite3_sql(stmt), errstr, errstr_size);
+        sqlite3_reset(stmt);
+        return err;
+}
+
+int of_appdb_open(of_appdb **out, const char *path, char *errstr,
+                  size_t errstr_size)
+{
+        of_appdb *app = calloc(1, sizeof(*app));
+        char *msg = NULL;
+        size_t i;
+        int rc;
+
+        *out = NULL;
+        if (!app)
+                return of_errf(errstr, errstr_size, "out of memory");
+        rc = sqlite3_open_v2(path, &app->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                     SQLITE_OPEN_NOMUTEX,
+                             NULL);
+        if (rc != SQLITE_OK) {
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        app->db ? sqlite3_errmsg(app->db)
+                                : sqlite3_errstr(rc));
+                goto fail;
+        }
+        sqlite3_extended_result_codes(app->db, 1);
+        sqlite3_busy_timeout(app->db, 5000);
+        rc = sqlite3_exec(app->db,
+                          "PRAGMA journal_mode = WAL;"
+                          "PRAGMA synchronous = FULL;"
+                          "BEGIN IMMEDIATE;",
+                          NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(app->db, appdb_sql, NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(app->db, "COMMIT", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        msg ? msg : sqlite3_errmsg(app->db));
+                sqlite3_free(msg);
+                goto fail;
+        }
+        {
+                sqlite3_stmt **stmts[] = {&app->begin,     &app->commit,
+                                          &app->rollback,  &app->order_get,
+                                          &app->order_put, &app->order_pay,
+                                          &app->outbox_put, &app->count,
+                                          &app->oldest,    &app->claim,
+                                          &app->lease,     &app->sent,
+                                          &app->failed,    &app->retry_one,
+                                          &app->retry_all, &app->prune};
+                const char *sqls[] = {"BEGIN IMMEDIATE", "COMMIT",
+                                      "ROLLBACK",        sql_order_get,
+                                      sql_order_put,     sql_order_pay,
+                                      sql_outbox_put,    sql_count,
+                                      sql_oldest,        sql_claim,
+                                      sql_lease,         sql_sent,
+                                      sql_failed,        sql_retry_one,
+                                      sql_retry_all,     sql_prune};
+
+                for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+                        if (sqlite3_prepare_v2(app->db, sqls[i], -1,
+                                               stmts[i], NULL) != SQLITE_OK) {
+                                fail(app, "preparing statements", errstr,
+                                     errstr_size);
+                                goto fail;
+                        }
+                }
+        }
+        *out = app;
+        return 0;
+fail:
+        of_appdb_close(app);
+        return OF_ERROR;
+}
+
+void of_appdb_close(of_appdb *app)
+{
+        sqlite3_stmt *stmt;
+
+        if (!app)
+                return;
+        if (app->db) {
+                while ((stmt = sqlite3_next_stmt(app->db, NULL)))
+                        sqlite3_finalize(stmt);
+                sqlite3_close(app->db);
+        }
+        free(app);
+}
+
+/* ---- event ids and times ---- */
+
+int of_appdb_uuid7(char out[37], char *errstr, size_t errstr_size)
+{
+        unsigned char b[16];
+        struct timespec ts;
+        uint64_t ms;
+        int i;
+
+        if (getrandom(b + 6, 10, 0) != 10)
+                return of_errf(errstr, errstr_size, "getrandom failed");
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        for (i = 0; i < 6; i++)
+                b[i] = (unsigned char)(ms >> (40 - 8 * i));
+        b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
+        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10 */
+        snprintf(out, 37,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+                 "%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+                 b[10], b[11], b[12], b[13], b[14], b[15]);
+        return 0;
+}
+
+/* ms since the epoch as "YYYY-MM-DDTHH:MM:SS.sssZ". */
+static void format_ms(char out[OF_TS_LEN + 1], int64_t ms)
+{
+        time_t sec_t;
+        struct tm tm;
+        char sec[24], all[48];
+
+        if (ms < 0)
+                ms = 0; /* before 1970: nothing is older anyway */
+        sec_t = (time_t)(ms / 1000);
+        gmtime_r(&sec_t, &tm);
+        strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(all, sizeof(all), "%.19s.%03dZ", sec, (int)(ms % 1000));
+        memcpy(out, all, OF_TS_LEN + 1);
+}
+
+static void now_utc(char out[OF_TS_LEN + 1])
+{
+        struct timespec ts;
+        struct tm tm;
+        char sec[24], all[48];
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(all, sizeof(all), "%.19s.%03dZ", sec,
+                 (int)(ts.tv_nsec / 1000000) % 1000);
+        memcpy(out, all, OF_TS_LEN + 1);
+}
+
+/* ---- place and pay ---- */
+
+/* The order's status: 1 and *paid set when it exists, 0 when not. */
+static int order_status(of_appdb *app, int *paid, const char *order_id,
+                        char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->order_get;
+        int rc, found = 0;
+
+        sqlite3_bind_text(stmt, 1, order_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+                found = 1;
+                *paid = !strcmp((const char *)sqlite3_column_text(stmt, 0),
+                                "PAID");
+        } else if (rc != SQLITE_DONE) {
+                found = fail(app, "reading orders", errstr, errstr_size);
+        }
+        sqlite3_reset(stmt);
+        return found;
+}
+
+/* Build the event, check it decodes as a valid event (so nothing we
+ * publish can be a dead letter), and insert its outbox row. */
+static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
+                      const char *order_id, int64_t amount, char *errstr,
+                      size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->outbox_put;
+        char reason[OF_REASON_MAX], *json = NULL;
+        of_event back;
+        int err;
+
+        memset(ev, 0, sizeof(*ev));
+        ev->type = type;
+        if (strlen(order_id) > OF_ID_MAX)
+                return of_errf(errstr, errstr_size,
+                               "order id longer than %d bytes", OF_ID_MAX);
+        snprintf(ev->aggregate_id, sizeof(ev->aggregate_id), "%s", order_id);
+        snprintf(ev->type_name, sizeof(ev->type_name), "%s",
+                 type == OF_EVENT_PLACED ? "OrderPlaced" : "OrderPaid");
+        ev->amount = amount;
+        now_utc(ev->occurred_at);
+        if ((err = of_appdb_uuid7(ev->id, errstr, errstr_size)))
+                return err;
+        if (of_event_format(&json, ev))
+                return of_errf(errstr, errstr_size, "out of memory");
+        if (of_event_parse(&back, json, strlen(json), reason,
+                           sizeof(reason))) {
+                /* The only input is the order id. */
+                err = of_errf(errstr, errstr_size, "order id: %s",
+                              strncmp(reason, OF_REASON_UTF8,
+                                      strlen(OF_REASON_UTF8))
+                                      ? reason
+                                      : OF_REASON_UTF8);
+                goto out;
+        }
+        sqlite3_bind_text(stmt, 1, ev->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, ev->type_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, ev->aggregate_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 4, json, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 5, ev->occurred_at, -1, SQLITE_STATIC);
+        err = run(app, stmt, errstr, errstr_size);
+out:
+        free(json);
+        return err;
+}
+
+static int change(of_appdb *app, of_event *out, of_event_type type,
+                  const char *order_id, int64_t amount, char *errstr,
+                  size_t errstr_size)
+{
+        sqlite3_stmt *stmt;
+        of_event ev;
+        int err, paid = 0, found;
+
+        if ((err = run(app, app->begin, errstr, errstr_size)))
+                return err;
+        found = order_status(app, &paid, order_id, errstr, errstr_size);
+        if (found < 0) {
+                err = found;
+                goto out;
+        }
+        if (type == OF_EVENT_PLACED && found) {
+                err = OF_EEXISTS;
+                of_errf(errstr, errstr_size, "order %s exists already",
+                        order_id);
+                goto out;
+        }
+        if (type == OF_EVENT_PAID && (!found || paid)) {
+                err = found ? OF_EEXISTS : OF_ENOTFOUND;
+                of_errf(errstr, errstr_size, "order %s %s", order_id,
+                        found ? "is paid already" : "does not exist");
+                goto out;
+        }
+        if ((err = put_outbox(app, &ev, type, order_id, amount, errstr,
+                              errstr_size)))
+                goto out;
+        stmt = type == OF_EVENT_PLACED ? app->order_put : app->order_pay;
+        sqlite3_bind_text(stmt, 1, order_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, amount);
+        sqlite3_bind_text(stmt, 3, ev.occurred_at, -1, SQLITE_STATIC);
+        if ((err = run(app, stmt, errstr, errstr_size)) ||
+            (err = run(app, app->commit, errstr, errstr_size)))
+                goto out;
+        if (out)
+                *out = ev;
+out:
+        if (err && !sqlite3_get_autocommit(app->db))
+                run(app, app->rollback, NULL, 0);
+        return err;
+}
+
+int of_appdb_place(of_appdb *app, of_event *out, const char *order_id,
+                   int64_t total, char *errstr, size_t errstr_size)
+{
+        return change(app, out, OF_EVENT_PLACED, order_id, total, errstr,
+                      errstr_size);
+}
+
+int of_appdb_pay(of_appdb *app, of_event *out, const char *order_id,
+                 int64_t amount, char *errstr, size_t errstr_size)
+{
+        return change(app, out, OF_EVENT_PAID, order_id, amount, errstr,
+                      errstr_size);
+}
+
+/* ---- the outbox's state ---- */
+
+static int count(of_appdb *app, int64_t *out, const char *status,
+                 char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->count;
+        int rc, err = 0;
+
+        sqlite3_bind_text(stmt, 1, status, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW)
+                *out = sqlite3_column_int64(stmt, 0);
+        else
+                err = fail(app, "counting outbox rows", errstr, errstr_size);
+        sqlite3_reset(stmt);
+        return err;
+}
+
+/* Seconds since the UTC time text ts (YYYY-MM-DDTHH:MM:SS.sssZ). */
+static double age_s(const char *ts)
+{
+        struct tm tm = {0};
+        struct timespec now;
+        double age;
+        int ms = 0;
+
+        if (sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
+                   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+                   &ms) != 7)
+                return 0;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        clock_gettime(CLOCK_REALTIME, &now);
+        age = (double)(now.tv_sec - timegm(&tm)) +
+              (double)now.tv_nsec / 1e9 - ms / 1000.0;
+        return age < 0 ? 0 : age; /* the clock went back */
+}
+
+int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
+                           char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->oldest;
+        int rc, err;
+
+        memset(out, 0, sizeof(*out));
+        /* One read transaction, so the four figures agree. */
+        if (sqlite3_exec(app->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+                return fail(app, "BEGIN", errstr, errstr_size);
+        if ((err = count(app, &out->pending, "PENDING", errstr,
+                         errstr_size)) ||
+            (err = count(app, &out->sent, "SENT", errstr, errstr_size)) ||
+            (err = count(app, &out->dead, "DEAD", errstr, errstr_size)))
+                goto out;
+        out->oldest_pending_age_s = -1;
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW)
+                out->oldest_pending_age_s =
+                        age_s((const char *)sqlite3_column_text(stmt, 0));
+        else if (rc != SQLITE_DONE)
+                err = fail(app, "reading the outbox", errstr, errstr_size);
+        sqlite3_reset(stmt);
+out:
+        sqlite3_exec(app->db, "COMMIT", NULL, NULL, NULL);
+        return err;
+}
+
+/* ---- the relay's side ---- */
+
+static char *column_dup(sqlite3_stmt *stmt, int col, size_t *len)
+{
+        const void *p = sqlite3_column_blob(stmt, col);
+        size_t n = (size_t)sqlite3_column_bytes(stmt, col);
+        char *s = malloc(n + 1);
+
+        if (s) {
+                if (n)
+                        memcpy(s, p, n);
+                s[n] = '\0';
+        }
+        if (len)
+                *len = n;
+        return s;
+}
+
+void of_appdb_rows_free(of_outbox_row *rows, size_t n)
+{
+        size_t i;
+
+        if (!rows)
+                return;
+        for (i = 0; i < n; i++) {
+                free(rows[i].id);
+                free(rows[i].type);
+                free(rows[i].aggregate_id);
+                free(rows[i].payload);
+        }
+        free(rows);
+}
+
+int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
+                   int64_t now_ms, int lease_ms, const char *owner,
+                   char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->claim;
+        of_outbox_row *rows = calloc(max ? max : 1, sizeof(*rows));
+        size_t got = 0, i;
+        int rc, err;
+
+        *out = NULL;
+        *n = 0;
+        if (!rows)
+                return of_errf(errstr, errstr_size, "out of memory");
+        if ((err = run(app, app->begin, errstr, errstr_size))) {
+                free(rows);
+                return err;
+        }
+        sqlite3_bind_int64(stmt, 1, now_ms);
+        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)max);
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                of_outbox_row *r = &rows[got++];
+
+                r->seq = sqlite3_column_int64(stmt, 0);
+                r->id = column_dup(stmt, 1, NULL);
+                r->type = column_dup(stmt, 2, NULL);
+                r->aggregate_id = column_dup(stmt, 3, NULL);
+                r->payload = column_dup(stmt, 4, &r->payload_len);
+                r->attempts = sqlite3_column_int(stmt, 5);
+                if (!r->id || !r->type || !r->aggregate_id || !r->payload) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+        }
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE) {
+                err = rc == SQLITE_NOMEM
+                              ? of_errf(errstr, errstr_size, "out of memory")
+                              : fail(app, "claiming outbox rows", errstr,
+                                     errstr_size);
+                goto out;
+        }
+        stmt = app->lease;
+        for (i = 0; i < got; i++) {
+                sqlite3_bind_int64(stmt, 1, rows[i].seq);
+                sqlite3_bind_int64(stmt, 2, now_ms + lease_ms);
+                sqlite3_bind_text(stmt, 3, owner, -1, SQLITE_STATIC);
+                if ((err = run(app, stmt, errstr, errstr_size)))
+                        goto out;
+        }
+        err = run(app, app->commit, errstr, errstr_size);
+out:
+        if (err) {
+                if (!sqlite3_get_autocommit(app->db))
+                        run(app, app->rollback, NULL, 0);
+                of_appdb_rows_free(rows, got);
+                return err;
+        }
+        if (!got) {
+                free(rows);
+                rows = NULL;
+        }
+        *out = rows;
+        *n = got;
+        return 0;
+}
+
+/* The wait before attempt number attempts+1, in ms. */
+static int64_t backoff_ms(const of_backoff *bo, int attempts)
+{
+        int64_t d = bo->base_ms;
+        uint32_t r = 0;
+
+        while (attempts-- > 0 && d < bo->cap_ms)
+                d *= 2;
+        if (d > bo->cap_ms)
+                d = bo->cap_ms;
+        /* Up to 20% less, so relays that failed together spread out. */
+        if (getrandom(&r, sizeof(r), 0) == sizeof(r) && d >= 5)
+                d -= (int64_t)(r % (uint32_t)(d / 5 + 1));
+        return d;
+}
+
+int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
+                  const of_backoff *bo, int64_t now_ms, size_t *dead,
+                  char *errstr, size_t errstr_size)
+{
+        char now[OF_TS_LEN + 1];
+        size_t i, went_dead = 0;
+        int err, rc;
+
+        format_ms(now, now_ms);
+        if ((err = run(app, app->begin, errstr, errstr_size)))
+                return err;
+        for (i = 0; i < n; i++) {
+                sqlite3_stmt *stmt = res[i].error ? app->failed : app->sent;
+
+                sqlite3_bind_int64(stmt, 1, res[i].seq);
+                if (!res[i].error) {
+                        sqlite3_bind_text(stmt, 2, now, -1, SQLITE_STATIC);
+                        if ((err = run(app, stmt, errstr, errstr_size)))
+                                goto out;
+                        continue;
+                }
+                sqlite3_bind_text(stmt, 2, res[i].error, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 3,
+                                   now_ms + backoff_ms(bo, res[i].attempts));
+                sqlite3_bind_int(stmt, 4, bo->max_attempts);
+                rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW) {
+                        went_dead += sqlite3_column_int(stmt, 0) != 0;
+                        rc = sqlite3_step(stmt);
+                }
+                sqlite3_reset(stmt);
+                if (rc != SQLITE_DONE) {
+                        err = fail(app, "marking a failed row", errstr,
+                                   errstr_size);
+                        goto out;
+                }
+        }
+        err = run(app, app->commit, errstr, errstr_size);
+out:
+        if (err && !sqlite3_get_autocommit(app->db))
+                run(app, app->rollback, NULL, 0);
+        if (!err && dead)
+                *dead = went_dead;
+        return err;
+}
+
+/* ---- operations ---- */
+
+int of_appdb_retry(of_appdb *app, const char *id, int64_t *changed,
+                   char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = id ? app->retry_one : app->retry_all;
+        int err;
+
+        if (id)
+                sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+        if ((err = run(app, stmt, errstr, errstr_size)))
+                return err;
+        *changed = sqlite3_changes(app->db);
+        if (id && !*changed) {
+                of_errf(errstr, errstr_size, "no DEAD outbox row with id %s",
+                        id);
+                return OF_ENOTFOUND;
+        }
+        return 0;
+}
+
+int of_appdb_prune(of_appdb *app, int64_t older_than_ms, int64_t *deleted,
+                   char *errstr, size_t errstr_size)
+{
+        struct timespec ts;
+        char cutoff[OF_TS_LEN + 1];
+        int64_t now_ms;
+        int err, n;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        format_ms(cutoff, now_ms - older_than_ms);
+        *deleted = 0;
+        /* Each DELETE is its own short transaction: a relay waiting for the
+         * write lock gets it between two of them. */
+        do {
+                sqlite3_bind_text(app->prune, 1, cutoff, -1, SQLITE_STATIC);
+                if ((err = run(app, app->prune, errstr, errstr_size)))
+                        return err;
+                n = sqlite3_changes(app->db);
+                *deleted += n;
+        } while (n > 0);
+        return 0;
+}

@@ -1,0 +1,281 @@
+/* orderflow demo: the whole pipeline in one process on the embedded
+ * broker: place and pay orders (writer), publish the outbox (relay),
+ * apply the topic (projector), then show and check the read model. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "orderflow/appdb.h"
+#include "orderflow/broker.h"
+#include "orderflow/cli.h"
+#include "orderflow/cmd.h"
+#include "orderflow/error.h"
+#include "orderflow/log.h"
+#include "orderflow/projector.h"
+#include "orderflow/relay.h"
+#include "orderflow/store.h"
+
+#define CMD "demo"
+
+/* What the writer did, to check the read model against. */
+typedef struct expected {
+        int64_t placed, paid, placed_amount, paid_amount;
+} expected;
+
+static void print_help(void)
+{
+        printf("usage: orderflow demo [--orders N] [--dir DIR]\n\n"
+               "Run the whole outbox pipeline on an embedded broker: place "
+               "N orders and pay\ntwo in three (writer, DIR/app.db), publish "
+               "the outbox (relay), apply the\ntopic to DIR/readmodel.db "
+               "(projector), then print the totals, checked\nagainst what "
+               "was written, and the first orders.\n\noptions:\n"
+               "  --orders N   orders to place, 1 to 1000000 (default "
+               "1000)\n"
+               "  --dir DIR    where the databases go (default: a new "
+               "folder under /tmp)\n"
+               "  -v, --verbose  more log lines\n"
+               "  -h, --help   this help\n");
+}
+
+static int write_orders(of_appdb *app, int n, expected *ex, char *errstr,
+                        size_t errstr_size)
+{
+        char id[32];
+        int i, err;
+
+        for (i = 0; i < n; i++) {
+                int64_t total = 500 + (int64_t)(i * 7919 % 99500);
+
+                snprintf(id, sizeof(id), "o-%06d", i);
+                if ((err = of_appdb_place(app, NULL, id, total, errstr,
+                                          errstr_size)))
+                        return err;
+                ex->placed++;
+                ex->placed_amount += total;
+                if (i % 3 == 2)
+                        continue;
+                if ((err = of_appdb_pay(app, NULL, id, total, errstr,
+                                        errstr_size)))
+                        return err;
+                ex->paid++;
+                ex->paid_amount += total;
+        }
+        return 0;
+}
+
+/* Print the first max rows of order_list as a table. */
+static int show(const char *path, int max, char *errstr, size_t errstr_size)
+{
+        static const int w[] = {10, 9, 10, 13, 26, 26}; /* column widths */
+        of_store_cursor *cur = NULL;
+        int rc, rows = 0, c;
+
+        if (of_store_cursor_open(&cur, path, "order_list", errstr,
+                                 errstr_size))
+                return OF_ERROR;
+        while (rows < max && (rc = of_store_cursor_next(cur, errstr,
+                                                        errstr_size)) == 1) {
+                if (rows++ == 0) {
+                        for (c = 0; c < 6; c++)
+                                printf("%-*s", w[c],
+                                       of_store_cursor_name(cur, c));
+                        printf("\n");
+                }
+                for (c = 0; c < 6; c++) {
+                        size_t len = 0;
+                        const void *p;
+
+                        switch (of_store_cursor_type(cur, c)) {
+                        case OF_COL_INT:
+                                printf("%-*" PRId64, w[c],
+                                       of_store_cursor_int(cur, c));
+                                break;
+                        case OF_COL_NULL:
+                                printf("%-*s", w[c], "");
+                                break;
+                        default:
+                                p = of_store_cursor_bytes(cur, c, &len);
+                                printf("%-*.*s", w[c], (int)len,
+                                       (const char *)p);
+                        }
+                }
+                printf("\n");
+        }
+        of_store_cursor_close(cur);
+        return rc < 0 ? OF_ERROR : 0;
+}
+
+/* The totals row, compared with what the writer did. */
+static int check_totals(const char *path, const expected *ex, char *errstr,
+                        size_t errstr_size)
+{
+        of_store_cursor *cur = NULL;
+        int64_t got[4] = {-1, -1, -1, -1};
+        const int64_t want[4] = {ex->placed, ex->paid, ex->placed_amount,
+                                 ex->paid_amount};
+        int c, err = 0;
+
+        if (of_store_cursor_open(&cur, path, "order_totals", errstr,
+                                 errstr_size))
+                return OF_ERROR;
+        if (of_store_cursor_next(cur, errstr, errstr_size) != 1) {
+                of_store_cursor_close(cur);
+                return OF_ERROR;
+        }
+        for (c = 0; c < 4; c++) {
+                got[c] = of_store_cursor_int(cur, c);
+                printf("  %-14s %12" PRId64 "   (written: %" PRId64 ")\n",
+                       of_store_cursor_name(cur, c), got[c], want[c]);
+                if (got[c] != want[c])
+                        err = of_errf(errstr, errstr_size,
+                                      "%s is %" PRId64 ", expected %" PRId64,
+                                      of_store_cursor_name(cur, c), got[c],
+                                      want[c]);
+        }
+        of_store_cursor_close(cur);
+        return err;
+}
+
+static int parse(int argc, char **argv, int64_t *orders, const char **dir)
+{
+        static const struct option longopts[] = {
+                {"orders", required_argument, NULL, 'n'},
+                {"dir", required_argument, NULL, 'd'},
+                {"verbose", no_argument, NULL, 'v'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        int opt;
+
+        opterr = 0;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+                switch (opt) {
+                case 'n':
+                        if (of_cli_parse_int(orders, optarg, 1, 1000000))
+                                return of_cli_usage(CMD,
+                                                    "--orders: not an integer "
+                                                    "from 1 to 1000000");
+                        break;
+                case 'd':
+                        *dir = optarg;
+                        break;
+                case 'v':
+                        of_log_verbosity++;
+                        break;
+                case 'h':
+                        print_help();
+                        return -1;
+                default:
+                        return of_cli_bad_option(CMD, opt, argv);
+                }
+        }
+        if (optind < argc)
+                return of_cli_usage(CMD, "%s: unexpected argument",
+                                    argv[optind]);
+        return 0;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+        static const char *props[] = {"session.timeout.ms=6000",
+                                      "heartbeat.interval.ms=500"};
+        of_projector_opts po = OF_PROJECTOR_OPTS_INIT;
+        of_relay_opts ro = OF_RELAY_OPTS_INIT;
+        of_relay_stats rs = {0};
+        of_store_stats ps = {0};
+        expected ex = {0};
+        of_broker *b = NULL;
+        of_appdb *app = NULL;
+        of_store *st = NULL;
+        const char *dir = NULL;
+        char tmpl[] = "/tmp/orderflow-demo-XXXXXX";
+        char app_path[4200], rm_path[4200], errstr[1024];
+        int64_t orders = 1000;
+        int rc, err;
+
+        of_log_verbosity = OF_LOG_WARN; /* the demo prints its own story */
+        if ((rc = parse(argc, argv, &orders, &dir)))
+                return rc < 0 ? of_cli_close_stdout(CMD) : rc;
+        if (!dir && !(dir = mkdtemp(tmpl))) {
+                fprintf(stderr, "orderflow %s: %s: %s\n", CMD, tmpl,
+                        strerror(errno));
+                return OF_EXIT_FAILURE;
+        }
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+                fprintf(stderr, "orderflow %s: %s: %s\n", CMD, dir,
+                        strerror(errno));
+                return OF_EXIT_FAILURE;
+        }
+        snprintf(app_path, sizeof(app_path), "%s/app.db", dir);
+        snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", dir);
+        printf("demo folder: %s\n", dir);
+        fflush(stdout);
+
+        if ((err = of_broker_start(&b, 1, OF_DEFAULT_TOPIC, 4, errstr,
+                                   sizeof(errstr))))
+                goto out;
+        printf("embedded broker: %s (topic %s, 4 partitions)\n",
+               of_broker_bootstraps(b), OF_DEFAULT_TOPIC);
+        if ((err = of_appdb_open(&app, app_path, errstr, sizeof(errstr))) ||
+            (err = write_orders(app, (int)orders, &ex, errstr,
+                                sizeof(errstr))))
+                goto out;
+        printf("writer: placed %" PRId64 " orders and paid %" PRId64
+               " (each with its outbox row, in one transaction)\n",
+               ex.placed, ex.paid);
+        fflush(stdout);
+
+        ro.ko.brokers = of_broker_bootstraps(b);
+        ro.once = 1;
+        if ((err = of_relay_run(app, &ro, &rs, errstr, sizeof(errstr))))
+                goto out;
+        printf("relay: published %" PRIu64 " events in %" PRIu64
+               " batches\n",
+               rs.published, rs.batches);
+        fflush(stdout);
+        if (rs.failed) {
+                err = of_errf(errstr, sizeof(errstr),
+                              "the relay failed %" PRIu64 " time(s)",
+                              rs.failed);
+                goto out;
+        }
+
+        po.ko.brokers = of_broker_bootstraps(b);
+        po.ko.props = props;
+        po.ko.props_cnt = 2;
+        po.group = "orderflow-demo";
+        po.exit_at_end = 1;
+        if ((err = of_store_open(&st, rm_path, errstr, sizeof(errstr))) ||
+            (err = of_projector_run(st, &po, &ps, errstr, sizeof(errstr))))
+                goto out;
+        printf("projector: applied %" PRIu64 " events (%" PRIu64
+               " duplicates, %" PRIu64 " dead letters)\n\n",
+               ps.applied, ps.duplicates, ps.dead);
+        printf("order_totals:\n");
+        if ((err = check_totals(rm_path, &ex, errstr, sizeof(errstr))))
+                goto out;
+        printf("\nfirst orders:\n");
+        if ((err = show(rm_path, 5, errstr, sizeof(errstr))))
+                goto out;
+        printf("\nlook further:\n"
+               "  sqlite3 %s 'SELECT * FROM daily_totals'\n"
+               "  orderflow query orders --db %s\n"
+               "  orderflow outbox status --db %s\n",
+               rm_path, rm_path, app_path);
+out:
+        of_store_close(st);
+        of_appdb_close(app);
+        of_broker_stop(b);
+        if (err) {
+                fflush(stdout);
+                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                return OF_EXIT_FAILURE;
+        }
+        return of_cli_close_stdout(CMD);
+}

@@ -1,0 +1,953 @@
+/* The application database (appdb.c): place and pay with their outbox row
+ * in one transaction, UUIDv7 event ids, the outbox's status, and the
+ * relay's side (claim, lease, mark, backoff, DEAD) with retry and prune.
+ * Each test gets a fresh temp file; a second connection checks with SQL. */
+#include "testutil.h"
+
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "orderflow/appdb.h"
+#include "orderflow/error.h"
+#include "orderflow/event.h"
+#include "orderflow/timestamp.h"
+
+typedef struct fixture {
+        char *path;
+        of_appdb *app;
+        sqlite3 *db; /* a second connection, for checking */
+        char errstr[512];
+} fixture;
+
+static int setup(void **state)
+{
+        fixture *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        f->path = tu_tmp_path("app.db");
+        assert_int_equal(of_appdb_open(&f->app, f->path, f->errstr,
+                                       sizeof(f->errstr)), 0);
+        assert_int_equal(sqlite3_open(f->path, &f->db), SQLITE_OK);
+        sqlite3_busy_timeout(f->db, 5000);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        fixture *f = *state;
+
+        sqlite3_close(f->db);
+        of_appdb_close(f->app);
+        tu_tmp_free(f->path);
+        free(f);
+        *state = NULL;
+        return 0;
+}
+
+/* ---- helpers ---- */
+
+/* The first column of the first row of sql, as text ("NULL" for NULL,
+ * "" for no row), in a static buffer. */
+static const char *q(fixture *f, const char *sql)
+{
+        static char out[4096];
+        sqlite3_stmt *stmt;
+        int rc;
+
+        assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &stmt, NULL),
+                         SQLITE_OK);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) == SQLITE_NULL)
+                snprintf(out, sizeof(out), "NULL");
+        else if (rc == SQLITE_ROW)
+                snprintf(out, sizeof(out), "%s",
+                         (const char *)sqlite3_column_text(stmt, 0));
+        else
+                out[0] = '\0';
+        sqlite3_finalize(stmt);
+        return out;
+}
+
+static int64_t qi(fixture *f, const char *sql)
+{
+        return strtoll(q(f, sql), NULL, 10);
+}
+
+static void exec(fixture *f, const char *sql)
+{
+        char *msg = NULL;
+
+        if (sqlite3_exec(f->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+                fail_msg("%s: %s", sql, msg);
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ms since the epoch as "YYYY-MM-DDTHH:MM:SS.sssZ". */
+static void fmt_ms(char out[OF_TS_LEN + 1], int64_t ms)
+{
+        time_t sec = (time_t)(ms / 1000);
+        struct tm tm;
+        char day[32], all[48];
+
+        gmtime_r(&sec, &tm);
+        strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(all, sizeof(all), "%.19s.%03dZ", day, (int)(ms % 1000));
+        memcpy(out, all, OF_TS_LEN + 1);
+}
+
+static void place(fixture *f, of_event *ev, const char *order, int64_t total)
+{
+        of_event tmp;
+
+        if (of_appdb_place(f->app, ev ? ev : &tmp, order, total, f->errstr,
+                           sizeof(f->errstr)))
+                fail_msg("place %s: %s", order, f->errstr);
+}
+
+static void pay(fixture *f, of_event *ev, const char *order, int64_t amount)
+{
+        of_event tmp;
+
+        if (of_appdb_pay(f->app, ev ? ev : &tmp, order, amount, f->errstr,
+                         sizeof(f->errstr)))
+                fail_msg("pay %s: %s", order, f->errstr);
+}
+
+/* Claim up to max rows at time now for owner; returns how many, and the
+ * rows' "aggregate_id:type" joined by spaces in got. */
+static size_t claim(fixture *f, of_outbox_row **rows, int64_t now,
+                    const char *owner, size_t max, char *got, size_t got_size)
+{
+        size_t n, i, len = 0;
+
+        if (of_appdb_claim(f->app, rows, &n, max, now, 1000, owner,
+                           f->errstr, sizeof(f->errstr)))
+                fail_msg("claim: %s", f->errstr);
+        got[0] = '\0';
+        for (i = 0; i < n; i++)
+                len += (size_t)snprintf(got + len, got_size - len, "%s%s:%s",
+                                        i ? " " : "", (*rows)[i].aggregate_id,
+                                        (*rows)[i].type);
+        return n;
+}
+
+/* Claim and free at once: only what was claimed matters. */
+static const char *claim_names(fixture *f, int64_t now, const char *owner)
+{
+        static char got[1024];
+        of_outbox_row *rows = NULL;
+        size_t n = claim(f, &rows, now, owner, 100, got, sizeof(got));
+
+        of_appdb_rows_free(rows, n);
+        return got;
+}
+
+/* Record one result for the row with seq (error NULL: delivered). */
+static size_t mark(fixture *f, int64_t seq, int attempts, const char *error,
+                   const of_backoff *bo, int64_t now)
+{
+        of_outbox_result res = {.seq = seq, .attempts = attempts,
+                                .error = error};
+        size_t dead = 99;
+
+        if (of_appdb_mark(f->app, &res, 1, bo, now, &dead, f->errstr,
+                          sizeof(f->errstr)))
+                fail_msg("mark: %s", f->errstr);
+        return dead;
+}
+
+/* Make the row with seq DEAD in one failed attempt. */
+static void kill_row(fixture *f, int64_t seq)
+{
+        of_backoff bo = {.base_ms = 10, .cap_ms = 10, .max_attempts = 1};
+
+        assert_int_equal(mark(f, seq, 0, "broker down", &bo, now_ms()), 1);
+}
+
+static int is_hex(int c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* A UUIDv7 in its canonical text: 8-4-4-4-12 lowercase hex, version 7,
+ * variant 10xx. */
+static void assert_uuid7(const char *id)
+{
+        size_t i;
+
+        assert_int_equal(strlen(id), 36);
+        for (i = 0; i < 36; i++) {
+                if (i == 8 || i == 13 || i == 18 || i == 23) {
+                        if (id[i] != '-')
+                                fail_msg("%s: no '-' at %zu", id, i);
+                } else if (!is_hex(id[i])) {
+                        fail_msg("%s: not lowercase hex at %zu", id, i);
+                }
+        }
+        if (id[14] != '7')
+                fail_msg("%s: version is not 7", id);
+        if (!strchr("89ab", id[19]))
+                fail_msg("%s: variant is not 10xx", id);
+}
+
+/* The 48-bit ms timestamp of a UUIDv7. */
+static int64_t uuid7_ms(const char *id)
+{
+        char hex[13];
+
+        memcpy(hex, id, 8);
+        memcpy(hex + 8, id + 9, 4);
+        hex[12] = '\0';
+        return strtoll(hex, NULL, 16);
+}
+
+/* ---- place and pay ---- */
+
+static void test_appdb_place_writes_order_and_one_outbox_row(void **state)
+{
+        fixture *f = *state;
+        of_event ev;
+        char sql[256];
+
+        place(f, &ev, "o-1001", 1250);
+        assert_int_equal(ev.type, OF_EVENT_PLACED);
+        assert_string_equal(ev.aggregate_id, "o-1001");
+        assert_int_equal(ev.amount, 1250);
+        assert_string_equal(q(f, "SELECT order_id||','||status||','||total||"
+                                 "','||ifnull(paid_amount,'NULL')||','||"
+                                 "ifnull(paid_at,'NULL') FROM orders"),
+                            "o-1001,PLACED,1250,NULL,NULL");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "1");
+        assert_string_equal(q(f, "SELECT type||','||aggregate_id||','||"
+                                 "status||','||attempts||','||"
+                                 "ifnull(sent_at,'NULL') FROM "
+                                 "outbox_messages"),
+                            "OrderPlaced,o-1001,PENDING,0,NULL");
+        assert_string_equal(q(f, "SELECT id FROM outbox_messages"), ev.id);
+        /* Both rows carry the one commit time. */
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM orders o JOIN outbox_messages m ON "
+                 "m.aggregate_id = o.order_id AND m.occurred_at = "
+                 "o.placed_at WHERE o.placed_at = '%s'",
+                 ev.occurred_at);
+        assert_string_equal(q(f, sql), "1");
+}
+
+static void test_appdb_place_undoes_outbox_row_when_order_insert_fails(
+        void **state)
+{
+        fixture *f = *state;
+        of_event ev;
+
+        /* The outbox row goes in first; a failure after it must take it
+         * back out: the two are one transaction. */
+        exec(f, "CREATE TRIGGER no_orders BEFORE INSERT ON orders "
+                "BEGIN SELECT RAISE(ABORT, 'no orders today'); END");
+        assert_int_equal(of_appdb_place(f->app, &ev, "o-1", 5, f->errstr,
+                                        sizeof(f->errstr)),
+                         OF_ERROR);
+        assert_non_null(strstr(f->errstr, "no orders today"));
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM orders"), "0");
+        exec(f, "DROP TRIGGER no_orders");
+        place(f, &ev, "o-1", 5);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "1");
+}
+
+static void test_appdb_pay_rolls_back_outbox_row_when_update_fails(
+        void **state)
+{
+        fixture *f = *state;
+        of_event ev;
+
+        place(f, NULL, "o-1", 5);
+        exec(f, "CREATE TRIGGER no_pay BEFORE UPDATE ON orders "
+                "BEGIN SELECT RAISE(ABORT, 'no payments today'); END");
+        assert_int_equal(of_appdb_pay(f->app, &ev, "o-1", 5, f->errstr,
+                                      sizeof(f->errstr)),
+                         OF_ERROR);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "1");
+        assert_string_equal(q(f, "SELECT status FROM orders"), "PLACED");
+}
+
+static void test_appdb_place_payload_decodes_to_valid_order_placed(
+        void **state)
+{
+        fixture *f = *state;
+        of_event ev, back;
+        char reason[OF_REASON_MAX], norm[OF_TS_LEN + 1];
+        const char *payload;
+
+        place(f, &ev, "o-é-1", 9007199254740991LL);
+        payload = q(f, "SELECT payload FROM outbox_messages");
+        if (of_event_parse(&back, payload, strlen(payload), reason,
+                           sizeof(reason)))
+                fail_msg("%s: %s", payload, reason);
+        assert_int_equal(back.type, OF_EVENT_PLACED);
+        assert_string_equal(back.type_name, "OrderPlaced");
+        assert_string_equal(back.id, ev.id);
+        assert_string_equal(back.aggregate_id, "o-é-1");
+        assert_int_equal(back.amount, 9007199254740991LL);
+        assert_string_equal(back.occurred_at, ev.occurred_at);
+        assert_true(of_event_agrees(&back, &ev));
+        /* Stored as written: already the normalised 24-char UTC form. */
+        assert_non_null(strstr(payload, ev.occurred_at));
+        assert_int_equal(strlen(ev.occurred_at), OF_TS_LEN);
+        assert_int_equal(of_timestamp_normalise(norm, ev.occurred_at,
+                                                OF_TS_LEN, reason,
+                                                sizeof(reason)), 0);
+        assert_string_equal(norm, ev.occurred_at);
+        assert_string_equal(q(f, "SELECT occurred_at FROM outbox_messages"),
+                            ev.occurred_at);
+        assert_uuid7(ev.id);
+}
+
+static void test_appdb_pay_payload_decodes_to_valid_order_paid(void **state)
+{
+        fixture *f = *state;
+        of_event ev, back;
+        char reason[OF_REASON_MAX];
+        const char *payload;
+
+        place(f, NULL, "o-1", 1250);
+        pay(f, &ev, "o-1", 1200);
+        payload = q(f, "SELECT payload FROM outbox_messages WHERE "
+                       "type = 'OrderPaid'");
+        if (of_event_parse(&back, payload, strlen(payload), reason,
+                           sizeof(reason)))
+                fail_msg("%s: %s", payload, reason);
+        assert_int_equal(back.type, OF_EVENT_PAID);
+        assert_string_equal(back.id, ev.id);
+        assert_string_equal(back.aggregate_id, "o-1");
+        assert_int_equal(back.amount, 1200);
+        assert_true(of_event_agrees(&back, &ev));
+}
+
+static void test_appdb_place_existing_order_is_eexists_writes_nothing(
+        void **state)
+{
+        fixture *f = *state;
+        of_event ev;
+
+        place(f, NULL, "o-1", 5);
+        assert_int_equal(of_appdb_place(f->app, &ev, "o-1", 7, f->errstr,
+                                        sizeof(f->errstr)),
+                         OF_EEXISTS);
+        assert_non_null(strstr(f->errstr, "o-1"));
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "1");
+        assert_string_equal(q(f, "SELECT count(*)||','||total FROM orders"),
+                            "1,5");
+        /* Paid, it is still there. */
+        pay(f, NULL, "o-1", 5);
+        assert_int_equal(of_appdb_place(f->app, &ev, "o-1", 7, f->errstr,
+                                        sizeof(f->errstr)),
+                         OF_EEXISTS);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "2");
+}
+
+static void test_appdb_place_bad_order_id_is_error_and_writes_nothing(
+        void **state)
+{
+        fixture *f = *state;
+        char id[OF_ID_MAX + 2];
+        of_event ev;
+
+        memset(id, 'x', OF_ID_MAX + 1);
+        id[OF_ID_MAX + 1] = '\0';
+        assert_int_equal(of_appdb_place(f->app, &ev, id, 1, f->errstr,
+                                        sizeof(f->errstr)),
+                         OF_ERROR);
+        assert_int_equal(of_appdb_place(f->app, &ev, "o-\xff", 1, f->errstr,
+                                        sizeof(f->errstr)),
+                         OF_ERROR);
+        assert_int_equal(of_appdb_place(f->app, &ev, "", 1, f->errstr,
+                                        sizeof(f->errstr)),
+                         OF_ERROR);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM orders"), "0");
+        /* 128 bytes is still an id. */
+        id[OF_ID_MAX] = '\0';
+        place(f, NULL, id, 1);
+}
+
+static void test_appdb_pay_unknown_order_is_enotfound(void **state)
+{
+        fixture *f = *state;
+        of_event ev;
+
+        assert_int_equal(of_appdb_pay(f->app, &ev, "o-404", 5, f->errstr,
+                                      sizeof(f->errstr)),
+                         OF_ENOTFOUND);
+        assert_non_null(strstr(f->errstr, "o-404"));
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM orders"), "0");
+}
+
+static void test_appdb_pay_twice_is_eexists_and_writes_nothing(void **state)
+{
+        fixture *f = *state;
+        of_event first, ev;
+
+        place(f, NULL, "o-1", 5);
+        pay(f, &first, "o-1", 5);
+        assert_int_equal(of_appdb_pay(f->app, &ev, "o-1", 6, f->errstr,
+                                      sizeof(f->errstr)),
+                         OF_EEXISTS);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "2");
+        assert_string_equal(q(f, "SELECT paid_amount FROM orders"), "5");
+        assert_string_equal(q(f, "SELECT paid_at FROM orders"),
+                            first.occurred_at);
+}
+
+static void test_appdb_pay_sets_status_paid(void **state)
+{
+        fixture *f = *state;
+        of_event ev;
+
+        place(f, NULL, "o-1", 1250);
+        pay(f, &ev, "o-1", 1250);
+        assert_int_equal(ev.type, OF_EVENT_PAID);
+        assert_string_equal(q(f, "SELECT status||' '||total||' '||"
+                                 "paid_amount FROM orders"),
+                            "PAID 1250 1250");
+        assert_string_equal(q(f, "SELECT paid_at FROM orders"),
+                            ev.occurred_at);
+        assert_string_equal(q(f, "SELECT group_concat(type, ' ') FROM "
+                                 "(SELECT type FROM outbox_messages "
+                                 "ORDER BY seq)"),
+                            "OrderPlaced OrderPaid");
+        assert_string_equal(q(f, "SELECT id FROM outbox_messages WHERE "
+                                 "type = 'OrderPaid'"),
+                            ev.id);
+}
+
+/* ---- event ids ---- */
+
+static void test_appdb_uuid7_is_version_7_and_never_goes_back_in_time(
+        void **state)
+{
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 5000};
+        char ids[1000][37];
+        int64_t first, last;
+        size_t i;
+        char errstr[256];
+
+        (void)state;
+        first = now_ms();
+        for (i = 0; i < 1000; i++) {
+                assert_int_equal(of_appdb_uuid7(ids[i], errstr,
+                                                sizeof(errstr)), 0);
+                nanosleep(&pause, NULL);
+        }
+        /* Make sure the ids span more than 2 ms. */
+        while (now_ms() - first <= 3)
+                nanosleep(&pause, NULL);
+        assert_int_equal(of_appdb_uuid7(ids[999], errstr, sizeof(errstr)),
+                         0);
+        last = now_ms();
+        for (i = 0; i < 1000; i++) {
+                assert_uuid7(ids[i]);
+                assert_true(uuid7_ms(ids[i]) >= first - 1);
+                assert_true(uuid7_ms(ids[i]) <= last + 1);
+                if (i > 0 && uuid7_ms(ids[i]) < uuid7_ms(ids[i - 1]))
+                        fail_msg("%s after %s: the time went back", ids[i],
+                                 ids[i - 1]);
+                if (i > 0 && !strcmp(ids[i], ids[i - 1]))
+                        fail_msg("%s twice", ids[i]);
+        }
+        assert_true(uuid7_ms(ids[999]) - uuid7_ms(ids[0]) >= 2);
+}
+
+static void test_appdb_event_ids_increase_with_commit_time(void **state)
+{
+        fixture *f = *state;
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 2000000};
+        of_event a, b;
+
+        place(f, &a, "o-1", 1);
+        nanosleep(&pause, NULL);
+        pay(f, &b, "o-1", 1);
+        assert_uuid7(a.id);
+        assert_uuid7(b.id);
+        assert_true(uuid7_ms(a.id) < uuid7_ms(b.id));
+        assert_true(strcmp(a.id, b.id) < 0);
+}
+
+/* ---- status ---- */
+
+static void test_appdb_outbox_status_counts_and_oldest_age(void **state)
+{
+        fixture *f = *state;
+        of_outbox_status s;
+        char sql[256], ts[OF_TS_LEN + 1];
+
+        assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
+                                                sizeof(f->errstr)), 0);
+        assert_int_equal(s.pending, 0);
+        assert_int_equal(s.sent, 0);
+        assert_int_equal(s.dead, 0);
+        assert_true(s.oldest_pending_age_s < 0);
+
+        place(f, NULL, "o-1", 1);
+        pay(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 2);
+        place(f, NULL, "o-3", 3);
+        assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
+                                                sizeof(f->errstr)), 0);
+        assert_int_equal(s.pending, 4);
+        assert_int_equal(s.sent + s.dead, 0);
+        assert_true(s.oldest_pending_age_s >= 0);
+        assert_true(s.oldest_pending_age_s < 60);
+
+        /* The oldest pending row is the first committed one: 90 s ago. */
+        fmt_ms(ts, now_ms() - 90000);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE outbox_messages SET occurred_at = '%s' WHERE "
+                 "seq = (SELECT min(seq) FROM outbox_messages)",
+                 ts);
+        exec(f, sql);
+        exec(f, "UPDATE outbox_messages SET status = 'SENT' WHERE "
+                "aggregate_id = 'o-2'");
+        exec(f, "UPDATE outbox_messages SET status = 'DEAD' WHERE "
+                "aggregate_id = 'o-3'");
+        assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
+                                                sizeof(f->errstr)), 0);
+        assert_int_equal(s.pending, 2);
+        assert_int_equal(s.sent, 1);
+        assert_int_equal(s.dead, 1);
+        assert_true(s.oldest_pending_age_s >= 89.9);
+        assert_true(s.oldest_pending_age_s < 150);
+
+        exec(f, "UPDATE outbox_messages SET status = 'SENT'");
+        assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
+                                                sizeof(f->errstr)), 0);
+        assert_int_equal(s.pending, 0);
+        assert_int_equal(s.sent, 4);
+        assert_int_equal(s.dead, 0);
+        assert_true(s.oldest_pending_age_s < 0);
+}
+
+/* ---- the relay's side: claim ---- */
+
+static void test_appdb_claim_returns_due_rows_in_commit_order(void **state)
+{
+        fixture *f = *state;
+        of_outbox_row *rows = NULL;
+        of_event ev[3];
+        char got[512];
+        int64_t t = now_ms();
+        size_t n, i;
+
+        place(f, &ev[0], "o-b", 1);
+        place(f, &ev[1], "o-a", 2);
+        place(f, &ev[2], "o-c", 3);
+        /* Commit order, not time order: clocks go back. */
+        exec(f, "UPDATE outbox_messages SET occurred_at = "
+                "'2000-01-01T00:00:00.000Z' WHERE aggregate_id = 'o-c'");
+        n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+        assert_int_equal(n, 3);
+        assert_string_equal(got,
+                            "o-b:OrderPlaced o-a:OrderPlaced o-c:OrderPlaced");
+        for (i = 0; i < n; i++) {
+                assert_string_equal(rows[i].id, ev[i].id);
+                assert_true(i == 0 || rows[i].seq > rows[i - 1].seq);
+                assert_int_equal(rows[i].attempts, 0);
+                assert_int_equal(rows[i].payload_len,
+                                 strlen(rows[i].payload));
+                assert_non_null(strstr(rows[i].payload, ev[i].id));
+        }
+        of_appdb_rows_free(rows, n);
+        /* Leased to r1 for 1 s. */
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages "
+                                 "WHERE lease_owner = 'r1'"),
+                            "3");
+}
+
+static void test_appdb_claim_takes_at_most_max_rows(void **state)
+{
+        fixture *f = *state;
+        of_outbox_row *rows = NULL;
+        char got[512];
+        size_t n;
+
+        place(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 1);
+        place(f, NULL, "o-3", 1);
+        n = claim(f, &rows, now_ms(), "r1", 2, got, sizeof(got));
+        assert_int_equal(n, 2);
+        assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced");
+        of_appdb_rows_free(rows, n);
+        assert_string_equal(claim_names(f, now_ms(), "r2"),
+                            "o-3:OrderPlaced");
+}
+
+static void test_appdb_claim_skips_rows_not_due_yet(void **state)
+{
+        fixture *f = *state;
+        int64_t t = now_ms();
+        char sql[256];
+
+        place(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 1);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE outbox_messages SET next_attempt_at = %lld "
+                 "WHERE aggregate_id = 'o-1'",
+                 (long long)(t + 5000));
+        exec(f, sql);
+        assert_string_equal(claim_names(f, t, "r1"), "o-2:OrderPlaced");
+        exec(f, "UPDATE outbox_messages SET status = 'SENT' WHERE "
+                "aggregate_id = 'o-2'");
+        assert_string_equal(claim_names(f, t + 4999, "r1"), "");
+        assert_string_equal(claim_names(f, t + 5000, "r1"),
+                            "o-1:OrderPlaced");
+}
+
+static void test_appdb_claim_holds_row_behind_pending_row_of_its_order(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_row *rows = NULL;
+        char got[512];
+        int64_t t = now_ms();
+        size_t n;
+
+        place(f, NULL, "o-1", 1);
+        pay(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 2);
+        n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+        assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced");
+        /* Once the lease is over the pay is still behind the place. */
+        assert_string_equal(claim_names(f, t + 1000, "r2"),
+                            "o-1:OrderPlaced o-2:OrderPlaced");
+        assert_int_equal(mark(f, rows[0].seq, 0, NULL, NULL, t + 2000), 0);
+        assert_string_equal(claim_names(f, t + 3000, "r1"),
+                            "o-1:OrderPaid o-2:OrderPlaced");
+        of_appdb_rows_free(rows, n);
+}
+
+static void test_appdb_leased_row_is_not_claimed_again_until_lease_ends(
+        void **state)
+{
+        fixture *f = *state;
+        int64_t t = now_ms();
+
+        place(f, NULL, "o-1", 1);
+        assert_string_equal(claim_names(f, t, "r1"), "o-1:OrderPlaced");
+        assert_string_equal(claim_names(f, t, "r2"), "");
+        assert_string_equal(claim_names(f, t + 999, "r2"), "");
+        assert_string_equal(claim_names(f, t + 999, "r1"), "");
+        /* claim_names() leases for 1000 ms. */
+        assert_string_equal(claim_names(f, t + 1000, "r2"),
+                            "o-1:OrderPlaced");
+        assert_string_equal(q(f, "SELECT lease_owner FROM outbox_messages"),
+                            "r2");
+}
+
+/* ---- the relay's side: mark ---- */
+
+static void test_appdb_mark_delivered_sets_sent_with_sent_at(void **state)
+{
+        fixture *f = *state;
+        of_outbox_row *rows = NULL;
+        of_backoff bo = OF_BACKOFF_INIT;
+        char got[512], ts[OF_TS_LEN + 1];
+        int64_t t = now_ms();
+        size_t n;
+
+        place(f, NULL, "o-1", 1);
+        n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+        assert_int_equal(n, 1);
+        assert_int_equal(mark(f, rows[0].seq, 0, NULL, &bo, t + 5), 0);
+        of_appdb_rows_free(rows, n);
+        fmt_ms(ts, t + 5);
+        assert_string_equal(q(f, "SELECT status||' '||attempts||' '||"
+                                 "lease_until||' '||"
+                                 "ifnull(lease_owner,'NULL') FROM "
+                                 "outbox_messages"),
+                            "SENT 0 0 NULL");
+        assert_string_equal(q(f, "SELECT sent_at FROM outbox_messages"), ts);
+        assert_string_equal(claim_names(f, t + 10000, "r1"), "");
+}
+
+static void test_appdb_mark_failed_backs_off_within_bounds(void **state)
+{
+        fixture *f = *state;
+        of_backoff bo = {.base_ms = 100, .cap_ms = 1000, .max_attempts = 10};
+        of_outbox_row *rows = NULL;
+        char got[512];
+        int64_t t = now_ms(), next, wait, d;
+        int attempt;
+        size_t n;
+
+        place(f, NULL, "o-1", 1);
+        for (attempt = 0; attempt < 7; attempt++) {
+                n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+                assert_int_equal(n, 1);
+                assert_int_equal(rows[0].attempts, attempt);
+                assert_int_equal(mark(f, rows[0].seq, rows[0].attempts,
+                                      "timed out", &bo, t), 0);
+                of_appdb_rows_free(rows, n);
+                assert_int_equal(qi(f, "SELECT attempts FROM "
+                                       "outbox_messages"),
+                                 attempt + 1);
+                assert_string_equal(q(f, "SELECT status||','||last_error||"
+                                         "','||ifnull(lease_owner,'NULL')"
+                                         " FROM outbox_messages"),
+                                    "PENDING,timed out,NULL");
+                /* base * 2^attempts, capped, minus up to 20%. */
+                d = (int64_t)bo.base_ms << attempt;
+                if (d > bo.cap_ms)
+                        d = bo.cap_ms;
+                next = qi(f, "SELECT next_attempt_at FROM outbox_messages");
+                wait = next - t;
+                if (wait > d || wait < d - d / 5)
+                        fail_msg("attempt %d: waits %lld ms, expected %lld "
+                                 "minus up to 20%%",
+                                 attempt + 1, (long long)wait, (long long)d);
+                /* Not due before next_attempt_at, due at it. */
+                assert_string_equal(claim_names(f, next - 1, "r1"), "");
+                t = next;
+        }
+}
+
+static void test_appdb_mark_failed_at_max_attempts_goes_dead(void **state)
+{
+        fixture *f = *state;
+        of_backoff bo = {.base_ms = 1, .cap_ms = 1, .max_attempts = 3};
+        int64_t t = now_ms(), seq;
+
+        place(f, NULL, "o-1", 1);
+        seq = qi(f, "SELECT seq FROM outbox_messages");
+        assert_int_equal(mark(f, seq, 0, "e1", &bo, t), 0);
+        assert_int_equal(mark(f, seq, 1, "e2", &bo, t + 10), 0);
+        assert_string_equal(q(f, "SELECT status FROM outbox_messages"),
+                            "PENDING");
+        assert_int_equal(mark(f, seq, 2, "e3", &bo, t + 20), 1);
+        assert_string_equal(q(f, "SELECT status||','||attempts||','||"
+                                 "last_error FROM outbox_messages"),
+                            "DEAD,3,e3");
+        assert_string_equal(claim_names(f, t + 100000, "r1"), "");
+}
+
+static void test_appdb_mark_records_a_batch_in_one_call(void **state)
+{
+        fixture *f = *state;
+        of_backoff bo = {.base_ms = 10, .cap_ms = 10, .max_attempts = 2};
+        of_outbox_result res[3];
+        int64_t t = now_ms();
+        size_t dead = 99;
+
+        place(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 1);
+        place(f, NULL, "o-3", 1);
+        exec(f, "UPDATE outbox_messages SET attempts = 1 WHERE "
+                "aggregate_id = 'o-3'");
+        res[0] = (of_outbox_result){.seq = 1, .attempts = 0, .error = NULL};
+        res[1] = (of_outbox_result){.seq = 2, .attempts = 0, .error = "x"};
+        res[2] = (of_outbox_result){.seq = 3, .attempts = 1, .error = "y"};
+        assert_int_equal(of_appdb_mark(f->app, res, 3, &bo, t, &dead,
+                                       f->errstr, sizeof(f->errstr)), 0);
+        assert_int_equal(dead, 1);
+        assert_string_equal(q(f, "SELECT group_concat(s, ' ') FROM (SELECT "
+                                 "aggregate_id||':'||status AS s FROM "
+                                 "outbox_messages ORDER BY seq)"),
+                            "o-1:SENT o-2:PENDING o-3:DEAD");
+}
+
+static void test_appdb_dead_row_blocks_later_rows_of_its_order(void **state)
+{
+        fixture *f = *state;
+        int64_t t = now_ms();
+
+        place(f, NULL, "o-1", 1);
+        pay(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 2);
+        kill_row(f, qi(f, "SELECT min(seq) FROM outbox_messages"));
+        assert_string_equal(claim_names(f, t + 60000, "r1"),
+                            "o-2:OrderPlaced");
+        exec(f, "UPDATE outbox_messages SET status = 'SENT' WHERE "
+                "aggregate_id = 'o-2'");
+        assert_string_equal(claim_names(f, t + 120000, "r1"), "");
+        assert_string_equal(q(f, "SELECT status FROM outbox_messages "
+                                 "WHERE type = 'OrderPaid'"),
+                            "PENDING");
+}
+
+/* ---- operations ---- */
+
+static void test_appdb_retry_id_brings_one_dead_row_back(void **state)
+{
+        fixture *f = *state;
+        of_event a, b;
+        int64_t changed = -1, t = now_ms();
+
+        place(f, &a, "o-1", 1);
+        pay(f, NULL, "o-1", 1);
+        place(f, &b, "o-2", 1);
+        kill_row(f, 1);
+        kill_row(f, 3);
+        assert_int_equal(of_appdb_retry(f->app, a.id, &changed, f->errstr,
+                                        sizeof(f->errstr)), 0);
+        assert_int_equal(changed, 1);
+        assert_string_equal(q(f, "SELECT status||','||attempts||','||"
+                                 "next_attempt_at FROM outbox_messages "
+                                 "WHERE seq = 1"),
+                            "PENDING,0,0");
+        assert_string_equal(q(f, "SELECT status FROM outbox_messages WHERE "
+                                 "seq = 3"),
+                            "DEAD");
+        /* The place is due at once, and the pay comes after it. */
+        assert_string_equal(claim_names(f, t, "r1"), "o-1:OrderPlaced");
+        /* A row that is not DEAD, or no row at all: not found. */
+        assert_int_equal(of_appdb_retry(f->app, a.id, &changed, f->errstr,
+                                        sizeof(f->errstr)),
+                         OF_ENOTFOUND);
+        assert_int_equal(changed, 0);
+        assert_int_equal(of_appdb_retry(f->app, "no-such-id", &changed,
+                                        f->errstr, sizeof(f->errstr)),
+                         OF_ENOTFOUND);
+}
+
+static void test_appdb_retry_all_dead_brings_every_dead_row_back(
+        void **state)
+{
+        fixture *f = *state;
+        int64_t changed = -1;
+
+        place(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 1);
+        place(f, NULL, "o-3", 1);
+        kill_row(f, 1);
+        kill_row(f, 3);
+        assert_int_equal(of_appdb_retry(f->app, NULL, &changed, f->errstr,
+                                        sizeof(f->errstr)), 0);
+        assert_int_equal(changed, 2);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages "
+                                 "WHERE status = 'PENDING' AND "
+                                 "attempts = 0"),
+                            "3");
+        assert_string_equal(claim_names(f, now_ms(), "r1"),
+                            "o-1:OrderPlaced o-2:OrderPlaced "
+                            "o-3:OrderPlaced");
+        /* Nothing DEAD: zero rows, not an error. */
+        assert_int_equal(of_appdb_retry(f->app, NULL, &changed, f->errstr,
+                                        sizeof(f->errstr)), 0);
+        assert_int_equal(changed, 0);
+}
+
+static void test_appdb_prune_deletes_only_old_sent_rows(void **state)
+{
+        fixture *f = *state;
+        char sql[256], recent[OF_TS_LEN + 1];
+        int64_t deleted = -1;
+
+        place(f, NULL, "o-old", 1);
+        place(f, NULL, "o-recent", 1);
+        place(f, NULL, "o-pending", 1);
+        place(f, NULL, "o-dead", 1);
+        fmt_ms(recent, now_ms() - 3600 * 1000);
+        exec(f, "UPDATE outbox_messages SET status = 'SENT', sent_at = "
+                "'2000-01-01T00:00:00.000Z' WHERE aggregate_id = 'o-old'");
+        snprintf(sql, sizeof(sql),
+                 "UPDATE outbox_messages SET status = 'SENT', sent_at = "
+                 "'%s' WHERE aggregate_id = 'o-recent'",
+                 recent);
+        exec(f, sql);
+        /* Old sent_at on rows that are not SENT: kept all the same. */
+        exec(f, "UPDATE outbox_messages SET status = 'DEAD', sent_at = "
+                "'2000-01-01T00:00:00.000Z' WHERE aggregate_id = 'o-dead'");
+        exec(f, "UPDATE outbox_messages SET sent_at = "
+                "'2000-01-01T00:00:00.000Z' WHERE "
+                "aggregate_id = 'o-pending'");
+        assert_int_equal(of_appdb_prune(f->app, 2LL * 3600 * 1000, &deleted,
+                                        f->errstr, sizeof(f->errstr)), 0);
+        assert_int_equal(deleted, 1);
+        assert_string_equal(q(f, "SELECT group_concat(aggregate_id, ' ') "
+                                 "FROM (SELECT aggregate_id FROM "
+                                 "outbox_messages ORDER BY seq)"),
+                            "o-recent o-pending o-dead");
+        assert_int_equal(of_appdb_prune(f->app, 30LL * 60 * 1000, &deleted,
+                                        f->errstr, sizeof(f->errstr)), 0);
+        assert_int_equal(deleted, 1);
+        assert_string_equal(q(f, "SELECT group_concat(aggregate_id, ' ') "
+                                 "FROM (SELECT aggregate_id FROM "
+                                 "outbox_messages ORDER BY seq)"),
+                            "o-pending o-dead");
+        assert_string_equal(q(f, "SELECT count(*) FROM orders"), "4");
+}
+
+static void test_appdb_prune_of_2500_rows_takes_several_transactions(
+        void **state)
+{
+        fixture *f = *state;
+        int64_t deleted = -1;
+
+        exec(f, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                "FROM n WHERE i < 2500) INSERT INTO outbox_messages (id, "
+                "type, aggregate_id, payload, occurred_at, status, sent_at)"
+                " SELECT 'e-'||i, 'OrderPlaced', 'o-'||i, '{}', "
+                "'2000-01-01T00:00:00.000Z', 'SENT', "
+                "'2000-01-01T00:00:01.000Z' FROM n");
+        place(f, NULL, "o-keep", 1);
+        assert_int_equal(of_appdb_prune(f->app, 1000, &deleted, f->errstr,
+                                        sizeof(f->errstr)), 0);
+        assert_int_equal(deleted, 2500);
+        assert_string_equal(q(f, "SELECT group_concat(aggregate_id) FROM "
+                                 "outbox_messages"),
+                            "o-keep");
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                T(test_appdb_place_writes_order_and_one_outbox_row),
+                T(test_appdb_place_undoes_outbox_row_when_order_insert_fails),
+                T(test_appdb_pay_rolls_back_outbox_row_when_update_fails),
+                T(test_appdb_place_payload_decodes_to_valid_order_placed),
+                T(test_appdb_pay_payload_decodes_to_valid_order_paid),
+                T(test_appdb_place_existing_order_is_eexists_writes_nothing),
+                T(test_appdb_place_bad_order_id_is_error_and_writes_nothing),
+                T(test_appdb_pay_unknown_order_is_enotfound),
+                T(test_appdb_pay_twice_is_eexists_and_writes_nothing),
+                T(test_appdb_pay_sets_status_paid),
+                T(test_appdb_uuid7_is_version_7_and_never_goes_back_in_time),
+                T(test_appdb_event_ids_increase_with_commit_time),
+                T(test_appdb_outbox_status_counts_and_oldest_age),
+                T(test_appdb_claim_returns_due_rows_in_commit_order),
+                T(test_appdb_claim_takes_at_most_max_rows),
+                T(test_appdb_claim_skips_rows_not_due_yet),
+                T(test_appdb_claim_holds_row_behind_pending_row_of_its_order),
+                T(test_appdb_leased_row_is_not_claimed_again_until_lease_ends),
+                T(test_appdb_mark_delivered_sets_sent_with_sent_at),
+                T(test_appdb_mark_failed_backs_off_within_bounds),
+                T(test_appdb_mark_failed_at_max_attempts_goes_dead),
+                T(test_appdb_mark_records_a_batch_in_one_call),
+                T(test_appdb_dead_row_blocks_later_rows_of_its_order),
+                T(test_appdb_retry_id_brings_one_dead_row_back),
+                T(test_appdb_retry_all_dead_brings_every_dead_row_back),
+                T(test_appdb_prune_deletes_only_old_sent_rows),
+                T(test_appdb_prune_of_2500_rows_takes_several_transactions),
+        };
+
+        return cmocka_run_group_tests_name("appdb", tests, NULL, NULL);
+}
