@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The producing side end to end, as a user runs it: place and pay with the
+# binary, `relay --once` to `orderflow broker`, the topic read back with
+# kcat (key, headers, envelope, OrderPlaced before OrderPaid per order); a
+# dead broker (exit 1, rows still pending, published by the next run); a
+# relay crash between produce and mark (published twice, read model still
+# exact); and `orderflow demo`.
+set -u
+
+of=${ORDERFLOW:-build/orderflow}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-relay.XXXXXX") || exit 1
+broker_pid=
+cleanup() {
+        [ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null
+        wait 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+app=$tmp/app.db
+name=setup
+fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+
+fail() {
+        echo "not ok - $name: $*" >&2
+        exit 1
+}
+ok() { echo "ok - $name"; }
+
+status() { "$of" outbox status --db "$app" --json; }
+
+[ -x "$of" ] || fail "no binary at $of (run make first)"
+"$of" broker -p 4 >"$tmp/broker.out" 2>"$tmp/broker.err" &
+broker_pid=$!
+for _ in $(seq 100); do
+        [ -s "$tmp/broker.out" ] && break
+        sleep 0.1
+done
+addr=$(head -1 "$tmp/broker.out")
+[ -n "$addr" ] || fail "broker printed no address in 10 s"
+
+# place N orders from $1, paying every second one
+write() {
+        local i
+        for i in $(seq "$1" "$2"); do
+                "$of" place --db "$app" --order "o-$i" --total "$((i * 10))" \
+                        >/dev/null || fail "place o-$i"
+                if [ $((i % 2)) -eq 0 ]; then
+                        "$of" pay --db "$app" --order "o-$i" \
+                                --amount "$((i * 10))" >/dev/null ||
+                                fail "pay o-$i"
+                fi
+        done
+}
+
+# Check the topic against the outbox: every SENT row's event on the topic
+# with key, headers and value as stored; OrderPlaced before OrderPaid per
+# order; prints the number of duplicate copies.
+check_topic() {
+        kcat -C -b "$addr" -t orders -e -q -o beginning \
+                -f '%p\t%o\t%k\t%h\t%s\n' >"$tmp/topic.tsv" 2>/dev/null ||
+                fail "kcat could not read the topic"
+        python3 - "$app" "$tmp/topic.tsv" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = {r[0]: r for r in db.execute(
+    "SELECT id, type, aggregate_id, payload FROM outbox_messages "
+    "WHERE status = 'SENT'")}
+seen, dups, placed_at = {}, 0, {}
+msgs = [l.rstrip('\n').split('\t', 4) for l in open(sys.argv[2])]
+msgs.sort(key=lambda m: (int(m[0]), int(m[1])))
+for p, o, key, hdrs, value in msgs:
+    ev = json.loads(value)
+    h = dict(kv.split('=', 1) for kv in hdrs.split(','))
+    assert key == ev['aggregateId'], (key, ev)
+    assert h == {'event_id': ev['id'], 'event_type': ev['type']}, h
+    assert ev['id'] in rows, 'not a SENT outbox row: %s' % ev['id']
+    assert value == rows[ev['id']][3], 'value differs from the outbox'
+    if ev['id'] in seen:
+        dups += 1
+    seen[ev['id']] = 1
+    if ev['type'] == 'OrderPlaced':
+        placed_at.setdefault(key, (int(p), int(o)))
+    else:
+        assert key in placed_at and placed_at[key][0] == int(p), \
+            'OrderPaid of %s before its OrderPlaced' % key
+missing = set(rows) - set(seen)
+assert not missing, '%d SENT rows not on the topic' % len(missing)
+print(dups)
+PY
+}
+
+name="relay --once publishes every row with key, headers, in order"
+write 1 300
+"$of" relay --db "$app" -b "$addr" --once -q || fail "exit $?"
+[ "$(status)" = '{"pending":0,"sent":450,"dead":0,"oldest_pending_age_s":null}' ] ||
+        fail "status: $(status)"
+dups=$(check_topic) || fail "topic check failed"
+[ "$dups" -eq 0 ] || fail "$dups duplicates"
+ok
+
+name="a dead broker: exit 1, rows still pending, the next run publishes"
+write 301 310
+"$of" relay --db "$app" -b 127.0.0.1:1 --once -q 2>"$tmp/err"
+[ $? -eq 1 ] || fail "expected exit 1"
+grep -q 'no broker' "$tmp/err" || fail "stderr: $(cat "$tmp/err")"
+status | grep -q '"pending":15,' || fail "status: $(status)"
+"$of" relay --db "$app" -b "$addr" --once -q || fail "exit $?"
+status | grep -q '"pending":0,"sent":465,' || fail "status: $(status)"
+ok
+
+name="a crash between produce and mark publishes twice; the model is exact"
+write 311 350
+ORDERFLOW_TEST_RELAY_EXIT_AFTER_PRODUCE=1 "$of" relay --db "$app" \
+        -b "$addr" --once --lease-ms 1000 -q
+[ $? -eq 99 ] || fail "expected the test hook's exit 99"
+# 40 OrderPlaced published but not marked, 20 OrderPaid behind them
+status | grep -q '"pending":60,' || fail "status: $(status)"
+for _ in $(seq 40); do
+        "$of" relay --db "$app" -b "$addr" --once --lease-ms 1000 -q ||
+                fail "exit $?"
+        status | grep -q '"pending":0,' && break
+        sleep 0.1 # the crashed relay's lease runs out after 1 s
+done
+status | grep -q '"pending":0,"sent":525,' || fail "status: $(status)"
+dups=$(check_topic) || fail "topic check failed"
+[ "$dups" -eq 40 ] || fail "expected 40 duplicates, got $dups"
+"$of" project --db "$tmp/rm.db" -b "$addr" -e -q "${fast[@]}" ||
+        fail "project exit $?"
+"$of" query totals --db "$tmp/rm.db" --json >"$tmp/totals"
+want=$(python3 -c 'p=list(range(1,351)); print(
+  "{\"orders_placed\":%d,\"orders_paid\":%d,\"placed_amount\":%d,\"paid_amount\":%d}"
+  % (len(p), len([i for i in p if i%2==0]), sum(10*i for i in p),
+     sum(10*i for i in p if i%2==0)))')
+[ "$(tr -d ' ' <"$tmp/totals")" = "$want" ] ||
+        fail "totals $(cat "$tmp/totals"), expected $want"
+ok
+
+name="relay usage errors and a missing database"
+"$of" relay -b "$addr" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q -- '--db' "$tmp/err" || fail "missing --db"
+"$of" relay --db "$tmp/none.db" -b "$addr" --once 2>"$tmp/err"
+[ $? -eq 1 ] && [ ! -e "$tmp/none.db" ] || fail "missing database"
+"$of" relay --db "$app" --batch 0 2>"$tmp/err"
+[ $? -eq 2 ] || fail "--batch 0"
+"$of" relay --help | grep -q -- '--once' || fail "--help"
+ok
+
+name="orderflow demo prints correct totals"
+"$of" demo --orders 300 --dir "$tmp/demo" >"$tmp/demo.out" 2>&1 ||
+        fail "exit $?: $(tail -3 "$tmp/demo.out")"
+grep -q 'orders_placed *300 *(written: 300)' "$tmp/demo.out" ||
+        fail "$(cat "$tmp/demo.out")"
+grep -q 'orders_paid *200 *(written: 200)' "$tmp/demo.out" ||
+        fail "$(cat "$tmp/demo.out")"
+[ -s "$tmp/demo/readmodel.db" ] && [ -s "$tmp/demo/app.db" ] ||
+        fail "no databases in --dir"
+ok
