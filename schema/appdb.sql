@@ -29,10 +29,13 @@ CREATE TABLE IF NOT EXISTS outbox_messages (
 );
 
 -- The relay's "due rows in commit order" and the status counts stay cheap
--- at millions of rows: pending rows are a small partial index.
+-- at millions of rows: pending and dead rows are small partial indexes,
+-- and SENT rows are counted as the rest.
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox_messages (seq)
     WHERE status = 'PENDING';
-CREATE INDEX IF NOT EXISTS outbox_status ON outbox_messages (status);
+CREATE INDEX IF NOT EXISTS outbox_dead ON outbox_messages (seq)
+    WHERE status = 'DEAD';
+DROP INDEX IF EXISTS outbox_status;
 -- "Is an earlier row of this order still pending or dead?"
 CREATE INDEX IF NOT EXISTS outbox_open ON outbox_messages (aggregate_id, seq)
     WHERE status IN ('PENDING', 'DEAD');

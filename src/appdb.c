@@ -1,6 +1,7 @@
 /* The writer's application database: orders and their outbox rows, each
  * change with its outbox row in one transaction, and the outbox's counts.
  * The envelope's JSON is event.c's; publishing is the relay's. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ struct of_appdb {
         sqlite3_stmt *begin, *commit, *rollback;
         sqlite3_stmt *order_get, *order_put, *order_pay, *outbox_put;
         sqlite3_stmt *count, *oldest;
-        sqlite3_stmt *claim, *lease, *sent, *failed;
+        sqlite3_stmt *claim, *sent, *failed;
         sqlite3_stmt *retry_one, *retry_all, *prune;
 };
 
@@ -34,26 +35,33 @@ static const char sql_order_pay[] =
 static const char sql_outbox_put[] =
         "INSERT INTO outbox_messages (id, type, aggregate_id, payload,"
         " occurred_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+/* Literal statuses, so that the partial indexes answer; SENT rows are
+ * the rest, so their count needs no index of its own. */
 static const char sql_count[] =
-        "SELECT count(*) FROM outbox_messages WHERE status = ?1";
+        "SELECT (SELECT count(*) FROM outbox_messages),"
+        " (SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'),"
+        " (SELECT count(*) FROM outbox_messages WHERE status = 'DEAD')";
 static const char sql_oldest[] =
         "SELECT occurred_at FROM outbox_messages WHERE status = 'PENDING'"
         " ORDER BY seq LIMIT 1";
 
+/* Find and lease the due rows in one statement (RETURNING gives them in
+ * no set order: the caller sorts by seq). */
 static const char sql_claim[] =
-        "SELECT seq, id, type, aggregate_id, payload, attempts"
-        " FROM outbox_messages o WHERE status = 'PENDING'"
-        " AND next_attempt_at <= ?1 AND lease_until <= ?1"
-        " AND NOT EXISTS (SELECT 1 FROM outbox_messages e"
-        "  WHERE e.aggregate_id = o.aggregate_id AND e.seq < o.seq"
-        "  AND e.status IN ('PENDING', 'DEAD'))"
-        " ORDER BY seq LIMIT ?2";
-static const char sql_lease[] =
-        "UPDATE outbox_messages SET lease_until = ?2, lease_owner = ?3"
-        " WHERE seq = ?1";
+        "UPDATE outbox_messages SET lease_until = ?3, lease_owner = ?4"
+        " WHERE seq IN (SELECT seq FROM outbox_messages o"
+        "  WHERE status = 'PENDING' AND next_attempt_at <= ?1"
+        "  AND lease_until <= ?1"
+        "  AND NOT EXISTS (SELECT 1 FROM outbox_messages e"
+        "   WHERE e.aggregate_id = o.aggregate_id AND e.seq < o.seq"
+        "   AND e.status IN ('PENDING', 'DEAD'))"
+        "  ORDER BY seq LIMIT ?2)"
+        " RETURNING seq, id, type, aggregate_id, payload, attempts";
+/* ?1 is a JSON array of the delivered rows' seq: one statement a batch. */
 static const char sql_sent[] =
         "UPDATE outbox_messages SET status = 'SENT', sent_at = ?2,"
-        " lease_until = 0, lease_owner = NULL WHERE seq = ?1";
+        " lease_until = 0, lease_owner = NULL"
+        " WHERE seq IN (SELECT value FROM json_each(?1))";
 static const char sql_failed[] =
         "UPDATE outbox_messages SET attempts = attempts + 1,"
         " last_error = ?2, next_attempt_at = ?3,"
@@ -134,7 +142,7 @@ int of_appdb_open(of_appdb **out, const char *path, char *errstr,
                                           &app->order_put, &app->order_pay,
                                           &app->outbox_put, &app->count,
                                           &app->oldest,    &app->claim,
-                                          &app->lease,     &app->sent,
+                                          &app->sent,
                                           &app->failed,    &app->retry_one,
                                           &app->retry_all, &app->prune};
                 const char *sqls[] = {"BEGIN IMMEDIATE", "COMMIT",
@@ -142,7 +150,7 @@ int of_appdb_open(of_appdb **out, const char *path, char *errstr,
                                       sql_order_put,     sql_order_pay,
                                       sql_outbox_put,    sql_count,
                                       sql_oldest,        sql_claim,
-                                      sql_lease,         sql_sent,
+                                      sql_sent,
                                       sql_failed,        sql_retry_one,
                                       sql_retry_all,     sql_prune};
 
@@ -360,18 +368,21 @@ int of_appdb_pay(of_appdb *app, of_event *out, const char *order_id,
 
 /* ---- the outbox's state ---- */
 
-static int count(of_appdb *app, int64_t *out, const char *status,
-                 char *errstr, size_t errstr_size)
+static int count(of_appdb *app, of_outbox_status *out, char *errstr,
+                 size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->count;
         int rc, err = 0;
 
-        sqlite3_bind_text(stmt, 1, status, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW)
-                *out = sqlite3_column_int64(stmt, 0);
-        else
+        if (rc == SQLITE_ROW) {
+                out->pending = sqlite3_column_int64(stmt, 1);
+                out->dead = sqlite3_column_int64(stmt, 2);
+                out->sent = sqlite3_column_int64(stmt, 0) - out->pending -
+                            out->dead;
+        } else {
                 err = fail(app, "counting outbox rows", errstr, errstr_size);
+        }
         sqlite3_reset(stmt);
         return err;
 }
@@ -406,10 +417,7 @@ int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
         /* One read transaction, so the four figures agree. */
         if (sqlite3_exec(app->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
                 return fail(app, "BEGIN", errstr, errstr_size);
-        if ((err = count(app, &out->pending, "PENDING", errstr,
-                         errstr_size)) ||
-            (err = count(app, &out->sent, "SENT", errstr, errstr_size)) ||
-            (err = count(app, &out->dead, "DEAD", errstr, errstr_size)))
+        if ((err = count(app, out, errstr, errstr_size)))
                 goto out;
         out->oldest_pending_age_s = -1;
         rc = sqlite3_step(stmt);
@@ -457,14 +465,22 @@ void of_appdb_rows_free(of_outbox_row *rows, size_t n)
         free(rows);
 }
 
+static int by_seq(const void *a, const void *b)
+{
+        int64_t x = ((const of_outbox_row *)a)->seq;
+        int64_t y = ((const of_outbox_row *)b)->seq;
+
+        return (x > y) - (x < y);
+}
+
 int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
                    int64_t now_ms, int lease_ms, const char *owner,
                    char *errstr, size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->claim;
         of_outbox_row *rows = calloc(max ? max : 1, sizeof(*rows));
-        size_t got = 0, i;
-        int rc, err;
+        size_t got = 0;
+        int rc, err = 0;
 
         *out = NULL;
         *n = 0;
@@ -476,9 +492,12 @@ int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
         }
         sqlite3_bind_int64(stmt, 1, now_ms);
         sqlite3_bind_int64(stmt, 2, (sqlite3_int64)max);
+        sqlite3_bind_int64(stmt, 3, now_ms + lease_ms);
+        sqlite3_bind_text(stmt, 4, owner, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
                 of_outbox_row *r = &rows[got++];
 
+                assert(got <= max); /* the statement's LIMIT */
                 r->seq = sqlite3_column_int64(stmt, 0);
                 r->id = column_dup(stmt, 1, NULL);
                 r->type = column_dup(stmt, 2, NULL);
@@ -491,23 +510,12 @@ int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
                 }
         }
         sqlite3_reset(stmt);
-        if (rc != SQLITE_DONE) {
-                err = rc == SQLITE_NOMEM
-                              ? of_errf(errstr, errstr_size, "out of memory")
-                              : fail(app, "claiming outbox rows", errstr,
-                                     errstr_size);
-                goto out;
-        }
-        stmt = app->lease;
-        for (i = 0; i < got; i++) {
-                sqlite3_bind_int64(stmt, 1, rows[i].seq);
-                sqlite3_bind_int64(stmt, 2, now_ms + lease_ms);
-                sqlite3_bind_text(stmt, 3, owner, -1, SQLITE_STATIC);
-                if ((err = run(app, stmt, errstr, errstr_size)))
-                        goto out;
-        }
-        err = run(app, app->commit, errstr, errstr_size);
-out:
+        if (rc == SQLITE_NOMEM)
+                err = of_errf(errstr, errstr_size, "out of memory");
+        else if (rc != SQLITE_DONE)
+                err = fail(app, "claiming outbox rows", errstr, errstr_size);
+        else
+                err = run(app, app->commit, errstr, errstr_size);
         if (err) {
                 if (!sqlite3_get_autocommit(app->db))
                         run(app, app->rollback, NULL, 0);
@@ -518,6 +526,7 @@ out:
                 free(rows);
                 rows = NULL;
         }
+        qsort(rows, got, sizeof(*rows), by_seq);
         *out = rows;
         *n = got;
         return 0;
@@ -539,27 +548,50 @@ static int64_t backoff_ms(const of_backoff *bo, int attempts)
         return d;
 }
 
+/* The seq of every delivered result as a JSON array, for json_each(). */
+static char *delivered_json(const of_outbox_result *res, size_t n)
+{
+        char *json = malloc(n * 21 + 3), *p;
+        size_t i;
+
+        if (!json)
+                return NULL;
+        p = json;
+        *p++ = '[';
+        for (i = 0; i < n; i++)
+                if (!res[i].error)
+                        p += sprintf(p, "%s%lld", p[-1] == '[' ? "" : ",",
+                                     (long long)res[i].seq);
+        *p++ = ']';
+        *p = '\0';
+        return json;
+}
+
 int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
                   const of_backoff *bo, int64_t now_ms, size_t *dead,
                   char *errstr, size_t errstr_size)
 {
-        char now[OF_TS_LEN + 1];
+        char now[OF_TS_LEN + 1], *json = delivered_json(res, n);
         size_t i, went_dead = 0;
         int err, rc;
 
+        if (!json)
+                return of_errf(errstr, errstr_size, "out of memory");
         format_ms(now, now_ms);
-        if ((err = run(app, app->begin, errstr, errstr_size)))
+        if ((err = run(app, app->begin, errstr, errstr_size))) {
+                free(json);
                 return err;
+        }
+        sqlite3_bind_text(app->sent, 1, json, -1, SQLITE_STATIC);
+        sqlite3_bind_text(app->sent, 2, now, -1, SQLITE_STATIC);
+        if ((err = run(app, app->sent, errstr, errstr_size)))
+                goto out;
         for (i = 0; i < n; i++) {
-                sqlite3_stmt *stmt = res[i].error ? app->failed : app->sent;
+                sqlite3_stmt *stmt = app->failed;
 
-                sqlite3_bind_int64(stmt, 1, res[i].seq);
-                if (!res[i].error) {
-                        sqlite3_bind_text(stmt, 2, now, -1, SQLITE_STATIC);
-                        if ((err = run(app, stmt, errstr, errstr_size)))
-                                goto out;
+                if (!res[i].error)
                         continue;
-                }
+                sqlite3_bind_int64(stmt, 1, res[i].seq);
                 sqlite3_bind_text(stmt, 2, res[i].error, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(stmt, 3,
                                    now_ms + backoff_ms(bo, res[i].attempts));
@@ -582,6 +614,7 @@ out:
                 run(app, app->rollback, NULL, 0);
         if (!err && dead)
                 *dead = went_dead;
+        free(json);
         return err;
 }
 

@@ -179,6 +179,7 @@ static int round_trip(relay *r, of_appdb *app, of_relay_stats *st,
         of_outbox_row *rows = NULL;
         of_outbox_result *res = NULL;
         in_flight *fl = NULL;
+        int64_t t_start = wall_ms(), t_claimed, t_published;
         size_t n = 0, dead = 0, i;
         int err;
 
@@ -193,7 +194,9 @@ static int round_trip(relay *r, of_appdb *app, of_relay_stats *st,
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
+        t_claimed = wall_ms();
         publish(r, rows, res, fl, n);
+        t_published = wall_ms();
         if (r->o->after_produce && r->o->after_produce(r->o->hook_opaque)) {
                 of_errf(errstr, errstr_size, "stopped by the test hook");
                 err = OF_EABORT;
@@ -207,6 +210,11 @@ static int round_trip(relay *r, of_appdb *app, of_relay_stats *st,
         }
         if (err)
                 goto out;
+        of_log(OF_LOG_DEBUG,
+               "batch of %zu: claim %lld ms, publish %lld ms, mark %lld ms",
+               n, (long long)(t_claimed - t_start),
+               (long long)(t_published - t_claimed),
+               (long long)(wall_ms() - t_published));
         st->batches++;
         st->dead += dead;
         for (i = 0; i < n; i++) {

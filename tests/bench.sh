@@ -75,4 +75,50 @@ for kind in v7 v4; do
                 `'"peak_rss_kib":%s}\n' "$n" "$kind" "$runs" "$med" "$min" \
                 "$max" "$mrss" >>"$out"
 done
+# ---- the relay: rows/s publishing BENCH_RELAY_ROWS outbox rows ----
+rows=${BENCH_RELAY_ROWS:-100000}
+"$of" broker -t orders -p "$parts" >"$tmp/broker.out" 2>"$tmp/broker.err" &
+broker_pid=$!
+for _ in $(seq 100); do
+        [ -s "$tmp/broker.out" ] && break
+        sleep 0.1
+done
+addr=$(head -1 "$tmp/broker.out")
+app=$tmp/app.db
+"$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
+        die "could not create $app"
+# Fill the outbox directly: the writer's one-transaction-per-order speed
+# is not what this measures.
+sqlite3 "$app" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1
+        FROM n WHERE i < $rows)
+    INSERT INTO outbox_messages (id, type, aggregate_id, payload,
+        occurred_at)
+    SELECT printf('0190b5b2-0000-7000-8000-%012d', i), 'OrderPlaced',
+        'o-' || i, json_object('id', printf('0190b5b2-0000-7000-8000-%012d',
+        i), 'type', 'OrderPlaced', 'aggregateId', 'o-' || i, 'occurredAt',
+        '2026-11-27T10:15:30.123Z', 'payload', json_object('orderId',
+        'o-' || i, 'total', 100 + i % 1000)), '2026-11-27T10:15:30.123Z'
+    FROM n;" || die "could not fill the outbox"
+rates=()
+for r in $(seq "$runs"); do
+        sqlite3 "$app" "UPDATE outbox_messages SET status = 'PENDING',
+                sent_at = NULL, attempts = 0, next_attempt_at = 0"
+        start=$(date +%s.%N)
+        "$of" relay --db "$app" -b "$addr" --once -q ||
+                die "relay failed"
+        end=$(date +%s.%N)
+        rates+=("$(awk -v n="$rows" -v a="$start" -v b="$end" \
+                'BEGIN { printf "%d", (n + 1) / (b - a) }')")
+done
+kill "$broker_pid"
+wait "$broker_pid" 2>/dev/null
+broker_pid=
+med=$(printf '%s\n' "${rates[@]}" | median)
+min=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
+max=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
+printf '%-28s %10s %10s %10s\n' "relay $rows rows (rows/s)" "$med" "$min" \
+        "$max"
+printf '{"case":"relay","rows":%s,"runs":%s,"rows_per_s_median":%s,'`
+        `'"min":%s,"max":%s}\n' "$rows" "$runs" "$med" "$min" "$max" \
+        >>"$out"
 echo "results: $out"

@@ -12,7 +12,7 @@
 #include "orderflow/appdb.h"
 #include "orderflow/kafka.h"
 
-#define OF_DEFAULT_RELAY_BATCH 1000  /* rows per claim */
+#define OF_DEFAULT_RELAY_BATCH 10000 /* rows per claim */
 #define OF_DEFAULT_RELAY_POLL  200   /* ms between looks at an idle outbox */
 #define OF_DEFAULT_RELAY_LEASE 60000 /* ms a claim keeps other relays off */
 
