@@ -522,11 +522,12 @@ int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
                 of_appdb_rows_free(rows, got);
                 return err;
         }
-        if (!got) {
+        if (got) {
+                qsort(rows, got, sizeof(*rows), by_seq);
+        } else {
                 free(rows);
                 rows = NULL;
         }
-        qsort(rows, got, sizeof(*rows), by_seq);
         *out = rows;
         *n = got;
         return 0;
