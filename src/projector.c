@@ -43,6 +43,7 @@ struct of_projector {
         int64_t first_ms;  /* first commit holding messages; 0: none yet */
         int64_t last_ms;   /* latest commit holding messages */
         uint64_t taken;    /* messages committed since first_ms's batch */
+        uint64_t fetch_ns; /* in rd_kafka_consumer_poll() */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
         char err[1100];    /* its message */
@@ -54,6 +55,14 @@ static int64_t now_ms(void)
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_ms(int ms)
@@ -487,7 +496,7 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
                 "enable.partition.eof=true",
                 /* Bound what librdkafka buffers ahead (its default may hold
                  * 64 MiB); the apply step is the bottleneck anyway. */
-                "queued.max.messages.kbytes=16384",
+                "queued.max.messages.kbytes=12288",
                 NULL,
         };
         rd_kafka_conf_t *conf;
@@ -560,6 +569,7 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
         int err;
 
         while (!stopping(pj) && !pj->failed) {
+                uint64_t t0;
                 int64_t wait = 100;
                 rd_kafka_message_t *rkm;
 
@@ -567,7 +577,9 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                         wait = pj->opened_ms + pj->o.batch_ms - now_ms();
                         wait = wait < 0 ? 0 : wait > 100 ? 100 : wait;
                 }
+                t0 = now_ns();
                 rkm = rd_kafka_consumer_poll(pj->rk, (int)wait);
+                pj->fetch_ns += now_ns() - t0;
                 if (rkm) {
                         err = take(pj, rkm, errstr, errstr_size);
                         rd_kafka_message_destroy(rkm);
@@ -638,6 +650,15 @@ out:
                        pj->taken, (double)(pj->last_ms - pj->first_ms) / 1000,
                        (double)pj->taken * 1000 /
                                (double)(pj->last_ms - pj->first_ms));
+        if (pj && pj->stats.batches)
+                of_log(OF_LOG_INFO,
+                       "time: fetch %.3f s, decode %.3f s, apply %.3f s "
+                       "(decode excluded; commit %.3f s of it)",
+                       (double)pj->fetch_ns / 1e9,
+                       (double)pj->stats.decode_ns / 1e9,
+                       (double)(pj->stats.apply_ns - pj->stats.decode_ns) /
+                               1e9,
+                       (double)pj->stats.commit_ns / 1e9);
         if (pj && pj->rk)
                 rd_kafka_destroy(pj->rk);
         if (pj && stats)

@@ -12,8 +12,8 @@
 #include "orderflow/kafka.h"
 #include "orderflow/store.h"
 
-#define OF_DEFAULT_BATCH_MAX 5000 /* messages per transaction */
-#define OF_DEFAULT_BATCH_MS  100  /* longest a batch stays open */
+#define OF_DEFAULT_BATCH_MAX 50000 /* messages per transaction */
+#define OF_DEFAULT_BATCH_MS  100   /* longest a batch stays open */
 
 typedef struct of_projector_opts {
         of_kafka_opts ko;
