@@ -19,6 +19,7 @@
 typedef struct held_msg {
         int32_t partition;
         int64_t offset;
+        int64_t ts_ms;           /* the message's timestamp; -1: none */
         size_t key_at, value_at; /* positions in the arena */
         size_t key_len, value_len;
         int has_key, has_value;
@@ -28,6 +29,8 @@ typedef struct part_pos {
         int32_t partition;
         int64_t next_offset; /* first offset not yet in hand */
 } part_pos;
+
+#define LAT_MAX_MS 10000 /* latencies above this share the last bucket */
 
 struct of_projector {
         of_store *st;
@@ -44,6 +47,9 @@ struct of_projector {
         int64_t last_ms;   /* latest commit holding messages */
         uint64_t taken;    /* messages committed since first_ms's batch */
         uint64_t fetch_ns; /* in rd_kafka_consumer_poll() */
+        uint32_t *lat;     /* LAT_MAX_MS + 1 buckets: ms from the message's
+                            * timestamp to its commit; NULL: not kept */
+        int64_t ts_next;   /* the timestamp of the next handled message */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
         char err[1100];    /* its message */
@@ -97,6 +103,9 @@ int of_projector_new(of_projector **out, of_store *st,
                 pj->o.batch_ms = OF_DEFAULT_BATCH_MS;
         if (pj->o.max_retry_ms <= 0)
                 pj->o.max_retry_ms = 5000;
+        pj->ts_next = -1;
+        /* Without the histogram latency is simply not reported. */
+        pj->lat = calloc(LAT_MAX_MS + 1, sizeof(*pj->lat));
         *out = pj;
         return 0;
 }
@@ -108,6 +117,7 @@ void of_projector_free(of_projector *pj)
         free(pj->msgs);
         free(pj->arena);
         free(pj->pos);
+        free(pj->lat);
         free(pj);
 }
 
@@ -184,6 +194,8 @@ int of_projector_handle(of_projector *pj, const of_msg *m, char *errstr,
         h = &pj->msgs[pj->n];
         h->partition = m->partition;
         h->offset = m->offset;
+        h->ts_ms = pj->ts_next;
+        pj->ts_next = -1;
         h->has_key = m->key != NULL;
         h->has_value = m->value != NULL;
         h->key_len = m->key ? m->key_len : 0;
@@ -226,6 +238,46 @@ static void commit_kafka(of_projector *pj)
                 of_log(OF_LOG_DEBUG, "kafka offset commit: %s",
                        rd_kafka_err2str(err));
         rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Add the batch's messages to the latency histogram (just committed). */
+static void count_latency(of_projector *pj)
+{
+        int64_t now = wall_ms(), d;
+        size_t i;
+
+        for (i = 0; i < pj->n; i++) {
+                if (pj->msgs[i].ts_ms < 0)
+                        continue;
+                d = now - pj->msgs[i].ts_ms;
+                pj->lat[d < 0 ? 0 : d > LAT_MAX_MS ? LAT_MAX_MS : d]++;
+        }
+}
+
+/* The latency (ms) below which a share q of the counted messages fell;
+ * -1 when none was counted. */
+static int64_t latency_at(const of_projector *pj, double q, uint64_t *n)
+{
+        uint64_t total = 0, seen = 0;
+        int64_t i;
+
+        for (i = 0; i <= LAT_MAX_MS; i++)
+                total += pj->lat[i];
+        *n = total;
+        for (i = 0; i <= LAT_MAX_MS && total; i++) {
+                seen += pj->lat[i];
+                if ((double)seen >= q * (double)total)
+                        return i;
+        }
+        return -1;
 }
 
 int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
@@ -287,6 +339,8 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
                 of_errf(errstr, errstr_size, "stopped by the test hook");
                 goto out;
         }
+        if (pj->n && pj->lat)
+                count_latency(pj);
         if (pj->n) {
                 pj->last_ms = now_ms();
                 if (!pj->first_ms)
@@ -497,6 +551,10 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
                 /* Bound what librdkafka buffers ahead (its default may hold
                  * 64 MiB); the apply step is the bottleneck anyway. */
                 "queued.max.messages.kbytes=12288",
+                /* A broker that does not answer a fetch as soon as data
+                 * arrives (the mock cluster) would add up to this much to
+                 * every event's latency; 50 ms bounds it (README). */
+                "fetch.wait.max.ms=50",
                 NULL,
         };
         rd_kafka_conf_t *conf;
@@ -551,6 +609,7 @@ static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
                        rd_kafka_message_errstr(rkm));
                 return 0;
         }
+        pj->ts_next = rd_kafka_message_timestamp(rkm, NULL);
         m = (of_msg){
                 .topic = rd_kafka_topic_name(rkm->rkt),
                 .partition = rkm->partition,
@@ -650,6 +709,19 @@ out:
                        pj->taken, (double)(pj->last_ms - pj->first_ms) / 1000,
                        (double)pj->taken * 1000 /
                                (double)(pj->last_ms - pj->first_ms));
+        if (pj && pj->lat) {
+                uint64_t n;
+                int64_t p50 = latency_at(pj, 0.5, &n),
+                        p99 = latency_at(pj, 0.99, &n);
+
+                if (n)
+                        of_log(OF_LOG_INFO,
+                               "latency from message timestamp to commit: "
+                               "p50 %" PRId64 " ms, p99 %" PRId64
+                               " ms over %" PRIu64 " messages%s",
+                               p50, p99, n,
+                               p99 >= LAT_MAX_MS ? " (capped at 10 s)" : "");
+        }
         if (pj && pj->stats.batches)
                 of_log(OF_LOG_INFO,
                        "time: fetch %.3f s, decode %.3f s, apply %.3f s "

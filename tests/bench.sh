@@ -121,4 +121,38 @@ printf '%-28s %10s %10s %10s\n' "relay $rows rows (rows/s)" "$med" "$min" \
 printf '{"case":"relay","rows":%s,"runs":%s,"rows_per_s_median":%s,'`
         `'"min":%s,"max":%s}\n' "$rows" "$runs" "$med" "$min" "$max" \
         >>"$out"
+# ---- latency: events offered at 1,000/s to a live projector ----
+"$of" broker -t lat -p 4 >"$tmp/broker.out" 2>"$tmp/broker.err" &
+broker_pid=$!
+for _ in $(seq 100); do
+        [ -s "$tmp/broker.out" ] && break
+        sleep 0.1
+done
+addr=$(head -1 "$tmp/broker.out")
+rm -f "$tmp"/lat.db*
+"$of" project --db "$tmp/lat.db" -b "$addr" -t lat -g lat \
+        -X session.timeout.ms=6000 2>"$tmp/lat.err" &
+proj=$!
+for _ in $(seq 200); do
+        grep -q assigned "$tmp/lat.err" && break
+        sleep 0.1
+done
+python3 "$root/tests/bench_gen.py" 10000 v7 1000 |
+        kcat -P -b "$addr" -t lat -K '|' -X linger.ms=1 ||
+        die "publishing failed"
+for _ in $(seq 300); do
+        [ "$(sqlite3 "$tmp/lat.db" 'SELECT count(*) FROM processed_events' \
+                2>/dev/null)" = 10000 ] && break
+        sleep 0.1
+done
+kill -TERM "$proj"
+wait "$proj"
+kill "$broker_pid"
+wait "$broker_pid" 2>/dev/null
+broker_pid=
+p50=$(sed -n 's/.*p50 \([0-9]*\) ms.*/\1/p' "$tmp/lat.err")
+p99=$(sed -n 's/.*p99 \([0-9]*\) ms.*/\1/p' "$tmp/lat.err")
+printf '%-28s %10s %10s\n' "latency at 1,000/s (ms)" "p50 $p50" "p99 $p99"
+printf '{"case":"latency","rate":1000,"events":10000,"p50_ms":%s,'`
+        `'"p99_ms":%s}\n' "${p50:-null}" "${p99:-null}" >>"$out"
 echo "results: $out"

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Writes N events for `make bench` as "key|value" lines on stdout.
 
-usage: bench_gen.py N v7|v4
+usage: bench_gen.py N v7|v4 [RATE]
 v7: time-ordered ids (UUIDv7 layout), v4: random ids. Half the orders are
-paid, so N events are about 2N/3 orders.
+paid, so N events are about 2N/3 orders. With RATE, lines are written (and
+flushed) at RATE per second, for latency measurements.
 """
 import os, sys, time
 
 n, kind = int(sys.argv[1]), sys.argv[2]
+rate = float(sys.argv[3]) if len(sys.argv) > 3 else 0
+if rate:
+    time.sleep(2)  # let the producer reading us connect first
+start = time.time()
 out = sys.stdout
 ms = int(time.time() * 1000)
 seq = 0
@@ -46,6 +51,13 @@ while i < n:
                                                         oid, total))
         i += 1
     order += 1
+    if rate:
+        out.write('\n'.join(lines) + '\n')
+        out.flush()
+        lines = []
+        ahead = start + i / rate - time.time()
+        if ahead > 0:
+            time.sleep(ahead)
     if len(lines) >= 10000:
         out.write('\n'.join(lines) + '\n')
         lines = []
