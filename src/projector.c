@@ -31,6 +31,7 @@ typedef struct part_pos {
 } part_pos;
 
 #define LAT_MAX_MS 10000 /* latencies above this share the last bucket */
+#define PROGRESS_EVERY 1000000 /* messages between two progress lines */
 
 struct of_projector {
         of_store *st;
@@ -46,6 +47,9 @@ struct of_projector {
         int64_t first_ms;  /* first commit holding messages; 0: none yet */
         int64_t last_ms;   /* latest commit holding messages */
         uint64_t taken;    /* messages committed since first_ms's batch */
+        uint64_t done;     /* messages committed in all */
+        uint64_t done_at_mark; /* done at the last progress line */
+        int64_t mark_ms;   /* when that line was written */
         uint64_t fetch_ns; /* in rd_kafka_consumer_poll() */
         uint32_t *lat;     /* LAT_MAX_MS + 1 buckets: ms from the message's
                             * timestamp to its commit; NULL: not kept */
@@ -248,6 +252,23 @@ static int64_t wall_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A line per PROGRESS_EVERY messages with the rate since the last one, so
+ * a long run shows how the cost grows with the size of the read model. */
+static void progress(of_projector *pj)
+{
+        uint64_t n = pj->done - pj->done_at_mark;
+        int64_t ms = pj->last_ms - pj->mark_ms;
+
+        if (n < PROGRESS_EVERY)
+                return;
+        of_log(OF_LOG_INFO,
+               "progress: %" PRIu64 " messages applied, %.0f/s over the "
+               "last %" PRIu64,
+               pj->done, ms > 0 ? (double)n * 1000 / (double)ms : 0.0, n);
+        pj->done_at_mark = pj->done;
+        pj->mark_ms = pj->last_ms;
+}
+
 /* Add the batch's messages to the latency histogram (just committed). */
 static void count_latency(of_projector *pj)
 {
@@ -344,9 +365,11 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
         if (pj->n) {
                 pj->last_ms = now_ms();
                 if (!pj->first_ms)
-                        pj->first_ms = pj->last_ms;
+                        pj->first_ms = pj->mark_ms = pj->last_ms;
                 else
                         pj->taken += pj->n;
+                pj->done += pj->n;
+                progress(pj);
         }
         commit_kafka(pj);
         batch_clear(pj);

@@ -75,6 +75,45 @@ for kind in v7 v4; do
                 `'"peak_rss_kib":%s}\n' "$n" "$kind" "$runs" "$med" "$min" \
                 "$max" "$mrss" >>"$out"
 done
+# ---- cost growth: events/s for each successive million of 5M ----
+grow=${BENCH_GROWTH_EVENTS:-5000000}
+for kind in v7 v4; do
+        [ "$grow" -gt 0 ] || break
+        "$of" broker -t grow -p 128 >"$tmp/broker.out" 2>"$tmp/broker.err" &
+        broker_pid=$!
+        for _ in $(seq 100); do
+                [ -s "$tmp/broker.out" ] && break
+                sleep 0.1
+        done
+        addr=$(head -1 "$tmp/broker.out")
+        python3 "$root/tests/bench_gen.py" "$grow" "$kind" |
+                kcat -P -b "$addr" -t grow -K '|' \
+                        -X compression.codec=zstd -X linger.ms=50 \
+                        -X batch.num.messages=10000 ||
+                die "publishing failed"
+        rm -f "$tmp"/rm.db*
+        "$of" project --db "$tmp/rm.db" -b "$addr" -t grow -g "grow-$kind" \
+                -e 2>"$tmp/run.err" ||
+                die "project failed: $(tail -2 "$tmp/run.err")"
+        got=$(sqlite3 "$tmp/rm.db" 'SELECT count(*) FROM processed_events')
+        [ "$got" -eq "$grow" ] || die "$got of $grow events applied"
+        kill "$broker_pid"
+        wait "$broker_pid" 2>/dev/null
+        broker_pid=
+        per=$(sed -n 's/.*progress: [0-9]* messages applied, \([0-9]*\)\/s.*/\1/p' \
+                "$tmp/run.err" | tr '\n' ' ')
+        first=$(echo "$per" | awk '{print $1}')
+        last=$(echo "$per" | awk '{print $NF}')
+        mrss=$(sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' "$tmp/run.err")
+        printf '%-28s %s (last/first %s%%), peak RSS %s MiB\n' \
+                "growth $grow $kind (per 1M)" "$per" \
+                "$((100 * last / first))" "$((mrss / 1024))"
+        printf '{"case":"growth","events":%s,"ids":"%s","per_million":[%s],'`
+                `'"last_over_first_pct":%s,"peak_rss_kib":%s}\n' "$grow" \
+                "$kind" "$(echo $per | tr ' ' ',')" \
+                "$((100 * last / first))" "$mrss" >>"$out"
+done
+
 # ---- the relay: rows/s publishing BENCH_RELAY_ROWS outbox rows ----
 rows=${BENCH_RELAY_ROWS:-100000}
 "$of" broker -t orders -p "$parts" >"$tmp/broker.out" 2>"$tmp/broker.err" &
