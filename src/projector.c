@@ -259,7 +259,9 @@ static void progress(of_projector *pj)
         uint64_t n = pj->done - pj->done_at_mark;
         int64_t ms = pj->last_ms - pj->mark_ms;
 
-        if (n < PROGRESS_EVERY)
+        /* At each multiple of PROGRESS_EVERY, so the last million of a
+         * run of whole millions gets its line too. */
+        if (pj->done / PROGRESS_EVERY == pj->done_at_mark / PROGRESS_EVERY)
                 return;
         of_log(OF_LOG_INFO,
                "progress: %" PRIu64 " messages applied, %.0f/s over the "
