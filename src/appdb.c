@@ -98,6 +98,25 @@ static int run(of_appdb *app, sqlite3_stmt *stmt, char *errstr,
         return err;
 }
 
+/* Whether the file holds table name already: 1 yes, 0 no, <0 failure.
+ * Used to refuse the other kind of orderflow database. */
+static int has_table(sqlite3 *db, const char *name)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM sqlite_master WHERE type ="
+                                " 'table' AND name = ?1",
+                                -1, &stmt, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+                rc = sqlite3_step(stmt);
+        }
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
+}
+
 int of_appdb_open(of_appdb **out, const char *path, char *errstr,
                   size_t errstr_size)
 {
@@ -126,6 +145,11 @@ int of_appdb_open(of_appdb **out, const char *path, char *errstr,
                           "PRAGMA synchronous = FULL;"
                           "BEGIN IMMEDIATE;",
                           NULL, NULL, &msg);
+        if (rc == SQLITE_OK && has_table(app->db, "processed_events") == 1) {
+                sqlite3_exec(app->db, "ROLLBACK", NULL, NULL, NULL);
+                of_errf(errstr, errstr_size, "%s: a read model, not an application database", path);
+                goto fail;
+        }
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(app->db, appdb_sql, NULL, NULL, &msg);
         if (rc == SQLITE_OK)

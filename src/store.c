@@ -212,6 +212,25 @@ static int check_version(of_store *st, char *errstr, size_t errstr_size)
         return err;
 }
 
+/* Whether the file holds table name already: 1 yes, 0 no, <0 failure.
+ * Used to refuse the other kind of orderflow database. */
+static int has_table(sqlite3 *db, const char *name)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM sqlite_master WHERE type ="
+                                " 'table' AND name = ?1",
+                                -1, &stmt, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+                rc = sqlite3_step(stmt);
+        }
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
+}
+
 int of_store_open(of_store **out, const char *path, char *errstr,
                   size_t errstr_size)
 {
@@ -251,6 +270,11 @@ int of_store_open(of_store **out, const char *path, char *errstr,
                           "PRAGMA cache_size = -24576;"
                           "BEGIN IMMEDIATE;",
                           NULL, NULL, &msg);
+        if (rc == SQLITE_OK && has_table(st->db, "outbox_messages") == 1) {
+                sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+                of_errf(errstr, errstr_size, "%s: an application database, not a read model", path);
+                goto fail;
+        }
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(st->db, readmodel_sql, NULL, NULL, &msg);
         if (rc == SQLITE_OK)

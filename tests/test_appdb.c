@@ -915,6 +915,31 @@ static void test_appdb_prune_of_2500_rows_takes_several_transactions(
                             "o-keep");
 }
 
+static void test_appdb_refuses_a_read_model(void **state)
+{
+        fixture *f = *state;
+        of_appdb *app2 = NULL;
+        char path[600];
+        sqlite3 *db;
+
+        snprintf(path, sizeof(path), "%s.rm", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "CREATE TABLE processed_events (x)",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
+                                       sizeof(f->errstr)), OF_ERROR);
+        assert_non_null(strstr(f->errstr, "a read model, not an application "
+                                          "database"));
+        assert_null(app2);
+        /* Nothing of the outbox was added to it. */
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "SELECT * FROM outbox_messages",
+                                      NULL, NULL, NULL), SQLITE_ERROR);
+        sqlite3_close(db);
+        unlink(path);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -947,6 +972,7 @@ int main(void)
                 T(test_appdb_retry_all_dead_brings_every_dead_row_back),
                 T(test_appdb_prune_deletes_only_old_sent_rows),
                 T(test_appdb_prune_of_2500_rows_takes_several_transactions),
+                T(test_appdb_refuses_a_read_model),
         };
 
         return cmocka_run_group_tests_name("appdb", tests, NULL, NULL);

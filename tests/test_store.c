@@ -396,6 +396,30 @@ static void test_store_not_a_database_is_an_error(void **state)
         unlink(path);
 }
 
+static void test_store_refuses_an_application_database(void **state)
+{
+        fixture *f = *state;
+        of_store *st2 = NULL;
+        char errstr[512], path[600];
+        sqlite3 *db;
+
+        snprintf(path, sizeof(path), "%s.app", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "CREATE TABLE outbox_messages (x)",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
+                         OF_ERROR);
+        assert_non_null(strstr(errstr, "an application database, not a "
+                                       "read model"));
+        /* Nothing of the read model was added to it. */
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "SELECT * FROM order_list", NULL,
+                                      NULL, NULL), SQLITE_ERROR);
+        sqlite3_close(db);
+        unlink(path);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -414,6 +438,7 @@ int main(void)
                 T(test_store_busy_file_rolls_back_and_can_retry),
                 T(test_store_newer_schema_is_refused),
                 T(test_store_not_a_database_is_an_error),
+                T(test_store_refuses_an_application_database),
         };
 
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
