@@ -12,6 +12,7 @@
 
 #include "orderflow/appdb.h"
 #include "orderflow/error.h"
+#include "orderflow/timestamp.h"
 
 #include "appdb_sql.h"
 
@@ -147,7 +148,9 @@ int of_appdb_open(of_appdb **out, const char *path, char *errstr,
                           NULL, NULL, &msg);
         if (rc == SQLITE_OK && has_table(app->db, "processed_events") == 1) {
                 sqlite3_exec(app->db, "ROLLBACK", NULL, NULL, NULL);
-                of_errf(errstr, errstr_size, "%s: a read model, not an application database", path);
+                of_errf(errstr, errstr_size,
+                        "%s: a read model, not an application database",
+                        path);
                 goto fail;
         }
         if (rc == SQLITE_OK)
@@ -213,14 +216,11 @@ void of_appdb_close(of_appdb *app)
 int of_appdb_uuid7(char out[37], char *errstr, size_t errstr_size)
 {
         unsigned char b[16];
-        struct timespec ts;
-        uint64_t ms;
+        uint64_t ms = (uint64_t)of_timestamp_now_ms();
         int i;
 
         if (getrandom(b + 6, 10, 0) != 10)
                 return of_errf(errstr, errstr_size, "getrandom failed");
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
         for (i = 0; i < 6; i++)
                 b[i] = (unsigned char)(ms >> (40 - 8 * i));
         b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
@@ -231,36 +231,6 @@ int of_appdb_uuid7(char out[37], char *errstr, size_t errstr_size)
                  b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
                  b[10], b[11], b[12], b[13], b[14], b[15]);
         return 0;
-}
-
-/* ms since the epoch as "YYYY-MM-DDTHH:MM:SS.sssZ". */
-static void format_ms(char out[OF_TS_LEN + 1], int64_t ms)
-{
-        time_t sec_t;
-        struct tm tm;
-        char sec[24], all[48];
-
-        if (ms < 0)
-                ms = 0; /* before 1970: nothing is older anyway */
-        sec_t = (time_t)(ms / 1000);
-        gmtime_r(&sec_t, &tm);
-        strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(all, sizeof(all), "%.19s.%03dZ", sec, (int)(ms % 1000));
-        memcpy(out, all, OF_TS_LEN + 1);
-}
-
-static void now_utc(char out[OF_TS_LEN + 1])
-{
-        struct timespec ts;
-        struct tm tm;
-        char sec[24], all[48];
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(all, sizeof(all), "%.19s.%03dZ", sec,
-                 (int)(ts.tv_nsec / 1000000) % 1000);
-        memcpy(out, all, OF_TS_LEN + 1);
 }
 
 /* ---- place and pay ---- */
@@ -305,7 +275,7 @@ static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
         snprintf(ev->type_name, sizeof(ev->type_name), "%s",
                  type == OF_EVENT_PLACED ? "OrderPlaced" : "OrderPaid");
         ev->amount = amount;
-        now_utc(ev->occurred_at);
+        of_timestamp_from_ms(ev->occurred_at, of_timestamp_now_ms());
         if ((err = of_appdb_uuid7(ev->id, errstr, errstr_size)))
                 return err;
         if (of_event_format(&json, ev))
@@ -602,7 +572,7 @@ int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
 
         if (!json)
                 return of_errf(errstr, errstr_size, "out of memory");
-        format_ms(now, now_ms);
+        of_timestamp_from_ms(now, now_ms);
         if ((err = run(app, app->begin, errstr, errstr_size))) {
                 free(json);
                 return err;
@@ -667,14 +637,10 @@ int of_appdb_retry(of_appdb *app, const char *id, int64_t *changed,
 int of_appdb_prune(of_appdb *app, int64_t older_than_ms, int64_t *deleted,
                    char *errstr, size_t errstr_size)
 {
-        struct timespec ts;
         char cutoff[OF_TS_LEN + 1];
-        int64_t now_ms;
         int err, n;
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        format_ms(cutoff, now_ms - older_than_ms);
+        of_timestamp_from_ms(cutoff, of_timestamp_now_ms() - older_than_ms);
         *deleted = 0;
         /* Each DELETE is its own short transaction: a relay waiting for the
          * write lock gets it between two of them. */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "orderflow/cli.h"
 #include "orderflow/cmd.h"
@@ -38,17 +37,6 @@ static void print_help(void)
                "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
                OF_DEFAULT_BATCH_MAX, OF_DEFAULT_BATCH_MS);
-}
-
-/* Test hook: ORDERFLOW_TEST_EXIT_AFTER_COMMITS=N makes the process die
- * right after its Nth database commit, before the Kafka commit. */
-static int crash_hook(void *opaque)
-{
-        long *left = opaque;
-
-        if (--*left == 0)
-                _exit(99);
-        return 0;
 }
 
 int cmd_project(int argc, char **argv)
@@ -139,8 +127,10 @@ int cmd_project(int argc, char **argv)
         o.ko = ck.ko;
         if (of_kafka_check_opts(&o.ko, errstr, sizeof(errstr)))
                 return of_cli_usage("project", "%s", errstr);
+        /* Test hook: die right after the Nth database commit, before the
+         * Kafka commit. */
         if (hook && (hook_left = atol(hook)) > 0) {
-                o.after_db_commit = crash_hook;
+                o.after_db_commit = of_cli_crash_hook;
                 o.hook_opaque = &hook_left;
         }
 

@@ -43,17 +43,6 @@ static void print_help(void)
                OF_DEFAULT_RELAY_LEASE);
 }
 
-/* Test hook: ORDERFLOW_TEST_RELAY_EXIT_AFTER_PRODUCE=N makes the process
- * die after its Nth batch is delivered, before the rows are marked. */
-static int crash_hook(void *opaque)
-{
-        long *left = opaque;
-
-        if (--*left == 0)
-                _exit(99);
-        return 0;
-}
-
 static int int_opt(int64_t *out, const char *name, const char *arg,
                    int64_t min, int64_t max)
 {
@@ -162,8 +151,10 @@ int cmd_relay(int argc, char **argv)
         o.ko = ck.ko;
         if (of_kafka_check_opts(&o.ko, errstr, sizeof(errstr)))
                 return of_cli_usage(CMD, "%s", errstr);
+        /* Test hook: die after the Nth batch is delivered, before its
+         * rows are marked. */
         if (hook && (hook_left = atol(hook)) > 0) {
-                o.after_produce = crash_hook;
+                o.after_produce = of_cli_crash_hook;
                 o.hook_opaque = &hook_left;
         }
         if (of_cli_catch_stop()) {

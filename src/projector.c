@@ -13,6 +13,7 @@
 
 #include "orderflow/error.h"
 #include "orderflow/log.h"
+#include "orderflow/timestamp.h"
 #include "orderflow/projector.h"
 
 /* A message of the batch; its bytes live in the batch arena. */
@@ -244,14 +245,6 @@ static void commit_kafka(of_projector *pj)
         rd_kafka_topic_partition_list_destroy(offsets);
 }
 
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A line per PROGRESS_EVERY messages with the rate since the last one, so
  * a long run shows how the cost grows with the size of the read model. */
 static void progress(of_projector *pj)
@@ -274,7 +267,7 @@ static void progress(of_projector *pj)
 /* Add the batch's messages to the latency histogram (just committed). */
 static void count_latency(of_projector *pj)
 {
-        int64_t now = wall_ms(), d;
+        int64_t now = of_timestamp_now_ms(), d;
         size_t i;
 
         for (i = 0; i < pj->n; i++) {

@@ -14,6 +14,7 @@
 
 #include "orderflow/error.h"
 #include "orderflow/log.h"
+#include "orderflow/timestamp.h"
 #include "orderflow/relay.h"
 
 /* A row in flight: its result, and the delivery report's error code
@@ -30,14 +31,6 @@ typedef struct relay {
         int fatal;          /* a fatal producer error happened */
         char err[512];
 } relay;
-
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int stopping(const relay *r)
 {
@@ -179,7 +172,7 @@ static int round_trip(relay *r, of_appdb *app, of_relay_stats *st,
         of_outbox_row *rows = NULL;
         of_outbox_result *res = NULL;
         in_flight *fl = NULL;
-        int64_t t_start = wall_ms(), t_claimed, t_published;
+        int64_t t_start = of_timestamp_now_ms(), t_claimed, t_published;
         size_t n = 0, dead = 0, i;
         int err;
 
@@ -194,15 +187,16 @@ static int round_trip(relay *r, of_appdb *app, of_relay_stats *st,
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
-        t_claimed = wall_ms();
+        t_claimed = of_timestamp_now_ms();
         publish(r, rows, res, fl, n);
-        t_published = wall_ms();
+        t_published = of_timestamp_now_ms();
         if (r->o->after_produce && r->o->after_produce(r->o->hook_opaque)) {
                 of_errf(errstr, errstr_size, "stopped by the test hook");
                 err = OF_EABORT;
                 goto out;
         }
-        while ((err = of_appdb_mark(app, res, n, &r->o->backoff, wall_ms(),
+        while ((err = of_appdb_mark(app, res, n, &r->o->backoff,
+                                    of_timestamp_now_ms(),
                                     &dead, errstr, errstr_size)) ==
                OF_EBUSY) {
                 of_log(OF_LOG_WARN, "outbox: %s; retrying", errstr);
@@ -214,7 +208,7 @@ static int round_trip(relay *r, of_appdb *app, of_relay_stats *st,
                "batch of %zu: claim %lld ms, publish %lld ms, mark %lld ms",
                n, (long long)(t_claimed - t_start),
                (long long)(t_published - t_claimed),
-               (long long)(wall_ms() - t_published));
+               (long long)(of_timestamp_now_ms() - t_published));
         st->batches++;
         st->dead += dead;
         for (i = 0; i < n; i++) {
@@ -244,7 +238,7 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
         relay r = {.o = o};
         of_relay_stats st = {0};
         char owner[300], host[256] = "localhost";
-        int64_t start_ms = wall_ms();
+        int64_t start_ms = of_timestamp_now_ms();
         size_t claimed;
         int err;
 
@@ -264,7 +258,9 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
                  * that fails now waits for a later run, however short
                  * its backoff. */
                 err = round_trip(&r, app, &st, owner,
-                                 o->once ? start_ms : wall_ms(), &claimed,
+                                 o->once ? start_ms
+                                         : of_timestamp_now_ms(),
+                                 &claimed,
                                  errstr, errstr_size);
                 if (err == OF_EBUSY) {
                         of_log(OF_LOG_WARN, "outbox: %s; retrying", errstr);

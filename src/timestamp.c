@@ -2,6 +2,9 @@
  * A strict hand-written parser plus days-from-civil arithmetic, so neither
  * the locale, the time zone nor timegm() is involved. Pure: no I/O. */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "orderflow/error.h"
 #include "orderflow/timestamp.h"
@@ -182,4 +185,28 @@ int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
         *o++ = 'Z';
         *o = '\0';
         return 0;
+}
+
+void of_timestamp_from_ms(char out[OF_TS_LEN + 1], int64_t ms)
+{
+        time_t sec;
+        struct tm tm;
+        char all[48];
+
+        if (ms < 0)
+                ms = 0;
+        sec = (time_t)(ms / 1000);
+        gmtime_r(&sec, &tm);
+        snprintf(all, sizeof(all), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        memcpy(out, all, OF_TS_LEN + 1);
+}
+
+int64_t of_timestamp_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

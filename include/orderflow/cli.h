@@ -56,6 +56,12 @@ extern volatile sig_atomic_t of_cli_stop;
  * 0, or OF_ERROR with errno set. */
 int of_cli_catch_stop(void);
 
+/* A test hook for of_projector_opts.after_db_commit and
+ * of_relay_opts.after_produce: opaque points to a long count, and the call
+ * that brings it to 0 ends the process with _exit(99), as a crash would
+ * (the commands arm it from ORDERFLOW_TEST_* environment variables). */
+int of_cli_crash_hook(void *opaque);
+
 /* Flush and close stdout; OF_EXIT_FAILURE (with a message) when writing
  * failed (closed pipe, full disk), else OF_EXIT_OK. */
 int of_cli_close_stdout(const char *cmd);

@@ -23,7 +23,7 @@ typedef struct of_store_stats {
         uint64_t duplicates; /* known id, agreeing body: no effect */
         uint64_t dead;       /* dead letters written */
         uint64_t batches;    /* transactions committed */
-        uint64_t decode_ns;  /* decoding messages (of_event_parse) */
+        uint64_t decode_ns;  /* decoding messages (sampled estimate) */
         uint64_t apply_ns;   /* the whole batch transaction, decode too */
         uint64_t commit_ns;  /* of that, COMMIT (the WAL write) */
 } of_store_stats;

@@ -3,6 +3,7 @@
 #define ORDERFLOW_TIMESTAMP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define OF_TS_LEN 24 /* strlen("2026-11-27T10:15:30.123Z") */
 
@@ -14,5 +15,11 @@
  * the detail (e.g. "no such day: 2026-02-30") into errstr. */
 int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
                            char *errstr, size_t errstr_size);
+
+/* Milliseconds since 1970 (clamped at 0) as "YYYY-MM-DDTHH:MM:SS.sssZ". */
+void of_timestamp_from_ms(char out[OF_TS_LEN + 1], int64_t ms);
+
+/* The current time (CLOCK_REALTIME) in milliseconds since 1970. */
+int64_t of_timestamp_now_ms(void);
 
 #endif
