@@ -118,8 +118,8 @@ static int has_table(sqlite3 *db, const char *name)
         return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
 }
 
-int of_appdb_open(of_appdb **out, const char *path, char *errstr,
-                  size_t errstr_size)
+static int open_with(of_appdb **out, const char *path, int flags,
+                     char *errstr, size_t errstr_size)
 {
         of_appdb *app = calloc(1, sizeof(*app));
         char *msg = NULL;
@@ -129,10 +129,13 @@ int of_appdb_open(of_appdb **out, const char *path, char *errstr,
         *out = NULL;
         if (!app)
                 return of_errf(errstr, errstr_size, "out of memory");
-        rc = sqlite3_open_v2(path, &app->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                     SQLITE_OPEN_NOMUTEX,
+        rc = sqlite3_open_v2(path, &app->db, flags | SQLITE_OPEN_NOMUTEX,
                              NULL);
+        if (rc == SQLITE_CANTOPEN && !(flags & SQLITE_OPEN_CREATE)) {
+                of_errf(errstr, errstr_size,
+                        "no application database at %s", path);
+                goto fail;
+        }
         if (rc != SQLITE_OK) {
                 of_errf(errstr, errstr_size, "%s: %s", path,
                         app->db ? sqlite3_errmsg(app->db)
@@ -195,6 +198,20 @@ int of_appdb_open(of_appdb **out, const char *path, char *errstr,
 fail:
         of_appdb_close(app);
         return OF_ERROR;
+}
+
+int of_appdb_open(of_appdb **out, const char *path, char *errstr,
+                  size_t errstr_size)
+{
+        return open_with(out, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                         errstr, errstr_size);
+}
+
+int of_appdb_open_existing(of_appdb **out, const char *path, char *errstr,
+                           size_t errstr_size)
+{
+        return open_with(out, path, SQLITE_OPEN_READWRITE, errstr,
+                         errstr_size);
 }
 
 void of_appdb_close(of_appdb *app)

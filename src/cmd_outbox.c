@@ -1,13 +1,11 @@
 /* orderflow outbox: operations on the outbox of an existing application
  * database: status (counts, oldest pending age), retry (DEAD rows back to
  * PENDING) and prune (delete old SENT rows). The SQL is appdb.c's. */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "orderflow/appdb.h"
 #include "orderflow/cli.h"
@@ -113,19 +111,7 @@ static int open_existing(of_appdb **out, const char *cmd, const char *path)
 {
         char errstr[512];
 
-        *out = NULL;
-        if (access(path, F_OK) != 0) {
-                if (errno == ENOENT)
-                        fprintf(stderr,
-                                "orderflow %s: no application database at "
-                                "%s\n",
-                                cmd, path);
-                else
-                        fprintf(stderr, "orderflow %s: %s: %s\n", cmd, path,
-                                strerror(errno));
-                return OF_EXIT_FAILURE;
-        }
-        if (of_appdb_open(out, path, errstr, sizeof(errstr))) {
+        if (of_appdb_open_existing(out, path, errstr, sizeof(errstr))) {
                 fprintf(stderr, "orderflow %s: %s\n", cmd, errstr);
                 return OF_EXIT_FAILURE;
         }
@@ -284,13 +270,7 @@ static int outbox_retry(int argc, char **argv)
                 goto out;
         rc = OF_EXIT_FAILURE;
         err = of_appdb_retry(app, id, &changed, errstr, sizeof(errstr));
-        if (err == OF_ENOTFOUND) {
-                fprintf(stderr, "orderflow %s: no DEAD outbox row with id "
-                                "%s\n",
-                        cmd, id);
-                goto out;
-        }
-        if (err) {
+        if (err) { /* OF_ENOTFOUND says "no DEAD outbox row with id ..." */
                 fprintf(stderr, "orderflow %s: %s\n", cmd, errstr);
                 goto out;
         }

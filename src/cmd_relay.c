@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "orderflow/cli.h"
 #include "orderflow/cmd.h"
@@ -163,12 +162,7 @@ int cmd_relay(int argc, char **argv)
                 return OF_EXIT_FAILURE;
         }
         o.stop = &of_cli_stop;
-        if (access(db, F_OK) != 0) {
-                fprintf(stderr, "orderflow %s: no application database at "
-                                "%s\n", CMD, db);
-                return OF_EXIT_FAILURE;
-        }
-        if (of_appdb_open(&app, db, errstr, sizeof(errstr))) {
+        if (of_appdb_open_existing(&app, db, errstr, sizeof(errstr))) {
                 fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
                 return OF_EXIT_FAILURE;
         }

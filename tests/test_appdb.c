@@ -915,6 +915,26 @@ static void test_appdb_prune_of_2500_rows_takes_several_transactions(
                             "o-keep");
 }
 
+static void test_appdb_open_existing_creates_no_file(void **state)
+{
+        fixture *f = *state;
+        of_appdb *app2 = NULL;
+        char path[600];
+
+        snprintf(path, sizeof(path), "%s.missing", f->path);
+        assert_int_equal(of_appdb_open_existing(&app2, path, f->errstr,
+                                                sizeof(f->errstr)),
+                         OF_ERROR);
+        assert_null(app2);
+        assert_non_null(strstr(f->errstr, "no application database at"));
+        assert_int_equal(access(path, F_OK), -1);
+        /* An existing one opens. */
+        assert_int_equal(of_appdb_open_existing(&app2, f->path, f->errstr,
+                                                sizeof(f->errstr)),
+                         0);
+        of_appdb_close(app2);
+}
+
 static void test_appdb_refuses_a_read_model(void **state)
 {
         fixture *f = *state;
@@ -973,6 +993,7 @@ int main(void)
                 T(test_appdb_prune_deletes_only_old_sent_rows),
                 T(test_appdb_prune_of_2500_rows_takes_several_transactions),
                 T(test_appdb_refuses_a_read_model),
+                T(test_appdb_open_existing_creates_no_file),
         };
 
         return cmocka_run_group_tests_name("appdb", tests, NULL, NULL);

@@ -22,6 +22,11 @@ typedef struct of_outbox_status {
 /* Open (creating if needed) the application database at path. */
 int of_appdb_open(of_appdb **out, const char *path, char *errstr,
                   size_t errstr_size);
+/* The same for a database that must exist already (relay, outbox
+ * operations): a mistyped path is "no application database at PATH" and
+ * leaves no new file behind. */
+int of_appdb_open_existing(of_appdb **out, const char *path, char *errstr,
+                           size_t errstr_size);
 void of_appdb_close(of_appdb *app); /* app may be NULL */
 
 /* Insert order_id with total and its OrderPlaced outbox row in one
