@@ -28,7 +28,8 @@ CFLAGS   += -std=c11 -g -O2 $(WARN) $(SANFLAGS) \
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
-LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/kafka.c \
+LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
+           src/kafka.c \
            src/store.c src/store_query.c src/projector.c src/broker.c \
            src/appdb.c src/relay.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
@@ -66,10 +67,15 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(B)/liborderflow.a
 	  $(LDFLAGS) $(B)/liborderflow.a $(LDLIBS) \
 	  $(shell pkg-config --libs $(TEST_PKGS))
 
+$(B)/bench/%: tests/bench/%.c $(B)/liborderflow.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(B)/liborderflow.a \
+	  $(LDLIBS)
+
 test: all
 	B=$(B) tests/run.sh
 
-bench: $(B)/orderflow
+bench: $(B)/orderflow $(B)/bench/bench_store
 	B=$(B) tests/bench.sh
 
 demo: $(B)/orderflow

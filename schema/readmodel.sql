@@ -35,15 +35,32 @@ CREATE TABLE IF NOT EXISTS daily_totals (
     paid_amount   INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
--- One row per distinct event id applied or ignored, with the fields two
--- deliveries of one id must agree on (CONTRACT 1).
-CREATE TABLE IF NOT EXISTS processed_events (
+-- processed_events (CONTRACT 2): one row per distinct event id applied or
+-- ignored, with the fields two deliveries of one id must agree on
+-- (CONTRACT 1). It is a view over a small table that takes new ids
+-- (processed_recent) and sealed runs (processed_run_N, listed in
+-- processed_runs with a filter of their ids): random ids then dirty pages
+-- of a table that stays in the cache, and an id never seen is told apart
+-- from the runs by their filters without reading them. store.c seals
+-- processed_recent into a run when it grows large and recreates the view.
+CREATE TABLE IF NOT EXISTS processed_recent (
     event_id     TEXT PRIMARY KEY NOT NULL,
     event_type   TEXT NOT NULL,
     aggregate_id TEXT NOT NULL,   -- '' for another type without one
     occurred_at  TEXT NOT NULL,   -- '' for another type without one
     amount       INTEGER          -- NULL for another type
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS processed_runs (
+    run            INTEGER PRIMARY KEY, -- table processed_run_<run>
+    events         INTEGER NOT NULL,
+    filter_version INTEGER NOT NULL,
+    filter         BLOB NOT NULL        -- idfilter.c's saved form
+);
+
+CREATE VIEW IF NOT EXISTS processed_events AS
+    SELECT event_id, event_type, aggregate_id, occurred_at, amount
+    FROM processed_recent;
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     topic       TEXT NOT NULL,

@@ -3,6 +3,8 @@
  * left to cJSON, and amounts are judged exactly from their decimal text.
  * What happens to an event afterwards is store.c's business. */
 #include <assert.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,65 @@ static int scan(const char *s, size_t len, char *out, size_t *nuls,
 static int is_ws(char c)
 {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The common case, settled in one cheap pass: printable ASCII without a
+ * backslash is valid UTF-8 and has no control character and no escape,
+ * so utf8_check() and scan() have nothing to find. */
+static int plain_ascii(const char *s, size_t len)
+{
+        unsigned bad = 0;
+        size_t i;
+
+        for (i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                bad |= (c < 0x20) | (c > 0x7E) | (c == '\\');
+        }
+        return !bad;
+}
+
+/* ---- cJSON's memory ----
+ * cJSON allocates every node and string of a document separately; one
+ * event is a dozen small blocks that live for one call. They come from a
+ * per-thread arena reset at each parse; whatever does not fit (a huge
+ * value) and every allocation outside of_event_parse() falls back to
+ * malloc(), and free() is skipped for arena blocks only. */
+
+#define ARENA_SIZE 16384
+
+static _Thread_local struct {
+        _Alignas(max_align_t) char buf[ARENA_SIZE];
+        size_t used;
+        int active;
+} arena;
+
+static void *arena_alloc(size_t n)
+{
+        size_t at = (arena.used + _Alignof(max_align_t) - 1) &
+                    ~(size_t)(_Alignof(max_align_t) - 1);
+
+        if (arena.active && n <= ARENA_SIZE - at) {
+                arena.used = at + n;
+                return arena.buf + at;
+        }
+        return malloc(n);
+}
+
+static void arena_free(void *p)
+{
+        if ((char *)p >= arena.buf && (char *)p < arena.buf + ARENA_SIZE)
+                return;
+        free(p);
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void hooks_init(void)
+{
+        cJSON_Hooks hooks = {arena_alloc, arena_free};
+
+        cJSON_InitHooks(&hooks);
 }
 
 /* ---- Raw text of a number ----
@@ -419,12 +480,14 @@ int of_event_parse(of_event *out, const void *value, size_t value_len,
         out->amount = -1;
         if (!text || len == 0)
                 return dead(reason, reason_size, OF_REASON_NO_VALUE, NULL);
-        if ((bad = utf8_check(value, len)) < len) {
+        if (plain_ascii(text, len)) {
+                /* nothing for utf8_check() or scan() to find */
+        } else if ((bad = utf8_check(value, len)) < len) {
                 snprintf(detail, sizeof(detail), "at byte %zu", bad);
                 return dead(reason, reason_size, OF_REASON_UTF8, detail);
-        }
-        if (scan(text, len, NULL, &nuls, &what) != 0)
+        } else if (scan(text, len, NULL, &nuls, &what) != 0) {
                 return dead(reason, reason_size, OF_REASON_JSON, what);
+        }
         if (nuls > 0) {
                 /* cJSON decodes \u0000 to a NUL that ends the C string
                  * early, so "a\u0000b" would be the id "a". Parse a copy
@@ -441,7 +504,11 @@ int of_event_parse(of_event *out, const void *value, size_t value_len,
 
         /* Not require_null_terminated: cJSON would then look for a NUL
          * the value does not have. Trailing bytes are checked below. */
+        pthread_once(&hooks_once, hooks_init);
+        arena.used = 0;
+        arena.active = 1;
         root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+        arena.active = 0;
         if (!root) {
                 rc = dead(reason, reason_size, OF_REASON_JSON,
                           "malformed or nested too deep");

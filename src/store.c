@@ -13,6 +13,8 @@
 
 #include "orderflow/error.h"
 #include "orderflow/event.h"
+#include "orderflow/idfilter.h"
+#include "orderflow/log.h"
 #include "orderflow/store.h"
 
 #include "readmodel_sql.h"
@@ -26,6 +28,37 @@ static uint64_t mono_ns(void)
 }
 
 #define DECODE_SAMPLE 16 /* decode time is measured on 1 event in this */
+
+/* processed_recent is sealed into a run at this many rows: about 15 MiB of
+ * table, the most whose random inserts stay in or near the page cache
+ * (measured: README, Performance). */
+#define SEAL_EVENTS 131072
+/* SQLite's limit on the arms of one compound SELECT (the view). */
+#define MAX_RUNS 480
+
+/* apply_msg() in key order: this event may not go before one already
+ * applied (store.c only, never returned). */
+#define OUT_OF_ORDER (-1000)
+
+/* A batch is applied in message-key order when that gives the log order's
+ * result (see apply_keyed()); these are its bookkeeping. */
+typedef struct keyed_msg {
+        const char *key;
+        size_t key_len;
+        size_t at; /* index in the batch: log order */
+} keyed_msg;
+
+typedef struct slot {
+        uint64_t hash; /* 0: free */
+        size_t at;
+} slot;
+
+/* A sealed run of processed_events: table processed_run_<id>. */
+typedef struct sealed_run {
+        int64_t id;
+        of_idfilter filter;
+        sqlite3_stmt *get; /* its row of an id */
+} sealed_run;
 
 /* ---- in-memory sums of one batch ---- */
 
@@ -49,6 +82,15 @@ struct of_store {
         sqlite3_stmt *place, *pay, *order_get;
         sqlite3_stmt *dead_put;
         sqlite3_stmt *offset_get, *offset_put;
+        sealed_run *runs;      /* newest first */
+        size_t nruns;
+        int64_t recent_events; /* rows in processed_recent */
+        int64_t seal_events;   /* seal processed_recent at this many */
+        int64_t recorded;      /* ids the open batch added to it */
+        keyed_msg *order;      /* the batch in key order */
+        slot *ids, *aggs;      /* ids and aggregates applied, keyed mode */
+        size_t order_cap, slots_cap;
+        int keyed;             /* applying in key order */
         sums base;       /* order_totals when the batch began */
         sums batch;      /* what the batch adds to order_totals */
         day_sums *days;  /* open addressing on day, days_cap slots */
@@ -78,15 +120,15 @@ static const char sql_day_add[] =
         " paid_amount = paid_amount + excluded.paid_amount";
 static const char sql_event_get[] =
         "SELECT event_type, aggregate_id, occurred_at, amount"
-        " FROM processed_events WHERE event_id = ?1";
+        " FROM processed_recent WHERE event_id = ?1";
 /* Records a new id; a known one changes nothing (sqlite3_changes() == 0),
  * so one statement both probes and inserts. */
 static const char sql_event_put[] =
-        "INSERT INTO processed_events (event_id, event_type, aggregate_id,"
+        "INSERT INTO processed_recent (event_id, event_type, aggregate_id,"
         " occurred_at, amount) VALUES (?1, ?2, ?3, ?4, ?5)"
         " ON CONFLICT (event_id) DO NOTHING";
 static const char sql_event_del[] =
-        "DELETE FROM processed_events WHERE event_id = ?1";
+        "DELETE FROM processed_recent WHERE event_id = ?1";
 /* The WHERE turns a second OrderPlaced of an order into "no change", so one
  * statement both detects the duplicate and applies the event. */
 static const char sql_place[] =
@@ -146,6 +188,12 @@ static int run(of_store *st, sqlite3_stmt *stmt, char *errstr,
                 return sql_fail(st, rc, sqlite3_sql(stmt), errstr,
                                 errstr_size);
         return 0;
+}
+
+static void rollback(of_store *st)
+{
+        if (!sqlite3_get_autocommit(st->db))
+                sqlite3_step(st->rollback), sqlite3_reset(st->rollback);
 }
 
 /* ---- open and close ---- */
@@ -234,6 +282,253 @@ static int has_table(sqlite3 *db, const char *name)
         return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
 }
 
+/* ---- sealed runs of processed_events ---- */
+
+static int exec(of_store *st, const char *sql, char *errstr,
+                size_t errstr_size)
+{
+        int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+
+        if (rc != SQLITE_OK)
+                return sql_fail(st, rc, "changing processed_events", errstr,
+                                errstr_size);
+        return 0;
+}
+
+/* Adds every id of table to f; *count gets how many there are. */
+static int filter_fill(of_store *st, of_idfilter *f, const char *table,
+                       int64_t *count, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        char *sql = sqlite3_mprintf("SELECT event_id FROM \"%w\"", table);
+        int rc;
+
+        *count = 0;
+        rc = sql ? sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL)
+                 : SQLITE_NOMEM;
+        while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                of_idfilter_add(f, of_id_hash((const char *)
+                                              sqlite3_column_text(stmt, 0),
+                                              (size_t)sqlite3_column_bytes(
+                                                      stmt, 0)));
+                (*count)++;
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(stmt);
+        sqlite3_free(sql);
+        if (rc != SQLITE_DONE)
+                return sql_fail(st, rc, "reading event ids", errstr,
+                                errstr_size);
+        return 0;
+}
+
+static int run_prepare(of_store *st, sealed_run *r, char *errstr,
+                       size_t errstr_size)
+{
+        char sql[160];
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT event_type, aggregate_id, occurred_at, amount"
+                 " FROM processed_run_%" PRId64 " WHERE event_id = ?1",
+                 r->id);
+        return prepare(st, &r->get, sql, errstr, errstr_size);
+}
+
+static void runs_free(of_store *st)
+{
+        size_t i;
+
+        for (i = 0; i < st->nruns; i++) {
+                sqlite3_finalize(st->runs[i].get);
+                of_idfilter_free(&st->runs[i].filter);
+        }
+        free(st->runs);
+        st->runs = NULL;
+        st->nruns = 0;
+}
+
+/* One sealed run as processed_runs describes it; a filter saved by another
+ * version of the program is rebuilt from the run's ids. */
+static int run_load(of_store *st, sealed_run *r, sqlite3_stmt *stmt, char *errstr,
+                    size_t errstr_size)
+{
+        char table[48];
+        int64_t count;
+
+        r->id = sqlite3_column_int64(stmt, 0);
+        if (sqlite3_column_int64(stmt, 2) == OF_IDFILTER_VERSION &&
+            of_idfilter_load(&r->filter, sqlite3_column_blob(stmt, 3),
+                             (size_t)sqlite3_column_bytes(stmt, 3)) == 0)
+                return run_prepare(st, r, errstr, errstr_size);
+        if (of_idfilter_init(&r->filter, (uint64_t)sqlite3_column_int64(
+                                                 stmt, 1)))
+                return of_errf(errstr, errstr_size, "out of memory");
+        snprintf(table, sizeof(table), "processed_run_%" PRId64, r->id);
+        if (filter_fill(st, &r->filter, table, &count, errstr, errstr_size))
+                return OF_ERROR;
+        return run_prepare(st, r, errstr, errstr_size);
+}
+
+static int runs_load(of_store *st, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc, err = 0;
+        sealed_run *r;
+
+        rc = sqlite3_prepare_v2(st->db,
+                                "SELECT run, events, filter_version, filter"
+                                " FROM processed_runs ORDER BY run DESC",
+                                -1, &stmt, NULL);
+        while (!err && rc == SQLITE_OK &&
+               (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                rc = SQLITE_OK;
+                if (!(r = realloc(st->runs, (st->nruns + 1) * sizeof(*r)))) {
+                        err = of_errf(errstr, errstr_size, "out of memory");
+                        break;
+                }
+                st->runs = r;
+                r = &st->runs[st->nruns];
+                memset(r, 0, sizeof(*r));
+                st->nruns++;
+                err = run_load(st, r, stmt, errstr, errstr_size);
+        }
+        if (!err && rc != SQLITE_DONE)
+                err = sql_fail(st, rc, "reading processed_runs", errstr,
+                               errstr_size);
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        if (!err &&
+            (rc = sqlite3_prepare_v2(st->db,
+                                     "SELECT count(*) FROM processed_recent",
+                                     -1, &stmt, NULL)) == SQLITE_OK &&
+            (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+                st->recent_events = sqlite3_column_int64(stmt, 0);
+        else if (!err)
+                err = sql_fail(st, rc, "counting processed_recent", errstr,
+                               errstr_size);
+        sqlite3_finalize(stmt);
+        return err;
+}
+
+/* The view over processed_recent and every run, newest first. */
+static char *view_sql(const of_store *st, int64_t newest)
+{
+        sqlite3_str *sql = sqlite3_str_new(NULL);
+        const char *cols =
+                "event_id, event_type, aggregate_id, occurred_at, amount";
+        size_t i;
+
+        sqlite3_str_appendf(sql,
+                            "DROP VIEW processed_events;"
+                            " CREATE VIEW processed_events AS"
+                            " SELECT %s FROM processed_recent",
+                            cols);
+        sqlite3_str_appendf(sql, " UNION ALL SELECT %s FROM processed_run_%lld",
+                            cols, (long long)newest);
+        for (i = 0; i < st->nruns; i++)
+                sqlite3_str_appendf(sql,
+                                    " UNION ALL SELECT %s FROM "
+                                    "processed_run_%lld",
+                                    cols, (long long)st->runs[i].id);
+        return sqlite3_str_finish(sql);
+}
+
+static int run_record(of_store *st, const sealed_run *r, int64_t count,
+                      char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        size_t len = of_idfilter_bytes(&r->filter);
+        unsigned char *blob = malloc(len);
+        int rc = SQLITE_NOMEM;
+
+        if (blob) {
+                of_idfilter_save(&r->filter, blob);
+                rc = sqlite3_prepare_v2(st->db,
+                                        "INSERT INTO processed_runs (run,"
+                                        " events, filter_version, filter)"
+                                        " VALUES (?1, ?2, ?3, ?4)",
+                                        -1, &stmt, NULL);
+        }
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_int64(stmt, 1, r->id);
+                sqlite3_bind_int64(stmt, 2, count);
+                sqlite3_bind_int(stmt, 3, OF_IDFILTER_VERSION);
+                sqlite3_bind_blob(stmt, 4, blob, (int)len, SQLITE_STATIC);
+                rc = sqlite3_step(stmt);
+        }
+        sqlite3_finalize(stmt);
+        free(blob);
+        if (rc != SQLITE_DONE)
+                return sql_fail(st, rc, "writing processed_runs", errstr,
+                                errstr_size);
+        return 0;
+}
+
+/* Seal processed_recent into run N+1 in one transaction: its ids become a
+ * filter, the table is renamed, an empty processed_recent takes its place
+ * and the view is made anew. The rows are not copied: a B-tree is already
+ * sorted. */
+static int seal(of_store *st, char *errstr, size_t errstr_size)
+{
+        sealed_run r = {.id = st->nruns ? st->runs[0].id + 1 : 1};
+        char *sql = NULL;
+        int64_t count;
+        sealed_run *grown;
+        int err;
+
+        if ((err = run(st, st->begin, errstr, errstr_size)))
+                return err;
+        if (of_idfilter_init(&r.filter, (uint64_t)st->recent_events)) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if ((err = filter_fill(st, &r.filter, "processed_recent", &count,
+                               errstr, errstr_size)))
+                goto out;
+        if (!(sql = sqlite3_mprintf("DROP VIEW processed_events;"
+                                    " ALTER TABLE processed_recent RENAME TO"
+                                    " processed_run_%lld",
+                                    (long long)r.id))) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if ((err = exec(st, sql, errstr, errstr_size)) ||
+            (err = exec(st, readmodel_sql, errstr, errstr_size)) ||
+            (err = run_record(st, &r, count, errstr, errstr_size)))
+                goto out;
+        sqlite3_free(sql);
+        if (!(sql = view_sql(st, r.id))) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if ((err = exec(st, sql, errstr, errstr_size)) ||
+            (err = run(st, st->commit, errstr, errstr_size)) ||
+            (err = run_prepare(st, &r, errstr, errstr_size)))
+                goto out;
+        if (!(grown = realloc(st->runs, (st->nruns + 1) * sizeof(r)))) {
+                /* Committed, so reopening would find it: not fatal. */
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        st->runs = grown;
+        memmove(st->runs + 1, st->runs, st->nruns * sizeof(r));
+        st->runs[0] = r;
+        st->nruns++;
+        st->recent_events = 0;
+        memset(&r, 0, sizeof(r));
+out:
+        rollback(st);
+        sqlite3_finalize(r.get);
+        of_idfilter_free(&r.filter);
+        sqlite3_free(sql);
+        return err;
+}
+
+void of_store_set_seal_events(of_store *st, int64_t n)
+{
+        st->seal_events = n;
+}
+
 int of_store_open(of_store **out, const char *path, char *errstr,
                   size_t errstr_size)
 {
@@ -280,6 +575,13 @@ int of_store_open(of_store **out, const char *path, char *errstr,
                         path);
                 goto fail;
         }
+        /* Files from before the runs: their table becomes
+         * processed_recent, sealed by the first batch when large. */
+        if (rc == SQLITE_OK && has_table(st->db, "processed_events") == 1)
+                rc = sqlite3_exec(st->db,
+                                  "ALTER TABLE processed_events RENAME TO"
+                                  " processed_recent",
+                                  NULL, NULL, &msg);
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(st->db, readmodel_sql, NULL, NULL, &msg);
         if (rc == SQLITE_OK)
@@ -291,8 +593,10 @@ int of_store_open(of_store **out, const char *path, char *errstr,
                 goto fail;
         }
         if (check_version(st, errstr, errstr_size) ||
-            prepare_all(st, errstr, errstr_size))
+            prepare_all(st, errstr, errstr_size) ||
+            runs_load(st, errstr, errstr_size))
                 goto fail;
+        st->seal_events = SEAL_EVENTS;
         sqlite3_busy_timeout(st->db, 1000);
         *out = st;
         return 0;
@@ -312,12 +616,16 @@ void of_store_close(of_store *st)
 
         if (!st)
                 return;
+        runs_free(st);
         if (st->db) {
                 while ((stmt = sqlite3_next_stmt(st->db, NULL)))
                         sqlite3_finalize(stmt);
                 sqlite3_close(st->db);
         }
         free(st->days);
+        free(st->order);
+        free(st->ids);
+        free(st->aggs);
         free(st);
 }
 
@@ -392,6 +700,7 @@ static void batch_reset(of_store *st)
 {
         memset(&st->batch, 0, sizeof(st->batch));
         memset(&st->pending, 0, sizeof(st->pending));
+        st->recorded = 0;
         if (st->days)
                 memset(st->days, 0, st->days_cap * sizeof(*st->days));
         st->days_used = 0;
@@ -429,12 +738,11 @@ static int dead_letter(of_store *st, const of_msg *m, const char *reason,
         return err;
 }
 
-/* Look the id up in processed_events. Returns 1 and fills *out when it is
- * known, 0 when not, <0 on failure. */
-static int known_event(of_store *st, of_event *out, const char *id,
-                       char *errstr, size_t errstr_size)
+/* Look the id up with stmt (processed_recent's or a run's). Returns 1 and
+ * fills *out when it is there, 0 when not, <0 on failure. */
+static int read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
+                      const char *id, char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *stmt = st->event_get;
         int rc, found = 0;
 
         sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
@@ -459,6 +767,38 @@ static int known_event(of_store *st, of_event *out, const char *id,
         return found;
 }
 
+/* Look the id up in the sealed runs whose filters may hold it: 1 and *out
+ * filled, 0 not there, <0 failure. */
+static int sealed_event(of_store *st, of_event *out, const char *id,
+                        char *errstr, size_t errstr_size)
+{
+        uint64_t hash;
+        size_t i;
+        int rc;
+
+        if (st->nruns == 0)
+                return 0;
+        hash = of_id_hash(id, strlen(id));
+        for (i = 0; i < st->nruns; i++) {
+                if (!of_idfilter_maybe(&st->runs[i].filter, hash))
+                        continue;
+                if ((rc = read_event(st, st->runs[i].get, out, id, errstr,
+                                     errstr_size)))
+                        return rc;
+        }
+        return 0;
+}
+
+/* Look the id up in processed_events: 1 and *out filled, 0 not there, <0
+ * failure. */
+static int known_event(of_store *st, of_event *out, const char *id,
+                       char *errstr, size_t errstr_size)
+{
+        int rc = read_event(st, st->event_get, out, id, errstr, errstr_size);
+
+        return rc ? rc : sealed_event(st, out, id, errstr, errstr_size);
+}
+
 /* Record ev's id in processed_events unless it is known: 1 recorded, 0
  * known already, <0 failure. */
 static int record_event(of_store *st, const of_event *ev, char *errstr,
@@ -477,7 +817,10 @@ static int record_event(of_store *st, const of_event *ev, char *errstr,
                 sqlite3_bind_int64(stmt, 5, ev->amount);
         if ((err = run(st, stmt, errstr, errstr_size)))
                 return err;
-        return sqlite3_changes(st->db) > 0;
+        if (sqlite3_changes(st->db) == 0)
+                return 0;
+        st->recorded++;
+        return 1;
 }
 
 /* Take back a record_event() (the event turned out to be a dead letter). */
@@ -485,6 +828,7 @@ static int unrecord_event(of_store *st, const of_event *ev, char *errstr,
                           size_t errstr_size)
 {
         sqlite3_bind_text(st->event_del, 1, ev->id, -1, SQLITE_STATIC);
+        st->recorded--;
         return run(st, st->event_del, errstr, errstr_size);
 }
 
@@ -599,7 +943,40 @@ static int known_again(of_store *st, const of_event *ev,
         return 1;
 }
 
-static int apply_msg(of_store *st, const of_msg *m, char *errstr,
+static slot *slot_find(slot *tab, size_t cap, uint64_t hash)
+{
+        size_t i = (size_t)hash & (cap - 1);
+
+        while (tab[i].hash && tab[i].hash != hash)
+                i = (i + 1) & (cap - 1);
+        return &tab[i];
+}
+
+/* In key order, whether ev (at index at of the batch) has the effect it
+ * has in log order: yes when no other event of the batch has its id and
+ * no later event of its order was applied already. Hash collisions can
+ * only make it say no. */
+static int as_in_log_order(of_store *st, const of_event *ev, size_t at)
+{
+        slot *s;
+        uint64_t hash = of_id_hash(ev->id, strlen(ev->id)) | 1;
+
+        s = slot_find(st->ids, st->slots_cap, hash);
+        if (s->hash)
+                return 0;
+        s->hash = hash;
+        if (ev->type == OF_EVENT_OTHER)
+                return 1;
+        hash = of_id_hash(ev->aggregate_id, strlen(ev->aggregate_id)) | 1;
+        s = slot_find(st->aggs, st->slots_cap, hash);
+        if (s->hash && s->at > at)
+                return 0;
+        s->hash = hash;
+        s->at = at;
+        return 1;
+}
+
+static int apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
                      size_t errstr_size)
 {
         /* Two clock reads per event would weigh on the hot path: time
@@ -616,42 +993,58 @@ static int apply_msg(of_store *st, const of_msg *m, char *errstr,
                 st->pending.decode_ns += (mono_ns() - t0) * DECODE_SAMPLE;
         if (rc)
                 goto dead;
-        if (!would_overflow(st, &ev)) {
-                /* The common path: one statement records a new id. */
-                if ((rc = record_event(st, &ev, errstr, errstr_size)) < 0)
+        if (st->keyed && (!as_in_log_order(st, &ev, at) ||
+                          would_overflow(st, &ev)))
+                return OUT_OF_ORDER;
+        if (would_overflow(st, &ev)) {
+                /* Rare: is it known, or a new id to reject? */
+                if ((rc = known_event(st, &seen, ev.id, errstr,
+                                      errstr_size)) != 0)
+                        goto known;
+                /* A duplicate is reported before an overflow. */
+                if ((rc = already_has(st, &ev, errstr, errstr_size)) < 0)
                         return rc;
-                if (rc == 1 && ev.type == OF_EVENT_OTHER) {
-                        st->pending.ignored++;
-                        return 0;
-                }
-                if (rc == 1) {
-                        rc = apply_order_event(st, &ev, reason,
-                                               sizeof(reason), errstr,
-                                               errstr_size);
-                        return rc == 1 ? dead_letter(st, m, reason, errstr,
-                                                     errstr_size)
-                                       : rc;
-                }
-        }
-        /* A known id, or an amount that would overflow (rare). */
-        if ((rc = known_event(st, &seen, ev.id, errstr, errstr_size)) < 0)
-                return rc;
-        if (rc == 1) {
-                seen.type = ev.type;
-                if (!known_again(st, &ev, &seen, reason, sizeof(reason)))
-                        return 0;
+                if (rc == 1)
+                        reason_duplicate(reason, sizeof(reason), &ev);
+                else
+                        snprintf(reason, sizeof(reason),
+                                 "%s: %s would pass 2^63-1",
+                                 OF_REASON_OVERFLOW,
+                                 ev.type == OF_EVENT_PLACED
+                                         ? "placed_amount"
+                                         : "paid_amount");
                 goto dead;
         }
-        /* A new id that would overflow: a duplicate is reported first. */
-        if ((rc = already_has(st, &ev, errstr, errstr_size)) < 0)
+        /* The common path: the runs' filters rule the id out and one
+         * statement records it in processed_recent. */
+        if ((rc = sealed_event(st, &seen, ev.id, errstr, errstr_size)) != 0)
+                goto known;
+        if ((rc = record_event(st, &ev, errstr, errstr_size)) < 0)
                 return rc;
-        if (rc == 1)
-                reason_duplicate(reason, sizeof(reason), &ev);
-        else
-                snprintf(reason, sizeof(reason), "%s: %s would pass 2^63-1",
-                         OF_REASON_OVERFLOW,
-                         ev.type == OF_EVENT_PLACED ? "placed_amount"
-                                                    : "paid_amount");
+        if (rc == 0) {
+                if ((rc = read_event(st, st->event_get, &seen, ev.id, errstr,
+                                     errstr_size)) != 1)
+                        return rc < 0 ? rc : of_errf(errstr, errstr_size,
+                                                     "event %s vanished",
+                                                     ev.id);
+                goto known;
+        }
+        if (ev.type == OF_EVENT_OTHER) {
+                st->pending.ignored++;
+                return 0;
+        }
+        rc = apply_order_event(st, &ev, reason, sizeof(reason), errstr,
+                               errstr_size);
+        if (rc != 1)
+                return rc;
+        goto dead;
+known:
+        /* rc: 1 found (seen filled), <0 failure */
+        if (rc < 0)
+                return rc;
+        seen.type = ev.type;
+        if (!known_again(st, &ev, &seen, reason, sizeof(reason)))
+                return 0;
 dead:
         return dead_letter(st, m, reason, errstr, errstr_size);
 }
@@ -722,25 +1115,97 @@ static int write_offsets(of_store *st, const of_store_pos *pos, size_t npos,
         return 0;
 }
 
+static int key_cmp(const void *pa, const void *pb)
+{
+        const keyed_msg *a = pa, *b = pb;
+        size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+        int c = n ? memcmp(a->key, b->key, n) : 0;
+
+        if (c)
+                return c;
+        if (a->key_len != b->key_len)
+                return a->key_len < b->key_len ? -1 : 1;
+        return a->at < b->at ? -1 : a->at > b->at;
+}
+
+/* Get the bookkeeping of keyed mode ready for n messages. */
+static int keyed_prepare(of_store *st, const of_msg *msgs, size_t n)
+{
+        size_t i, cap = 16;
+
+        while (cap < n + n / 2)
+                cap <<= 1;
+        if (n > st->order_cap) {
+                keyed_msg *o = realloc(st->order, n * sizeof(*o));
+
+                if (!o)
+                        return OF_ERROR;
+                st->order = o;
+                st->order_cap = n;
+        }
+        if (cap > st->slots_cap) {
+                free(st->ids);
+                free(st->aggs);
+                st->ids = malloc(cap * sizeof(*st->ids));
+                st->aggs = malloc(cap * sizeof(*st->aggs));
+                st->slots_cap = st->ids && st->aggs ? cap : 0;
+                if (!st->slots_cap)
+                        return OF_ERROR;
+        }
+        memset(st->ids, 0, st->slots_cap * sizeof(*st->ids));
+        memset(st->aggs, 0, st->slots_cap * sizeof(*st->aggs));
+        for (i = 0; i < n; i++)
+                st->order[i] = (keyed_msg){
+                        msgs[i].key, msgs[i].key ? msgs[i].key_len : 0, i};
+        qsort(st->order, n, sizeof(*st->order), key_cmp);
+        return 0;
+}
+
+/* Everything of one batch but the COMMIT. Keyed: the messages are applied
+ * in the order of their keys (the order id, by convention), so order_list
+ * is visited in its own order, page after page, instead of all over; the
+ * result is the log order's as long as as_in_log_order() holds for every
+ * event and no sum comes near overflow, else OUT_OF_ORDER. */
+static int apply_txn(of_store *st, const of_msg *msgs, size_t n,
+                     const of_store_pos *pos, size_t npos, int keyed,
+                     char *errstr, size_t errstr_size)
+{
+        size_t i, at;
+        int err;
+
+        batch_reset(st);
+        st->keyed = keyed;
+        if ((err = run(st, st->begin, errstr, errstr_size)) ||
+            (err = load_totals(st, errstr, errstr_size)))
+                return err;
+        for (i = 0; i < n; i++) {
+                at = keyed ? st->order[i].at : i;
+                if ((err = apply_msg(st, &msgs[at], at, errstr,
+                                     errstr_size)))
+                        return err;
+        }
+        if ((err = write_sums(st, errstr, errstr_size)) ||
+            (err = write_offsets(st, pos, npos, errstr, errstr_size)))
+                return err;
+        return 0;
+}
+
 int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                          const of_store_pos *pos, size_t npos,
                          of_store_stats *stats, char *errstr,
                          size_t errstr_size)
 {
         uint64_t t0 = mono_ns(), t_commit = 0;
-        size_t i;
-        int err;
+        int err, keyed = n > 1 && keyed_prepare(st, msgs, n) == 0;
 
-        batch_reset(st);
-        if ((err = run(st, st->begin, errstr, errstr_size)))
-                return err;
-        if ((err = load_totals(st, errstr, errstr_size)))
-                goto out;
-        for (i = 0; i < n; i++)
-                if ((err = apply_msg(st, &msgs[i], errstr, errstr_size)))
-                        goto out;
-        if ((err = write_sums(st, errstr, errstr_size)) ||
-            (err = write_offsets(st, pos, npos, errstr, errstr_size)))
+        err = apply_txn(st, msgs, n, pos, npos, keyed, errstr, errstr_size);
+        if (err == OUT_OF_ORDER) {
+                rollback(st);
+                stats->in_log_order++;
+                err = apply_txn(st, msgs, n, pos, npos, 0, errstr,
+                                errstr_size);
+        }
+        if (err)
                 goto out;
         t_commit = mono_ns();
         if ((err = run(st, st->commit, errstr, errstr_size)))
@@ -753,8 +1218,16 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
         stats->duplicates += st->pending.duplicates;
         stats->dead += st->pending.dead;
         stats->batches++;
+        st->recent_events += st->recorded;
+        if (st->recent_events >= st->seal_events && st->nruns < MAX_RUNS &&
+            (err = seal(st, errstr, errstr_size))) {
+                /* The batch is committed and the model is right without
+                 * the seal: it is tried again after the next batch. */
+                of_log(OF_LOG_WARN, "sealing processed_events: %s", errstr);
+                err = 0;
+        }
+        return 0;
 out:
-        if (err && !sqlite3_get_autocommit(st->db))
-                sqlite3_step(st->rollback), sqlite3_reset(st->rollback);
+        rollback(st);
         return err;
 }

@@ -420,6 +420,117 @@ static void test_store_refuses_an_application_database(void **state)
         unlink(path);
 }
 
+static void reopen(fixture *f)
+{
+        char errstr[512];
+
+        of_store_close(f->st);
+        assert_int_equal(of_store_open(&f->st, f->path, errstr,
+                                       sizeof(errstr)), 0);
+}
+
+/* Ids sealed into runs are still found: by the same store, after a
+ * reopen (filters read back from the file), and through the view. */
+static void test_store_sealed_ids_are_still_known(void **state)
+{
+        fixture *f = *state;
+        const char *b1[] = {
+                PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"),
+                PLACED("e2", "o2", "20", "2026-11-27T10:00:00Z"),
+        };
+        const char *b2[] = {
+                PAID("e3", "o1", "10", "2026-11-28T10:00:00Z"),
+        };
+        const char *again[] = {
+                PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"),
+                PAID("e3", "o1", "10", "2026-11-28T10:00:00Z"),
+                PLACED("e2", "o2", "21", "2026-11-27T10:00:00Z"),
+        };
+
+        of_store_set_seal_events(f->st, 1);
+        assert_int_equal(apply(f, b1, 2), 0);
+        assert_int_equal(apply(f, b2, 1), 0);
+        assert_string_equal(q(f, "SELECT group_concat(run || ':' || events)"
+                                 " FROM processed_runs"),
+                            "1:2,2:1");
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_recent"),
+                            "0");
+        assert_string_equal(q(f, "SELECT group_concat(event_id) FROM (SELECT"
+                                 " event_id FROM processed_events ORDER BY"
+                                 " 1)"),
+                            "e1,e2,e3");
+        assert_int_equal(apply(f, again, 3), 0);
+        reopen(f);
+        assert_int_equal(apply(f, again, 3), 0);
+        /* Duplicates changed nothing; the disagreeing e2 is a conflict
+         * both times, found in a run each time. */
+        assert_string_equal(q(f, "SELECT placed_amount || ',' || paid_amount"
+                                 " FROM order_totals"),
+                            "30,10");
+        assert_string_equal(q(f, "SELECT count(*) || ' ' || min(reason) FROM"
+                                 " dead_letters"),
+                            "2 conflict: event e2 was applied with another"
+                            " payload.total");
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "3");
+}
+
+/* A file whose processed_events is the table of earlier versions: it
+ * becomes processed_recent, and its ids stay known. */
+static void test_store_migrates_a_processed_events_table(void **state)
+{
+        fixture *f = *state;
+        const char *b1[] = {
+                PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"),
+        };
+
+        assert_int_equal(apply(f, b1, 1), 0);
+        of_store_close(f->st);
+        f->st = NULL;
+        assert_int_equal(sqlite3_exec(f->db,
+                                      "DROP VIEW processed_events;"
+                                      " ALTER TABLE processed_recent RENAME"
+                                      " TO processed_events;"
+                                      " DROP TABLE processed_runs",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        reopen(f);
+        assert_string_equal(q(f, "SELECT type FROM sqlite_master WHERE name ="
+                                 " 'processed_events'"),
+                            "view");
+        assert_int_equal(apply(f, b1, 1), 0);
+        assert_string_equal(q(f, "SELECT count(*) || ',' || min(event_id)"
+                                 " FROM processed_events"),
+                            "1,e1");
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "10");
+}
+
+/* A filter saved by another version is not trusted: it is rebuilt from
+ * the run's ids. */
+static void test_store_rebuilds_a_filter_of_another_version(void **state)
+{
+        fixture *f = *state;
+        const char *b1[] = {
+                PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"),
+        };
+
+        of_store_set_seal_events(f->st, 1);
+        assert_int_equal(apply(f, b1, 1), 0);
+        assert_int_equal(sqlite3_exec(f->db,
+                                      "UPDATE processed_runs SET"
+                                      " filter_version = 0, filter ="
+                                      " zeroblob(64)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        reopen(f);
+        assert_int_equal(apply(f, b1, 1), 0);
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "10");
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "1");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -437,6 +548,9 @@ int main(void)
                 T(test_store_offsets_never_go_back),
                 T(test_store_busy_file_rolls_back_and_can_retry),
                 T(test_store_newer_schema_is_refused),
+                T(test_store_sealed_ids_are_still_known),
+                T(test_store_migrates_a_processed_events_table),
+                T(test_store_rebuilds_a_filter_of_another_version),
                 T(test_store_not_a_database_is_an_error),
                 T(test_store_refuses_an_application_database),
         };

@@ -23,6 +23,7 @@ typedef struct of_store_stats {
         uint64_t duplicates; /* known id, agreeing body: no effect */
         uint64_t dead;       /* dead letters written */
         uint64_t batches;    /* transactions committed */
+        uint64_t in_log_order; /* batches that could not go in key order */
         uint64_t decode_ns;  /* decoding messages (sampled estimate) */
         uint64_t apply_ns;   /* the whole batch transaction, decode too */
         uint64_t commit_ns;  /* of that, COMMIT (the WAL write) */
@@ -63,6 +64,11 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
 /* How long (ms) a write waits for another process's lock before
  * of_store_apply_batch reports OF_EBUSY. Default 1000. */
 void of_store_set_busy_timeout(of_store *st, int ms);
+
+/* processed_events keeps new ids in a small table that is sealed into a
+ * run once it holds n rows (default 131,072). Tests set a small n to
+ * exercise many runs. */
+void of_store_set_seal_events(of_store *st, int64_t n);
 
 /* ---- Reading the contract's relations (store_query.c) ---- */
 

@@ -1,0 +1,125 @@
+/* Blocked Bloom filter: each id sets 7 bits inside one 512-bit block, so a
+ * lookup touches one cache line. At 16 bits per id a block holds 32 ids on
+ * average and answers "maybe" for an absent id about once in 1,000. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orderflow/error.h"
+#include "orderflow/idfilter.h"
+
+#define WORDS_PER_BLOCK (OF_IDFILTER_BLOCK / 8)
+#define BITS_PER_KEY    16
+#define PROBES          7 /* 7 * 9 bits of the second hash */
+
+/* A 64-bit finaliser (xor-shift / multiply rounds): every input bit
+ * reaches every output bit. */
+static uint64_t mix(uint64_t x)
+{
+        x ^= x >> 32;
+        x *= 0xd6e8feb86659fd93u;
+        x ^= x >> 32;
+        x *= 0xd6e8feb86659fd93u;
+        x ^= x >> 32;
+        return x;
+}
+
+static uint64_t load_le(const unsigned char *p, size_t n)
+{
+        uint64_t v = 0;
+
+        while (n--)
+                v = v << 8 | p[n];
+        return v;
+}
+
+uint64_t of_id_hash(const char *id, size_t len)
+{
+        const unsigned char *p = (const unsigned char *)id;
+        uint64_t h = 0x9e3779b97f4a7c15u ^ (uint64_t)len;
+
+        for (; len >= 8; p += 8, len -= 8)
+                h = mix(h ^ load_le(p, 8)) + 0x632be59bd9b4e019u;
+        return mix(h ^ load_le(p, len) ^ (uint64_t)len << 56);
+}
+
+int of_idfilter_init(of_idfilter *out, uint64_t keys)
+{
+        uint64_t bits = OF_IDFILTER_BLOCK * 8;
+        uint64_t want = (keys * BITS_PER_KEY + bits - 1) / bits;
+        uint32_t n = want < 1 ? 1 : want > UINT32_MAX ? UINT32_MAX
+                                                      : (uint32_t)want;
+
+        out->words = calloc((size_t)n * WORDS_PER_BLOCK, sizeof(uint64_t));
+        out->nblocks = out->words ? n : 0;
+        return out->words ? 0 : OF_ERROR;
+}
+
+/* The block of a hash: its high half scaled to nblocks (no power of two
+ * needed). The probe bits come from a second mix of the hash, so they do
+ * not repeat the block's bits. */
+static uint64_t *block_of(const of_idfilter *f, uint64_t hash)
+{
+        uint64_t i = ((hash >> 32) * f->nblocks) >> 32;
+
+        return f->words + (size_t)i * WORDS_PER_BLOCK;
+}
+
+void of_idfilter_add(of_idfilter *f, uint64_t hash)
+{
+        uint64_t *b = block_of(f, hash), g = mix(hash + 1);
+        int i;
+
+        for (i = 0; i < PROBES; i++, g >>= 9)
+                b[(g & 511) >> 6] |= UINT64_C(1) << (g & 63);
+}
+
+int of_idfilter_maybe(const of_idfilter *f, uint64_t hash)
+{
+        const uint64_t *b = block_of(f, hash);
+        uint64_t g = mix(hash + 1);
+        int i;
+
+        for (i = 0; i < PROBES; i++, g >>= 9)
+                if (!(b[(g & 511) >> 6] & UINT64_C(1) << (g & 63)))
+                        return 0;
+        return 1;
+}
+
+size_t of_idfilter_bytes(const of_idfilter *f)
+{
+        return (size_t)f->nblocks * OF_IDFILTER_BLOCK;
+}
+
+void of_idfilter_save(const of_idfilter *f, unsigned char *out)
+{
+        size_t i, n = (size_t)f->nblocks * WORDS_PER_BLOCK;
+        int k;
+
+        for (i = 0; i < n; i++)
+                for (k = 0; k < 8; k++)
+                        *out++ = (unsigned char)(f->words[i] >> (8 * k));
+}
+
+int of_idfilter_load(of_idfilter *out, const void *bytes, size_t len)
+{
+        size_t i, blocks = len / OF_IDFILTER_BLOCK;
+
+        out->words = NULL;
+        out->nblocks = 0;
+        if (len == 0 || len % OF_IDFILTER_BLOCK || blocks > UINT32_MAX)
+                return OF_ERROR;
+        if (!(out->words = malloc(len)))
+                return OF_ERROR;
+        for (i = 0; i < len / 8; i++)
+                out->words[i] =
+                        load_le((const unsigned char *)bytes + 8 * i, 8);
+        out->nblocks = (uint32_t)blocks;
+        return 0;
+}
+
+void of_idfilter_free(of_idfilter *f)
+{
+        free(f->words);
+        f->words = NULL;
+        f->nblocks = 0;
+}

@@ -1,0 +1,89 @@
+/* The id filter: no false negatives, a false positive rate near its
+ * design (16 bits per id), the saved form read back exactly, and a hash
+ * that never changes (filters are saved in read-model files). */
+#include "testutil.h"
+
+#include "orderflow/error.h"
+#include "orderflow/idfilter.h"
+
+#define N 100000
+
+static uint64_t hash_of(const char *prefix, int i)
+{
+        char id[64];
+        int len = snprintf(id, sizeof(id), "%s-%08d", prefix, i);
+
+        return of_id_hash(id, (size_t)len);
+}
+
+static void test_idfilter_has_every_added_id_and_few_others(void **state)
+{
+        of_idfilter f;
+        int i, maybe = 0;
+
+        (void)state;
+        assert_int_equal(of_idfilter_init(&f, N), 0);
+        for (i = 0; i < N; i++)
+                of_idfilter_add(&f, hash_of("in", i));
+        for (i = 0; i < N; i++)
+                assert_int_equal(of_idfilter_maybe(&f, hash_of("in", i)), 1);
+        for (i = 0; i < N; i++)
+                maybe += of_idfilter_maybe(&f, hash_of("out", i));
+        print_message("false positives: %d of %d\n", maybe, N);
+        assert_true(maybe < N / 200); /* designed for about N / 1000 */
+        of_idfilter_free(&f);
+}
+
+static void test_idfilter_saved_form_reads_back(void **state)
+{
+        of_idfilter f, g;
+        unsigned char *bytes;
+        size_t len;
+        int i;
+
+        (void)state;
+        assert_int_equal(of_idfilter_init(&f, 1000), 0);
+        for (i = 0; i < 1000; i++)
+                of_idfilter_add(&f, hash_of("in", i));
+        len = of_idfilter_bytes(&f);
+        assert_int_equal(len % OF_IDFILTER_BLOCK, 0);
+        bytes = malloc(len);
+        of_idfilter_save(&f, bytes);
+        assert_int_equal(of_idfilter_load(&g, bytes, len), 0);
+        assert_int_equal(g.nblocks, f.nblocks);
+        assert_memory_equal(g.words, f.words, len);
+        for (i = 0; i < 1000; i++)
+                assert_int_equal(of_idfilter_maybe(&g, hash_of("out", i)),
+                                 of_idfilter_maybe(&f, hash_of("out", i)));
+        assert_int_equal(of_idfilter_load(&g, bytes, len - 1), OF_ERROR);
+        assert_null(g.words);
+        assert_int_equal(of_idfilter_load(&g, bytes, 0), OF_ERROR);
+        of_idfilter_free(&f);
+        of_idfilter_free(&g);
+        free(bytes);
+}
+
+/* Saved filters depend on these exact values: a change here must bump
+ * OF_IDFILTER_VERSION. */
+static void test_idfilter_hash_is_fixed(void **state)
+{
+        (void)state;
+        assert_true(of_id_hash("a", 1) != of_id_hash("b", 1));
+        assert_true(of_id_hash("abcdefgh", 8) != of_id_hash("abcdefgh\0", 9));
+        assert_int_equal(of_id_hash("0190b5b2-0000-7000-8000-000000000001",
+                                    36),
+                         0xd82279149d23cebcULL);
+        assert_int_equal(of_id_hash("e1", 2), 0xaddd8fef02cc4934ULL);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(
+                        test_idfilter_has_every_added_id_and_few_others),
+                cmocka_unit_test(test_idfilter_saved_form_reads_back),
+                cmocka_unit_test(test_idfilter_hash_is_fixed),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
