@@ -349,84 +349,103 @@ static const char *judge_number(int64_t *out, const char *s, size_t len,
         return NULL;
 }
 
-/* ---- Fields ---- */
+/* ---- Fields ----
+ * The rules see the members they judge through a field: what kind of
+ * value it is and, for a string, its decoded bytes; for a number, where
+ * its text starts (and how much of the document follows, so judge_number()
+ * also sees the byte after it). Both parsers below fill the same fields,
+ * so one set of rules gives every verdict. */
 
-/* Copies the string member key of obj into dst (OF_ID_MAX + 1 bytes) if it
- * has 1 to OF_ID_MAX bytes and no U+0000 (a 0xFF byte, see scan()).
- * Returns NULL, or what is wrong (then dst is untouched). */
-static const char *get_id(char *dst, const cJSON *obj, const char *key)
+typedef enum fkind {
+        F_MISSING = 0,
+        F_STRING,
+        F_NUMBER,
+        F_OBJECT,
+        F_OTHER, /* true, false, null, an array */
+} fkind;
+
+typedef struct field {
+        fkind kind;
+        const char *p; /* F_STRING: the bytes; F_NUMBER: the text */
+        size_t len;    /* F_STRING: their count; F_NUMBER: bytes to the end */
+} field;
+
+/* The members of CONTRACT 1, the first of each name (as cJSON finds it). */
+enum {
+        M_ID,
+        M_TYPE,
+        M_AGGREGATE,
+        M_OCCURRED,
+        M_PAYLOAD,
+        M_ROOT_COUNT,
+        M_ORDER_ID = M_ROOT_COUNT, /* members of payload */
+        M_TOTAL,
+        M_AMOUNT,
+        M_COUNT,
+};
+
+static const char *const root_names[M_ROOT_COUNT] = {
+        "id", "type", "aggregateId", "occurredAt", "payload",
+};
+static const char *const payload_names[M_COUNT - M_ROOT_COUNT] = {
+        "orderId", "total", "amount",
+};
+
+/* Copies a string field into dst (OF_ID_MAX + 1 bytes) if it has 1 to
+ * OF_ID_MAX bytes and no U+0000 (a 0xFF byte, see scan()). Returns NULL,
+ * or what is wrong (then dst is untouched). */
+static const char *get_id(char *dst, const field *f)
 {
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-        size_t n;
-
-        if (!item)
+        if (f->kind == F_MISSING)
                 return "missing";
-        if (!cJSON_IsString(item))
+        if (f->kind != F_STRING)
                 return "not a string";
-        n = strlen(item->valuestring);
-        if (n == 0)
+        if (f->len == 0)
                 return "empty";
-        if (n > OF_ID_MAX)
+        if (f->len > OF_ID_MAX)
                 return "longer than " STR(OF_ID_MAX) " bytes";
-        if (memchr(item->valuestring, 0xFF, n))
+        if (memchr(f->p, 0xFF, f->len))
                 return "contains U+0000";
-        memcpy(dst, item->valuestring, n + 1);
+        memcpy(dst, f->p, f->len);
+        dst[f->len] = '\0';
         return NULL;
 }
 
 /* occurredAt, normalised into dst; NULL or what is wrong (in errstr). */
-static const char *get_time(char *dst, const cJSON *obj, char *errstr,
+static const char *get_time(char *dst, const field *f, char *errstr,
                             size_t errstr_size)
 {
-        const cJSON *item;
-
-        item = cJSON_GetObjectItemCaseSensitive(obj, "occurredAt");
-        if (!item)
+        if (f->kind == F_MISSING)
                 return "missing";
-        if (!cJSON_IsString(item))
+        if (f->kind != F_STRING)
                 return "not a string";
-        if (of_timestamp_normalise(dst, item->valuestring,
-                                   strlen(item->valuestring), errstr,
-                                   errstr_size) != 0)
+        if (of_timestamp_normalise(dst, f->p, f->len, errstr, errstr_size))
                 return errstr;
         return NULL;
 }
 
-/* payload.total or payload.amount of the object root, whose text is
- * text[0..len). Returns NULL and sets *out, or what is wrong. */
-static const char *get_amount(int64_t *out, const cJSON *root,
-                              const cJSON *payload, const char *key,
-                              const char *text, size_t len)
+static const char *get_amount(int64_t *out, const field *f)
 {
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(payload, key);
-        size_t i = 0;
-
-        if (!item)
+        if (f->kind == F_MISSING)
                 return "missing";
-        if (!cJSON_IsNumber(item))
+        if (f->kind != F_NUMBER)
                 return "not a number";
-        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-                i = 3; /* cJSON skips a byte order mark */
-        i = skip_ws(text, len, i);
-        i = member_value(text, len, i, child_index(root, payload));
-        i = member_value(text, len, i, child_index(payload, item));
-        return judge_number(out, text, len, i);
+        return judge_number(out, f->p, f->len, 0);
 }
 
 /* The field rules of CONTRACT 1 in a fixed order: the first failure
  * wins, so a reason names one problem. */
-static int decode(of_event *out, const cJSON *root, const char *text,
-                  size_t len, char *reason, size_t reason_size)
+static int decode(of_event *out, const field *m, char *reason,
+                  size_t reason_size)
 {
         char order_id[OF_ID_MAX + 1];
         char ts_err[96];
-        const cJSON *payload;
         const char *what;
         int placed;
 
-        if ((what = get_id(out->id, root, "id")))
+        if ((what = get_id(out->id, &m[M_ID])))
                 return dead(reason, reason_size, OF_REASON_ID, what);
-        if ((what = get_id(out->type_name, root, "type")))
+        if ((what = get_id(out->type_name, &m[M_TYPE])))
                 return dead(reason, reason_size, OF_REASON_TYPE, what);
         if (strcmp(out->type_name, "OrderPlaced") == 0) {
                 out->type = OF_EVENT_PLACED;
@@ -437,57 +456,264 @@ static int decode(of_event *out, const cJSON *root, const char *text,
                  * valid aggregateId and occurredAt are kept for the record
                  * and anything else about it is ignored. */
                 out->type = OF_EVENT_OTHER;
-                (void)get_id(out->aggregate_id, root, "aggregateId");
-                if (get_time(out->occurred_at, root, ts_err, sizeof(ts_err)))
+                (void)get_id(out->aggregate_id, &m[M_AGGREGATE]);
+                if (get_time(out->occurred_at, &m[M_OCCURRED], ts_err,
+                             sizeof(ts_err)))
                         out->occurred_at[0] = '\0';
                 return 0;
         }
 
-        if ((what = get_id(out->aggregate_id, root, "aggregateId")))
+        if ((what = get_id(out->aggregate_id, &m[M_AGGREGATE])))
                 return dead(reason, reason_size, OF_REASON_AGGREGATE, what);
-        if ((what = get_time(out->occurred_at, root, ts_err, sizeof(ts_err))))
+        if ((what = get_time(out->occurred_at, &m[M_OCCURRED], ts_err,
+                             sizeof(ts_err))))
                 return dead(reason, reason_size, OF_REASON_OCCURRED, what);
-        payload = cJSON_GetObjectItemCaseSensitive(root, "payload");
-        if (!cJSON_IsObject(payload))
+        if (m[M_PAYLOAD].kind != F_OBJECT)
                 return dead(reason, reason_size, OF_REASON_PAYLOAD,
-                            payload ? "not an object" : "missing");
-        if ((what = get_id(order_id, payload, "orderId")))
+                            m[M_PAYLOAD].kind ? "not an object" : "missing");
+        if ((what = get_id(order_id, &m[M_ORDER_ID])))
                 return dead(reason, reason_size, OF_REASON_ORDER_ID, what);
         if (strcmp(order_id, out->aggregate_id) != 0)
                 return dead(reason, reason_size, OF_REASON_MISMATCH, NULL);
         placed = out->type == OF_EVENT_PLACED;
-        if ((what = get_amount(&out->amount, root, payload,
-                               placed ? "total" : "amount", text, len)))
+        if ((what = get_amount(&out->amount,
+                               &m[placed ? M_TOTAL : M_AMOUNT])))
                 return dead(reason, reason_size,
                             placed ? OF_REASON_TOTAL : OF_REASON_AMOUNT,
                             what);
         return 0;
 }
 
-int of_event_parse(of_event *out, const void *value, size_t value_len,
-                   char *reason, size_t reason_size)
+/* ---- The fast path ----
+ * Most events are printable ASCII without a backslash, in JSON's plain
+ * form. For those one pass finds the members with no allocation. Whatever
+ * it is not sure of (an array, a literal or number cJSON might read
+ * otherwise, deep nesting, stray bytes) sends the event to the general
+ * path, so both give the same verdict (test_event checks this). */
+
+#define FAST_DEPTH 16
+#define FAST_NO    ((size_t)-1) /* "take the general path" */
+
+static size_t skip_sp(const char *s, size_t len, size_t i)
 {
-        const char *text = value;
+        while (i < len && s[i] == ' ')
+                i++;
+        return i;
+}
+
+/* A number in JSON's grammar followed by a delimiter: the index after
+ * it, else FAST_NO. */
+static size_t fast_number(const char *s, size_t len, size_t i)
+{
+        if (i < len && s[i] == '-')
+                i++;
+        if (i < len && s[i] == '0')
+                i++;
+        else if (is_digit(s, len, i))
+                while (is_digit(s, len, i))
+                        i++;
+        else
+                return FAST_NO;
+        if (i < len && s[i] == '.') {
+                if (!is_digit(s, len, ++i))
+                        return FAST_NO;
+                while (is_digit(s, len, i))
+                        i++;
+        }
+        if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+                if (++i < len && (s[i] == '+' || s[i] == '-'))
+                        i++;
+                if (!is_digit(s, len, i))
+                        return FAST_NO;
+                while (is_digit(s, len, i))
+                        i++;
+        }
+        if (i < len && s[i] != ',' && s[i] != '}' && s[i] != ' ')
+                return FAST_NO;
+        return i;
+}
+
+static size_t fast_object(const char *s, size_t len, size_t i, int depth,
+                          field *m, int first, int count);
+
+/* The value at s[i] into *f (f may be NULL): the index after it, or
+ * FAST_NO. m and depth serve a payload object found at the root. */
+static size_t fast_value(const char *s, size_t len, size_t i, int depth,
+                         field *f, field *m, int payload)
+{
+        const char *q;
+        size_t j;
+
+        if (i >= len)
+                return FAST_NO;
+        switch (s[i]) {
+        case '"':
+                if (!(q = memchr(s + i + 1, '"', len - i - 1)))
+                        return FAST_NO;
+                if (f)
+                        *f = (field){F_STRING, s + i + 1,
+                                     (size_t)(q - s) - i - 1};
+                return (size_t)(q - s) + 1;
+        case '{':
+                j = payload ? fast_object(s, len, i, depth + 1, m,
+                                          M_ROOT_COUNT, M_COUNT)
+                            : fast_object(s, len, i, depth + 1, NULL, 0, 0);
+                if (f && j != FAST_NO)
+                        *f = (field){F_OBJECT, NULL, 0};
+                return j;
+        case 't':
+        case 'f':
+        case 'n':
+                for (j = 0; j < 3; j++) {
+                        static const char *const lit[] = {"true", "false",
+                                                          "null"};
+                        size_t n = strlen(lit[j]);
+
+                        if (len - i >= n && memcmp(s + i, lit[j], n) == 0) {
+                                if (f)
+                                        *f = (field){F_OTHER, NULL, 0};
+                                return i + n;
+                        }
+                }
+                return FAST_NO;
+        default:
+                if ((j = fast_number(s, len, i)) != FAST_NO && f)
+                        *f = (field){F_NUMBER, s + i, len - i};
+                return j;
+        }
+}
+
+/* The object at s[i] ('{'): records members named in the names of
+ * m[first..count) the first time each appears (m may be NULL). */
+static size_t fast_object(const char *s, size_t len, size_t i, int depth,
+                          field *m, int first, int count)
+{
+        const char *const *names = first == 0 ? root_names : payload_names;
+        const char *q;
+        size_t klen;
+        field *f;
+        int k;
+
+        if (depth > FAST_DEPTH)
+                return FAST_NO;
+        if ((i = skip_sp(s, len, i + 1)) < len && s[i] == '}')
+                return i + 1;
+        for (;;) {
+                if (i >= len || s[i] != '"' ||
+                    !(q = memchr(s + i + 1, '"', len - i - 1)))
+                        return FAST_NO;
+                klen = (size_t)(q - s) - i - 1;
+                f = NULL;
+                for (k = first; m && k < count; k++) {
+                        if (strlen(names[k - first]) == klen &&
+                            memcmp(names[k - first], s + i + 1, klen) == 0) {
+                                if (m[k].kind == F_MISSING)
+                                        f = &m[k];
+                                break;
+                        }
+                }
+                i = skip_sp(s, len, (size_t)(q - s) + 1);
+                if (i >= len || s[i] != ':')
+                        return FAST_NO;
+                i = skip_sp(s, len, i + 1);
+                i = fast_value(s, len, i, depth, f, m,
+                               first == 0 && f == &m[M_PAYLOAD]);
+                if (i == FAST_NO)
+                        return FAST_NO;
+                if ((i = skip_sp(s, len, i)) >= len)
+                        return FAST_NO;
+                if (s[i] == '}')
+                        return i + 1;
+                if (s[i] != ',')
+                        return FAST_NO;
+                i = skip_sp(s, len, i + 1);
+        }
+}
+
+/* 0: m holds the members of the plain text s; FAST_NO otherwise. */
+static int fast_fields(field *m, const char *s, size_t len)
+{
+        size_t i = skip_sp(s, len, 0);
+
+        if (i >= len || s[i] != '{')
+                return -1;
+        i = fast_object(s, len, i, 1, m, 0, M_ROOT_COUNT);
+        if (i == FAST_NO || skip_sp(s, len, i) != len)
+                return -1;
+        return 0;
+}
+
+/* ---- The general path: cJSON ---- */
+
+static void cjson_field(field *f, const cJSON *item)
+{
+        if (!item)
+                *f = (field){F_MISSING, NULL, 0};
+        else if (cJSON_IsString(item))
+                *f = (field){F_STRING, item->valuestring,
+                             strlen(item->valuestring)};
+        else if (cJSON_IsNumber(item))
+                *f = (field){F_NUMBER, NULL, 0}; /* text: number_text() */
+        else if (cJSON_IsObject(item))
+                *f = (field){F_OBJECT, NULL, 0};
+        else
+                *f = (field){F_OTHER, NULL, 0};
+}
+
+/* Where the text of payload member item of root is in text[0..len). */
+static void number_text(field *f, const cJSON *root, const cJSON *payload,
+                        const cJSON *item, const char *text, size_t len)
+{
+        size_t i = 0;
+
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+                i = 3; /* cJSON skips a byte order mark */
+        i = skip_ws(text, len, i);
+        i = member_value(text, len, i, child_index(root, payload));
+        i = member_value(text, len, i, child_index(payload, item));
+        f->p = text + i;
+        f->len = len - i;
+}
+
+static void cjson_fields(field *m, const cJSON *root, const char *text,
+                         size_t len)
+{
+        const cJSON *payload, *item;
+        int k;
+
+        for (k = 0; k < M_ROOT_COUNT; k++)
+                cjson_field(&m[k], cJSON_GetObjectItemCaseSensitive(
+                                           root, root_names[k]));
+        if (m[M_PAYLOAD].kind != F_OBJECT)
+                return;
+        payload = cJSON_GetObjectItemCaseSensitive(root, "payload");
+        for (k = M_ROOT_COUNT; k < M_COUNT; k++) {
+                item = cJSON_GetObjectItemCaseSensitive(
+                        payload, payload_names[k - M_ROOT_COUNT]);
+                cjson_field(&m[k], item);
+                if (m[k].kind == F_NUMBER)
+                        number_text(&m[k], root, payload, item, text, len);
+        }
+}
+
+static int parse_general(of_event *out, const char *text, size_t len,
+                         char *reason, size_t reason_size)
+{
+        field m[M_COUNT] = {0};
         const char *what = NULL;
         const char *end = NULL;
-        size_t len = value_len, nuls = 0, bad, i;
+        size_t nuls = 0, bad, i;
         char *copy = NULL;
         cJSON *root = NULL;
         char detail[48];
         int rc;
 
-        memset(out, 0, sizeof(*out));
-        out->amount = -1;
-        if (!text || len == 0)
-                return dead(reason, reason_size, OF_REASON_NO_VALUE, NULL);
-        if (plain_ascii(text, len)) {
-                /* nothing for utf8_check() or scan() to find */
-        } else if ((bad = utf8_check(value, len)) < len) {
+        if ((bad = utf8_check((const unsigned char *)text, len)) < len) {
                 snprintf(detail, sizeof(detail), "at byte %zu", bad);
                 return dead(reason, reason_size, OF_REASON_UTF8, detail);
-        } else if (scan(text, len, NULL, &nuls, &what) != 0) {
-                return dead(reason, reason_size, OF_REASON_JSON, what);
         }
+        if (scan(text, len, NULL, &nuls, &what) != 0)
+                return dead(reason, reason_size, OF_REASON_JSON, what);
         if (nuls > 0) {
                 /* cJSON decodes \u0000 to a NUL that ends the C string
                  * early, so "a\u0000b" would be the id "a". Parse a copy
@@ -525,11 +751,38 @@ int of_event_parse(of_event *out, const void *value, size_t value_len,
                 rc = dead(reason, reason_size, OF_REASON_NOT_OBJECT, NULL);
                 goto out;
         }
-        rc = decode(out, root, text, len, reason, reason_size);
+        cjson_fields(m, root, text, len);
+        rc = decode(out, m, reason, reason_size);
 out:
         cJSON_Delete(root);
         free(copy);
         return rc;
+}
+
+int of_event_parse_general(of_event *out, const void *value,
+                           size_t value_len, char *reason,
+                           size_t reason_size)
+{
+        memset(out, 0, sizeof(*out));
+        out->amount = -1;
+        if (!value || value_len == 0)
+                return dead(reason, reason_size, OF_REASON_NO_VALUE, NULL);
+        return parse_general(out, value, value_len, reason, reason_size);
+}
+
+int of_event_parse(of_event *out, const void *value, size_t value_len,
+                   char *reason, size_t reason_size)
+{
+        field m[M_COUNT] = {0};
+
+        memset(out, 0, sizeof(*out));
+        out->amount = -1;
+        if (!value || value_len == 0)
+                return dead(reason, reason_size, OF_REASON_NO_VALUE, NULL);
+        if (plain_ascii(value, value_len) &&
+            fast_fields(m, value, value_len) == 0)
+                return decode(out, m, reason, reason_size);
+        return parse_general(out, value, value_len, reason, reason_size);
 }
 
 int of_event_agrees(const of_event *a, const of_event *b)

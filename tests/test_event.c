@@ -470,6 +470,103 @@ static void test_event_agrees_on_type_aggregate_time_and_amount(void **state)
         }
 }
 
+/* ---- the fast path against the general one ---- */
+
+/* Both paths on the len bytes at v: the same verdict, reason and event. */
+static void expect_same_verdict(const char *v, size_t len, const char *what)
+{
+        char r1[OF_REASON_MAX] = "", r2[OF_REASON_MAX] = "";
+        of_event e1, e2;
+        int rc1 = of_event_parse(&e1, v, len, r1, sizeof(r1));
+        int rc2 = of_event_parse_general(&e2, v, len, r2, sizeof(r2));
+
+        if (rc1 != rc2 || strcmp(r1, r2) != 0 ||
+            memcmp(&e1, &e2, sizeof(e1)) != 0)
+                fail_msg("%s (%.*s): %d '%s' vs general %d '%s'", what,
+                         (int)(len < 200 ? len : 200), v, rc1, r1, rc2, r2);
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        return *x;
+}
+
+/* Every table row, then 300,000 mutants of the plain rows: bytes replaced,
+ * inserted or deleted with JSON's own characters, so most stay on the
+ * fast path or just fall off it. The first difference fails. */
+static void test_event_fast_path_agrees_with_general_path(void **state)
+{
+        static const char alphabet[] =
+                "{}[]\":,.-+eE0123456789 tfnrulsa1OrderPaidPlacedtotal";
+        char buf[512], what[64];
+        uint64_t x = 0x9e3779b97f4a7c15u;
+        size_t i, n, len, at, rows = sizeof(cases) / sizeof(cases[0]);
+        int k, edits;
+
+        (void)state;
+        for (i = 0; i < rows; i++) {
+                if (!cases[i].value)
+                        continue;
+                len = cases[i].len ? cases[i].len : strlen(cases[i].value);
+                snprintf(what, sizeof(what), "row %zu", i);
+                expect_same_verdict(cases[i].value, len, what);
+        }
+        for (n = 0; n < 300000; n++) {
+                const char *base = cases[xorshift(&x) % rows].value;
+
+                if (!base || (len = strlen(base)) >= sizeof(buf) - 8)
+                        continue;
+                memcpy(buf, base, len);
+                edits = 1 + (int)(xorshift(&x) % 3);
+                for (k = 0; k < edits && len > 0; k++) {
+                        at = xorshift(&x) % len;
+                        switch (xorshift(&x) % 3) {
+                        case 0:
+                                buf[at] = alphabet[xorshift(&x) %
+                                                   (sizeof(alphabet) - 1)];
+                                break;
+                        case 1:
+                                memmove(buf + at + 1, buf + at, len - at);
+                                buf[at] = alphabet[xorshift(&x) %
+                                                   (sizeof(alphabet) - 1)];
+                                len++;
+                                break;
+                        default:
+                                memmove(buf + at, buf + at + 1,
+                                        len - at - 1);
+                                len--;
+                        }
+                }
+                snprintf(what, sizeof(what), "mutant %zu", n);
+                expect_same_verdict(buf, len, what);
+        }
+}
+
+/* Numbers cJSON reads differently from JSON's grammar (it stops copying
+ * a number at 63 bytes) take the general path. */
+static void test_event_long_numbers_match_cjson(void **state)
+{
+        char v[600];
+        int digits;
+
+        (void)state;
+        for (digits = 55; digits < 70; digits++) {
+                snprintf(v, sizeof(v),
+                         "{\"id\":\"e\",\"type\":\"X\",\"n\":%.*s}",
+                         digits,
+                         "1000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000");
+                expect_same_verdict(v, strlen(v), "long number");
+                snprintf(v, sizeof(v), PLACED("%.*s"), digits,
+                         "1000000000000000000000000000000000000000000000000"
+                         "0000000000000000000000000000000000000");
+                expect_same_verdict(v, strlen(v), "long total");
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -484,6 +581,9 @@ int main(void)
                         test_event_parse_ignores_a_mib_long_unknown_field),
                 cmocka_unit_test(
                         test_event_agrees_on_type_aggregate_time_and_amount),
+                cmocka_unit_test(
+                        test_event_fast_path_agrees_with_general_path),
+                cmocka_unit_test(test_event_long_numbers_match_cjson),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

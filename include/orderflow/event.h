@@ -59,6 +59,13 @@ typedef struct of_event {
 int of_event_parse(of_event *out, const void *value, size_t value_len,
                    char *reason, size_t reason_size);
 
+/* The same verdict by the general path alone (cJSON), which
+ * of_event_parse() takes for anything but plain ASCII JSON: tests compare
+ * the two. */
+int of_event_parse_general(of_event *out, const void *value,
+                           size_t value_len, char *reason,
+                           size_t reason_size);
+
 /* Whether two valid deliveries of one id agree (CONTRACT 1: type,
  * aggregateId, normalised occurredAt and amount equal). */
 int of_event_agrees(const of_event *a, const of_event *b);
