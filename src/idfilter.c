@@ -1,6 +1,7 @@
 /* Blocked Bloom filter: each id sets 7 bits inside one 512-bit block, so a
  * lookup touches one cache line. At 16 bits per id a block holds 32 ids on
  * average and answers "maybe" for an absent id about once in 1,000. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,11 +58,14 @@ int of_idfilter_init(of_idfilter *out, uint64_t keys)
 /* The block of a hash: its high half scaled to nblocks (no power of two
  * needed). The probe bits come from a second mix of the hash, so they do
  * not repeat the block's bits. */
+static size_t block_index(uint32_t nblocks, uint64_t hash)
+{
+        return (size_t)(((hash >> 32) * nblocks) >> 32);
+}
+
 static uint64_t *block_of(const of_idfilter *f, uint64_t hash)
 {
-        uint64_t i = ((hash >> 32) * f->nblocks) >> 32;
-
-        return f->words + (size_t)i * WORDS_PER_BLOCK;
+        return f->words + block_index(f->nblocks, hash) * WORDS_PER_BLOCK;
 }
 
 void of_idfilter_add(of_idfilter *f, uint64_t hash)
@@ -73,16 +77,20 @@ void of_idfilter_add(of_idfilter *f, uint64_t hash)
                 b[(g & 511) >> 6] |= UINT64_C(1) << (g & 63);
 }
 
-int of_idfilter_maybe(const of_idfilter *f, uint64_t hash)
+/* Whether block b has the probe bits of g. */
+static int block_has(const uint64_t *b, uint64_t g)
 {
-        const uint64_t *b = block_of(f, hash);
-        uint64_t g = mix(hash + 1);
         int i;
 
         for (i = 0; i < PROBES; i++, g >>= 9)
                 if (!(b[(g & 511) >> 6] & UINT64_C(1) << (g & 63)))
                         return 0;
         return 1;
+}
+
+int of_idfilter_maybe(const of_idfilter *f, uint64_t hash)
+{
+        return block_has(block_of(f, hash), mix(hash + 1));
 }
 
 size_t of_idfilter_bytes(const of_idfilter *f)
@@ -115,6 +123,56 @@ int of_idfilter_load(of_idfilter *out, const void *bytes, size_t len)
                         load_le((const unsigned char *)bytes + 8 * i, 8);
         out->nblocks = (uint32_t)blocks;
         return 0;
+}
+
+int of_idfilter_set_add(of_idfilter_set *set, const of_idfilter *f)
+{
+        size_t b, n = set->n, size = WORDS_PER_BLOCK * sizeof(uint64_t);
+        uint64_t *w;
+
+        assert(n == 0 || f->nblocks == set->nblocks);
+        w = malloc((size_t)f->nblocks * (n + 1) * size);
+        if (!w)
+                return OF_ERROR;
+        for (b = 0; b < f->nblocks; b++) {
+                if (n)
+                        memcpy(w + b * (n + 1) * WORDS_PER_BLOCK,
+                               set->words + b * n * WORDS_PER_BLOCK,
+                               n * size);
+                memcpy(w + (b * (n + 1) + n) * WORDS_PER_BLOCK,
+                       f->words + b * WORDS_PER_BLOCK, size);
+        }
+        free(set->words);
+        set->words = w;
+        set->nblocks = f->nblocks;
+        set->n = n + 1;
+        return 0;
+}
+
+size_t of_idfilter_set_next(const of_idfilter_set *set, uint64_t hash,
+                            size_t from)
+{
+        const uint64_t *row;
+        uint64_t g;
+        size_t i;
+
+        if (from >= set->n)
+                return set->n;
+        row = set->words +
+              block_index(set->nblocks, hash) * set->n * WORDS_PER_BLOCK;
+        g = mix(hash + 1);
+        for (i = from; i < set->n; i++)
+                if (block_has(row + i * WORDS_PER_BLOCK, g))
+                        return i;
+        return set->n;
+}
+
+void of_idfilter_set_free(of_idfilter_set *set)
+{
+        free(set->words);
+        set->words = NULL;
+        set->nblocks = 0;
+        set->n = 0;
 }
 
 void of_idfilter_free(of_idfilter *f)

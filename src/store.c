@@ -56,8 +56,9 @@ typedef struct slot {
 /* A sealed run of processed_events: table processed_run_<id>. */
 typedef struct sealed_run {
         int64_t id;
-        of_idfilter filter;
-        sqlite3_stmt *get; /* its row of an id */
+        of_idfilter filter; /* empty when in_set */
+        int in_set;         /* its filter is in of_store.set */
+        sqlite3_stmt *get;  /* its row of an id */
 } sealed_run;
 
 /* ---- in-memory sums of one batch ---- */
@@ -82,8 +83,10 @@ struct of_store {
         sqlite3_stmt *place, *pay, *order_get;
         sqlite3_stmt *dead_put;
         sqlite3_stmt *offset_get, *offset_put;
-        sealed_run *runs;      /* newest first */
+        sealed_run *runs;      /* oldest first */
         size_t nruns;
+        of_idfilter_set set;   /* the filters of the runs of one size */
+        size_t *set_run;       /* runs index of each filter in set */
         int64_t recent_events; /* rows in processed_recent */
         int64_t seal_events;   /* seal processed_recent at this many */
         int64_t recorded;      /* ids the open batch added to it */
@@ -345,6 +348,9 @@ static void runs_free(of_store *st)
         free(st->runs);
         st->runs = NULL;
         st->nruns = 0;
+        of_idfilter_set_free(&st->set);
+        free(st->set_run);
+        st->set_run = NULL;
 }
 
 /* One sealed run as processed_runs describes it; a filter saved by another
@@ -369,6 +375,26 @@ static int run_load(of_store *st, sealed_run *r, sqlite3_stmt *stmt, char *errst
         return run_prepare(st, r, errstr, errstr_size);
 }
 
+/* Moves the filter of st->runs[i] into the set when it has the set's size
+ * (every run that seal() makes does). Failing that it stays beside the
+ * set, which only costs lookups time. */
+static void run_adopt(of_store *st, size_t i)
+{
+        sealed_run *r = &st->runs[i];
+        size_t *map;
+
+        if (st->set.n && r->filter.nblocks != st->set.nblocks)
+                return;
+        if (!(map = realloc(st->set_run, (st->set.n + 1) * sizeof(*map))))
+                return;
+        st->set_run = map;
+        if (of_idfilter_set_add(&st->set, &r->filter))
+                return;
+        map[st->set.n - 1] = i;
+        r->in_set = 1;
+        of_idfilter_free(&r->filter);
+}
+
 static int runs_load(of_store *st, char *errstr, size_t errstr_size)
 {
         sqlite3_stmt *stmt = NULL;
@@ -377,7 +403,7 @@ static int runs_load(of_store *st, char *errstr, size_t errstr_size)
 
         rc = sqlite3_prepare_v2(st->db,
                                 "SELECT run, events, filter_version, filter"
-                                " FROM processed_runs ORDER BY run DESC",
+                                " FROM processed_runs ORDER BY run",
                                 -1, &stmt, NULL);
         while (!err && rc == SQLITE_OK &&
                (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -390,7 +416,8 @@ static int runs_load(of_store *st, char *errstr, size_t errstr_size)
                 r = &st->runs[st->nruns];
                 memset(r, 0, sizeof(*r));
                 st->nruns++;
-                err = run_load(st, r, stmt, errstr, errstr_size);
+                if (!(err = run_load(st, r, stmt, errstr, errstr_size)))
+                        run_adopt(st, st->nruns - 1);
         }
         if (!err && rc != SQLITE_DONE)
                 err = sql_fail(st, rc, "reading processed_runs", errstr,
@@ -470,7 +497,7 @@ static int run_record(of_store *st, const sealed_run *r, int64_t count,
  * sorted. */
 static int seal(of_store *st, char *errstr, size_t errstr_size)
 {
-        sealed_run r = {.id = st->nruns ? st->runs[0].id + 1 : 1};
+        sealed_run r = {.id = st->nruns ? st->runs[st->nruns - 1].id + 1 : 1};
         char *sql = NULL;
         int64_t count;
         sealed_run *grown;
@@ -478,7 +505,12 @@ static int seal(of_store *st, char *errstr, size_t errstr_size)
 
         if ((err = run(st, st->begin, errstr, errstr_size)))
                 return err;
-        if (of_idfilter_init(&r.filter, (uint64_t)st->recent_events)) {
+        /* Sealed before it outgrows seal_events (see of_store_apply_batch),
+         * so runs share one filter size, hence the set. */
+        if (of_idfilter_init(&r.filter,
+                             (uint64_t)(st->recent_events > st->seal_events
+                                                ? st->recent_events
+                                                : st->seal_events))) {
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
@@ -511,9 +543,8 @@ static int seal(of_store *st, char *errstr, size_t errstr_size)
                 goto out;
         }
         st->runs = grown;
-        memmove(st->runs + 1, st->runs, st->nruns * sizeof(r));
-        st->runs[0] = r;
-        st->nruns++;
+        st->runs[st->nruns++] = r;
+        run_adopt(st, st->nruns - 1);
         st->recent_events = 0;
         memset(&r, 0, sizeof(r));
 out:
@@ -771,17 +802,21 @@ static int read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
 /* Look the id up in the sealed runs whose filters may hold it: 1 and *out
  * filled, 0 not there, <0 failure. */
 static int sealed_event(of_store *st, of_event *out, const char *id,
-                        char *errstr, size_t errstr_size)
+                        uint64_t hash, char *errstr, size_t errstr_size)
 {
-        uint64_t hash;
         size_t i;
         int rc;
 
-        if (st->nruns == 0)
+        for (i = of_idfilter_set_next(&st->set, hash, 0); i < st->set.n;
+             i = of_idfilter_set_next(&st->set, hash, i + 1))
+                if ((rc = read_event(st, st->runs[st->set_run[i]].get, out,
+                                     id, errstr, errstr_size)))
+                        return rc;
+        if (st->set.n == st->nruns)
                 return 0;
-        hash = of_id_hash(id, strlen(id));
         for (i = 0; i < st->nruns; i++) {
-                if (!of_idfilter_maybe(&st->runs[i].filter, hash))
+                if (st->runs[i].in_set ||
+                    !of_idfilter_maybe(&st->runs[i].filter, hash))
                         continue;
                 if ((rc = read_event(st, st->runs[i].get, out, id, errstr,
                                      errstr_size)))
@@ -797,7 +832,9 @@ static int known_event(of_store *st, of_event *out, const char *id,
 {
         int rc = read_event(st, st->event_get, out, id, errstr, errstr_size);
 
-        return rc ? rc : sealed_event(st, out, id, errstr, errstr_size);
+        return rc ? rc : sealed_event(st, out, id,
+                                      of_id_hash(id, strlen(id)), errstr,
+                                      errstr_size);
 }
 
 /* Record ev's id in processed_events unless it is known: 1 recorded, 0
@@ -957,10 +994,11 @@ static slot *slot_find(slot *tab, size_t cap, uint64_t hash)
  * has in log order: yes when no other event of the batch has its id and
  * no later event of its order was applied already. Hash collisions can
  * only make it say no. */
-static int as_in_log_order(of_store *st, const of_event *ev, size_t at)
+static int as_in_log_order(of_store *st, const of_event *ev,
+                           uint64_t id_hash, size_t at)
 {
         slot *s;
-        uint64_t hash = of_id_hash(ev->id, strlen(ev->id)) | 1;
+        uint64_t hash = id_hash | 1;
 
         s = slot_find(st->ids, st->slots_cap, hash);
         if (s->hash)
@@ -986,6 +1024,7 @@ static int apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
         uint64_t t0 = timed ? mono_ns() : 0;
         char reason[OF_REASON_MAX];
         of_event ev, seen;
+        uint64_t id_hash;
         int rc;
 
         rc = of_event_parse(&ev, m->value, m->value_len, reason,
@@ -994,7 +1033,8 @@ static int apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
                 st->pending.decode_ns += (mono_ns() - t0) * DECODE_SAMPLE;
         if (rc)
                 goto dead;
-        if (st->keyed && (!as_in_log_order(st, &ev, at) ||
+        id_hash = of_id_hash(ev.id, strlen(ev.id));
+        if (st->keyed && (!as_in_log_order(st, &ev, id_hash, at) ||
                           would_overflow(st, &ev)))
                 return OUT_OF_ORDER;
         if (would_overflow(st, &ev)) {
@@ -1018,7 +1058,8 @@ static int apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
         }
         /* The common path: the runs' filters rule the id out and one
          * statement records it in processed_recent. */
-        if ((rc = sealed_event(st, &seen, ev.id, errstr, errstr_size)) != 0)
+        if ((rc = sealed_event(st, &seen, ev.id, id_hash, errstr,
+                               errstr_size)) != 0)
                 goto known;
         if ((rc = record_event(st, &ev, errstr, errstr_size)) < 0)
                 return rc;
@@ -1197,7 +1238,18 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                          size_t errstr_size)
 {
         uint64_t t0 = mono_ns(), t_commit = 0;
-        int err, keyed = n > 1 && keyed_prepare(st, msgs, n) == 0;
+        int err, keyed;
+
+        /* Sealed before the batch could take processed_recent past
+         * seal_events, so every run has at most that many ids. */
+        if (st->recent_events > 0 &&
+            st->recent_events + (int64_t)n > st->seal_events &&
+            st->nruns < MAX_RUNS && (err = seal(st, errstr, errstr_size))) {
+                /* The model is right without the seal: it is tried again
+                 * before the next batch. */
+                of_log(OF_LOG_WARN, "sealing processed_events: %s", errstr);
+        }
+        keyed = n > 1 && keyed_prepare(st, msgs, n) == 0;
 
         err = apply_txn(st, msgs, n, pos, npos, keyed, errstr, errstr_size);
         if (err == OUT_OF_ORDER) {
@@ -1220,13 +1272,6 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
         stats->dead += st->pending.dead;
         stats->batches++;
         st->recent_events += st->recorded;
-        if (st->recent_events >= st->seal_events && st->nruns < MAX_RUNS &&
-            (err = seal(st, errstr, errstr_size))) {
-                /* The batch is committed and the model is right without
-                 * the seal: it is tried again after the next batch. */
-                of_log(OF_LOG_WARN, "sealing processed_events: %s", errstr);
-                err = 0;
-        }
         return 0;
 out:
         rollback(st);

@@ -63,6 +63,42 @@ static void test_idfilter_saved_form_reads_back(void **state)
         free(bytes);
 }
 
+/* A set answers for each of its filters exactly as the filter itself. */
+static void test_idfilter_set_answers_as_its_filters(void **state)
+{
+        of_idfilter f[3];
+        of_idfilter_set set = {0};
+        char prefix[8];
+        size_t k, next;
+        int i, j;
+
+        (void)state;
+        for (j = 0; j < 3; j++) {
+                assert_int_equal(of_idfilter_init(&f[j], 5000), 0);
+                snprintf(prefix, sizeof(prefix), "f%d", j);
+                for (i = 0; i < 5000; i++)
+                        of_idfilter_add(&f[j], hash_of(prefix, i));
+                assert_int_equal(of_idfilter_set_add(&set, &f[j]), 0);
+        }
+        assert_int_equal(set.n, 3);
+        for (i = 0; i < 20000; i++) {
+                uint64_t h = hash_of(i % 2 ? "f1" : "x", i % 7000);
+
+                for (k = 0, next = of_idfilter_set_next(&set, h, 0); k < 3;
+                     k++) {
+                        int maybe = of_idfilter_maybe(&f[k], h);
+
+                        assert_int_equal(next == k, maybe);
+                        if (maybe)
+                                next = of_idfilter_set_next(&set, h, k + 1);
+                }
+                assert_int_equal(next, 3);
+        }
+        for (j = 0; j < 3; j++)
+                of_idfilter_free(&f[j]);
+        of_idfilter_set_free(&set);
+}
+
 /* Saved filters depend on these exact values: a change here must bump
  * OF_IDFILTER_VERSION. */
 static void test_idfilter_hash_is_fixed(void **state)
@@ -82,6 +118,7 @@ int main(void)
                 cmocka_unit_test(
                         test_idfilter_has_every_added_id_and_few_others),
                 cmocka_unit_test(test_idfilter_saved_form_reads_back),
+                cmocka_unit_test(test_idfilter_set_answers_as_its_filters),
                 cmocka_unit_test(test_idfilter_hash_is_fixed),
         };
 

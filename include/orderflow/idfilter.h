@@ -40,4 +40,24 @@ int of_idfilter_load(of_idfilter *out, const void *bytes, size_t len);
 
 void of_idfilter_free(of_idfilter *f); /* f may hold nothing */
 
+/* Filters of one size, kept block by block side by side: a lookup in all
+ * of them reads one contiguous span instead of one cache line each. */
+typedef struct of_idfilter_set {
+        uint64_t *words;  /* nblocks * n blocks: block b of filter i at
+                           * (b * n + i) * OF_IDFILTER_BLOCK bytes */
+        uint32_t nblocks; /* of every filter in the set */
+        size_t n;
+} of_idfilter_set;
+
+/* Appends a copy of f as filter number set->n. f must have set->nblocks
+ * blocks unless the set is empty. Returns 0 or OF_ERROR (no memory). */
+int of_idfilter_set_add(of_idfilter_set *set, const of_idfilter *f);
+
+/* The index of the first filter at or after from that may hold hash, or
+ * set->n when none may. */
+size_t of_idfilter_set_next(const of_idfilter_set *set, uint64_t hash,
+                            size_t from);
+
+void of_idfilter_set_free(of_idfilter_set *set);
+
 #endif
