@@ -1,0 +1,315 @@
+/* The sealed runs of processed_events: processed_recent becomes run N when
+ * it is full, each run's ids get a filter (idfilter.c) saved beside it, and
+ * an id is looked up only in the runs whose filters may hold it. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orderflow/error.h"
+
+#include "store_int.h"
+
+#include "readmodel_sql.h"
+
+static int exec(of_store *st, const char *sql, char *errstr,
+                size_t errstr_size)
+{
+        int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+
+        if (rc != SQLITE_OK)
+                return store_fail(st, rc, "changing processed_events", errstr,
+                                  errstr_size);
+        return 0;
+}
+
+/* Adds every id of table to f; *count gets how many there are. */
+static int filter_fill(of_store *st, of_idfilter *f, const char *table,
+                       int64_t *count, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        char *sql = sqlite3_mprintf("SELECT event_id FROM \"%w\"", table);
+        int rc;
+
+        *count = 0;
+        rc = sql ? sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL)
+                 : SQLITE_NOMEM;
+        while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                of_idfilter_add(f, of_id_hash((const char *)
+                                              sqlite3_column_text(stmt, 0),
+                                              (size_t)sqlite3_column_bytes(
+                                                      stmt, 0)));
+                (*count)++;
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(stmt);
+        sqlite3_free(sql);
+        if (rc != SQLITE_DONE)
+                return store_fail(st, rc, "reading event ids", errstr,
+                                  errstr_size);
+        return 0;
+}
+
+static int run_prepare(of_store *st, sealed_run *r, char *errstr,
+                       size_t errstr_size)
+{
+        char sql[160];
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT event_type, aggregate_id, occurred_at, amount"
+                 " FROM processed_run_%" PRId64 " WHERE event_id = ?1",
+                 r->id);
+        return store_prepare(st, &r->get, sql, errstr, errstr_size);
+}
+
+void store_runs_free(of_store *st)
+{
+        size_t i;
+
+        for (i = 0; i < st->nruns; i++) {
+                sqlite3_finalize(st->runs[i].get);
+                of_idfilter_free(&st->runs[i].filter);
+        }
+        free(st->runs);
+        st->runs = NULL;
+        st->nruns = 0;
+        of_idfilter_set_free(&st->set);
+        free(st->set_run);
+        st->set_run = NULL;
+}
+
+/* One sealed run as processed_runs describes it; a filter saved by another
+ * version of the program is rebuilt from the run's ids. */
+static int run_load(of_store *st, sealed_run *r, sqlite3_stmt *stmt,
+                    char *errstr, size_t errstr_size)
+{
+        char table[48];
+        int64_t count;
+
+        r->id = sqlite3_column_int64(stmt, 0);
+        if (sqlite3_column_int64(stmt, 2) == OF_IDFILTER_VERSION &&
+            of_idfilter_load(&r->filter, sqlite3_column_blob(stmt, 3),
+                             (size_t)sqlite3_column_bytes(stmt, 3)) == 0)
+                return run_prepare(st, r, errstr, errstr_size);
+        if (of_idfilter_init(&r->filter, (uint64_t)sqlite3_column_int64(
+                                                 stmt, 1)))
+                return of_errf(errstr, errstr_size, "out of memory");
+        snprintf(table, sizeof(table), "processed_run_%" PRId64, r->id);
+        if (filter_fill(st, &r->filter, table, &count, errstr, errstr_size))
+                return OF_ERROR;
+        return run_prepare(st, r, errstr, errstr_size);
+}
+
+/* Moves the filter of st->runs[i] into the set when it has the set's size
+ * (every run that seal() makes does). Failing that it stays beside the
+ * set, which only costs lookups time. */
+static void run_adopt(of_store *st, size_t i)
+{
+        sealed_run *r = &st->runs[i];
+        size_t *map;
+
+        if (st->set.n && r->filter.nblocks != st->set.nblocks)
+                return;
+        if (!(map = realloc(st->set_run, (st->set.n + 1) * sizeof(*map))))
+                return;
+        st->set_run = map;
+        if (of_idfilter_set_add(&st->set, &r->filter))
+                return;
+        map[st->set.n - 1] = i;
+        r->in_set = 1;
+        of_idfilter_free(&r->filter);
+}
+
+int store_runs_load(of_store *st, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc, err = 0;
+        sealed_run *r;
+
+        rc = sqlite3_prepare_v2(st->db,
+                                "SELECT run, events, filter_version, filter"
+                                " FROM processed_runs ORDER BY run",
+                                -1, &stmt, NULL);
+        while (!err && rc == SQLITE_OK &&
+               (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                rc = SQLITE_OK;
+                if (!(r = realloc(st->runs, (st->nruns + 1) * sizeof(*r)))) {
+                        err = of_errf(errstr, errstr_size, "out of memory");
+                        break;
+                }
+                st->runs = r;
+                r = &st->runs[st->nruns];
+                memset(r, 0, sizeof(*r));
+                st->nruns++;
+                if (!(err = run_load(st, r, stmt, errstr, errstr_size)))
+                        run_adopt(st, st->nruns - 1);
+        }
+        if (!err && rc != SQLITE_DONE)
+                err = store_fail(st, rc, "reading processed_runs", errstr,
+                                 errstr_size);
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        if (!err &&
+            (rc = sqlite3_prepare_v2(st->db,
+                                     "SELECT count(*) FROM processed_recent",
+                                     -1, &stmt, NULL)) == SQLITE_OK &&
+            (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+                st->recent_events = sqlite3_column_int64(stmt, 0);
+        else if (!err)
+                err = store_fail(st, rc, "counting processed_recent", errstr,
+                                 errstr_size);
+        sqlite3_finalize(stmt);
+        return err;
+}
+
+/* The view over processed_recent and every run, newest first. */
+static char *view_sql(const of_store *st, int64_t newest)
+{
+        sqlite3_str *sql = sqlite3_str_new(NULL);
+        const char *cols =
+                "event_id, event_type, aggregate_id, occurred_at, amount";
+        size_t i;
+
+        sqlite3_str_appendf(sql,
+                            "DROP VIEW processed_events;"
+                            " CREATE VIEW processed_events AS"
+                            " SELECT %s FROM processed_recent",
+                            cols);
+        sqlite3_str_appendf(sql, " UNION ALL SELECT %s FROM processed_run_%lld",
+                            cols, (long long)newest);
+        for (i = 0; i < st->nruns; i++)
+                sqlite3_str_appendf(sql,
+                                    " UNION ALL SELECT %s FROM "
+                                    "processed_run_%lld",
+                                    cols, (long long)st->runs[i].id);
+        return sqlite3_str_finish(sql);
+}
+
+static int run_record(of_store *st, const sealed_run *r, int64_t count,
+                      char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        size_t len = of_idfilter_bytes(&r->filter);
+        unsigned char *blob = malloc(len);
+        int rc = SQLITE_NOMEM;
+
+        if (blob) {
+                of_idfilter_save(&r->filter, blob);
+                rc = sqlite3_prepare_v2(st->db,
+                                        "INSERT INTO processed_runs (run,"
+                                        " events, filter_version, filter)"
+                                        " VALUES (?1, ?2, ?3, ?4)",
+                                        -1, &stmt, NULL);
+        }
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_int64(stmt, 1, r->id);
+                sqlite3_bind_int64(stmt, 2, count);
+                sqlite3_bind_int(stmt, 3, OF_IDFILTER_VERSION);
+                sqlite3_bind_blob(stmt, 4, blob, (int)len, SQLITE_STATIC);
+                rc = sqlite3_step(stmt);
+        }
+        sqlite3_finalize(stmt);
+        free(blob);
+        if (rc != SQLITE_DONE)
+                return store_fail(st, rc, "writing processed_runs", errstr,
+                                  errstr_size);
+        return 0;
+}
+
+/* Seal processed_recent into run N+1 in one transaction: its ids become a
+ * filter, the table is renamed, an empty processed_recent takes its place
+ * and the view is made anew. The rows are not copied: a B-tree is already
+ * sorted. */
+int store_seal(of_store *st, char *errstr, size_t errstr_size)
+{
+        sealed_run r = {.id = st->nruns ? st->runs[st->nruns - 1].id + 1 : 1};
+        char *sql = NULL;
+        int64_t count;
+        sealed_run *grown;
+        int err;
+
+        if ((err = store_step(st, st->begin, errstr, errstr_size)))
+                return err;
+        /* Sealed before it outgrows seal_events (see of_store_apply_batch),
+         * so runs share one filter size, hence the set. */
+        if (of_idfilter_init(&r.filter,
+                             (uint64_t)(st->recent_events > st->seal_events
+                                                ? st->recent_events
+                                                : st->seal_events))) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if ((err = filter_fill(st, &r.filter, "processed_recent", &count,
+                               errstr, errstr_size)))
+                goto out;
+        if (!(sql = sqlite3_mprintf("DROP VIEW processed_events;"
+                                    " ALTER TABLE processed_recent RENAME TO"
+                                    " processed_run_%lld",
+                                    (long long)r.id))) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if ((err = exec(st, sql, errstr, errstr_size)) ||
+            (err = exec(st, readmodel_sql, errstr, errstr_size)) ||
+            (err = run_record(st, &r, count, errstr, errstr_size)))
+                goto out;
+        sqlite3_free(sql);
+        if (!(sql = view_sql(st, r.id))) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if ((err = exec(st, sql, errstr, errstr_size)) ||
+            (err = store_step(st, st->commit, errstr, errstr_size)) ||
+            (err = run_prepare(st, &r, errstr, errstr_size)))
+                goto out;
+        if (!(grown = realloc(st->runs, (st->nruns + 1) * sizeof(r)))) {
+                /* Committed, so reopening would find it: not fatal. */
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        st->runs = grown;
+        st->runs[st->nruns++] = r;
+        run_adopt(st, st->nruns - 1);
+        st->recent_events = 0;
+        memset(&r, 0, sizeof(r));
+out:
+        store_rollback(st);
+        sqlite3_finalize(r.get);
+        of_idfilter_free(&r.filter);
+        sqlite3_free(sql);
+        return err;
+}
+
+void of_store_set_seal_events(of_store *st, int64_t n)
+{
+        st->seal_events = n;
+}
+
+/* Look the id up in the sealed runs whose filters may hold it: 1 and *out
+ * filled, 0 not there, <0 failure. */
+int store_sealed_event(of_store *st, of_event *out, const char *id,
+                       uint64_t hash, char *errstr, size_t errstr_size)
+{
+        sealed_run *r;
+        size_t i;
+        int rc;
+
+        for (i = of_idfilter_set_next(&st->set, hash, 0); i < st->set.n;
+             i = of_idfilter_set_next(&st->set, hash, i + 1)) {
+                r = &st->runs[st->set_run[i]];
+                if ((rc = store_read_event(st, r->get, out, id, errstr,
+                                           errstr_size)))
+                        return rc;
+        }
+        if (st->set.n == st->nruns)
+                return 0;
+        for (i = 0; i < st->nruns; i++) {
+                r = &st->runs[i];
+                if (r->in_set || !of_idfilter_maybe(&r->filter, hash))
+                        continue;
+                if ((rc = store_read_event(st, r->get, out, id, errstr,
+                                           errstr_size)))
+                        return rc;
+        }
+        return 0;
+}
