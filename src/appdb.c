@@ -20,9 +20,11 @@ struct of_appdb {
         sqlite3 *db;
         sqlite3_stmt *begin, *commit, *rollback;
         sqlite3_stmt *order_get, *order_put, *order_pay, *outbox_put;
-        sqlite3_stmt *count, *oldest;
-        sqlite3_stmt *claim, *sent, *failed;
-        sqlite3_stmt *retry_one, *retry_all, *prune;
+        sqlite3_stmt *payload_put, *count, *oldest;
+        sqlite3_stmt *leases, *due, *lease, *release, *sent, *failed;
+        sqlite3_stmt *retry_one, *retry_all, *prune, *seqs;
+        char *json;       /* mark's list of seqs, kept for the next mark */
+        size_t json_cap;
 };
 
 static const char sql_order_get[] =
@@ -34,8 +36,11 @@ static const char sql_order_pay[] =
         "UPDATE orders SET status = 'PAID', paid_amount = ?2, paid_at = ?3"
         " WHERE order_id = ?1";
 static const char sql_outbox_put[] =
-        "INSERT INTO outbox_messages (id, type, aggregate_id, payload,"
-        " occurred_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+        "INSERT INTO outbox_messages (id, type, aggregate_id, occurred_at)"
+        " VALUES (?1, ?2, ?3, ?4)";
+static const char sql_payload_put[] =
+        "INSERT INTO outbox_payloads (seq, payload)"
+        " VALUES (last_insert_rowid(), ?1)";
 /* Literal statuses, so that the partial indexes answer; SENT rows are
  * the rest, so their count needs no index of its own. */
 static const char sql_count[] =
@@ -46,28 +51,43 @@ static const char sql_oldest[] =
         "SELECT occurred_at FROM outbox_messages WHERE status = 'PENDING'"
         " ORDER BY seq LIMIT 1";
 
-/* Find and lease the due rows in one statement (RETURNING gives them in
- * no set order: the caller sorts by seq). */
-static const char sql_claim[] =
-        "UPDATE outbox_messages SET lease_until = ?3, lease_owner = ?4"
-        " WHERE seq IN (SELECT seq FROM outbox_messages o"
-        "  WHERE status = 'PENDING' AND next_attempt_at <= ?1"
-        "  AND lease_until <= ?1"
-        "  AND NOT EXISTS (SELECT 1 FROM outbox_messages e"
-        "   WHERE e.aggregate_id = o.aggregate_id AND e.seq < o.seq"
-        "   AND e.status IN ('PENDING', 'DEAD'))"
-        "  ORDER BY seq LIMIT ?2)"
-        " RETURNING seq, id, type, aggregate_id, payload, attempts";
-/* ?1 is a JSON array of the delivered rows' seq: one statement a batch. */
+/* The ranges of the live leases of every relay, this one's earlier
+ * claims included: the claim reads the gaps between them. */
+static const char sql_leases[] =
+        "SELECT first_seq, last_seq FROM outbox_leases"
+        " WHERE lease_until > ?1 ORDER BY first_seq";
+/* The due rows of one gap, [?3, ?4], in commit order: read from the
+ * pending index in seq order (so no sort, and a leased range is never
+ * walked, nor a SENT row); CROSS JOIN keeps it the outer loop. */
+static const char sql_due[] =
+        "SELECT m.seq, m.id, m.type, m.aggregate_id, p.payload, m.attempts"
+        " FROM outbox_messages m INDEXED BY outbox_pending"
+        " CROSS JOIN outbox_payloads p"
+        " ON p.seq = m.seq"
+        " WHERE m.status = 'PENDING' AND m.seq BETWEEN ?3 AND ?4"
+        " AND m.next_attempt_at <= ?1"
+        " AND NOT EXISTS (SELECT 1 FROM outbox_messages e"
+        "  WHERE e.aggregate_id = m.aggregate_id AND e.seq < m.seq"
+        "  AND e.status IN ('PENDING', 'DEAD'))"
+        " ORDER BY m.seq LIMIT ?2";
+/* One row leases the whole claim: no row of it is written. */
+static const char sql_lease[] =
+        "INSERT INTO outbox_leases (owner, first_seq, last_seq, lease_until)"
+        " VALUES (?1, ?2, ?3, ?4)";
+/* A marked claim gives its range back; so does a lease run out (its
+ * relay died, or took longer than the lease). */
+static const char sql_release[] =
+        "DELETE FROM outbox_leases WHERE id = ?1 OR lease_until <= ?2";
+/* ?1 is a JSON array of the delivered rows' seq: one statement a batch
+ * (stepping one a row costs more). */
 static const char sql_sent[] =
-        "UPDATE outbox_messages SET status = 'SENT', sent_at = ?2,"
-        " lease_until = 0, lease_owner = NULL"
+        "UPDATE outbox_messages SET status = 'SENT', sent_at = ?2"
         " WHERE seq IN (SELECT value FROM json_each(?1))";
 static const char sql_failed[] =
         "UPDATE outbox_messages SET attempts = attempts + 1,"
         " last_error = ?2, next_attempt_at = ?3,"
-        " status = CASE WHEN attempts + 1 >= ?4 THEN 'DEAD' ELSE status END,"
-        " lease_until = 0, lease_owner = NULL WHERE seq = ?1"
+        " status = CASE WHEN attempts + 1 >= ?4 THEN 'DEAD' ELSE status END"
+        " WHERE seq = ?1"
         " RETURNING status = 'DEAD'";
 static const char sql_retry_one[] =
         "UPDATE outbox_messages SET status = 'PENDING', attempts = 0,"
@@ -75,9 +95,14 @@ static const char sql_retry_one[] =
 static const char sql_retry_all[] =
         "UPDATE outbox_messages SET status = 'PENDING', attempts = 0,"
         " next_attempt_at = 0 WHERE status = 'DEAD'";
+/* One window of PRUNE_SEQS seq: prune walks the table window by window,
+ * each its own short transaction. */
+#define PRUNE_SEQS 1000
 static const char sql_prune[] =
-        "DELETE FROM outbox_messages WHERE seq IN (SELECT seq FROM"
-        " outbox_messages WHERE status = 'SENT' AND sent_at < ?1 LIMIT 1000)";
+        "DELETE FROM outbox_messages WHERE seq >= ?1 AND seq < ?2"
+        " AND status = 'SENT' AND sent_at < ?3";
+static const char sql_seqs[] =
+        "SELECT min(seq), max(seq) FROM outbox_messages";
 
 static int fail(of_appdb *app, const char *what, char *errstr,
                 size_t errstr_size)
@@ -118,6 +143,30 @@ static int has_table(sqlite3 *db, const char *name)
         return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
 }
 
+/* A database from before the envelope moved to outbox_payloads has it in
+ * outbox_messages.payload: move it over, once (in open's transaction). */
+static int move_payloads(sqlite3 *db, char **msg)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM pragma_table_info("
+                                "'outbox_messages') WHERE name = 'payload'",
+                                -1, &stmt, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(stmt);
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? SQLITE_OK : rc;
+        return sqlite3_exec(db,
+                            "INSERT OR IGNORE INTO outbox_payloads (seq,"
+                            " payload) SELECT seq, payload FROM"
+                            " outbox_messages;"
+                            "ALTER TABLE outbox_messages DROP COLUMN payload",
+                            NULL, NULL, msg);
+}
+
 static int open_with(of_appdb **out, const char *path, int flags,
                      char *errstr, size_t errstr_size)
 {
@@ -149,7 +198,9 @@ static int open_with(of_appdb **out, const char *path, int flags,
                           "PRAGMA synchronous = FULL;"
                           "BEGIN IMMEDIATE;",
                           NULL, NULL, &msg);
-        if (rc == SQLITE_OK && has_table(app->db, "processed_events") == 1) {
+        /* order_list: every version of the read model has that table
+         * (processed_events is a view now). */
+        if (rc == SQLITE_OK && has_table(app->db, "order_list") == 1) {
                 sqlite3_exec(app->db, "ROLLBACK", NULL, NULL, NULL);
                 of_errf(errstr, errstr_size,
                         "%s: a read model, not an application database",
@@ -158,6 +209,8 @@ static int open_with(of_appdb **out, const char *path, int flags,
         }
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(app->db, appdb_sql, NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+                rc = move_payloads(app->db, &msg);
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(app->db, "COMMIT", NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
@@ -170,19 +223,25 @@ static int open_with(of_appdb **out, const char *path, int flags,
                 sqlite3_stmt **stmts[] = {&app->begin,     &app->commit,
                                           &app->rollback,  &app->order_get,
                                           &app->order_put, &app->order_pay,
-                                          &app->outbox_put, &app->count,
-                                          &app->oldest,    &app->claim,
+                                          &app->outbox_put, &app->payload_put,
+                                          &app->count,     &app->oldest,
+                                          &app->leases,    &app->due,
+                                          &app->lease,     &app->release,
                                           &app->sent,
                                           &app->failed,    &app->retry_one,
-                                          &app->retry_all, &app->prune};
+                                          &app->retry_all, &app->prune,
+                                          &app->seqs};
                 const char *sqls[] = {"BEGIN IMMEDIATE", "COMMIT",
                                       "ROLLBACK",        sql_order_get,
                                       sql_order_put,     sql_order_pay,
-                                      sql_outbox_put,    sql_count,
-                                      sql_oldest,        sql_claim,
+                                      sql_outbox_put,    sql_payload_put,
+                                      sql_count,         sql_oldest,
+                                      sql_leases,        sql_due,
+                                      sql_lease,         sql_release,
                                       sql_sent,
                                       sql_failed,        sql_retry_one,
-                                      sql_retry_all,     sql_prune};
+                                      sql_retry_all,     sql_prune,
+                                      sql_seqs};
 
                 for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
                         if (sqlite3_prepare_v2(app->db, sqls[i], -1,
@@ -225,6 +284,7 @@ void of_appdb_close(of_appdb *app)
                         sqlite3_finalize(stmt);
                 sqlite3_close(app->db);
         }
+        free(app->json);
         free(app);
 }
 
@@ -310,9 +370,11 @@ static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
         sqlite3_bind_text(stmt, 1, ev->id, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, ev->type_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 3, ev->aggregate_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 4, json, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 5, ev->occurred_at, -1, SQLITE_STATIC);
-        err = run(app, stmt, errstr, errstr_size);
+        sqlite3_bind_text(stmt, 4, ev->occurred_at, -1, SQLITE_STATIC);
+        if ((err = run(app, stmt, errstr, errstr_size)))
+                goto out;
+        sqlite3_bind_text(app->payload_put, 1, json, -1, SQLITE_STATIC);
+        err = run(app, app->payload_put, errstr, errstr_size);
 out:
         free(json);
         return err;
@@ -445,103 +507,203 @@ out:
 
 /* ---- the relay's side ---- */
 
-static char *column_dup(sqlite3_stmt *stmt, int col, size_t *len)
+void of_appdb_batch_free(of_outbox_batch *b)
+{
+        if (!b)
+                return;
+        free(b->rows);
+        free(b->text);
+        memset(b, 0, sizeof(*b));
+}
+
+/* Room for need more bytes of text. A move rebases the rows' strings
+ * (malloc, copy, free: their offsets are taken while the old buffer is
+ * still there). */
+static int text_reserve(of_outbox_batch *b, size_t need)
+{
+        size_t cap = b->text_cap ? b->text_cap : 64 * 1024, i;
+        char *text;
+
+        if (b->text_len + need <= b->text_cap)
+                return 0;
+        while (cap < b->text_len + need)
+                cap *= 2;
+        if (!(text = malloc(cap)))
+                return OF_ERROR;
+        if (b->text_len)
+                memcpy(text, b->text, b->text_len);
+        for (i = 0; i < b->n; i++) {
+                of_outbox_row *r = &b->rows[i];
+
+                r->id = text + (r->id - b->text);
+                r->type = text + (r->type - b->text);
+                r->aggregate_id = text + (r->aggregate_id - b->text);
+                r->payload = text + (r->payload - b->text);
+        }
+        free(b->text);
+        b->text = text;
+        b->text_cap = cap;
+        return 0;
+}
+
+/* Column col of the current row, copied into b's text with a NUL. */
+static char *text_put(of_outbox_batch *b, sqlite3_stmt *stmt, int col)
 {
         const void *p = sqlite3_column_blob(stmt, col);
         size_t n = (size_t)sqlite3_column_bytes(stmt, col);
-        char *s = malloc(n + 1);
+        char *s = b->text + b->text_len;
 
-        if (s) {
-                if (n)
-                        memcpy(s, p, n);
-                s[n] = '\0';
-        }
-        if (len)
-                *len = n;
+        if (n)
+                memcpy(s, p, n);
+        s[n] = '\0';
+        b->text_len += n + 1;
         return s;
 }
 
-void of_appdb_rows_free(of_outbox_row *rows, size_t n)
+/* The seq of every delivered result as a JSON array, for json_each(), in
+ * app's buffer (reused: a fresh 200 KiB a batch costs more than its
+ * writing); NULL when out of memory. */
+static char *delivered_json(of_appdb *app, const of_outbox_result *res,
+                            size_t n)
 {
+        char *p;
         size_t i;
 
-        if (!rows)
-                return;
+        if (app->json_cap < n * 21 + 3) {
+                free(app->json);
+                app->json_cap = n * 21 + 3;
+                if (!(app->json = malloc(app->json_cap))) {
+                        app->json_cap = 0;
+                        return NULL;
+                }
+        }
+        p = app->json;
+        *p++ = '[';
         for (i = 0; i < n; i++) {
-                free(rows[i].id);
-                free(rows[i].type);
-                free(rows[i].aggregate_id);
-                free(rows[i].payload);
+                if (res[i].error)
+                        continue;
+                if (p[-1] != '[')
+                        *p++ = ',';
+                p += sprintf(p, "%lld", (long long)res[i].seq);
         }
-        free(rows);
+        *p++ = ']';
+        *p = '\0';
+        return app->json;
 }
 
-static int by_seq(const void *a, const void *b)
+/* Append the due rows with seq in [lo, hi] to b, up to max rows in all. */
+static int read_due(of_appdb *app, of_outbox_batch *b, int64_t lo,
+                    int64_t hi, size_t max, int64_t now_ms, char *errstr,
+                    size_t errstr_size)
 {
-        int64_t x = ((const of_outbox_row *)a)->seq;
-        int64_t y = ((const of_outbox_row *)b)->seq;
+        sqlite3_stmt *stmt = app->due;
+        int rc;
 
-        return (x > y) - (x < y);
-}
-
-int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
-                   int64_t now_ms, int lease_ms, const char *owner,
-                   char *errstr, size_t errstr_size)
-{
-        sqlite3_stmt *stmt = app->claim;
-        of_outbox_row *rows = calloc(max ? max : 1, sizeof(*rows));
-        size_t got = 0;
-        int rc, err = 0;
-
-        *out = NULL;
-        *n = 0;
-        if (!rows)
-                return of_errf(errstr, errstr_size, "out of memory");
-        if ((err = run(app, app->begin, errstr, errstr_size))) {
-                free(rows);
-                return err;
-        }
         sqlite3_bind_int64(stmt, 1, now_ms);
-        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)max);
-        sqlite3_bind_int64(stmt, 3, now_ms + lease_ms);
-        sqlite3_bind_text(stmt, 4, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)(max - b->n));
+        sqlite3_bind_int64(stmt, 3, lo);
+        sqlite3_bind_int64(stmt, 4, hi);
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                of_outbox_row *r = &rows[got++];
+                of_outbox_row *r = &b->rows[b->n];
+                size_t need = 4;
+                int col;
 
-                assert(got <= max); /* the statement's LIMIT */
-                r->seq = sqlite3_column_int64(stmt, 0);
-                r->id = column_dup(stmt, 1, NULL);
-                r->type = column_dup(stmt, 2, NULL);
-                r->aggregate_id = column_dup(stmt, 3, NULL);
-                r->payload = column_dup(stmt, 4, &r->payload_len);
-                r->attempts = sqlite3_column_int(stmt, 5);
-                if (!r->id || !r->type || !r->aggregate_id || !r->payload) {
+                assert(b->n < max); /* the statement's LIMIT */
+                for (col = 1; col <= 4; col++)
+                        need += (size_t)sqlite3_column_bytes(stmt, col);
+                if (text_reserve(b, need)) {
                         rc = SQLITE_NOMEM;
                         break;
                 }
+                r->seq = sqlite3_column_int64(stmt, 0);
+                r->id = text_put(b, stmt, 1);
+                r->type = text_put(b, stmt, 2);
+                r->aggregate_id = text_put(b, stmt, 3);
+                r->payload = text_put(b, stmt, 4);
+                r->payload_len = (size_t)sqlite3_column_bytes(stmt, 4);
+                r->attempts = sqlite3_column_int(stmt, 5);
+                b->n++;
         }
         sqlite3_reset(stmt);
         if (rc == SQLITE_NOMEM)
-                err = of_errf(errstr, errstr_size, "out of memory");
-        else if (rc != SQLITE_DONE)
-                err = fail(app, "claiming outbox rows", errstr, errstr_size);
-        else
+                return of_errf(errstr, errstr_size, "out of memory");
+        if (rc != SQLITE_DONE)
+                return fail(app, "claiming outbox rows", errstr, errstr_size);
+        return 0;
+}
+
+/* Read the due rows outside every live lease into b, in seq order. */
+static int read_gaps(of_appdb *app, of_outbox_batch *b, size_t max,
+                     int64_t now_ms, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->leases;
+        int64_t lo = 0, first, last;
+        int rc = SQLITE_DONE, err = 0;
+
+        sqlite3_bind_int64(stmt, 1, now_ms);
+        while (b->n < max && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                first = sqlite3_column_int64(stmt, 0);
+                last = sqlite3_column_int64(stmt, 1);
+                if (first > lo && (err = read_due(app, b, lo, first - 1, max,
+                                                  now_ms, errstr,
+                                                  errstr_size)))
+                        break;
+                if (last >= lo) /* ranges may overlap */
+                        lo = last + 1;
+        }
+        sqlite3_reset(stmt);
+        if (err)
+                return err;
+        if (b->n < max && rc != SQLITE_DONE)
+                return fail(app, "reading outbox leases", errstr,
+                            errstr_size);
+        if (b->n < max)
+                err = read_due(app, b, lo, INT64_MAX, max, now_ms, errstr,
+                               errstr_size);
+        return err;
+}
+
+int of_appdb_claim(of_appdb *app, of_outbox_batch *out, size_t max,
+                   int64_t now_ms, int lease_ms, const char *owner,
+                   char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->lease;
+        int err;
+
+        out->n = 0;
+        out->text_len = 0;
+        out->lease = 0;
+        if (out->cap < max) {
+                of_outbox_row *rows = realloc(out->rows,
+                                              max * sizeof(*rows));
+
+                if (!rows)
+                        return of_errf(errstr, errstr_size, "out of memory");
+                out->rows = rows;
+                out->cap = max;
+        }
+        if ((err = run(app, app->begin, errstr, errstr_size)))
+                return err;
+        if ((err = read_gaps(app, out, max, now_ms, errstr, errstr_size)))
+                goto out;
+        if (out->n) {
+                sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 2, out->rows[0].seq);
+                sqlite3_bind_int64(stmt, 3, out->rows[out->n - 1].seq);
+                sqlite3_bind_int64(stmt, 4, now_ms + lease_ms);
+                if (!(err = run(app, stmt, errstr, errstr_size)))
+                        out->lease = sqlite3_last_insert_rowid(app->db);
+        }
+        if (!err)
                 err = run(app, app->commit, errstr, errstr_size);
+out:
         if (err) {
                 if (!sqlite3_get_autocommit(app->db))
                         run(app, app->rollback, NULL, 0);
-                of_appdb_rows_free(rows, got);
-                return err;
+                out->n = 0;
+                out->lease = 0;
         }
-        if (got) {
-                qsort(rows, got, sizeof(*rows), by_seq);
-        } else {
-                free(rows);
-                rows = NULL;
-        }
-        *out = rows;
-        *n = got;
-        return 0;
+        return err;
 }
 
 /* The wait before attempt number attempts+1, in ms. */
@@ -560,40 +722,19 @@ static int64_t backoff_ms(const of_backoff *bo, int attempts)
         return d;
 }
 
-/* The seq of every delivered result as a JSON array, for json_each(). */
-static char *delivered_json(const of_outbox_result *res, size_t n)
+int of_appdb_mark(of_appdb *app, int64_t lease, const of_outbox_result *res,
+                  size_t n, const of_backoff *bo, int64_t now_ms,
+                  size_t *dead, char *errstr, size_t errstr_size)
 {
-        char *json = malloc(n * 21 + 3), *p;
-        size_t i;
-
-        if (!json)
-                return NULL;
-        p = json;
-        *p++ = '[';
-        for (i = 0; i < n; i++)
-                if (!res[i].error)
-                        p += sprintf(p, "%s%lld", p[-1] == '[' ? "" : ",",
-                                     (long long)res[i].seq);
-        *p++ = ']';
-        *p = '\0';
-        return json;
-}
-
-int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
-                  const of_backoff *bo, int64_t now_ms, size_t *dead,
-                  char *errstr, size_t errstr_size)
-{
-        char now[OF_TS_LEN + 1], *json = delivered_json(res, n);
+        char now[OF_TS_LEN + 1], *json = delivered_json(app, res, n);
         size_t i, went_dead = 0;
         int err, rc;
 
         if (!json)
                 return of_errf(errstr, errstr_size, "out of memory");
         of_timestamp_from_ms(now, now_ms);
-        if ((err = run(app, app->begin, errstr, errstr_size))) {
-                free(json);
+        if ((err = run(app, app->begin, errstr, errstr_size)))
                 return err;
-        }
         sqlite3_bind_text(app->sent, 1, json, -1, SQLITE_STATIC);
         sqlite3_bind_text(app->sent, 2, now, -1, SQLITE_STATIC);
         if ((err = run(app, app->sent, errstr, errstr_size)))
@@ -620,13 +761,15 @@ int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
                         goto out;
                 }
         }
-        err = run(app, app->commit, errstr, errstr_size);
+        sqlite3_bind_int64(app->release, 1, lease);
+        sqlite3_bind_int64(app->release, 2, now_ms);
+        if (!(err = run(app, app->release, errstr, errstr_size)))
+                err = run(app, app->commit, errstr, errstr_size);
 out:
         if (err && !sqlite3_get_autocommit(app->db))
                 run(app, app->rollback, NULL, 0);
         if (!err && dead)
                 *dead = went_dead;
-        free(json);
         return err;
 }
 
@@ -654,19 +797,31 @@ int of_appdb_retry(of_appdb *app, const char *id, int64_t *changed,
 int of_appdb_prune(of_appdb *app, int64_t older_than_ms, int64_t *deleted,
                    char *errstr, size_t errstr_size)
 {
+        sqlite3_stmt *stmt = app->seqs;
         char cutoff[OF_TS_LEN + 1];
-        int err, n;
+        int64_t lo = 0, last = -1;
+        int err, rc;
 
         of_timestamp_from_ms(cutoff, of_timestamp_now_ms() - older_than_ms);
         *deleted = 0;
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+                lo = sqlite3_column_int64(stmt, 0);
+                last = sqlite3_column_int64(stmt, 1);
+        }
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_ROW)
+                return fail(app, "reading the outbox", errstr, errstr_size);
         /* Each DELETE is its own short transaction: a relay waiting for the
-         * write lock gets it between two of them. */
-        do {
-                sqlite3_bind_text(app->prune, 1, cutoff, -1, SQLITE_STATIC);
+         * write lock gets it between two of them. Rows committed after
+         * last are younger than the cutoff anyway. */
+        for (; lo <= last; lo += PRUNE_SEQS) {
+                sqlite3_bind_int64(app->prune, 1, lo);
+                sqlite3_bind_int64(app->prune, 2, lo + PRUNE_SEQS);
+                sqlite3_bind_text(app->prune, 3, cutoff, -1, SQLITE_STATIC);
                 if ((err = run(app, app->prune, errstr, errstr_size)))
                         return err;
-                n = sqlite3_changes(app->db);
-                *deleted += n;
-        } while (n > 0);
+                *deleted += sqlite3_changes(app->db);
+        }
         return 0;
 }

@@ -150,12 +150,14 @@ int cmd_project(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru);
         of_log(OF_LOG_INFO,
                "applied %llu, ignored %llu, duplicates %llu, dead letters "
-               "%llu, in %llu batches; peak RSS %ld KiB",
+               "%llu, in %llu batches (%llu in log order, not key order);"
+               " peak RSS %ld KiB",
                (unsigned long long)stats.applied,
                (unsigned long long)stats.ignored,
                (unsigned long long)stats.duplicates,
                (unsigned long long)stats.dead,
-               (unsigned long long)stats.batches, ru.ru_maxrss);
+               (unsigned long long)stats.batches,
+               (unsigned long long)stats.in_log_order, ru.ru_maxrss);
         if (rc) {
                 fprintf(stderr, "orderflow project: %s\n", errstr);
                 return OF_EXIT_FAILURE;

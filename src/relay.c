@@ -1,7 +1,9 @@
 /* The relay: outbox rows -> Kafka. Claims a batch of due rows (appdb),
  * produces them all, waits for every delivery report (served on this
  * thread by rd_kafka_poll, so no locks), then marks the batch in one
- * transaction. At-least-once: a crash before marking publishes again. */
+ * transaction; the next batch is claimed and produced while the reports
+ * of the one before come in. At-least-once: a crash before marking
+ * publishes again. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,17 +19,31 @@
 #include "orderflow/timestamp.h"
 #include "orderflow/relay.h"
 
-/* A row in flight: its result, and the delivery report's error code
- * (turned into text only once every report is in). */
+typedef struct batch batch;
+
+/* A row in flight: its batch, and the delivery report's error code
+ * (turned into text once every report of the batch is in). */
 typedef struct in_flight {
-        of_outbox_result *res;
+        batch *b;
         rd_kafka_resp_err_t err;
 } in_flight;
+
+/* One claim on its way: the rows, a result per row, and how many delivery
+ * reports are still to come. Two of them take turns, so the next batch is
+ * claimed and produced while this one's reports come in. */
+struct batch {
+        of_outbox_batch claimed; /* rows and their strings, reused */
+        of_outbox_result *res;   /* res[i] is claimed.rows[i]'s outcome */
+        in_flight *fl;           /* fl[i] is claimed.rows[i]'s message */
+        size_t cap;              /* res and fl allocated */
+        size_t outstanding;      /* messages without a delivery report yet */
+        int64_t t_claim, t_produced; /* ms: when claimed, when produced */
+};
 
 typedef struct relay {
         const of_relay_opts *o;
         rd_kafka_t *rk;
-        size_t outstanding; /* messages without a delivery report yet */
+        batch b[2];
         int fatal;          /* a fatal producer error happened */
         char err[512];
 } relay;
@@ -41,12 +57,12 @@ static int stopping(const relay *r)
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                       void *opaque)
 {
-        relay *r = opaque;
         in_flight *fl = rkm->_private;
 
         (void)rk;
+        (void)opaque;
         fl->err = rkm->err;
-        r->outstanding--;
+        fl->b->outstanding--;
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason,
@@ -98,18 +114,19 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
         return 0;
 }
 
-/* Produce every row, then serve delivery reports until all are in. */
-static void publish(relay *r, const of_outbox_row *rows,
-                    of_outbox_result *res, in_flight *fl, size_t n)
+/* Produce every row of b; their delivery reports come in later. The
+ * values are not copied: b keeps them until its reports are in. */
+static void produce(relay *r, batch *b)
 {
+        const of_outbox_row *rows = b->claimed.rows;
         size_t i;
 
-        for (i = 0; i < n; i++) {
+        for (i = 0; i < b->claimed.n; i++) {
                 rd_kafka_resp_err_t err;
 
-                res[i] = (of_outbox_result){rows[i].seq, rows[i].attempts,
-                                            NULL};
-                fl[i] = (in_flight){&res[i], RD_KAFKA_RESP_ERR_NO_ERROR};
+                b->res[i] = (of_outbox_result){rows[i].seq, rows[i].attempts,
+                                               NULL};
+                b->fl[i] = (in_flight){b, RD_KAFKA_RESP_ERR_NO_ERROR};
                 for (;;) {
                         err = rd_kafka_producev(
                                 r->rk, RD_KAFKA_V_TOPIC(r->o->ko.topic),
@@ -120,22 +137,101 @@ static void publish(relay *r, const of_outbox_row *rows,
                                 RD_KAFKA_V_HEADER("event_id", rows[i].id, -1),
                                 RD_KAFKA_V_HEADER("event_type", rows[i].type,
                                                   -1),
-                                RD_KAFKA_V_OPAQUE(&fl[i]), RD_KAFKA_V_END);
+                                RD_KAFKA_V_OPAQUE(&b->fl[i]), RD_KAFKA_V_END);
                         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                                 break;
                         rd_kafka_poll(r->rk, 50);
                 }
                 if (err)
-                        fl[i].err = err;
+                        b->fl[i].err = err;
                 else
-                        r->outstanding++;
+                        b->outstanding++;
         }
+}
+
+/* Claim due rows into b and produce them. */
+static int claim(relay *r, of_appdb *app, batch *b, const char *owner,
+                 int64_t now_ms, char *errstr, size_t errstr_size)
+{
+        size_t max = r->o->batch_max;
+        int err;
+
+        b->t_claim = of_timestamp_now_ms();
+        if (b->cap < max) {
+                of_outbox_result *res = realloc(b->res, max * sizeof(*res));
+                in_flight *fl;
+
+                if (res)
+                        b->res = res;
+                fl = res ? realloc(b->fl, max * sizeof(*fl)) : NULL;
+                if (!fl)
+                        return of_errf(errstr, errstr_size, "out of memory");
+                b->fl = fl;
+                b->cap = max;
+        }
+        err = of_appdb_claim(app, &b->claimed, max, now_ms, r->o->lease_ms,
+                             owner, errstr, errstr_size);
+        if (err || !b->claimed.n)
+                return err;
+        produce(r, b);
+        b->t_produced = of_timestamp_now_ms();
+        return 0;
+}
+
+/* Wait for b's last delivery report, then mark its rows in one
+ * transaction. */
+static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
+                  char *errstr, size_t errstr_size)
+{
+        const of_outbox_row *rows = b->claimed.rows;
+        size_t n = b->claimed.n, dead = 0, i;
+        int64_t t_delivered;
+        int err;
+
         /* Every message ends in a report within message.timeout.ms. */
-        while (r->outstanding > 0)
+        while (b->outstanding > 0)
                 rd_kafka_poll(r->rk, 100);
+        t_delivered = of_timestamp_now_ms();
         for (i = 0; i < n; i++)
-                if (fl[i].err)
-                        res[i].error = rd_kafka_err2str(fl[i].err);
+                if (b->fl[i].err)
+                        b->res[i].error = rd_kafka_err2str(b->fl[i].err);
+        if (r->o->after_produce && r->o->after_produce(r->o->hook_opaque)) {
+                of_errf(errstr, errstr_size, "stopped by the test hook");
+                return OF_EABORT;
+        }
+        while ((err = of_appdb_mark(app, b->claimed.lease, b->res, n,
+                                    &r->o->backoff,
+                                    of_timestamp_now_ms(), &dead, errstr,
+                                    errstr_size)) == OF_EBUSY) {
+                of_log(OF_LOG_WARN, "outbox: %s; retrying", errstr);
+                rd_kafka_poll(r->rk, 200);
+        }
+        if (err)
+                return err;
+        of_log(OF_LOG_DEBUG,
+               "batch of %zu: claim and produce %lld ms, last report %lld "
+               "ms later, mark %lld ms",
+               n, (long long)(b->t_produced - b->t_claim),
+               (long long)(t_delivered - b->t_produced),
+               (long long)(of_timestamp_now_ms() - t_delivered));
+        st->batches++;
+        st->dead += dead;
+        for (i = 0; i < n; i++) {
+                if (!b->res[i].error) {
+                        st->published++;
+                        continue;
+                }
+                st->failed++;
+                of_log(OF_LOG_WARN, "event %s (order %s): %s", rows[i].id,
+                       rows[i].aggregate_id, b->res[i].error);
+        }
+        if (dead)
+                of_log(OF_LOG_ERROR,
+                       "%zu outbox row(s) DEAD after %d attempts: see "
+                       "'orderflow outbox status' and 'outbox retry'",
+                       dead, r->o->backoff.max_attempts);
+        b->claimed.n = 0;
+        return 0;
 }
 
 static void idle(relay *r)
@@ -164,74 +260,6 @@ static int reachable(relay *r, char *errstr, size_t errstr_size)
         return 0;
 }
 
-/* One claim-publish-mark round: *claimed gets the rows claimed. */
-static int round_trip(relay *r, of_appdb *app, of_relay_stats *st,
-                      const char *owner, int64_t now_ms, size_t *claimed,
-                      char *errstr, size_t errstr_size)
-{
-        of_outbox_row *rows = NULL;
-        of_outbox_result *res = NULL;
-        in_flight *fl = NULL;
-        int64_t t_start = of_timestamp_now_ms(), t_claimed, t_published;
-        size_t n = 0, dead = 0, i;
-        int err;
-
-        err = of_appdb_claim(app, &rows, &n, r->o->batch_max, now_ms,
-                             r->o->lease_ms, owner, errstr, errstr_size);
-        *claimed = n;
-        if (err || !n)
-                return err;
-        res = calloc(n, sizeof(*res));
-        fl = calloc(n, sizeof(*fl));
-        if (!res || !fl) {
-                err = of_errf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        t_claimed = of_timestamp_now_ms();
-        publish(r, rows, res, fl, n);
-        t_published = of_timestamp_now_ms();
-        if (r->o->after_produce && r->o->after_produce(r->o->hook_opaque)) {
-                of_errf(errstr, errstr_size, "stopped by the test hook");
-                err = OF_EABORT;
-                goto out;
-        }
-        while ((err = of_appdb_mark(app, res, n, &r->o->backoff,
-                                    of_timestamp_now_ms(),
-                                    &dead, errstr, errstr_size)) ==
-               OF_EBUSY) {
-                of_log(OF_LOG_WARN, "outbox: %s; retrying", errstr);
-                rd_kafka_poll(r->rk, 200);
-        }
-        if (err)
-                goto out;
-        of_log(OF_LOG_DEBUG,
-               "batch of %zu: claim %lld ms, publish %lld ms, mark %lld ms",
-               n, (long long)(t_claimed - t_start),
-               (long long)(t_published - t_claimed),
-               (long long)(of_timestamp_now_ms() - t_published));
-        st->batches++;
-        st->dead += dead;
-        for (i = 0; i < n; i++) {
-                if (!res[i].error) {
-                        st->published++;
-                        continue;
-                }
-                st->failed++;
-                of_log(OF_LOG_WARN, "event %s (order %s): %s", rows[i].id,
-                       rows[i].aggregate_id, res[i].error);
-        }
-        if (dead)
-                of_log(OF_LOG_ERROR,
-                       "%zu outbox row(s) DEAD after %d attempts: see "
-                       "'orderflow outbox status' and 'outbox retry'",
-                       dead, r->o->backoff.max_attempts);
-out:
-        free(res);
-        free(fl);
-        of_appdb_rows_free(rows, n);
-        return err;
-}
-
 int of_relay_run(of_appdb *app, const of_relay_opts *o,
                  of_relay_stats *stats, char *errstr, size_t errstr_size)
 {
@@ -239,7 +267,8 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
         of_relay_stats st = {0};
         char owner[300], host[256] = "localhost";
         int64_t start_ms = of_timestamp_now_ms();
-        size_t claimed;
+        batch *cur = &r.b[0], *prev = NULL;
+        size_t i;
         int err;
 
         if (!o->owner) {
@@ -253,25 +282,44 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
                 return err;
         if (o->once && (err = reachable(&r, errstr, errstr_size)))
                 goto out;
-        while (!stopping(&r) && !r.fatal) {
-                /* --once publishes what was due when it started: a row
-                 * that fails now waits for a later run, however short
-                 * its backoff. */
-                err = round_trip(&r, app, &st, owner,
-                                 o->once ? start_ms
-                                         : of_timestamp_now_ms(),
-                                 &claimed,
-                                 errstr, errstr_size);
+        for (;;) {
+                int go = !stopping(&r) && !r.fatal, busy = 0, marked = 0;
+
+                /* Claim and produce the next batch while the one before
+                 * is still being delivered. Its rows are PENDING until
+                 * marked, so they hold back their orders' later rows
+                 * from this claim. --once publishes what was due when it
+                 * started: a row that fails now waits for a later run,
+                 * however short its backoff. */
+                if (go)
+                        err = claim(&r, app, cur, owner,
+                                    o->once ? start_ms
+                                            : of_timestamp_now_ms(),
+                                    errstr, errstr_size);
                 if (err == OF_EBUSY) {
                         of_log(OF_LOG_WARN, "outbox: %s; retrying", errstr);
-                        idle(&r);
-                        continue;
+                        err = 0;
+                        busy = 1;
+                }
+                if (!err && prev) {
+                        err = finish(&r, app, prev, &st, errstr,
+                                     errstr_size);
+                        prev = NULL;
+                        marked = 1;
                 }
                 if (err)
                         break;
-                if (claimed)
+                if (cur->claimed.n) {
+                        prev = cur;
+                        cur = cur == &r.b[0] ? &r.b[1] : &r.b[0];
                         continue;
-                if (o->once)
+                }
+                if (!go)
+                        break;
+                /* Marking may have freed later rows of those orders. */
+                if (marked && !busy)
+                        continue;
+                if (o->once && !busy)
                         break;
                 idle(&r);
         }
@@ -285,6 +333,12 @@ out:
         }
         rd_kafka_flush(r.rk, 5000);
         rd_kafka_destroy(r.rk);
+        /* Only now: the producer no longer holds the batches' values. */
+        for (i = 0; i < 2; i++) {
+                of_appdb_batch_free(&r.b[i].claimed);
+                free(r.b[i].res);
+                free(r.b[i].fl);
+        }
         if (stats)
                 *stats = st;
         return err;

@@ -30,7 +30,8 @@ command -v kcat >/dev/null || die "kcat is needed"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-28s %10s %10s %10s %12s\n' case "events/s" min max "peak RSS"
+printf '%-28s %10s %10s %10s %12s   %s\n' case "events/s" min max "peak RSS" \
+        "time split of the median run (s)"
 for kind in v7 v4; do
         "$of" broker -t bench -p "$parts" >"$tmp/broker.out" \
                 2>"$tmp/broker.err" &
@@ -46,7 +47,7 @@ for kind in v7 v4; do
                         -X compression.codec=zstd -X linger.ms=50 \
                         -X batch.num.messages=10000 ||
                 die "publishing failed"
-        rates=() rss=()
+        rates=() rss=() split=()
         for r in $(seq "$runs"); do
                 rm -f "$tmp"/rm.db*
                 "$of" project --db "$tmp/rm.db" -b "$addr" -t bench \
@@ -60,6 +61,9 @@ for kind in v7 v4; do
                         "$tmp/run.err" | tail -1)")
                 rss+=("$(sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' \
                         "$tmp/run.err" | tail -1)")
+                split+=("$(sed -n 's/.*time: \(fetch .*\) (decode '`
+                        `'excluded; \(commit [0-9.]* s\).*/\1, \2/p' \
+                        "$tmp/run.err" | tail -1)")
         done
         kill "$broker_pid"
         wait "$broker_pid" 2>/dev/null
@@ -68,12 +72,27 @@ for kind in v7 v4; do
         min=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
         max=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
         mrss=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
-        printf '%-28s %10s %10s %10s %9s MiB\n' "project $n $kind ids" \
-                "$med" "$min" "$max" "$((mrss / 1024))"
+        for r in "${!rates[@]}"; do
+                [ "${rates[$r]}" = "$med" ] && msplit=${split[$r]}
+        done
+        printf '%-28s %10s %10s %10s %9s MiB   %s\n' "project $n $kind ids" \
+                "$med" "$min" "$max" "$((mrss / 1024))" "$msplit"
         printf '{"case":"project","events":%s,"ids":"%s","runs":%s,'`
                 `'"events_per_s_median":%s,"min":%s,"max":%s,'`
-                `'"peak_rss_kib":%s}\n' "$n" "$kind" "$runs" "$med" "$min" \
-                "$max" "$mrss" >>"$out"
+                `'"peak_rss_kib":%s,"median_run_time":"%s"}\n' "$n" "$kind" \
+                "$runs" "$med" "$min" "$max" "$mrss" "$msplit" >>"$out"
+done
+# ---- the store alone: decode + apply, no Kafka (bench_store) ----
+for kind in v7 v4; do
+        rm -f "$tmp"/st.db*
+        line=$(python3 "$root/tests/bench_gen.py" "$n" "$kind" |
+                "$B/bench/bench_store" "$tmp/st.db" 50000 | tail -1) ||
+                die "bench_store failed"
+        rate=$(echo "$line" | sed -n 's/.*: \([0-9]*\)\/s;.*/\1/p')
+        printf '%-28s %10s   %s\n' "store only $n $kind ids" "$rate" \
+                "$(echo "$line" | sed 's/.*\/s; //')"
+        printf '{"case":"store","events":%s,"ids":"%s","events_per_s":%s}\n' \
+                "$n" "$kind" "${rate:-null}" >>"$out"
 done
 # ---- cost growth: events/s for each successive million of 5M ----
 grow=${BENCH_GROWTH_EVENTS:-5000000}
@@ -130,14 +149,17 @@ app=$tmp/app.db
 # is not what this measures.
 sqlite3 "$app" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1
         FROM n WHERE i < $rows)
-    INSERT INTO outbox_messages (id, type, aggregate_id, payload,
-        occurred_at)
+    INSERT INTO outbox_messages (id, type, aggregate_id, occurred_at)
     SELECT printf('0190b5b2-0000-7000-8000-%012d', i), 'OrderPlaced',
-        'o-' || i, json_object('id', printf('0190b5b2-0000-7000-8000-%012d',
-        i), 'type', 'OrderPlaced', 'aggregateId', 'o-' || i, 'occurredAt',
-        '2026-11-27T10:15:30.123Z', 'payload', json_object('orderId',
-        'o-' || i, 'total', 100 + i % 1000)), '2026-11-27T10:15:30.123Z'
-    FROM n;" || die "could not fill the outbox"
+        'o-' || i, '2026-11-27T10:15:30.123Z'
+    FROM n;
+    INSERT INTO outbox_payloads (seq, payload)
+    SELECT seq, json_object('id', id, 'type', type, 'aggregateId',
+        aggregate_id, 'occurredAt', occurred_at, 'payload',
+        json_object('orderId', aggregate_id, 'total',
+        100 + substr(aggregate_id, 3) % 1000))
+    FROM outbox_messages WHERE aggregate_id != 'o-seed';" ||
+        die "could not fill the outbox"
 rates=()
 for r in $(seq "$runs"); do
         sqlite3 "$app" "UPDATE outbox_messages SET status = 'PENDING',

@@ -11,6 +11,7 @@
 #include "orderflow/appdb.h"
 #include "orderflow/error.h"
 #include "orderflow/event.h"
+#include "orderflow/store.h"
 #include "orderflow/timestamp.h"
 
 typedef struct fixture {
@@ -124,45 +125,53 @@ static void pay(fixture *f, of_event *ev, const char *order, int64_t amount)
 
 /* Claim up to max rows at time now for owner; returns how many, and the
  * rows' "aggregate_id:type" joined by spaces in got. */
-static size_t claim(fixture *f, of_outbox_row **rows, int64_t now,
+static size_t claim(fixture *f, of_outbox_batch *b, int64_t now,
                     const char *owner, size_t max, char *got, size_t got_size)
 {
-        size_t n, i, len = 0;
+        size_t i, len = 0;
 
-        if (of_appdb_claim(f->app, rows, &n, max, now, 1000, owner,
-                           f->errstr, sizeof(f->errstr)))
+        if (of_appdb_claim(f->app, b, max, now, 1000, owner, f->errstr,
+                           sizeof(f->errstr)))
                 fail_msg("claim: %s", f->errstr);
         got[0] = '\0';
-        for (i = 0; i < n; i++)
+        for (i = 0; i < b->n; i++)
                 len += (size_t)snprintf(got + len, got_size - len, "%s%s:%s",
-                                        i ? " " : "", (*rows)[i].aggregate_id,
-                                        (*rows)[i].type);
-        return n;
+                                        i ? " " : "", b->rows[i].aggregate_id,
+                                        b->rows[i].type);
+        return b->n;
 }
 
 /* Claim and free at once: only what was claimed matters. */
 static const char *claim_names(fixture *f, int64_t now, const char *owner)
 {
         static char got[1024];
-        of_outbox_row *rows = NULL;
-        size_t n = claim(f, &rows, now, owner, 100, got, sizeof(got));
+        of_outbox_batch b = {0};
 
-        of_appdb_rows_free(rows, n);
+        claim(f, &b, now, owner, 100, got, sizeof(got));
+        of_appdb_batch_free(&b);
         return got;
 }
 
-/* Record one result for the row with seq (error NULL: delivered). */
-static size_t mark(fixture *f, int64_t seq, int attempts, const char *error,
-                   const of_backoff *bo, int64_t now)
+/* Record one result for the row with seq (error NULL: delivered) and
+ * release lease (0: none). */
+static size_t mark_lease(fixture *f, int64_t lease, int64_t seq,
+                         int attempts, const char *error,
+                         const of_backoff *bo, int64_t now)
 {
         of_outbox_result res = {.seq = seq, .attempts = attempts,
                                 .error = error};
         size_t dead = 99;
 
-        if (of_appdb_mark(f->app, &res, 1, bo, now, &dead, f->errstr,
+        if (of_appdb_mark(f->app, lease, &res, 1, bo, now, &dead, f->errstr,
                           sizeof(f->errstr)))
                 fail_msg("mark: %s", f->errstr);
         return dead;
+}
+
+static size_t mark(fixture *f, int64_t seq, int attempts, const char *error,
+                   const of_backoff *bo, int64_t now)
+{
+        return mark_lease(f, 0, seq, attempts, error, bo, now);
 }
 
 /* Make the row with seq DEAD in one failed attempt. */
@@ -292,7 +301,8 @@ static void test_appdb_place_payload_decodes_to_valid_order_placed(
         const char *payload;
 
         place(f, &ev, "o-é-1", 9007199254740991LL);
-        payload = q(f, "SELECT payload FROM outbox_messages");
+        payload = q(f, "SELECT payload FROM outbox_payloads p JOIN "
+                       "outbox_messages m ON m.seq = p.seq");
         if (of_event_parse(&back, payload, strlen(payload), reason,
                            sizeof(reason)))
                 fail_msg("%s: %s", payload, reason);
@@ -324,7 +334,8 @@ static void test_appdb_pay_payload_decodes_to_valid_order_paid(void **state)
 
         place(f, NULL, "o-1", 1250);
         pay(f, &ev, "o-1", 1200);
-        payload = q(f, "SELECT payload FROM outbox_messages WHERE "
+        payload = q(f, "SELECT payload FROM outbox_payloads p JOIN "
+                       "outbox_messages m ON m.seq = p.seq WHERE "
                        "type = 'OrderPaid'");
         if (of_event_parse(&back, payload, strlen(payload), reason,
                            sizeof(reason)))
@@ -550,9 +561,10 @@ static void test_appdb_outbox_status_counts_and_oldest_age(void **state)
 static void test_appdb_claim_returns_due_rows_in_commit_order(void **state)
 {
         fixture *f = *state;
-        of_outbox_row *rows = NULL;
+        of_outbox_batch b = {0};
+        of_outbox_row *rows;
         of_event ev[3];
-        char got[512];
+        char got[512], sql[256];
         int64_t t = now_ms();
         size_t n, i;
 
@@ -562,7 +574,8 @@ static void test_appdb_claim_returns_due_rows_in_commit_order(void **state)
         /* Commit order, not time order: clocks go back. */
         exec(f, "UPDATE outbox_messages SET occurred_at = "
                 "'2000-01-01T00:00:00.000Z' WHERE aggregate_id = 'o-c'");
-        n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+        n = claim(f, &b, t, "r1", 10, got, sizeof(got));
+        rows = b.rows;
         assert_int_equal(n, 3);
         assert_string_equal(got,
                             "o-b:OrderPlaced o-a:OrderPlaced o-c:OrderPlaced");
@@ -574,27 +587,31 @@ static void test_appdb_claim_returns_due_rows_in_commit_order(void **state)
                                  strlen(rows[i].payload));
                 assert_non_null(strstr(rows[i].payload, ev[i].id));
         }
-        of_appdb_rows_free(rows, n);
-        /* Leased to r1 for 1 s. */
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages "
-                                 "WHERE lease_owner = 'r1'"),
-                            "3");
+        /* One lease for the range, to r1 for 1 s; no row written. */
+        snprintf(sql, sizeof(sql), "%lld r1 %lld %lld %lld",
+                 (long long)b.lease, (long long)rows[0].seq,
+                 (long long)rows[2].seq, (long long)(t + 1000));
+        assert_string_equal(q(f, "SELECT group_concat(id||' '||owner||' '||"
+                                 "first_seq||' '||last_seq||' '||"
+                                 "lease_until) FROM outbox_leases"),
+                            sql);
+        of_appdb_batch_free(&b);
 }
 
 static void test_appdb_claim_takes_at_most_max_rows(void **state)
 {
         fixture *f = *state;
-        of_outbox_row *rows = NULL;
+        of_outbox_batch b = {0};
         char got[512];
         size_t n;
 
         place(f, NULL, "o-1", 1);
         place(f, NULL, "o-2", 1);
         place(f, NULL, "o-3", 1);
-        n = claim(f, &rows, now_ms(), "r1", 2, got, sizeof(got));
+        n = claim(f, &b, now_ms(), "r1", 2, got, sizeof(got));
         assert_int_equal(n, 2);
         assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced");
-        of_appdb_rows_free(rows, n);
+        of_appdb_batch_free(&b);
         assert_string_equal(claim_names(f, now_ms(), "r2"),
                             "o-3:OrderPlaced");
 }
@@ -624,23 +641,22 @@ static void test_appdb_claim_holds_row_behind_pending_row_of_its_order(
         void **state)
 {
         fixture *f = *state;
-        of_outbox_row *rows = NULL;
+        of_outbox_batch b = {0};
         char got[512];
         int64_t t = now_ms();
-        size_t n;
 
         place(f, NULL, "o-1", 1);
         pay(f, NULL, "o-1", 1);
         place(f, NULL, "o-2", 2);
-        n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+        claim(f, &b, t, "r1", 10, got, sizeof(got));
         assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced");
         /* Once the lease is over the pay is still behind the place. */
         assert_string_equal(claim_names(f, t + 1000, "r2"),
                             "o-1:OrderPlaced o-2:OrderPlaced");
-        assert_int_equal(mark(f, rows[0].seq, 0, NULL, NULL, t + 2000), 0);
+        assert_int_equal(mark(f, b.rows[0].seq, 0, NULL, NULL, t + 2000), 0);
         assert_string_equal(claim_names(f, t + 3000, "r1"),
                             "o-1:OrderPaid o-2:OrderPlaced");
-        of_appdb_rows_free(rows, n);
+        of_appdb_batch_free(&b);
 }
 
 static void test_appdb_leased_row_is_not_claimed_again_until_lease_ends(
@@ -657,8 +673,41 @@ static void test_appdb_leased_row_is_not_claimed_again_until_lease_ends(
         /* claim_names() leases for 1000 ms. */
         assert_string_equal(claim_names(f, t + 1000, "r2"),
                             "o-1:OrderPlaced");
-        assert_string_equal(q(f, "SELECT lease_owner FROM outbox_messages"),
+        assert_string_equal(q(f, "SELECT owner FROM outbox_leases ORDER BY "
+                                 "id DESC LIMIT 1"),
                             "r2");
+}
+
+static void test_appdb_lease_covers_rows_skipped_inside_its_range(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_batch b = {0};
+        char got[512], sql[256];
+        int64_t t = now_ms();
+
+        place(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 1);
+        place(f, NULL, "o-3", 1);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE outbox_messages SET next_attempt_at = %lld "
+                 "WHERE aggregate_id = 'o-2'",
+                 (long long)(t + 10));
+        exec(f, sql);
+        claim(f, &b, t, "r1", 10, got, sizeof(got));
+        assert_string_equal(got, "o-1:OrderPlaced o-3:OrderPlaced");
+        /* o-2 is due now but inside r1's range: it waits for r1's mark. */
+        assert_string_equal(claim_names(f, t + 10, "r2"), "");
+        assert_int_equal(mark(f, b.rows[0].seq, 0, NULL, NULL, t + 20), 0);
+        assert_string_equal(claim_names(f, t + 30, "r2"), "");
+        assert_int_equal(of_appdb_mark(f->app, b.lease, NULL, 0, NULL, t + 40,
+                                       NULL, f->errstr, sizeof(f->errstr)),
+                         0);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_leases"), "0");
+        /* Released unmarked, as by a relay that gave up: o-3 again too. */
+        assert_string_equal(claim_names(f, t + 50, "r2"),
+                            "o-2:OrderPlaced o-3:OrderPlaced");
+        of_appdb_batch_free(&b);
 }
 
 /* ---- the relay's side: mark ---- */
@@ -666,23 +715,29 @@ static void test_appdb_leased_row_is_not_claimed_again_until_lease_ends(
 static void test_appdb_mark_delivered_sets_sent_with_sent_at(void **state)
 {
         fixture *f = *state;
-        of_outbox_row *rows = NULL;
+        of_outbox_batch b = {0};
         of_backoff bo = OF_BACKOFF_INIT;
+        of_outbox_result res;
         char got[512], ts[OF_TS_LEN + 1];
         int64_t t = now_ms();
-        size_t n;
+        size_t n, dead = 99;
 
         place(f, NULL, "o-1", 1);
-        n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+        n = claim(f, &b, t, "r1", 10, got, sizeof(got));
         assert_int_equal(n, 1);
-        assert_int_equal(mark(f, rows[0].seq, 0, NULL, &bo, t + 5), 0);
-        of_appdb_rows_free(rows, n);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_leases"), "1");
+        res = (of_outbox_result){.seq = b.rows[0].seq, .attempts = 0};
+        assert_int_equal(of_appdb_mark(f->app, b.lease, &res, 1, &bo, t + 5,
+                                       &dead, f->errstr, sizeof(f->errstr)),
+                         0);
+        assert_int_equal(dead, 0);
+        of_appdb_batch_free(&b);
         fmt_ms(ts, t + 5);
-        assert_string_equal(q(f, "SELECT status||' '||attempts||' '||"
-                                 "lease_until||' '||"
-                                 "ifnull(lease_owner,'NULL') FROM "
+        assert_string_equal(q(f, "SELECT status||' '||attempts FROM "
                                  "outbox_messages"),
-                            "SENT 0 0 NULL");
+                            "SENT 0");
+        /* The lease went with the mark. */
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_leases"), "0");
         assert_string_equal(q(f, "SELECT sent_at FROM outbox_messages"), ts);
         assert_string_equal(claim_names(f, t + 10000, "r1"), "");
 }
@@ -691,7 +746,7 @@ static void test_appdb_mark_failed_backs_off_within_bounds(void **state)
 {
         fixture *f = *state;
         of_backoff bo = {.base_ms = 100, .cap_ms = 1000, .max_attempts = 10};
-        of_outbox_row *rows = NULL;
+        of_outbox_batch b = {0};
         char got[512];
         int64_t t = now_ms(), next, wait, d;
         int attempt;
@@ -699,19 +754,21 @@ static void test_appdb_mark_failed_backs_off_within_bounds(void **state)
 
         place(f, NULL, "o-1", 1);
         for (attempt = 0; attempt < 7; attempt++) {
-                n = claim(f, &rows, t, "r1", 10, got, sizeof(got));
+                n = claim(f, &b, t, "r1", 10, got, sizeof(got));
                 assert_int_equal(n, 1);
-                assert_int_equal(rows[0].attempts, attempt);
-                assert_int_equal(mark(f, rows[0].seq, rows[0].attempts,
-                                      "timed out", &bo, t), 0);
-                of_appdb_rows_free(rows, n);
+                assert_int_equal(b.rows[0].attempts, attempt);
+                assert_int_equal(mark_lease(f, b.lease, b.rows[0].seq,
+                                            b.rows[0].attempts, "timed out",
+                                            &bo, t),
+                                 0);
                 assert_int_equal(qi(f, "SELECT attempts FROM "
                                        "outbox_messages"),
                                  attempt + 1);
                 assert_string_equal(q(f, "SELECT status||','||last_error||"
-                                         "','||ifnull(lease_owner,'NULL')"
-                                         " FROM outbox_messages"),
-                                    "PENDING,timed out,NULL");
+                                         "','||(SELECT count(*) FROM "
+                                         "outbox_leases) FROM "
+                                         "outbox_messages"),
+                                    "PENDING,timed out,0");
                 /* base * 2^attempts, capped, minus up to 20%. */
                 d = (int64_t)bo.base_ms << attempt;
                 if (d > bo.cap_ms)
@@ -726,6 +783,7 @@ static void test_appdb_mark_failed_backs_off_within_bounds(void **state)
                 assert_string_equal(claim_names(f, next - 1, "r1"), "");
                 t = next;
         }
+        of_appdb_batch_free(&b);
 }
 
 static void test_appdb_mark_failed_at_max_attempts_goes_dead(void **state)
@@ -763,7 +821,7 @@ static void test_appdb_mark_records_a_batch_in_one_call(void **state)
         res[0] = (of_outbox_result){.seq = 1, .attempts = 0, .error = NULL};
         res[1] = (of_outbox_result){.seq = 2, .attempts = 0, .error = "x"};
         res[2] = (of_outbox_result){.seq = 3, .attempts = 1, .error = "y"};
-        assert_int_equal(of_appdb_mark(f->app, res, 3, &bo, t, &dead,
+        assert_int_equal(of_appdb_mark(f->app, 0, res, 3, &bo, t, &dead,
                                        f->errstr, sizeof(f->errstr)), 0);
         assert_int_equal(dead, 1);
         assert_string_equal(q(f, "SELECT group_concat(s, ' ') FROM (SELECT "
@@ -902,10 +960,12 @@ static void test_appdb_prune_of_2500_rows_takes_several_transactions(
 
         exec(f, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
                 "FROM n WHERE i < 2500) INSERT INTO outbox_messages (id, "
-                "type, aggregate_id, payload, occurred_at, status, sent_at)"
-                " SELECT 'e-'||i, 'OrderPlaced', 'o-'||i, '{}', "
+                "type, aggregate_id, occurred_at, status, sent_at)"
+                " SELECT 'e-'||i, 'OrderPlaced', 'o-'||i, "
                 "'2000-01-01T00:00:00.000Z', 'SENT', "
-                "'2000-01-01T00:00:01.000Z' FROM n");
+                "'2000-01-01T00:00:01.000Z' FROM n;"
+                "INSERT INTO outbox_payloads SELECT seq, '{}' FROM "
+                "outbox_messages");
         place(f, NULL, "o-keep", 1);
         assert_int_equal(of_appdb_prune(f->app, 1000, &deleted, f->errstr,
                                         sizeof(f->errstr)), 0);
@@ -913,6 +973,65 @@ static void test_appdb_prune_of_2500_rows_takes_several_transactions(
         assert_string_equal(q(f, "SELECT group_concat(aggregate_id) FROM "
                                  "outbox_messages"),
                             "o-keep");
+        /* The envelopes went with their rows. */
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_payloads p "
+                                 "JOIN outbox_messages m ON m.seq = p.seq"),
+                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_payloads"),
+                            "1");
+}
+
+/* Regression guard (2026-11-27): the envelope moved out of outbox_messages
+ * into outbox_payloads; a database written before keeps working. */
+static void test_appdb_open_moves_payloads_of_an_older_database(
+        void **state)
+{
+        fixture *f = *state;
+        of_appdb *app2 = NULL;
+        of_outbox_batch b = {0};
+        char path[600], got[512];
+        sqlite3 *db;
+
+        snprintf(path, sizeof(path), "%s.old", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(
+                sqlite3_exec(db,
+                             "CREATE TABLE outbox_messages (seq INTEGER "
+                             "PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL "
+                             "UNIQUE, type TEXT NOT NULL, aggregate_id TEXT "
+                             "NOT NULL, payload TEXT NOT NULL, occurred_at "
+                             "TEXT NOT NULL, status TEXT NOT NULL DEFAULT "
+                             "'PENDING' CHECK (status IN ('PENDING', 'SENT',"
+                             " 'DEAD')), attempts INTEGER NOT NULL DEFAULT "
+                             "0, next_attempt_at INTEGER NOT NULL DEFAULT 0,"
+                             " last_error TEXT, sent_at TEXT, lease_until "
+                             "INTEGER NOT NULL DEFAULT 0, lease_owner TEXT);"
+                             "CREATE INDEX outbox_open ON outbox_messages "
+                             "(aggregate_id, seq) WHERE status IN "
+                             "('PENDING', 'DEAD');"
+                             "INSERT INTO outbox_messages (id, type, "
+                             "aggregate_id, payload, occurred_at) VALUES "
+                             "('e-1', 'OrderPlaced', 'o-1', '{\"x\":1}', "
+                             "'2026-01-01T00:00:00.000Z')",
+                             NULL, NULL, NULL),
+                SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
+                                       sizeof(f->errstr)), 0);
+        assert_int_equal(of_appdb_claim(app2, &b, 10, now_ms(), 1000, "r1",
+                                        f->errstr, sizeof(f->errstr)), 0);
+        assert_int_equal(b.n, 1);
+        assert_string_equal(b.rows[0].payload, "{\"x\":1}");
+        snprintf(got, sizeof(got), "%s", b.rows[0].id);
+        assert_string_equal(got, "e-1");
+        of_appdb_batch_free(&b);
+        of_appdb_close(app2);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "SELECT payload FROM "
+                                          "outbox_messages",
+                                      NULL, NULL, NULL), SQLITE_ERROR);
+        sqlite3_close(db);
+        unlink(path);
 }
 
 static void test_appdb_open_existing_creates_no_file(void **state)
@@ -939,14 +1058,15 @@ static void test_appdb_refuses_a_read_model(void **state)
 {
         fixture *f = *state;
         of_appdb *app2 = NULL;
+        of_store *st = NULL;
         char path[600];
         sqlite3 *db;
 
+        /* a read model as the projector makes it */
         snprintf(path, sizeof(path), "%s.rm", f->path);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, "CREATE TABLE processed_events (x)",
-                                      NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_close(db);
+        assert_int_equal(of_store_open(&st, path, f->errstr,
+                                       sizeof(f->errstr)), 0);
+        of_store_close(st);
         assert_int_equal(of_appdb_open(&app2, path, f->errstr,
                                        sizeof(f->errstr)), OF_ERROR);
         assert_non_null(strstr(f->errstr, "a read model, not an application "
@@ -957,6 +1077,10 @@ static void test_appdb_refuses_a_read_model(void **state)
         assert_int_equal(sqlite3_exec(db, "SELECT * FROM outbox_messages",
                                       NULL, NULL, NULL), SQLITE_ERROR);
         sqlite3_close(db);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s.rm-wal", f->path);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s.rm-shm", f->path);
         unlink(path);
 }
 
@@ -983,6 +1107,7 @@ int main(void)
                 T(test_appdb_claim_skips_rows_not_due_yet),
                 T(test_appdb_claim_holds_row_behind_pending_row_of_its_order),
                 T(test_appdb_leased_row_is_not_claimed_again_until_lease_ends),
+                T(test_appdb_lease_covers_rows_skipped_inside_its_range),
                 T(test_appdb_mark_delivered_sets_sent_with_sent_at),
                 T(test_appdb_mark_failed_backs_off_within_bounds),
                 T(test_appdb_mark_failed_at_max_attempts_goes_dead),
@@ -992,6 +1117,7 @@ int main(void)
                 T(test_appdb_retry_all_dead_brings_every_dead_row_back),
                 T(test_appdb_prune_deletes_only_old_sent_rows),
                 T(test_appdb_prune_of_2500_rows_takes_several_transactions),
+                T(test_appdb_open_moves_payloads_of_an_older_database),
                 T(test_appdb_refuses_a_read_model),
                 T(test_appdb_open_existing_creates_no_file),
         };

@@ -55,6 +55,7 @@ static void test_idfilter_saved_form_reads_back(void **state)
         for (i = 0; i < 1000; i++)
                 assert_int_equal(of_idfilter_maybe(&g, hash_of("out", i)),
                                  of_idfilter_maybe(&f, hash_of("out", i)));
+        of_idfilter_free(&g);
         assert_int_equal(of_idfilter_load(&g, bytes, len - 1), OF_ERROR);
         assert_null(g.words);
         assert_int_equal(of_idfilter_load(&g, bytes, 0), OF_ERROR);

@@ -46,7 +46,7 @@ int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
 
 /* ---- the relay's side ---- */
 
-/* A claimed outbox row; strings are owned by the array (of_appdb_rows_free). */
+/* A claimed outbox row; its strings live in its batch's text. */
 typedef struct of_outbox_row {
         int64_t seq;        /* commit order */
         char *id;           /* event id: header event_id */
@@ -57,16 +57,33 @@ typedef struct of_outbox_row {
         int attempts;       /* failed attempts so far */
 } of_outbox_row;
 
-/* Claim up to max due rows in commit order, in one BEGIN IMMEDIATE
- * transaction: PENDING, next_attempt_at <= now_ms, not leased by another
- * relay, and with no earlier PENDING or DEAD row of the same order (so one
- * order's events are never published out of order). Each claimed row is
- * leased to owner until now_ms + lease_ms. *out (NULL when *n is 0) is
- * freed with of_appdb_rows_free. */
-int of_appdb_claim(of_appdb *app, of_outbox_row **out, size_t *n, size_t max,
+/* The rows of one claim. Start from {0}; a claim reuses the buffers of the
+ * one before (no allocation per row, and none at all once they are big
+ * enough); of_appdb_batch_free() releases them. The rows and their strings
+ * stay valid until the next claim into the batch or its free. */
+typedef struct of_outbox_batch {
+        of_outbox_row *rows; /* rows[0..n-1], in seq order */
+        size_t n;
+        size_t cap;          /* rows allocated */
+        char *text;          /* the rows' strings, each NUL-terminated */
+        size_t text_len;
+        size_t text_cap;
+        int64_t lease;       /* the claim's outbox_leases row; 0: none */
+} of_outbox_batch;
+
+/* Claim up to max due rows in commit order into out, in one BEGIN
+ * IMMEDIATE transaction: PENDING, next_attempt_at <= now_ms, outside the
+ * range of every lease that runs past now_ms (this relay's own earlier
+ * claims included), and with no earlier PENDING or DEAD row of the same
+ * order (so one order's events are never published out of order, and a
+ * row claimed but not yet marked holds back the later rows of its order).
+ * One outbox_leases row leases the range from the first to the last
+ * claimed seq to owner until now_ms + lease_ms (out->lease). out->n is 0
+ * on failure. */
+int of_appdb_claim(of_appdb *app, of_outbox_batch *out, size_t max,
                    int64_t now_ms, int lease_ms, const char *owner,
                    char *errstr, size_t errstr_size);
-void of_appdb_rows_free(of_outbox_row *rows, size_t n);
+void of_appdb_batch_free(of_outbox_batch *b); /* b may be NULL */
 
 /* The outcome of publishing one claimed row. */
 typedef struct of_outbox_result {
@@ -87,11 +104,11 @@ typedef struct of_backoff {
 
 /* Record the results in ONE transaction: delivered rows SENT (sent_at
  * now), failed ones attempts+1 with the next attempt backed off, or DEAD;
- * leases released. *dead, when not NULL, is set to the rows that went
- * DEAD. */
-int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
-                  const of_backoff *bo, int64_t now_ms, size_t *dead,
-                  char *errstr, size_t errstr_size);
+ * the claim's lease (0: none) and every lease run out by now_ms are
+ * released. *dead, when not NULL, is set to the rows that went DEAD. */
+int of_appdb_mark(of_appdb *app, int64_t lease, const of_outbox_result *res,
+                  size_t n, const of_backoff *bo, int64_t now_ms,
+                  size_t *dead, char *errstr, size_t errstr_size);
 
 /* ---- operations ---- */
 
@@ -101,9 +118,9 @@ int of_appdb_mark(of_appdb *app, const of_outbox_result *res, size_t n,
 int of_appdb_retry(of_appdb *app, const char *id, int64_t *changed,
                    char *errstr, size_t errstr_size);
 
-/* Delete SENT rows sent more than older_than_ms ago, in transactions of at
- * most 1000 rows so a running relay never waits long. *deleted gets the
- * number of rows. */
+/* Delete SENT rows sent more than older_than_ms ago, walking the outbox
+ * 1000 seq a transaction so a running relay never waits long. *deleted
+ * gets the number of rows. */
 int of_appdb_prune(of_appdb *app, int64_t older_than_ms, int64_t *deleted,
                    char *errstr, size_t errstr_size);
 

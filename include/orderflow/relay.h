@@ -1,7 +1,8 @@
 /* The relay: claims due outbox rows in commit order, publishes them with an
  * idempotent producer (key = order id, headers event_id and event_type,
  * value = the stored envelope), waits for the delivery reports, then marks
- * the rows SENT or backs them off, in one transaction per batch. */
+ * the rows SENT or backs them off, in one transaction per batch, with the
+ * next batch claimed and produced meanwhile (two in flight). */
 #ifndef ORDERFLOW_RELAY_H
 #define ORDERFLOW_RELAY_H
 

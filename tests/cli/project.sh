@@ -99,7 +99,7 @@ ok
 name="catch up while readers query"
 (
         while :; do
-                r=$(sqlite3 "$db" "$consistent" 2>&1)
+                r=$(sqlite3 -cmd ".timeout 2000" "$db" "$consistent" 2>&1)
                 [ "$r" = 1 ] || echo "$r" >>"$tmp/reader.bad"
                 echo x >>"$tmp/reader.count"
                 sleep 0.02

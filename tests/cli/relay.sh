@@ -64,7 +64,7 @@ import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 rows = {r[0]: r for r in db.execute(
     "SELECT id, type, aggregate_id, payload FROM outbox_messages "
-    "WHERE status = 'SENT'")}
+    "JOIN outbox_payloads USING (seq) WHERE status = 'SENT'")}
 seen, dups, placed_at = {}, 0, {}
 msgs = [l.rstrip('\n').split('\t', 4) for l in open(sys.argv[2])]
 msgs.sort(key=lambda m: (int(m[0]), int(m[1])))

@@ -347,9 +347,14 @@ ok
 name="outbox prune of 2500 rows"
 sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
      WHERE i < 2500) INSERT INTO outbox_messages (id, type, aggregate_id,
-     payload, occurred_at, status, sent_at) SELECT 'e-' || i, 'OrderPlaced',
-     'x-' || i, '{}', '2000-01-01T00:00:00.000Z', 'SENT',
-     '2000-01-01T00:00:00.000Z' FROM n"
+     occurred_at, status, sent_at) SELECT 'e-' || i, 'OrderPlaced',
+     'x-' || i, '2000-01-01T00:00:00.000Z', 'SENT',
+     '2000-01-01T00:00:00.000Z' FROM n;
+     INSERT INTO outbox_payloads SELECT seq, '{}' FROM outbox_messages
+     WHERE aggregate_id LIKE 'x-%'"
 run outbox prune --db "$db" --older-than 1d
 expect_ok_out "2500 SENT rows deleted"
+[ "$(sql "SELECT count(*) FROM outbox_payloads p LEFT JOIN outbox_messages m
+     ON m.seq = p.seq WHERE m.seq IS NULL")" = 0 ] ||
+        fail "expected no envelope left without its row"
 ok
