@@ -40,7 +40,7 @@ LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
 GEN      = $(B)/gen/readmodel_sql.h $(B)/gen/appdb_sql.h
 
-.PHONY: all test bench demo clean install
+.PHONY: all test bench fuzz demo clean install
 all: $(B)/orderflow $(TESTS)
 
 $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
@@ -78,6 +78,37 @@ test: all
 
 bench: $(B)/orderflow $(B)/bench/bench_store
 	B=$(B) tests/bench.sh
+
+# libFuzzer (clang): build/fuzz/fuzz_<name> from tests/fuzz/fuzz_<name>.c;
+# `make fuzz` runs each for FUZZ_SECONDS on a corpus under build/fuzz/
+# grown from tests/fuzz/seeds/<name>/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS    = -std=c11 -g -O1 $(WARN) -Wno-gnu-statement-expression \
+                -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all \
+                $(shell pkg-config --cflags $(PKGS))
+FUZZ_TARGETS  = $(patsubst tests/fuzz/%.c,build/fuzz/%,\
+                  $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_OBJS     = $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRCS))
+
+build/fuzz/obj/%.o: src/%.c | $(GEN)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link \
+	  -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ \
+	  $(LDLIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	  n=$${t#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== $$t for $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash-$$n- \
+	    build/fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; \
+	done
 
 demo: $(B)/orderflow
 	$(B)/orderflow demo

@@ -617,7 +617,7 @@ static size_t fast_object(const char *s, size_t len, size_t i, int depth,
                         return FAST_NO;
                 i = skip_sp(s, len, i + 1);
                 i = fast_value(s, len, i, depth, f, m,
-                               first == 0 && f == &m[M_PAYLOAD]);
+                               m && first == 0 && f == &m[M_PAYLOAD]);
                 if (i == FAST_NO)
                         return FAST_NO;
                 if ((i = skip_sp(s, len, i)) >= len)

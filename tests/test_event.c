@@ -567,6 +567,26 @@ static void test_event_long_numbers_match_cjson(void **state)
         }
 }
 
+/* Found by fuzz_apply: an object inside an unknown member (the fast path
+ * parses it without recording members) made the parser offset a null
+ * pointer (UBSan). */
+static void test_event_fast_path_nested_unknown_object(void **state)
+{
+        static const char v[] =
+                "{\"id\":\"e-9\",\"x\":{\"payload\":{\"a\":1}},\"type\":"
+                "\"OrderPlaced\",\"aggregateId\":\"o-9\",\"occurredAt\":"
+                "\"2026-11-27T10:15:30Z\",\"payload\":{\"orderId\":\"o-9\","
+                "\"total\":9,\"y\":{\"z\":[]}}}";
+        char reason[OF_REASON_MAX] = "";
+        of_event ev;
+
+        (void)state;
+        assert_int_equal(of_event_parse(&ev, v, strlen(v), reason,
+                                        sizeof(reason)), 0);
+        assert_int_equal(ev.amount, 9);
+        expect_same_verdict(v, strlen(v), "nested unknown object");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -584,6 +604,7 @@ int main(void)
                 cmocka_unit_test(
                         test_event_fast_path_agrees_with_general_path),
                 cmocka_unit_test(test_event_long_numbers_match_cjson),
+                cmocka_unit_test(test_event_fast_path_nested_unknown_object),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
