@@ -40,7 +40,7 @@ LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
 GEN      = $(B)/gen/readmodel_sql.h $(B)/gen/appdb_sql.h
 
-.PHONY: all test bench fuzz demo clean install
+.PHONY: all test bench fuzz valgrind demo clean install
 all: $(B)/orderflow $(TESTS)
 
 $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
@@ -75,6 +75,9 @@ $(B)/bench/%: tests/bench/%.c $(B)/liborderflow.a
 
 test: all
 	B=$(B) tests/run.sh
+
+valgrind: all
+	B=$(B) tests/valgrind.sh
 
 bench: $(B)/orderflow $(B)/bench/bench_store
 	B=$(B) tests/bench.sh
