@@ -20,9 +20,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#define INPUTS_PER_FILE 2000 /* then a fresh file: memory stays bounded */
+
 static of_store *st;
 static sqlite3 *db; /* a reader: the checks */
 static int64_t next_offset;
+static unsigned inputs;
 
 static const char check_sql[] =
         "SELECT (SELECT count(*) FROM order_list WHERE placed_at IS NOT NULL)"
@@ -40,12 +43,38 @@ static const char state_sql[] =
         " order_list) || ',' || orders_placed || ',' || orders_paid || ','"
         " || placed_amount || ',' || paid_amount FROM order_totals";
 
+static void remove_files(const char *path)
+{
+        char p[80];
+
+        unlink(path);
+        snprintf(p, sizeof(p), "%s-wal", path);
+        unlink(p);
+        snprintf(p, sizeof(p), "%s-shm", path);
+        unlink(p);
+}
+
+static char path[64];
+
+static void at_exit(void)
+{
+        sqlite3_close(db);
+        of_store_close(st);
+        remove_files(path);
+}
+
 static void setup(void)
 {
-        char path[64], err[512];
+        char err[512];
 
         snprintf(path, sizeof(path), "/tmp/orderflow-fuzz-%d.db", getpid());
-        unlink(path);
+        if (!st)
+                atexit(at_exit);
+        if (st) {
+                sqlite3_close(db);
+                of_store_close(st);
+        }
+        remove_files(path);
         if (of_store_open(&st, path, err, sizeof(err)) ||
             sqlite3_open(path, &db) != SQLITE_OK) {
                 fprintf(stderr, "fuzz_apply: %s\n", err);
@@ -90,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char before[256], after[256];
         size_t n = 0;
 
-        if (!st)
+        if (!st || ++inputs % INPUTS_PER_FILE == 0)
                 setup();
         while (p < end && n < MAX_MSGS) {
                 nl = memchr(p, '\n', (size_t)(end - p));
