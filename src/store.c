@@ -460,6 +460,7 @@ static int apply_txn(of_store *st, const of_msg *msgs, size_t n,
         store_batch_reset(st);
         st->keyed = keyed;
         if ((err = store_step(st, st->begin, errstr, errstr_size)) ||
+            (err = store_runs_refresh(st, errstr, errstr_size)) ||
             (err = load_totals(st, errstr, errstr_size)))
                 return err;
         for (i = 0; i < n; i++) {

@@ -75,6 +75,7 @@ struct of_store {
         int64_t recent_events; /* rows in processed_recent */
         int64_t seal_events;   /* seal processed_recent at this many */
         int64_t recorded;      /* ids the open batch added to it */
+        int schema_seen;       /* PRAGMA schema_version runs were read at */
         keyed_msg *order;      /* the batch in key order */
         slot *ids, *aggs;      /* ids and aggregates applied, keyed mode */
         size_t order_cap, slots_cap;
@@ -109,6 +110,9 @@ int store_read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
 
 /* store_runs.c: the sealed runs of processed_events */
 int store_runs_load(of_store *st, char *errstr, size_t errstr_size);
+/* In a write transaction: read the runs again if another connection sealed
+ * one since (two projectors on one file). */
+int store_runs_refresh(of_store *st, char *errstr, size_t errstr_size);
 void store_runs_free(of_store *st);
 int store_seal(of_store *st, char *errstr, size_t errstr_size);
 int store_sealed_event(of_store *st, of_event *out, const char *id,

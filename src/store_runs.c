@@ -120,12 +120,45 @@ static void run_adopt(of_store *st, size_t i)
         of_idfilter_free(&r->filter);
 }
 
+/* SQLite's count of schema changes: every seal, by this connection or
+ * another, moves it. */
+static int schema_version(of_store *st, int *out, char *errstr,
+                          size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(st->db, "PRAGMA schema_version", -1, &stmt,
+                                NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+                *out = sqlite3_column_int(stmt, 0);
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_ROW)
+                return store_fail(st, rc, "reading the schema version",
+                                  errstr, errstr_size);
+        return 0;
+}
+
+int store_runs_refresh(of_store *st, char *errstr, size_t errstr_size)
+{
+        int version, err;
+
+        if ((err = schema_version(st, &version, errstr, errstr_size)) ||
+            version == st->schema_seen)
+                return err;
+        store_runs_free(st);
+        return store_runs_load(st, errstr, errstr_size);
+}
+
 int store_runs_load(of_store *st, char *errstr, size_t errstr_size)
 {
         sqlite3_stmt *stmt = NULL;
         int rc, err = 0;
         sealed_run *r;
 
+        if ((err = schema_version(st, &st->schema_seen, errstr,
+                                  errstr_size)))
+                return err;
         rc = sqlite3_prepare_v2(st->db,
                                 "SELECT run, events, filter_version, filter"
                                 " FROM processed_runs ORDER BY run",
@@ -222,7 +255,7 @@ static int run_record(of_store *st, const sealed_run *r, int64_t count,
  * sorted. */
 int store_seal(of_store *st, char *errstr, size_t errstr_size)
 {
-        sealed_run r = {.id = st->nruns ? st->runs[st->nruns - 1].id + 1 : 1};
+        sealed_run r = {0};
         char *sql = NULL;
         int64_t count;
         sealed_run *grown;
@@ -230,6 +263,11 @@ int store_seal(of_store *st, char *errstr, size_t errstr_size)
 
         if ((err = store_step(st, st->begin, errstr, errstr_size)))
                 return err;
+        /* Another projector on the file may have sealed it already. */
+        if ((err = store_runs_refresh(st, errstr, errstr_size)) ||
+            st->recent_events == 0)
+                goto out;
+        r.id = st->nruns ? st->runs[st->nruns - 1].id + 1 : 1;
         /* Sealed before it outgrows seal_events (see of_store_apply_batch),
          * so runs share one filter size, hence the set. */
         if (of_idfilter_init(&r.filter,
@@ -259,6 +297,8 @@ int store_seal(of_store *st, char *errstr, size_t errstr_size)
                 goto out;
         }
         if ((err = exec(st, sql, errstr, errstr_size)) ||
+            (err = schema_version(st, &st->schema_seen, errstr,
+                                  errstr_size)) ||
             (err = store_step(st, st->commit, errstr, errstr_size)) ||
             (err = run_prepare(st, &r, errstr, errstr_size)))
                 goto out;

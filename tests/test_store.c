@@ -476,6 +476,47 @@ static void test_store_sealed_ids_are_still_known(void **state)
                             "3");
 }
 
+/* Two projectors on one file (failover): runs sealed by one are seen by
+ * the other before its next batch, so an id in them is still known. */
+static void test_store_sees_runs_sealed_by_another(void **state)
+{
+        fixture *f = *state;
+        of_store *other = NULL;
+        of_store_stats stats = {0};
+        of_store_pos pos = {"orders", 1, 3};
+        char errstr[512];
+        const char *b1[] = {
+                PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"),
+                PLACED("e2", "o2", "20", "2026-11-27T10:00:00Z"),
+        };
+        const char *b2[] = {
+                PAID("e3", "o1", "10", "2026-11-27T10:00:00Z"),
+        };
+        of_msg again[2];
+
+        /* the other is open (and has read the runs: none) before the seal */
+        assert_int_equal(of_store_open(&other, f->path, errstr,
+                                       sizeof(errstr)), 0);
+        of_store_set_seal_events(f->st, 1);
+        assert_int_equal(apply(f, b1, 2), 0);
+        assert_int_equal(apply(f, b2, 1), 0); /* seals e1, e2 first */
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"),
+                            "1");
+        /* the other gets e1 and e2 again, at other offsets */
+        again[0] = msg_at(b1[0], 1, 1);
+        again[1] = msg_at(b1[1], 1, 2);
+        assert_int_equal(of_store_apply_batch(other, again, 2, &pos, 1,
+                                              &stats, errstr,
+                                              sizeof(errstr)), 0);
+        assert_int_equal(stats.duplicates, 2);
+        assert_int_equal(stats.applied, 0);
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "30");
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "3");
+        of_store_close(other);
+}
+
 /* A file whose processed_events is the table of earlier versions: it
  * becomes processed_recent, and its ids stay known. */
 static void test_store_migrates_a_processed_events_table(void **state)
@@ -550,6 +591,7 @@ int main(void)
                 T(test_store_busy_file_rolls_back_and_can_retry),
                 T(test_store_newer_schema_is_refused),
                 T(test_store_sealed_ids_are_still_known),
+                T(test_store_sees_runs_sealed_by_another),
                 T(test_store_migrates_a_processed_events_table),
                 T(test_store_rebuilds_a_filter_of_another_version),
                 T(test_store_not_a_database_is_an_error),
