@@ -357,8 +357,12 @@ static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
                 return err;
         if (of_event_format(&json, ev))
                 return of_errf(errstr, errstr_size, "out of memory");
-        if (of_event_parse(&back, json, strlen(json), reason,
-                           sizeof(reason))) {
+        if ((err = of_event_parse(&back, json, strlen(json), reason,
+                                  sizeof(reason))) < 0) {
+                err = of_errf(errstr, errstr_size, "%s", reason);
+                goto out;
+        }
+        if (err) {
                 /* The only input is the order id. */
                 err = of_errf(errstr, errstr_size, "order id: %s",
                               strncmp(reason, OF_REASON_UTF8,

@@ -148,6 +148,7 @@ static _Thread_local struct {
         _Alignas(max_align_t) char buf[ARENA_SIZE];
         size_t used;
         int active;
+        int oom; /* a fallback malloc() failed during the parse */
 } arena;
 
 static void *arena_alloc(size_t n)
@@ -155,11 +156,15 @@ static void *arena_alloc(size_t n)
         size_t at = (arena.used + _Alignof(max_align_t) - 1) &
                     ~(size_t)(_Alignof(max_align_t) - 1);
 
+        void *p;
+
         if (arena.active && n <= ARENA_SIZE - at) {
                 arena.used = at + n;
                 return arena.buf + at;
         }
-        return malloc(n);
+        if (!(p = malloc(n)) && arena.active)
+                arena.oom = 1;
+        return p;
 }
 
 static void arena_free(void *p)
@@ -721,8 +726,7 @@ static int parse_general(of_event *out, const char *text, size_t len,
                  * has it, so a checked field holding it held U+0000. */
                 copy = malloc(len);
                 if (!copy)
-                        return dead(reason, reason_size, OF_REASON_JSON,
-                                    "out of memory");
+                        return of_errf(reason, reason_size, "out of memory");
                 scan(text, len, copy, &nuls, &what);
                 text = copy;
                 len -= 5 * nuls;
@@ -732,9 +736,14 @@ static int parse_general(of_event *out, const char *text, size_t len,
          * the value does not have. Trailing bytes are checked below. */
         pthread_once(&hooks_once, hooks_init);
         arena.used = 0;
+        arena.oom = 0;
         arena.active = 1;
         root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
         arena.active = 0;
+        if (!root && arena.oom) {
+                rc = of_errf(reason, reason_size, "out of memory");
+                goto out;
+        }
         if (!root) {
                 rc = dead(reason, reason_size, OF_REASON_JSON,
                           "malformed or nested too deep");

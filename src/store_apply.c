@@ -336,6 +336,8 @@ int store_apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
                             sizeof(reason));
         if (timed)
                 st->pending.decode_ns += (store_mono_ns() - t0) * DECODE_SAMPLE;
+        if (rc < 0)
+                return of_errf(errstr, errstr_size, "decoding: %s", reason);
         if (rc)
                 goto dead;
         id_hash = of_id_hash(ev.id, strlen(ev.id));

@@ -3,6 +3,11 @@
  * field, and inputs too big for a table (deep nesting, MiB-long fields). */
 #include "testutil.h"
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "orderflow/error.h"
 #include "orderflow/event.h"
 
 #define TS "2026-11-27T10:15:30.123Z"
@@ -587,6 +592,58 @@ static void test_event_fast_path_nested_unknown_object(void **state)
         expect_same_verdict(v, strlen(v), "nested unknown object");
 }
 
+/* Memory running out while decoding is an error (the caller stops and
+ * tries again later), never a dead letter: a valid event must not be lost
+ * for want of memory. The general path's copy of a 48 MiB string fails
+ * under an address-space limit, in a child process. */
+static void test_event_out_of_memory_is_an_error(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__)
+        (void)state;
+        skip(); /* ASan's shadow memory needs the address space */
+#else
+        const size_t big = 48u << 20;
+        int status;
+        pid_t pid;
+
+        (void)state;
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char reason[OF_REASON_MAX] = "", *v = malloc(big + 64);
+                unsigned long pages = 0;
+                struct rlimit rl;
+                of_event ev;
+                FILE *f;
+                int n, rc;
+
+                if (!v)
+                        _exit(2);
+                n = sprintf(v, "{\"id\":\"e-\xc3\xa9\",\"type\":\"X\","
+                               "\"big\":\"");
+                memset(v + n, 'a', big);
+                memcpy(v + n + big, "\"}", 2);
+                f = fopen("/proc/self/statm", "r");
+                if (!f || fscanf(f, "%lu", &pages) != 1)
+                        _exit(3);
+                fclose(f);
+                /* room for small allocations, not for a copy of big */
+                rl.rlim_cur = rl.rlim_max =
+                        pages * (rlim_t)sysconf(_SC_PAGESIZE) + (16u << 20);
+                if (setrlimit(RLIMIT_AS, &rl))
+                        _exit(4);
+                rc = of_event_parse(&ev, v, (size_t)n + big + 2, reason,
+                                    sizeof(reason));
+                _exit(rc == OF_ERROR && strcmp(reason, "out of memory") == 0
+                              ? 0
+                              : 10 + rc);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+#endif
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -605,6 +662,7 @@ int main(void)
                         test_event_fast_path_agrees_with_general_path),
                 cmocka_unit_test(test_event_long_numbers_match_cjson),
                 cmocka_unit_test(test_event_fast_path_nested_unknown_object),
+                cmocka_unit_test(test_event_out_of_memory_is_an_error),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

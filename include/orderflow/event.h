@@ -55,7 +55,9 @@ typedef struct of_event {
 /* Decode one message value (value may be NULL: a tombstone; it need not be
  * NUL-terminated). Returns 0 and fills *out for a valid event; returns 1
  * (a dead letter) and writes the reason, fixed phrase first, into reason.
- * Never fails otherwise: malformed input is data, not an error. */
+ * Malformed input is data, not an error: the only failure is OF_ERROR when
+ * memory ran out (reason: "out of memory"), so that a valid event is never
+ * recorded as a dead letter for want of memory. */
 int of_event_parse(of_event *out, const void *value, size_t value_len,
                    char *reason, size_t reason_size);
 
