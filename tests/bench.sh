@@ -14,6 +14,7 @@ n=${BENCH_EVENTS:-1000000}
 runs=${BENCH_RUNS:-3}
 parts=${BENCH_PARTITIONS:-64} # within the mock's retention per partition
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-bench.XXXXXX") || exit 1
+. "$root/tests/lib.sh"
 broker_pid=
 cleanup() {
         [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null
@@ -33,15 +34,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-28s %10s %10s %10s %12s   %s\n' case "events/s" min max "peak RSS" \
         "time split of the median run (s)"
 for kind in v7 v4; do
-        "$of" broker -t bench -p "$parts" >"$tmp/broker.out" \
-                2>"$tmp/broker.err" &
-        broker_pid=$!
-        for _ in $(seq 100); do
-                [ -s "$tmp/broker.out" ] && break
-                sleep 0.1
-        done
-        addr=$(head -1 "$tmp/broker.out")
-        [ -n "$addr" ] || die "the broker printed no address"
+        start_broker -t bench -p "$parts" ||
+                die "the broker printed no address in 10 s"
         python3 "$root/tests/bench_gen.py" "$n" "$kind" |
                 kcat -P -b "$addr" -t bench -K '|' \
                         -X compression.codec=zstd -X linger.ms=50 \
@@ -101,13 +95,8 @@ done
 grow=${BENCH_GROWTH_EVENTS:-5000000}
 for kind in v7 v4; do
         [ "$grow" -gt 0 ] || break
-        "$of" broker -t grow -p 128 >"$tmp/broker.out" 2>"$tmp/broker.err" &
-        broker_pid=$!
-        for _ in $(seq 100); do
-                [ -s "$tmp/broker.out" ] && break
-                sleep 0.1
-        done
-        addr=$(head -1 "$tmp/broker.out")
+        start_broker -t grow -p 128 ||
+                die "the broker printed no address in 10 s"
         python3 "$root/tests/bench_gen.py" "$grow" "$kind" |
                 kcat -P -b "$addr" -t grow -K '|' \
                         -X compression.codec=zstd -X linger.ms=50 \
@@ -138,13 +127,8 @@ done
 
 # ---- the relay: rows/s publishing BENCH_RELAY_ROWS outbox rows ----
 rows=${BENCH_RELAY_ROWS:-100000}
-"$of" broker -t orders -p "$parts" >"$tmp/broker.out" 2>"$tmp/broker.err" &
-broker_pid=$!
-for _ in $(seq 100); do
-        [ -s "$tmp/broker.out" ] && break
-        sleep 0.1
-done
-addr=$(head -1 "$tmp/broker.out")
+start_broker -t orders -p "$parts" ||
+        die "the broker printed no address in 10 s"
 app=$tmp/app.db
 "$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
         die "could not create $app"
@@ -186,13 +170,8 @@ printf '{"case":"relay","rows":%s,"runs":%s,"rows_per_s_median":%s,'`
         `'"min":%s,"max":%s}\n' "$rows" "$runs" "$med" "$min" "$max" \
         >>"$out"
 # ---- latency: events offered at 1,000/s to a live projector ----
-"$of" broker -t lat -p 4 >"$tmp/broker.out" 2>"$tmp/broker.err" &
-broker_pid=$!
-for _ in $(seq 100); do
-        [ -s "$tmp/broker.out" ] && break
-        sleep 0.1
-done
-addr=$(head -1 "$tmp/broker.out")
+start_broker -t lat -p 4 ||
+        die "the broker printed no address in 10 s"
 rm -f "$tmp"/lat.db*
 "$of" project --db "$tmp/lat.db" -b "$addr" -t lat -g lat \
         -X session.timeout.ms=6000 2>"$tmp/lat.err" &

@@ -11,6 +11,7 @@ cd "$root" || exit 1
 B=${B:-build}
 of=$B/orderflow
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-valgrind.XXXXXX") || exit 1
+. "$root/tests/lib.sh"
 broker_pid=
 cleanup() {
         [ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null
@@ -43,13 +44,8 @@ for t in test_timestamp test_event test_idfilter test_store test_appdb; do
         check "$t" "$B/tests/$t"
 done
 
-"$of" broker -t orders -p 2 >"$tmp/broker.out" 2>"$tmp/broker.err" &
-broker_pid=$!
-for _ in $(seq 100); do
-        [ -s "$tmp/broker.out" ] && break
-        sleep 0.1
-done
-addr=$(head -1 "$tmp/broker.out")
+start_broker -t orders -p 2 ||
+        fail "the broker printed no address in 10 s"
 [ -n "$addr" ] || { echo "not ok - the broker printed no address"; exit 1; }
 for i in $(seq 40); do
         "$of" place --db "$tmp/app.db" --order "o-$i" --total "$i" >/dev/null

@@ -10,6 +10,7 @@ set -u
 of=${ORDERFLOW:-build/orderflow}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-project.XXXXXX") || exit 1
+. "$(dirname "$0")/../lib.sh"
 broker_pid= proj_pid= reader_pid=
 cleanup() {
         for p in $reader_pid $proj_pid $broker_pid; do
@@ -34,14 +35,8 @@ ok() { echo "ok - $name"; }
 command -v kcat >/dev/null || fail "kcat is needed to publish events"
 
 # ---- an embedded broker in its own process ----
-"$of" broker --partitions 4 >"$tmp/broker.out" 2>"$tmp/broker.err" &
-broker_pid=$!
-for _ in $(seq 100); do
-        [ -s "$tmp/broker.out" ] && break
-        sleep 0.1
-done
-addr=$(head -1 "$tmp/broker.out")
-[ -n "$addr" ] || fail "broker printed no address in 10 s"
+start_broker --partitions 4 ||
+        fail "the broker printed no address in 10 s"
 
 name="publish with kcat"
 python3 "$here/gen_stream.py" 4000 7 "$tmp" || fail "gen_stream.py failed"

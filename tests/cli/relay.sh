@@ -9,6 +9,7 @@ set -u
 
 of=${ORDERFLOW:-build/orderflow}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-relay.XXXXXX") || exit 1
+. "$(dirname "$0")/../lib.sh"
 broker_pid=
 cleanup() {
         [ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null
@@ -29,14 +30,8 @@ ok() { echo "ok - $name"; }
 status() { "$of" outbox status --db "$app" --json; }
 
 [ -x "$of" ] || fail "no binary at $of (run make first)"
-"$of" broker -p 4 >"$tmp/broker.out" 2>"$tmp/broker.err" &
-broker_pid=$!
-for _ in $(seq 100); do
-        [ -s "$tmp/broker.out" ] && break
-        sleep 0.1
-done
-addr=$(head -1 "$tmp/broker.out")
-[ -n "$addr" ] || fail "broker printed no address in 10 s"
+start_broker -p 4 ||
+        fail "the broker printed no address in 10 s"
 
 # place N orders from $1, paying every second one
 write() {

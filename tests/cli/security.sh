@@ -9,6 +9,7 @@ set -u
 
 of=${ORDERFLOW:-build/orderflow}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-security.XXXXXX") || exit 1
+. "$(dirname "$0")/../lib.sh"
 broker_pid=
 cleanup() {
         [ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null
@@ -30,14 +31,8 @@ fail() {
 ok() { echo "ok - $name"; }
 
 [ -x "$of" ] || fail "no binary at $of (run make first)"
-"$of" broker -t orders -p 3 >"$tmp/broker.out" 2>"$tmp/broker.err" &
-broker_pid=$!
-for _ in $(seq 100); do
-        [ -s "$tmp/broker.out" ] && break
-        sleep 0.1
-done
-addr=$(head -1 "$tmp/broker.out")
-[ -n "$addr" ] || fail "broker printed no address in 10 s"
+start_broker -t orders -p 3 ||
+        fail "the broker printed no address in 10 s"
 
 # ---- hostile order ids through the whole pipeline ----
 name="hostile order ids come out byte for byte"
