@@ -40,7 +40,7 @@ LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
 GEN      = $(B)/gen/readmodel_sql.h $(B)/gen/appdb_sql.h
 
-.PHONY: all test bench fuzz valgrind demo clean install
+.PHONY: all test test-faults bench fuzz valgrind demo clean install
 all: $(B)/orderflow $(TESTS)
 
 $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
@@ -78,6 +78,11 @@ test: all
 
 valgrind: all
 	B=$(B) tests/valgrind.sh
+
+# The fault suite (tests/faults/): kills, SQLite and broker faults; a few
+# minutes.
+test-faults: $(B)/orderflow
+	B=$(B) tests/faults/run.sh
 
 bench: $(B)/orderflow $(B)/bench/bench_store
 	B=$(B) tests/bench.sh

@@ -1,13 +1,15 @@
 /* orderflow broker: run the embedded mock cluster (broker.c) until SIGINT
  * or SIGTERM. Its bootstrap address is the first line on stdout, so that
- * scripts can read it; everything else goes to stderr. */
+ * scripts can read it; each fault-injection command read from stdin gets
+ * one reply line on stdout; everything else goes to stderr. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "orderflow/broker.h"
 #include "orderflow/cli.h"
@@ -41,6 +43,32 @@ static void print_help(void)
                "on stdout; it serves until SIGINT or SIGTERM, then exits "
                "0. Data is kept\n"
                "in memory only.\n"
+               "\n"
+               "Faults are injected by lines on stdin (end of input only "
+               "stops reading);\n"
+               "each gets one line on stdout, \"ok COMMAND\" or "
+               "\"error: COMMAND: REASON\":\n"
+               "  down ID, up ID         broker ID (1, 2, ... or all) "
+               "refuses connections\n"
+               "                         (drops those open) or accepts "
+               "them again\n"
+               "  rtt ID MS              delay broker ID's responses by "
+               "MS ms (0: none)\n"
+               "  errors API N ERR       the next N requests of type API "
+               "(Produce, Fetch,\n"
+               "                         ListOffsets, Metadata, "
+               "OffsetCommit, OffsetFetch,\n"
+               "                         FindCoordinator, JoinGroup, "
+               "Heartbeat, SyncGroup,\n"
+               "                         ... or a number) fail with ERR, "
+               "a librdkafka error\n"
+               "                         name (NOT_LEADER_FOR_PARTITION, "
+               "_TRANSPORT: disconnect)\n"
+               "                         or number\n"
+               "  coordinator group|transaction KEY ID   move a "
+               "coordinator to broker ID\n"
+               "  leader TOPIC PARTITION ID              move a "
+               "partition's leader\n"
                "\n"
                "options:\n"
                "  -t, --topic NAME     topic to create (default "
@@ -125,6 +153,80 @@ static int parse_args(broker_opts *o, int argc, char **argv)
         return 0;
 }
 
+#define CONTROL_LINE_MAX 512
+
+/* Fault-injection commands from stdin, read without blocking the loop. */
+typedef struct control {
+        int fd;                      /* stdin, -1 once at its end */
+        char line[CONTROL_LINE_MAX]; /* the line being read */
+        size_t len;                  /* bytes in line */
+        int overlong;                /* the line outgrew line: skip it */
+} control;
+
+/* Run one command line and answer it on stdout: 0, or OF_EXIT_FAILURE if
+ * stdout is gone. */
+static int control_run(of_broker *b, control *c)
+{
+        char errstr[256];
+
+        if (c->len == 0 && !c->overlong)
+                return 0; /* blank line */
+        if (c->overlong) {
+                printf("error: line longer than %d bytes\n",
+                       CONTROL_LINE_MAX - 1);
+        } else if (of_broker_control(b, c->line, errstr, sizeof(errstr)) !=
+                   0) {
+                printf("error: %s: %s\n", c->line, errstr);
+                of_log(OF_LOG_INFO, "broker: %s: %s", c->line, errstr);
+        } else {
+                printf("ok %s\n", c->line);
+                of_log(OF_LOG_INFO, "broker: %s", c->line);
+        }
+        c->len = 0;
+        c->overlong = 0;
+        return fflush(stdout) == 0 ? 0 : OF_EXIT_FAILURE;
+}
+
+/* Wait up to 100 ms for input on stdin (or a signal) and run the complete
+ * lines that came: 0, or OF_EXIT_FAILURE if stdout is gone. */
+static int control_poll(of_broker *b, control *c)
+{
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        char buf[4096];
+        ssize_t n, i;
+        int rc;
+
+        if (poll(&pfd, c->fd >= 0 ? 1 : 0, 100) <= 0)
+                return 0; /* timeout, or EINTR: the caller checks the flag */
+        if (pfd.revents & POLLNVAL) {
+                c->fd = -1;
+                return 0;
+        }
+        n = read(c->fd, buf, sizeof(buf));
+        if (n < 0)
+                return 0; /* EINTR or EAGAIN; a real error shows again */
+        if (n == 0) {
+                /* End of input ends commands, not the broker. */
+                c->fd = -1;
+                if (c->len > 0 || c->overlong)
+                        return control_run(b, c);
+                return 0;
+        }
+        for (i = 0; i < n; i++) {
+                if (buf[i] == '\n') {
+                        c->line[c->len] = '\0';
+                        if ((rc = control_run(b, c)) != 0)
+                                return rc;
+                } else if (c->len + 1 < sizeof(c->line)) {
+                        c->line[c->len++] = buf[i];
+                } else {
+                        c->overlong = 1;
+                }
+        }
+        c->line[c->len] = '\0';
+        return 0;
+}
+
 int cmd_broker(int argc, char **argv)
 {
         broker_opts o = {
@@ -132,8 +234,7 @@ int cmd_broker(int argc, char **argv)
                 .partitions = 4,
                 .brokers = 1,
         };
-        /* Sleep between checks of the stop flag: a signal cuts it short. */
-        const struct timespec tick = {.tv_sec = 0, .tv_nsec = 100000000};
+        control c = {.fd = STDIN_FILENO};
         of_broker *b = NULL;
         char errstr[512];
         int rc;
@@ -166,8 +267,14 @@ int cmd_broker(int argc, char **argv)
                "broker: %d broker(s) on %s, topic %s with %d partition(s); "
                "stop with SIGINT or SIGTERM",
                o.brokers, of_broker_bootstraps(b), o.topic, o.partitions);
-        while (!of_cli_stop)
-                nanosleep(&tick, NULL);
+        /* Between checks of the stop flag, wait for commands on stdin: a
+         * signal cuts the wait short. */
+        while (!of_cli_stop) {
+                if (control_poll(b, &c) != 0) {
+                        rc = of_cli_close_stdout(CMD);
+                        goto out;
+                }
+        }
         of_log(OF_LOG_INFO, "broker: stopping");
         rc = of_cli_close_stdout(CMD);
 out:

@@ -22,6 +22,20 @@ void *of_broker_mock(of_broker *b);
 int of_broker_create_topic(of_broker *b, const char *topic, int partitions,
                            char *errstr, size_t errstr_size);
 
+/* Apply one fault-injection command (a line, trailing newline allowed):
+ *   down ID | up ID          broker ID (1, 2, ... or all) refuses or
+ *                            accepts connections (no leader change)
+ *   rtt ID MS                delay every response of broker ID by MS
+ *   errors API N ERR         the next N requests of type API (Fetch,
+ *                            OffsetCommit, Produce, ... or a number)
+ *                            fail with ERR (NOT_LEADER_FOR_PARTITION,
+ *                            _TRANSPORT, ... or a number)
+ *   coordinator group|transaction KEY ID   move a coordinator
+ *   leader TOPIC PARTITION ID              move a partition's leader
+ * 0, or OF_ERROR with the reason in errstr. */
+int of_broker_control(of_broker *b, const char *line, char *errstr,
+                      size_t errstr_size);
+
 void of_broker_stop(of_broker *b); /* b may be NULL */
 
 #endif

@@ -151,3 +151,23 @@ ok
 name="broker exits 0 on SIGINT"
 stop_broker INT
 ok
+
+name="broker runs fault-injection commands from stdin, one reply each"
+printf 'rtt 1 20\nerrors Fetch 2 NOT_LEADER_FOR_PARTITION\nbogus\ndown 9\nup all\n' |
+        "$of" broker >"$tmp/b.out" 2>"$tmp/b.err" &
+pid=$!
+pids+=("$pid")
+for ((i = 0; i < 100; i++)); do
+        [ "$(wc -l <"$tmp/b.out")" -ge 6 ] && break
+        kill -0 "$pid" 2>/dev/null || fail "broker exited at the end of stdin"
+        sleep 0.1
+done
+[ "$(tail -n +2 "$tmp/b.out" | cut -d: -f1-2)" = "ok rtt 1 20
+ok errors Fetch 2 NOT_LEADER_FOR_PARTITION
+error: bogus
+error: down 9
+ok up all" ] || fail "replies: $(cat "$tmp/b.out")"
+kill -0 "$pid" 2>/dev/null || fail "broker exited at the end of stdin"
+kill -TERM "$pid"
+wait "$pid" || fail "expected exit 0 after SIGTERM"
+ok

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Broker faults injected into a 3-broker embedded cluster through its
+# stdin (see `orderflow broker --help`) while a relay and a projector run:
+# Produce, Fetch and OffsetCommit errors, disconnects, high latency, the
+# group coordinator and a partition leader moved, every broker down for
+# 4 s then up. Before each fault a chunk of orders goes into the outbox, so
+# traffic meets the fault; after it, everything written must be applied.
+# At the end: every row SENT, every event on the topic, the model exact.
+. "$(dirname "$0")/lib.sh"
+app=$tmp/app.db
+rm_db=$tmp/rm.db
+chunk=${CHUNK:-2000}
+status() { "$of" outbox status --db "$app" --json; }
+applied() {
+        sqlite3 -cmd '.timeout 5000' "$rm_db" \
+                'SELECT count(*) FROM processed_events' 2>/dev/null || echo 0
+}
+applied_is() { [ "$(applied)" -eq "$rows" ]; }
+
+start_broker --brokers 3 -p 6
+"$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
+        fail "could not create $app"
+rows=1 next=1 faults=0
+"$of" relay --db "$app" -b "$addr" --batch 500 2>"$tmp/relay.err" &
+relay_pid=$!
+pids+=("$relay_pid")
+"$of" project --db "$rm_db" -b "$addr" -g bf --batch-max 200 "${fast[@]}" \
+        2>"$tmp/proj.err" &
+proj_pid=$!
+pids+=("$proj_pid")
+
+# fault NAME SECONDS INJECT-COMMANDS... -- CLEAR-COMMANDS...: write a
+# chunk, inject, hold SECONDS, clear, then wait until all is applied.
+fault() {
+        local secs=$2 c
+        name="broker fault: $1"
+        shift 2
+        python3 "$faults_dir/outbox.py" fill "$app" "$next" \
+                $((next + chunk - 1)) || fail "could not fill the outbox"
+        rows=$((rows + chunk + chunk / 2))
+        next=$((next + chunk))
+        while [ $# -gt 0 ] && [ "$1" != -- ]; do
+                ctl "$1"
+                faults=$((faults + 1))
+                shift
+        done
+        [ $# -gt 0 ] && shift
+        sleep "$secs" # the fault's length, not a wait for a result
+        for c in "$@"; do ctl "$c"; done
+        wait_until 90 "all $rows events applied after the fault" applied_is
+        alive "$relay_pid" || fail "the relay died: $(tail -3 "$tmp/relay.err")"
+        alive "$proj_pid" || fail "the projector died: $(tail -3 "$tmp/proj.err")"
+        ok "$rows events applied"
+}
+
+fault "Produce and Fetch errors (NOT_LEADER_FOR_PARTITION)" 2 \
+        "errors Produce 20 NOT_LEADER_FOR_PARTITION" \
+        "errors Fetch 20 NOT_LEADER_FOR_PARTITION"
+fault "OffsetCommit errors (COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT)" 2 \
+        "errors OffsetCommit 5 COORDINATOR_NOT_AVAILABLE" \
+        "errors OffsetCommit 5 REQUEST_TIMED_OUT"
+fault "disconnects on Fetch and Produce (_TRANSPORT)" 2 \
+        "errors Fetch 5 _TRANSPORT" "errors Produce 5 _TRANSPORT"
+fault "high latency (500 ms on every broker for 3 s)" 3 \
+        "rtt all 500" -- "rtt all 0"
+fault "group coordinator and a leader moved" 2 \
+        "coordinator group bf 3" "leader orders 0 2" "leader orders 1 3"
+fault "every broker down for 4 s, then up" 4 "down all" -- "up all"
+
+name="broker faults: every row SENT, every event on the topic, model exact"
+wait_until 30 "the outbox to drain" eval \
+        'status | grep -q "\"pending\":0,\"sent\":$rows,\"dead\":0"'
+kill -TERM "$relay_pid" "$proj_pid"
+wait_until 15 "relay and projector to stop" eval \
+        '! alive $relay_pid && ! alive $proj_pid'
+wait "$relay_pid" || fail "relay exited $? after SIGTERM"
+wait "$proj_pid" || fail "projector exited $? after SIGTERM"
+kcat -C -b "$addr" -t orders -e -q -o beginning -f '%p\t%o\t%k\t%s\n' \
+        >"$tmp/topic.tsv" 2>"$tmp/kcat.err" || fail "kcat: $(cat "$tmp/kcat.err")"
+dups=$(python3 "$faults_dir/outbox.py" topic "$app" "$tmp/topic.tsv") ||
+        fail "topic check failed"
+python3 "$faults_dir/outbox.py" model "$app" "$rm_db" ||
+        fail "read model differs from the outbox"
+figure broker_faults "$faults"
+ok "$faults faults, $rows events, $dups duplicate copies"

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Outbox helpers for the fault scenarios; an independent model of what
+the relay and the projector must produce from an app.db.
+
+outbox.py fill APP FIRST LAST   insert OrderPlaced rows for o-FIRST..o-LAST,
+                                then OrderPaid rows for the even ones
+outbox.py topic APP TSV         every outbox event on the topic (kcat -f
+                                '%p\\t%o\\t%k\\t%s\\n') as stored, keyed by its
+                                order, first OrderPlaced before first
+                                OrderPaid; prints the number of duplicates
+outbox.py model APP RM          the read model equals the model computed
+                                from the outbox's envelopes
+"""
+import json, sqlite3, sys
+
+
+def fill(app, first, last):
+    db = sqlite3.connect(app, timeout=30, isolation_level=None)
+    db.execute('BEGIN IMMEDIATE')
+    rows = []
+    for i in range(first, last + 1):
+        rows.append(('0190b5b2-0000-7000-8000-%012d' % i, 'OrderPlaced', i,
+                     '2026-11-2%dT10:15:30.123Z' % (i % 5), 'total'))
+    for i in range(first, last + 1):
+        if i % 2 == 0:
+            rows.append(('0190b5b2-0001-7000-8000-%012d' % i, 'OrderPaid', i,
+                         '2026-11-2%dT11:00:00.000Z' % (i % 7), 'amount'))
+    for eid, typ, i, at, field in rows:
+        oid = 'o-%d' % i
+        seq = db.execute('INSERT INTO outbox_messages (id, type, aggregate_id,'
+                         ' occurred_at) VALUES (?, ?, ?, ?)',
+                         (eid, typ, oid, at)).lastrowid
+        env = json.dumps({'id': eid, 'type': typ, 'aggregateId': oid,
+                          'occurredAt': at,
+                          'payload': {'orderId': oid, field: 100 + i % 1000}},
+                         separators=(',', ':'))
+        db.execute('INSERT INTO outbox_payloads (seq, payload) VALUES (?, ?)',
+                   (seq, env))
+    db.execute('COMMIT')
+
+
+def topic(app, tsv):
+    db = sqlite3.connect(app)
+    want = {r[0]: r[1] for r in db.execute(
+        'SELECT id, payload FROM outbox_messages JOIN outbox_payloads '
+        'USING (seq)')}
+    first, n = {}, 0
+    for line in open(tsv):
+        p, o, key, value = line.rstrip('\n').split('\t', 3)
+        ev = json.loads(value)
+        assert value == want.get(ev['id']), 'not an outbox row: %s' % value
+        assert key == ev['aggregateId'], (key, ev['id'])
+        first.setdefault(ev['id'], (int(p), int(o), key, ev['type']))
+        n += 1
+    missing = set(want) - set(first)
+    assert not missing, '%d events not on the topic, e.g. %s' % (
+        len(missing), sorted(missing)[:3])
+    placed = {k: (p, o) for p, o, k, t in first.values()
+              if t == 'OrderPlaced'}
+    for p, o, k, t in first.values():
+        if t == 'OrderPaid':
+            assert k in placed and placed[k][0] == p and placed[k][1] < o, \
+                'OrderPaid of %s before its OrderPlaced' % k
+    print(n - len(want))
+
+
+def model(app, rmpath):
+    app = sqlite3.connect(app)
+    rm = sqlite3.connect(rmpath, timeout=10)
+    rows, days, tot = {}, {}, [0, 0, 0, 0]
+    for (payload,) in app.execute('SELECT payload FROM outbox_payloads'):
+        ev = json.loads(payload)
+        r = rows.setdefault(ev['aggregateId'],
+                            ['ORDERED', None, None, None, None])
+        d = days.setdefault(ev['occurredAt'][:10], [0, 0, 0, 0])
+        if ev['type'] == 'OrderPlaced':
+            r[1], r[3] = ev['payload']['total'], ev['occurredAt']
+            tot[0] += 1; tot[2] += r[1]; d[0] += 1; d[2] += r[1]
+        else:
+            r[0], r[2], r[4] = 'PAID', ev['payload']['amount'], ev['occurredAt']
+            tot[1] += 1; tot[3] += r[2]; d[1] += 1; d[3] += r[2]
+    got = {r[0]: list(r[1:]) for r in rm.execute(
+        'SELECT order_id, status, total, paid_amount, placed_at, paid_at '
+        'FROM order_list')}
+    if got != rows:
+        bad = sorted(k for k in set(got) | set(rows) if got.get(k) != rows.get(k))
+        sys.exit('order_list differs in %d orders, e.g. %s: %s, want %s' % (
+            len(bad), bad[0], got.get(bad[0]), rows.get(bad[0])))
+    t = list(rm.execute('SELECT * FROM order_totals').fetchone())
+    assert t == tot, 'order_totals %s, want %s' % (t, tot)
+    gd = {r[0]: list(r[1:]) for r in rm.execute('SELECT * FROM daily_totals')}
+    assert gd == days, 'daily_totals %s, want %s' % (gd, days)
+    n, nd = rm.execute('SELECT count(*), count(DISTINCT event_id) '
+                       'FROM processed_events').fetchone()
+    want = app.execute('SELECT count(*) FROM outbox_messages').fetchone()[0]
+    assert n == nd == want, 'processed_events %d (%d distinct), want %d' % (
+        n, nd, want)
+    dl = rm.execute('SELECT count(*) FROM dead_letters').fetchone()[0]
+    assert dl == 0, '%d dead letters' % dl
+
+
+if __name__ == '__main__':
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == 'fill':
+        fill(args[0], int(args[1]), int(args[2]))
+    elif cmd == 'topic':
+        topic(*args)
+    elif cmd == 'model':
+        model(*args)
+    else:
+        sys.exit(__doc__)
