@@ -420,6 +420,50 @@ static void test_store_refuses_an_application_database(void **state)
         unlink(path);
 }
 
+/* Values of tens of MiB: a valid event with a 24 MiB unknown member is
+ * applied, a 24 MiB malformed value is a dead letter holding every byte. */
+static void test_store_values_of_tens_of_mib(void **state)
+{
+        fixture *f = *state;
+        const size_t big = 24u << 20;
+        static const char head[] =
+                "{\"id\":\"e-big\",\"type\":\"OrderPlaced\",\"aggregateId\":"
+                "\"o-big\",\"occurredAt\":\"2026-11-27T10:00:00Z\","
+                "\"payload\":{\"orderId\":\"o-big\",\"total\":7},\"x\":\"";
+        char *valid = malloc(sizeof(head) + big + 2), *bad = malloc(big);
+        of_msg m[2];
+        of_store_pos pos = {"orders", 3, 2};
+        of_store_stats stats = {0};
+        char errstr[512];
+        size_t n = sizeof(head) - 1;
+
+        assert_non_null(valid);
+        assert_non_null(bad);
+        memcpy(valid, head, n);
+        memset(valid + n, 'v', big);
+        memcpy(valid + n + big, "\"}", 2);
+        memset(bad, '{', big);
+        m[0] = (of_msg){.topic = "orders", .partition = 3, .offset = 0,
+                        .value = valid, .value_len = n + big + 2};
+        m[1] = (of_msg){.topic = "orders", .partition = 3, .offset = 1,
+                        .value = bad, .value_len = big};
+        assert_int_equal(of_store_apply_batch(f->st, m, 2, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        assert_int_equal(stats.applied, 1);
+        assert_int_equal(stats.dead, 1);
+        assert_string_equal(q(f, "SELECT total FROM order_list WHERE"
+                                 " order_id = 'o-big'"),
+                            "7");
+        /* every byte kept: 24 MiB of '{' and nothing else */
+        assert_string_equal(q(f, "SELECT typeof(value) = 'blob' AND"
+                                 " length(value) = 25165824 AND length("
+                                 "replace(CAST(value AS TEXT), '{', ''))"
+                                 " = 0 FROM dead_letters"),
+                            "1");
+        free(valid);
+        free(bad);
+}
+
 static void reopen(fixture *f)
 {
         char errstr[512];
@@ -592,6 +636,7 @@ int main(void)
                 T(test_store_newer_schema_is_refused),
                 T(test_store_sealed_ids_are_still_known),
                 T(test_store_sees_runs_sealed_by_another),
+                T(test_store_values_of_tens_of_mib),
                 T(test_store_migrates_a_processed_events_table),
                 T(test_store_rebuilds_a_filter_of_another_version),
                 T(test_store_not_a_database_is_an_error),
