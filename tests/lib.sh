@@ -1,6 +1,14 @@
 # Sourced by the shell tests and the benchmark. Expects $of (the binary)
 # and $tmp (a scratch directory).
 
+# A test's verdict on the check called $name ("ok - ..." / "not ok - ...";
+# a script may define its own fail after sourcing this).
+fail() {
+        echo "not ok - $name: $*" >&2
+        exit 1
+}
+ok() { echo "ok - $name"; }
+
 # start_broker ARGS...: `orderflow broker ARGS` in the background; sets
 # broker_pid, and addr to its first line of output (its address). Returns 1
 # when none came within 10 s.

@@ -29,7 +29,6 @@ fail() {
         [ -s "$tmp/proj.err" ] && tail -5 "$tmp/proj.err" >&2
         exit 1
 }
-ok() { echo "ok - $name"; }
 
 [ -x "$of" ] || fail "no binary at $of (run make first)"
 command -v kcat >/dev/null || fail "kcat is needed to publish events"

@@ -21,11 +21,6 @@ app=$tmp/app.db
 name=setup
 fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
 
-fail() {
-        echo "not ok - $name: $*" >&2
-        exit 1
-}
-ok() { echo "ok - $name"; }
 
 status() { "$of" outbox status --db "$app" --json; }
 

@@ -24,11 +24,6 @@ fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
 secrets=(-X sasl.username=someone -X sasl.password=Pa55-SuperSecret
          -X ssl.key.password=Key-Secret-456 -X debug=all)
 
-fail() {
-        echo "not ok - $name: $*" >&2
-        exit 1
-}
-ok() { echo "ok - $name"; }
 
 [ -x "$of" ] || fail "no binary at $of (run make first)"
 start_broker -t orders -p 3 ||
