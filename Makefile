@@ -31,6 +31,7 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/kafka.c \
            src/store.c src/store_apply.c src/store_runs.c src/store_query.c \
+           src/store_swap.c \
            src/projector.c src/broker.c \
            src/appdb.c src/relay.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)

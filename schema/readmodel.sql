@@ -81,3 +81,22 @@ CREATE TABLE IF NOT EXISTS partition_offsets (
     next_offset INTEGER NOT NULL,
     PRIMARY KEY (topic, "partition")
 ) WITHOUT ROWID;
+
+-- Internal: one row about the file itself. generation changes when a
+-- rebuild swaps a new model in (a projector on the file notices it in its
+-- next batch transaction and resumes from the new offsets); the counters
+-- add up what the batches committed (orderflow status reads them);
+-- rebuilt_at and truncated say how the file was made by a rebuild.
+CREATE TABLE IF NOT EXISTS store_info (
+    generation    INTEGER NOT NULL,
+    applied       INTEGER NOT NULL DEFAULT 0,
+    ignored       INTEGER NOT NULL DEFAULT 0,
+    duplicates    INTEGER NOT NULL DEFAULT 0,
+    dead_letters  INTEGER NOT NULL DEFAULT 0,
+    batches       INTEGER NOT NULL DEFAULT 0,
+    last_batch_at TEXT,     -- UTC, occurredAt format; NULL: none yet
+    rebuilt_at    TEXT,     -- when a rebuild made this file; NULL: never
+    truncated     TEXT      -- a rebuild over deleted history: what was gone
+);
+INSERT INTO store_info (generation)
+    SELECT abs(random()) WHERE NOT EXISTS (SELECT 1 FROM store_info);

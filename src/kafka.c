@@ -1,7 +1,9 @@
 /* Kafka client configuration shared by the projector, relay and tools:
  * our defaults first, then -X properties verbatim, so the user wins.
  * Polling, offsets and messages belong to the modules that use them. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -91,4 +93,88 @@ int of_kafka_check_opts(const of_kafka_opts *ko, char *errstr,
                 return OF_ERROR;
         rd_kafka_conf_destroy(conf);
         return 0;
+}
+
+int of_kafka_watermarks(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                        int32_t *cnt, int64_t **low, int64_t **high,
+                        char *errstr, size_t errstr_size)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        rd_kafka_resp_err_t err;
+        int32_t i, n;
+        int rc = OF_ERROR;
+
+        *cnt = 0;
+        *low = *high = NULL;
+        if (!rkt)
+                return of_errf(errstr, errstr_size, "topic %s: %s", topic,
+                               rd_kafka_err2str(rd_kafka_last_error()));
+        err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        if (err) {
+                of_errf(errstr, errstr_size, "reading metadata of %s: %s",
+                        topic, rd_kafka_err2str(err));
+                goto out;
+        }
+        if (md->topic_cnt != 1 || md->topics[0].err) {
+                of_errf(errstr, errstr_size, "topic %s: %s", topic,
+                        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                      : "not found");
+                goto out;
+        }
+        n = md->topics[0].partition_cnt;
+        *low = calloc((size_t)n + 1, sizeof(**low));
+        *high = calloc((size_t)n + 1, sizeof(**high));
+        if (!*low || !*high) {
+                of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (i = 0; i < n; i++) {
+                int32_t p = md->topics[0].partitions[i].id;
+
+                if (p < 0 || p >= n)
+                        continue;
+                err = rd_kafka_query_watermark_offsets(
+                        rk, topic, p, &(*low)[p], &(*high)[p], timeout_ms);
+                if (err) {
+                        of_errf(errstr, errstr_size,
+                                "reading the offsets of %s [%" PRId32
+                                "]: %s",
+                                topic, p, rd_kafka_err2str(err));
+                        goto out;
+                }
+        }
+        *cnt = n;
+        rc = 0;
+out:
+        if (rc) {
+                free(*low);
+                free(*high);
+                *low = *high = NULL;
+        }
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        return rc;
+}
+
+int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms,
+                         int32_t *cnt, int64_t **low, int64_t **high,
+                         char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *conf;
+        rd_kafka_t *rk;
+        char why[512];
+        int err;
+
+        if (of_kafka_conf_new(&conf, ko, NULL, errstr, errstr_size))
+                return OF_ERROR;
+        if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
+                rd_kafka_conf_destroy(conf);
+                return of_errf(errstr, errstr_size, "kafka: %s", why);
+        }
+        err = of_kafka_watermarks(rk, ko->topic, timeout_ms, cnt, low, high,
+                                  errstr, errstr_size);
+        rd_kafka_destroy(rk);
+        return err;
 }

@@ -33,6 +33,9 @@ typedef struct part_pos {
 
 #define LAT_MAX_MS 10000 /* latencies above this share the last bucket */
 #define PROGRESS_EVERY 1000000 /* messages between two progress lines */
+/* An idle projector looks this often (ms) for a rebuild's swap, which a
+ * batch transaction would notice by itself. */
+#define REPLACED_CHECK_MS 500
 
 struct of_projector {
         of_store *st;
@@ -55,6 +58,7 @@ struct of_projector {
         uint32_t *lat;     /* LAT_MAX_MS + 1 buckets: ms from the message's
                             * timestamp to its commit; NULL: not kept */
         int64_t ts_next;   /* the timestamp of the next handled message */
+        int64_t checked_ms; /* when the file's generation was last seen */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
         char err[1100];    /* its message */
@@ -231,7 +235,7 @@ static void commit_kafka(of_projector *pj)
         rd_kafka_resp_err_t err;
         size_t i;
 
-        if (!pj->rk || !pj->npos)
+        if (!pj->rk || !pj->npos || !pj->o.group)
                 return;
         offsets = rd_kafka_topic_partition_list_new((int)pj->npos);
         for (i = 0; i < pj->npos; i++)
@@ -348,6 +352,16 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
                                   ? pj->o.max_retry_ms
                                   : backoff * 2;
         }
+        if (err == OF_ESTALE) {
+                /* A rebuild swapped a new model in: what we hold was read
+                 * for the old one. The consumer loop seeks to the new
+                 * file's offsets (resync()). */
+                of_log(OF_LOG_WARN, "%s (%zu messages dropped, to be read "
+                       "again from the new model's offsets)", errstr,
+                       pj->n);
+                batch_clear(pj);
+                goto out;
+        }
         if (err)
                 goto out;
         if (pj->o.after_db_commit && pj->o.after_db_commit(pj->o.hook_opaque)) {
@@ -365,6 +379,8 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
                         pj->taken += pj->n;
                 pj->done += pj->n;
                 progress(pj);
+                if (pj->o.on_commit)
+                        pj->o.on_commit(pj->o.commit_opaque, pj->done);
         }
         commit_kafka(pj);
         batch_clear(pj);
@@ -471,7 +487,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rc = of_projector_flush(pj, errstr, sizeof(errstr));
         if (rc == OF_EABORT)
                 fail_with(pj, OF_EABORT, "", errstr);
-        else if (rc)
+        else if (rc && rc != OF_ESTALE) /* stale: the next owner reads the
+                                         * new file's offsets */
                 fail(pj, "read model: ", errstr);
         if (incremental)
                 error = rd_kafka_incremental_unassign(rk, parts);
@@ -484,53 +501,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static int query_ends(of_projector *pj, end_state *es, char *errstr,
                       size_t errstr_size)
 {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(pj->rk, pj->o.ko.topic,
-                                                   NULL);
-        rd_kafka_resp_err_t err;
-        int32_t i;
-        int rc = OF_ERROR;
-
-        err = rd_kafka_metadata(pj->rk, 0, rkt, &md, 10000);
-        if (err) {
-                of_errf(errstr, errstr_size, "reading metadata of %s: %s",
-                        pj->o.ko.topic, rd_kafka_err2str(err));
-                goto out;
-        }
-        if (md->topic_cnt != 1 || md->topics[0].err) {
-                of_errf(errstr, errstr_size, "topic %s: %s", pj->o.ko.topic,
-                        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
-                                      : "not found");
-                goto out;
-        }
-        es->cnt = md->topics[0].partition_cnt;
-        es->end = calloc((size_t)es->cnt + 1, sizeof(*es->end));
-        es->low = calloc((size_t)es->cnt + 1, sizeof(*es->low));
-        if (!es->end || !es->low) {
-                of_errf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        for (i = 0; i < es->cnt; i++) {
-                int32_t p = md->topics[0].partitions[i].id;
-
-                if (p < 0 || p >= es->cnt)
-                        continue;
-                err = rd_kafka_query_watermark_offsets(
-                        pj->rk, pj->o.ko.topic, p, &es->low[p], &es->end[p],
-                        10000);
-                if (err) {
-                        of_errf(errstr, errstr_size,
-                                "reading the end of %s [%" PRId32 "]: %s",
-                                pj->o.ko.topic, p, rd_kafka_err2str(err));
-                        goto out;
-                }
-        }
-        rc = 0;
-out:
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        return rc;
+        return of_kafka_watermarks(pj->rk, pj->o.ko.topic, 10000, &es->cnt,
+                                   &es->low, &es->end, errstr, errstr_size);
 }
 
 /* Whether the read model has every partition up to its end at the start. */
@@ -577,7 +549,11 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
         };
         rd_kafka_conf_t *conf;
 
-        snprintf(group, sizeof(group), "group.id=%s", pj->o.group);
+        /* Without a group (rebuild) the partitions are assigned, never
+         * subscribed, so no group is joined; librdkafka's consumer poll
+         * still wants a group.id. */
+        snprintf(group, sizeof(group), "group.id=%s",
+                 pj->o.group ? pj->o.group : "orderflow-rebuild");
         if (of_kafka_conf_new(&conf, &pj->o.ko, defaults, errstr,
                               errstr_size))
                 return OF_ERROR;
@@ -607,6 +583,26 @@ static int subscribe(of_projector *pj, char *errstr, size_t errstr_size)
         if (err)
                 return of_errf(errstr, errstr_size, "subscribing to %s: %s",
                                pj->o.ko.topic, rd_kafka_err2str(err));
+        return 0;
+}
+
+/* Join the group; without one (rebuild), take every partition of the
+ * topic from the read model's offsets. */
+static int start(of_projector *pj, const end_state *es, char *errstr,
+                 size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *parts;
+        int32_t p;
+
+        if (pj->o.group)
+                return subscribe(pj, errstr, errstr_size);
+        parts = rd_kafka_topic_partition_list_new(es->cnt);
+        for (p = 0; p < es->cnt; p++)
+                rd_kafka_topic_partition_list_add(parts, pj->o.ko.topic, p);
+        assign(pj, pj->rk, parts, 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (pj->failed)
+                return of_errf(errstr, errstr_size, "%s", pj->err);
         return 0;
 }
 
@@ -640,6 +636,59 @@ static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
         return of_projector_handle(pj, &m, errstr, errstr_size);
 }
 
+/* After a rebuild swapped the file: move every assigned partition to the
+ * new model's offset for it (the beginning where it has none). librdkafka
+ * drops what it fetched before the seek. */
+static int resync(of_projector *pj, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        rd_kafka_resp_err_t err;
+        rd_kafka_error_t *error;
+        int i, rc = 0;
+
+        if ((err = rd_kafka_assignment(pj->rk, &parts)))
+                return of_errf(errstr, errstr_size, "kafka: assignment: %s",
+                               rd_kafka_err2str(err));
+        for (i = 0; i < parts->cnt && !rc; i++) {
+                rd_kafka_topic_partition_t *p = &parts->elems[i];
+                int64_t next;
+
+                rc = of_store_offset(&next, pj->st, p->topic, p->partition,
+                                     errstr, errstr_size);
+                p->offset = rc == OF_ENOTFOUND ? RD_KAFKA_OFFSET_BEGINNING
+                                               : next;
+                if (rc == OF_ENOTFOUND)
+                        rc = 0;
+        }
+        if (!rc && parts->cnt &&
+            (error = rd_kafka_seek_partitions(pj->rk, parts, 10000))) {
+                rc = of_errf(errstr, errstr_size, "kafka: seek: %s",
+                             rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        for (i = 0; i < parts->cnt && !rc; i++)
+                if (parts->elems[i].err)
+                        rc = of_errf(errstr, errstr_size,
+                                     "kafka: seek %s [%" PRId32 "]: %s",
+                                     parts->elems[i].topic,
+                                     parts->elems[i].partition,
+                                     rd_kafka_err2str(parts->elems[i].err));
+        if (!rc)
+                of_log(OF_LOG_INFO, "resumed %d partitions from the new "
+                       "model's offsets", parts->cnt);
+        rd_kafka_topic_partition_list_destroy(parts);
+        return rc;
+}
+
+/* Flush the batch; when the file was swapped, resync instead. */
+static int flush_or_resync(of_projector *pj, char *errstr,
+                           size_t errstr_size)
+{
+        int err = of_projector_flush(pj, errstr, errstr_size);
+
+        return err == OF_ESTALE ? resync(pj, errstr, errstr_size) : err;
+}
+
 static int loop(of_projector *pj, const end_state *es, char *errstr,
                 size_t errstr_size)
 {
@@ -665,11 +714,23 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                 }
                 if (pj->failed)
                         break;
+                if (!pj->opened_ms &&
+                    now_ms() - pj->checked_ms >= REPLACED_CHECK_MS) {
+                        pj->checked_ms = now_ms();
+                        err = of_store_check_replaced(pj->st, errstr,
+                                                      errstr_size);
+                        if (err == OF_ESTALE) {
+                                of_log(OF_LOG_WARN, "%s", errstr);
+                                err = resync(pj, errstr, errstr_size);
+                        }
+                        if (err)
+                                return err;
+                }
                 if (pj->n >= pj->o.batch_max ||
                     (pj->opened_ms &&
                      now_ms() - pj->opened_ms >= pj->o.batch_ms)) {
-                        if ((err = of_projector_flush(pj, errstr,
-                                                      errstr_size)))
+                        if ((err = flush_or_resync(pj, errstr,
+                                                   errstr_size)))
                                 return err;
                         if (es && (err = at_end(pj, es, errstr,
                                                 errstr_size)) != 0)
@@ -680,7 +741,8 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                 of_errf(errstr, errstr_size, "%s", pj->err);
                 return pj->failed;
         }
-        return of_projector_flush(pj, errstr, errstr_size);
+        err = of_projector_flush(pj, errstr, errstr_size);
+        return err == OF_ESTALE ? 0 : err; /* stopping: nothing to resume */
 }
 
 int of_projector_run(of_store *st, const of_projector_opts *o,
@@ -690,6 +752,10 @@ int of_projector_run(of_store *st, const of_projector_opts *o,
         end_state es = {0};
         int err, done = 0;
 
+        if (!o->group && !o->exit_at_end)
+                return of_errf(errstr, errstr_size,
+                               "a projector without a group needs "
+                               "exit_at_end");
         if ((err = of_projector_new(&pj, st, o, errstr, errstr_size)) ||
             (err = consumer_new(pj, errstr, errstr_size)))
                 goto out;
@@ -701,12 +767,9 @@ int of_projector_run(of_store *st, const of_projector_opts *o,
                         goto out;
                 }
         }
-        if (!done) {
-                if ((err = subscribe(pj, errstr, errstr_size)))
-                        goto out;
+        if (!done && !(err = start(pj, &es, errstr, errstr_size)))
                 err = loop(pj, o->exit_at_end ? &es : NULL, errstr,
                            errstr_size);
-        }
         if (err == OF_EABORT) {
                 /* A simulated crash: no commit, no goodbye to the group. */
                 rd_kafka_destroy_flags(pj->rk,

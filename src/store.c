@@ -4,6 +4,7 @@
  * runs of processed_events are store_runs.c's; decoding is event.c's;
  * reading the relations for people is store_query.c's; when to apply a
  * batch is the projector's. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "orderflow/event.h"
 #include "orderflow/log.h"
 #include "orderflow/store.h"
+#include "orderflow/timestamp.h"
 
 #include "store_int.h"
 
@@ -77,6 +79,12 @@ static const char sql_dead_put[] =
         "INSERT INTO dead_letters (topic, partition, offset, key, value,"
         " reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         " ON CONFLICT DO NOTHING";
+static const char sql_gen_get[] = "SELECT generation FROM store_info";
+static const char sql_info_add[] =
+        "UPDATE store_info SET applied = applied + ?1,"
+        " ignored = ignored + ?2, duplicates = duplicates + ?3,"
+        " dead_letters = dead_letters + ?4, batches = batches + 1,"
+        " last_batch_at = ?5";
 static const char sql_offset_get[] =
         "SELECT next_offset FROM partition_offsets"
         " WHERE topic = ?1 AND partition = ?2";
@@ -160,6 +168,8 @@ static int prepare_all(of_store *st, char *errstr, size_t errstr_size)
                 {&st->dead_put, sql_dead_put},
                 {&st->offset_get, sql_offset_get},
                 {&st->offset_put, sql_offset_put},
+                {&st->gen_get, sql_gen_get},
+                {&st->info_add, sql_info_add},
         };
         size_t i;
 
@@ -191,6 +201,22 @@ static int check_version(of_store *st, char *errstr, size_t errstr_size)
                               OF_SCHEMA_VERSION);
         sqlite3_finalize(stmt);
         return err;
+}
+
+/* The file's generation (store_info): 0, or an OF_E* code. Run inside a
+ * transaction, it tells whether a rebuild swapped the file in since. */
+static int read_generation(of_store *st, int64_t *out, char *errstr,
+                           size_t errstr_size)
+{
+        int rc = sqlite3_step(st->gen_get);
+
+        if (rc == SQLITE_ROW)
+                *out = sqlite3_column_int64(st->gen_get, 0);
+        sqlite3_reset(st->gen_get);
+        if (rc != SQLITE_ROW)
+                return store_fail(st, rc, "reading store_info", errstr,
+                                  errstr_size);
+        return 0;
 }
 
 /* Whether the file holds table name already: 1 yes, 0 no, <0 failure.
@@ -278,10 +304,16 @@ int of_store_open(of_store **out, const char *path, char *errstr,
         }
         if (check_version(st, errstr, errstr_size) ||
             prepare_all(st, errstr, errstr_size) ||
+            read_generation(st, &st->generation, errstr, errstr_size) ||
             store_runs_load(st, errstr, errstr_size))
                 goto fail;
+        if (!(st->path = strdup(path))) {
+                of_errf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
         st->seal_events = SEAL_EVENTS;
-        sqlite3_busy_timeout(st->db, 1000);
+        st->busy_ms = 1000;
+        sqlite3_busy_timeout(st->db, st->busy_ms);
         *out = st;
         return 0;
 fail:
@@ -291,7 +323,26 @@ fail:
 
 void of_store_set_busy_timeout(of_store *st, int ms)
 {
+        st->busy_ms = ms;
         sqlite3_busy_timeout(st->db, ms);
+}
+
+/* After a rebuild swapped another model into the file: a new connection
+ * in place of st's, with nothing cached from the old model (runs, filters,
+ * counts), and the same settings. */
+static int reopen(of_store *st, char *errstr, size_t errstr_size)
+{
+        of_store *fresh, old;
+
+        if (of_store_open(&fresh, st->path, errstr, errstr_size))
+                return OF_ERROR;
+        fresh->seal_events = st->seal_events;
+        of_store_set_busy_timeout(fresh, st->busy_ms);
+        old = *st;
+        *st = *fresh;
+        *fresh = old;
+        of_store_close(fresh);
+        return 0;
 }
 
 void of_store_close(of_store *st)
@@ -310,6 +361,7 @@ void of_store_close(of_store *st)
         free(st->order);
         free(st->ids);
         free(st->aggs);
+        free(st->path);
         free(st);
 }
 
@@ -331,6 +383,21 @@ int of_store_offset(int64_t *out, of_store *st, const char *topic,
                                  errstr_size);
         sqlite3_reset(stmt);
         return err;
+}
+
+int of_store_check_replaced(of_store *st, char *errstr, size_t errstr_size)
+{
+        int64_t generation;
+        int err = read_generation(st, &generation, errstr, errstr_size);
+
+        if (err || generation == st->generation)
+                return err;
+        if (reopen(st, errstr, errstr_size))
+                return OF_ERROR;
+        of_errf(errstr, errstr_size,
+                "the read model was replaced (generation %" PRId64 ")",
+                st->generation);
+        return OF_ESTALE;
 }
 
 /* ---- the batch transaction ---- */
@@ -399,6 +466,21 @@ static int write_offsets(of_store *st, const of_store_pos *pos, size_t npos,
         return 0;
 }
 
+/* The batch's counters and time into store_info (orderflow status). */
+static int write_info(of_store *st, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = st->info_add;
+        char now[OF_TS_LEN + 1];
+
+        of_timestamp_from_ms(now, of_timestamp_now_ms());
+        sqlite3_bind_int64(stmt, 1, (int64_t)st->pending.applied);
+        sqlite3_bind_int64(stmt, 2, (int64_t)st->pending.ignored);
+        sqlite3_bind_int64(stmt, 3, (int64_t)st->pending.duplicates);
+        sqlite3_bind_int64(stmt, 4, (int64_t)st->pending.dead);
+        sqlite3_bind_text(stmt, 5, now, -1, SQLITE_TRANSIENT);
+        return store_step(st, stmt, errstr, errstr_size);
+}
+
 static int key_cmp(const void *pa, const void *pb)
 {
         const keyed_msg *a = pa, *b = pb;
@@ -457,10 +539,16 @@ static int apply_txn(of_store *st, const of_msg *msgs, size_t n,
         size_t i, at;
         int err;
 
+        int64_t generation;
+
         store_batch_reset(st);
         st->keyed = keyed;
         if ((err = store_step(st, st->begin, errstr, errstr_size)) ||
-            (err = store_runs_refresh(st, errstr, errstr_size)) ||
+            (err = read_generation(st, &generation, errstr, errstr_size)))
+                return err;
+        if (generation != st->generation)
+                return OF_ESTALE;
+        if ((err = store_runs_refresh(st, errstr, errstr_size)) ||
             (err = load_totals(st, errstr, errstr_size)))
                 return err;
         for (i = 0; i < n; i++) {
@@ -470,7 +558,8 @@ static int apply_txn(of_store *st, const of_msg *msgs, size_t n,
                         return err;
         }
         if ((err = write_sums(st, errstr, errstr_size)) ||
-            (err = write_offsets(st, pos, npos, errstr, errstr_size)))
+            (err = write_offsets(st, pos, npos, errstr, errstr_size)) ||
+            (err = write_info(st, errstr, errstr_size)))
                 return err;
         return 0;
 }
@@ -501,6 +590,16 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                 stats->in_log_order++;
                 err = apply_txn(st, msgs, n, pos, npos, 0, errstr,
                                 errstr_size);
+        }
+        if (err == OF_ESTALE) {
+                store_rollback(st);
+                if (reopen(st, errstr, errstr_size))
+                        return OF_ERROR;
+                of_errf(errstr, errstr_size,
+                        "the read model was replaced (generation %" PRId64
+                        "); its batch was not applied",
+                        st->generation);
+                return OF_ESTALE;
         }
         if (err)
                 goto out;

@@ -68,6 +68,10 @@ struct of_store {
         sqlite3_stmt *place, *pay, *order_get;
         sqlite3_stmt *dead_put;
         sqlite3_stmt *offset_get, *offset_put;
+        sqlite3_stmt *gen_get, *info_add;
+        char *path;            /* the file, for reopening */
+        int64_t generation;    /* store_info's when the file was opened */
+        int busy_ms;           /* of_store_set_busy_timeout's */
         sealed_run *runs;      /* oldest first */
         size_t nruns;
         of_idfilter_set set;   /* the filters of the runs of one size */

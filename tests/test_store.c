@@ -561,6 +561,112 @@ static void test_store_sees_runs_sealed_by_another(void **state)
         of_store_close(other);
 }
 
+/* A rebuild copies a new model into the live file: a reader sees it whole,
+ * and a store open on the live file gets OF_ESTALE for its next batch
+ * (nothing of it applied), is then open on the new model, and applies
+ * the batch again on top of it. The info counts what each file holds. */
+static void test_store_replaced_file_is_noticed(void **state)
+{
+        fixture *f = *state;
+        char *fresh_path = tu_tmp_path("fresh.db");
+        of_store *fresh = NULL;
+        of_store_info before, after;
+        char errstr[512];
+        int64_t next;
+        const char *old[] = {
+                PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"),
+                PLACED("e2", "o2", "20", "2026-11-27T10:00:00Z"),
+        };
+        const char *late[] = {
+                PAID("e3", "o1", "10", "2026-11-28T10:00:00Z"),
+        };
+        of_msg m = msg_at(old[0], 0, 0);
+        of_store_pos pos = {"orders", 0, 1};
+        of_store_stats stats = {0};
+
+        assert_int_equal(apply(f, old, 2), 0); /* offsets 0, 1 */
+        assert_int_equal(of_store_info_read(&before, f->path, errstr,
+                                            sizeof(errstr)), 0);
+        assert_int_equal(before.orders, 2);
+        assert_int_equal(before.applied, 2);
+        assert_int_equal(before.batches, 1);
+        assert_int_equal((int)before.nparts, 1);
+        assert_int_equal(before.parts[0].next_offset, 2);
+        /* the new model: only offset 0 (a "fixed" replay up to 1) */
+        assert_int_equal(of_store_open(&fresh, fresh_path, errstr,
+                                       sizeof(errstr)), 0);
+        assert_int_equal(of_store_set_rebuilt(fresh, "orders [9] gone",
+                                              errstr, sizeof(errstr)), 0);
+        assert_int_equal(of_store_apply_batch(fresh, &m, 1, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        of_store_close(fresh);
+        assert_int_equal(of_store_replace(f->path, fresh_path, 5000, errstr,
+                                          sizeof(errstr)), 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM order_list"), "1");
+        assert_string_equal(q(f, "SELECT truncated FROM store_info"),
+                            "orders [9] gone");
+        assert_string_equal(q(f, "PRAGMA journal_mode"), "wal");
+        /* the live store's next batch is refused, then it is on the new
+         * model and resumes from its offset */
+        assert_int_equal(apply(f, late, 1), OF_ESTALE);
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "1");
+        assert_int_equal(of_store_offset(&next, f->st, "orders", 0, errstr,
+                                         sizeof(errstr)),
+                         0);
+        assert_int_equal(next, 1);
+        f->next_offset = 1;
+        assert_int_equal(apply(f, old + 1, 1), 0);
+        assert_int_equal(apply(f, late, 1), 0);
+        assert_int_equal(of_store_check_replaced(f->st, errstr,
+                                                 sizeof(errstr)),
+                         0);
+        assert_int_equal(of_store_info_read(&after, f->path, errstr,
+                                            sizeof(errstr)), 0);
+        assert_true(after.generation != before.generation);
+        assert_int_equal(after.orders, 2);
+        assert_int_equal(after.applied, 3);
+        assert_int_equal(after.paid_amount, 10);
+        assert_int_equal(after.placed_amount, 30);
+        assert_int_equal(after.events, 3);
+        assert_true(after.rebuilt_at[0] != '\0');
+        of_store_info_free(&before);
+        of_store_info_free(&after);
+        tu_tmp_free(fresh_path);
+}
+
+/* Between batches, an idle store notices the swap too. */
+static void test_store_idle_store_notices_replacement(void **state)
+{
+        fixture *f = *state;
+        char *fresh_path = tu_tmp_path("fresh.db");
+        of_store *fresh = NULL;
+        char errstr[512];
+        int64_t next;
+
+        assert_int_equal(apply1(f, PLACED("e1", "o1", "10",
+                                          "2026-11-27T10:00:00Z")),
+                         0);
+        assert_int_equal(of_store_check_replaced(f->st, errstr,
+                                                 sizeof(errstr)),
+                         0);
+        assert_int_equal(of_store_open(&fresh, fresh_path, errstr,
+                                       sizeof(errstr)), 0);
+        of_store_close(fresh);
+        assert_int_equal(of_store_replace(f->path, fresh_path, 5000, errstr,
+                                          sizeof(errstr)), 0);
+        assert_int_equal(of_store_check_replaced(f->st, errstr,
+                                                 sizeof(errstr)),
+                         OF_ESTALE);
+        assert_int_equal(of_store_offset(&next, f->st, "orders", 0, errstr,
+                                         sizeof(errstr)),
+                         OF_ENOTFOUND);
+        assert_int_equal(of_store_check_replaced(f->st, errstr,
+                                                 sizeof(errstr)),
+                         0);
+        tu_tmp_free(fresh_path);
+}
+
 /* A file whose processed_events is the table of earlier versions: it
  * becomes processed_recent, and its ids stay known. */
 static void test_store_migrates_a_processed_events_table(void **state)
@@ -636,6 +742,8 @@ int main(void)
                 T(test_store_newer_schema_is_refused),
                 T(test_store_sealed_ids_are_still_known),
                 T(test_store_sees_runs_sealed_by_another),
+        T(test_store_replaced_file_is_noticed),
+        T(test_store_idle_store_notices_replacement),
                 T(test_store_values_of_tens_of_mib),
                 T(test_store_migrates_a_processed_events_table),
                 T(test_store_rebuilds_a_filter_of_another_version),

@@ -13,6 +13,7 @@ enum {
         OF_EBUSY     = -3, /* transient: locked, busy, disk full; retry */
         OF_EABORT    = -4, /* stopped on purpose (test hook, stale file) */
         OF_EEXISTS   = -5, /* the thing to create exists already */
+        OF_ESTALE    = -6, /* the file was replaced (a rebuild): reopened */
 };
 
 /* Exit codes of the command line (CONTRACT 3). */

@@ -51,6 +51,19 @@ int of_kafka_conf_new(rd_kafka_conf_t **out, const of_kafka_opts *ko,
 int of_kafka_check_opts(const of_kafka_opts *ko, char *errstr,
                         size_t errstr_size);
 
+/* The partitions of topic and their first and end (high watermark)
+ * offsets, asked of the brokers through rk (any client type), waiting up
+ * to timeout_ms for each answer. *low and *high are indexed by partition
+ * id, *cnt of them; the caller frees both. */
+int of_kafka_watermarks(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                        int32_t *cnt, int64_t **low, int64_t **high,
+                        char *errstr, size_t errstr_size);
+
+/* The same for ko->topic through a short-lived client of ko's brokers. */
+int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms,
+                         int32_t *cnt, int64_t **low, int64_t **high,
+                         char *errstr, size_t errstr_size);
+
 /* Whether a "key=value" property names a secret (its value must never be
  * printed): anything containing "password" or "secret". */
 int of_kafka_prop_is_secret(const char *prop);

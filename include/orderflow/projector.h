@@ -17,7 +17,9 @@
 
 typedef struct of_projector_opts {
         of_kafka_opts ko;
-        const char *group;     /* consumer group */
+        const char *group;     /* consumer group; NULL: none, every
+                                * partition assigned (needs exit_at_end:
+                                * rebuild) */
         int exit_at_end;       /* -e: stop once the start's end is applied */
         size_t batch_max;      /* messages per transaction */
         int batch_ms;          /* ms a batch may stay open */
@@ -27,6 +29,10 @@ typedef struct of_projector_opts {
          * would (no Kafka commit, no group leave): OF_EABORT. */
         int (*after_db_commit)(void *opaque);
         void *hook_opaque;
+        /* Called after each committed batch with the messages committed
+         * since the start (rebuild's progress); may be NULL. */
+        void (*on_commit)(void *opaque, uint64_t done);
+        void *commit_opaque;
         volatile sig_atomic_t *stop; /* set (by a signal) to stop; may be
                                       * NULL */
 } of_projector_opts;
@@ -56,7 +62,9 @@ void of_projector_mark(of_projector *pj, int32_t partition,
                        int64_t next_offset);
 
 /* Apply the batch in hand, retrying OF_EBUSY with backoff; on success the
- * batch is empty. Returns OF_EABORT when the test hook asked to stop. */
+ * batch is empty. Returns OF_EABORT when the test hook asked to stop, and
+ * OF_ESTALE (the batch dropped) when a rebuild replaced the read model:
+ * the messages must be read again from the new file's offsets. */
 int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size);
 
 /* Messages in the batch in hand. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "orderflow/kafka.h"
+#include "orderflow/timestamp.h"
 
 #define OF_SCHEMA_VERSION 1
 
@@ -55,11 +56,18 @@ int of_store_offset(int64_t *out, of_store *st, const char *topic,
  * (CONTRACT 2), anything else becomes a dead letter. On failure the
  * transaction is rolled back, nothing is counted, and the same batch may
  * be given again: OF_EBUSY means transient (locked, busy, disk full),
- * OF_ERROR anything else. */
+ * OF_ESTALE that a rebuild replaced the file since st was opened (st is
+ * now open on the new model, nothing of the batch was applied: resume
+ * from the new file's offsets), OF_ERROR anything else. */
 int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                          const of_store_pos *pos, size_t npos,
                          of_store_stats *stats, char *errstr,
                          size_t errstr_size);
+
+/* Between batches: whether a rebuild replaced the file since st was
+ * opened. 0 no; OF_ESTALE yes (st is now open on the new model: resume
+ * from its offsets); or an OF_E* failure. */
+int of_store_check_replaced(of_store *st, char *errstr, size_t errstr_size);
 
 /* How long (ms) a write waits for another process's lock before
  * of_store_apply_batch reports OF_EBUSY. Default 1000. */
@@ -69,6 +77,53 @@ void of_store_set_busy_timeout(of_store *st, int ms);
  * run once it holds n rows (default 131,072). Tests set a small n to
  * exercise many runs. */
 void of_store_set_seal_events(of_store *st, int64_t n);
+
+/* ---- The file as a whole: status and rebuild (store_swap.c) ---- */
+
+#define OF_STORE_TRUNCATED_MAX 512
+
+/* A partition's next offset to apply, as stored in the file. */
+typedef struct of_store_part {
+        char *topic;
+        int32_t partition;
+        int64_t next_offset;
+} of_store_part;
+
+/* What a read model holds and how it was made. */
+typedef struct of_store_info {
+        int64_t generation;   /* changes when a rebuild swaps a model in */
+        int64_t applied, ignored, duplicates, dead, batches; /* committed */
+        char last_batch_at[OF_TS_LEN + 1]; /* "" when no batch yet */
+        char rebuilt_at[OF_TS_LEN + 1];    /* "" when never rebuilt */
+        char truncated[OF_STORE_TRUNCATED_MAX]; /* "" unless rebuilt over
+                                                 * deleted history */
+        int64_t orders;       /* rows of order_list */
+        int64_t events;       /* rows of processed_events */
+        int64_t dead_rows;    /* rows of dead_letters */
+        int64_t orders_placed, orders_paid, placed_amount, paid_amount;
+        of_store_part *parts; /* partition_offsets, by topic and partition */
+        size_t nparts;
+} of_store_info;
+
+/* Read the info of the read model at path on a read-only connection (the
+ * file must exist; a projector may be writing it). Free with
+ * of_store_info_free. */
+int of_store_info_read(of_store_info *out, const char *path, char *errstr,
+                       size_t errstr_size);
+void of_store_info_free(of_store_info *info);
+
+/* A file being built by a rebuild: no fsync (a crash throws it away),
+ * and a record of when it was built and, when not "", what history was
+ * missing (OF_STORE_TRUNCATED_MAX bytes at most). */
+int of_store_set_rebuilt(of_store *st, const char *truncated, char *errstr,
+                         size_t errstr_size);
+
+/* Copy the complete read model at fresh into the file at live, in ONE
+ * write transaction of live (SQLite's online backup): readers of live see
+ * the old model until it commits, then the new one; a projector on live
+ * sees a new generation. Waits up to timeout_ms for live's write lock. */
+int of_store_replace(const char *live, const char *fresh, int timeout_ms,
+                     char *errstr, size_t errstr_size);
 
 /* ---- Reading the contract's relations (store_query.c) ---- */
 

@@ -1,0 +1,347 @@
+/* orderflow rebuild: replay the topic from its first offset into a new
+ * read model beside the live one (the projector's apply path, no consumer
+ * group), then swap it into the live file in one transaction, and compare
+ * the two. History deleted by retention is refused unless
+ * --allow-truncated. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "orderflow/cli.h"
+#include "orderflow/cmd.h"
+#include "orderflow/error.h"
+#include "orderflow/log.h"
+#include "orderflow/projector.h"
+#include "orderflow/store.h"
+#include "orderflow/timestamp.h"
+
+#define CMD "rebuild"
+
+/* How long the swap waits for the live file's write lock (a projector's
+ * batch holds it for well under a second). */
+#define SWAP_TIMEOUT_MS 60000
+/* Progress on a terminal is redrawn at most this often. */
+#define REDRAW_MS 250
+
+static void print_help(void)
+{
+        printf("usage: orderflow rebuild --db PATH [-b LIST] [-t NAME] "
+               "[--allow-truncated] [-X key=value]...\n\n"
+               "Replay every partition of the topic from its first offset "
+               "to the end it has\nnow into a new read model beside PATH "
+               "(PATH.rebuild), then swap it into PATH\nin one transaction: "
+               "readers of PATH see the old model until the new one is\n"
+               "complete, then the new one. A projector running on PATH "
+               "notices the swap,\ndrops the batch in hand and resumes from "
+               "the new model's offsets. Prints the\nold and new model side "
+               "by side at the end.\n\n"
+               "options:\n"
+               "  --db PATH            the live read-model file (required; "
+               "created if missing)\n" OF_CLI_KAFKA_HELP
+               "  --allow-truncated    rebuild even though retention has "
+               "deleted the start of\n"
+               "                       the topic (recorded in the new "
+               "file)\n"
+               "  -v, --verbose        more log lines\n"
+               "  -q, --quiet          no progress, errors only\n"
+               "  -h, --help           this help\n");
+}
+
+/* Where the replay stands, for the progress line. */
+typedef struct progress {
+        int64_t total;    /* offsets to replay in all */
+        int64_t start_ms;
+        int64_t drawn_ms; /* last redraw on a terminal */
+        int tenth;        /* last tenth reported on a non-terminal */
+        int tty, quiet;
+} progress;
+
+static void progress_line(progress *pg, uint64_t done, int final)
+{
+        int64_t now = of_timestamp_now_ms(), ms = now - pg->start_ms;
+        double pct = pg->total ? 100.0 * (double)done / (double)pg->total
+                               : 100.0;
+        double rate = ms > 0 ? (double)done * 1000.0 / (double)ms : 0.0;
+        char eta[32] = "-";
+        int tenth;
+
+        if (pg->quiet)
+                return;
+        if (pct > 100.0)
+                pct = 100.0;
+        if (rate > 0 && (int64_t)done < pg->total)
+                snprintf(eta, sizeof(eta), "%.0f s",
+                         (double)(pg->total - (int64_t)done) / rate);
+        if (pg->tty) {
+                if (!final && now - pg->drawn_ms < REDRAW_MS)
+                        return;
+                pg->drawn_ms = now;
+                fprintf(stderr,
+                        "\r\033[Krebuild: %" PRIu64 " of %" PRId64
+                        " events (%.0f%%), %.0f/s, ETA %s%s",
+                        done, pg->total, pct, rate, eta, final ? "\n" : "");
+                return;
+        }
+        tenth = (int)(pct / 10.0);
+        if (tenth <= pg->tenth && !(final && tenth < 10))
+                return;
+        pg->tenth = tenth;
+        /* Shown without -v: -q (pg->quiet) is what silences it. */
+        of_log_write(OF_LOG_INFO, "rebuild: %" PRIu64 " of %" PRId64
+               " events (%.0f%%), %.0f/s, ETA %s",
+               done, pg->total, pct, rate, eta);
+}
+
+static void on_commit(void *opaque, uint64_t done)
+{
+        progress_line(opaque, done, 0);
+}
+
+/* The partitions whose first offsets are gone, as one line ("" when
+ * none); the number of offsets gone in all. */
+static int64_t truncation(char *out, size_t size, const char *topic,
+                          int32_t cnt, const int64_t *low)
+{
+        int64_t gone = 0;
+        size_t len = 0;
+        int32_t p;
+
+        out[0] = '\0';
+        for (p = 0; p < cnt; p++) {
+                if (low[p] <= 0)
+                        continue;
+                gone += low[p];
+                if (len < size)
+                        len += (size_t)snprintf(
+                                out + len, size - len,
+                                "%s%s [%" PRId32 "] offsets 0-%" PRId64
+                                " gone (%" PRId64 ")",
+                                len ? ", " : "", topic, p, low[p] - 1,
+                                low[p]);
+        }
+        return gone;
+}
+
+/* Remove path and its SQLite companions. */
+static void remove_db(const char *path)
+{
+        char side[4200];
+
+        unlink(path);
+        snprintf(side, sizeof(side), "%s-wal", path);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", path);
+        unlink(side);
+}
+
+static void compare_row(const char *what, int64_t before, int64_t after)
+{
+        printf("%-16s %16" PRId64 " %16" PRId64 " %+16" PRId64 "\n", what,
+               before, after, after - before);
+}
+
+static void compare(const of_store_info *a, const of_store_info *b)
+{
+        printf("%-16s %16s %16s %16s\n", "", "before", "after", "change");
+        compare_row("orders", a->orders, b->orders);
+        compare_row("orders placed", a->orders_placed, b->orders_placed);
+        compare_row("orders paid", a->orders_paid, b->orders_paid);
+        compare_row("placed amount", a->placed_amount, b->placed_amount);
+        compare_row("paid amount", a->paid_amount, b->paid_amount);
+        compare_row("events", a->events, b->events);
+        compare_row("dead letters", a->dead_rows, b->dead_rows);
+}
+
+typedef struct rebuild_args {
+        const char *db;
+        of_kafka_opts ko;
+        int allow_truncated;
+        int quiet;
+} rebuild_args;
+
+/* Replay into fresh (a path beside the live file, locked by the caller).
+ * Returns 0, or OF_ERROR with a message (interrupted included). */
+static int replay(const rebuild_args *a, const char *fresh,
+                  const char *truncated, progress *pg, char *errstr,
+                  size_t errstr_size)
+{
+        of_projector_opts o = OF_PROJECTOR_OPTS_INIT;
+        of_store_stats stats = {0};
+        of_store *st = NULL;
+        int err;
+
+        remove_db(fresh);
+        if (of_store_open(&st, fresh, errstr, errstr_size) ||
+            of_store_set_rebuilt(st, truncated, errstr, errstr_size)) {
+                of_store_close(st);
+                return OF_ERROR;
+        }
+        o.ko = a->ko;
+        o.group = NULL;
+        o.exit_at_end = 1;
+        o.stop = &of_cli_stop;
+        o.on_commit = on_commit;
+        o.commit_opaque = pg;
+        err = of_projector_run(st, &o, &stats, errstr, errstr_size);
+        of_store_close(st);
+        if (!err && of_cli_stop)
+                err = of_errf(errstr, errstr_size, "interrupted");
+        if (!err)
+                progress_line(pg, stats.applied + stats.ignored +
+                                          stats.duplicates + stats.dead,
+                              1);
+        return err ? OF_ERROR : 0;
+}
+
+static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
+{
+        of_store_info before = {0}, after = {0};
+        progress pg = {0};
+        of_store *st = NULL;
+        int64_t *low = NULL, *high = NULL, gone;
+        int32_t cnt = 0, p;
+        char fresh[4096], truncated[OF_STORE_TRUNCATED_MAX];
+        int fd = -1, err = OF_ERROR;
+
+        /* The live file exists and is a read model before anything is
+         * built (it is created when missing, so the swap has a target). */
+        if (of_store_open(&st, a->db, errstr, errstr_size))
+                return OF_ERROR;
+        of_store_close(st);
+        snprintf(fresh, sizeof(fresh), "%s.rebuild", a->db);
+        fd = open(fresh, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+                of_errf(errstr, errstr_size, "%s: %s", fresh,
+                        strerror(errno));
+                goto out;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB)) {
+                of_errf(errstr, errstr_size,
+                        "%s: another rebuild of %s is running", fresh, a->db);
+                goto out;
+        }
+        if (of_kafka_query_topic(&a->ko, 10000, &cnt, &low, &high, errstr,
+                                 errstr_size))
+                goto out;
+        gone = truncation(truncated, sizeof(truncated), a->ko.topic, cnt,
+                          low);
+        if (gone && !a->allow_truncated) {
+                of_errf(errstr, errstr_size,
+                        "history deleted by retention: %s; the rebuilt model "
+                        "would miss %" PRId64 " offsets (--allow-truncated "
+                        "rebuilds anyway)",
+                        truncated, gone);
+                goto out;
+        }
+        if (gone)
+                of_log(OF_LOG_WARN, "rebuilding without deleted history: %s",
+                       truncated);
+        for (p = 0; p < cnt; p++)
+                pg.total += high[p] - low[p];
+        pg.start_ms = of_timestamp_now_ms();
+        pg.tty = isatty(STDERR_FILENO);
+        pg.quiet = a->quiet;
+        pg.tenth = 0;
+        of_log(OF_LOG_INFO, "rebuild: %" PRId64 " offsets in %" PRId32
+               " partitions of %s into %s",
+               pg.total, cnt, a->ko.topic, fresh);
+        if (replay(a, fresh, truncated, &pg, errstr, errstr_size) ||
+            of_store_info_read(&after, fresh, errstr, errstr_size) ||
+            of_store_info_read(&before, a->db, errstr, errstr_size) ||
+            of_store_replace(a->db, fresh, SWAP_TIMEOUT_MS, errstr,
+                             errstr_size))
+                goto out;
+        of_log(OF_LOG_INFO, "rebuild: swapped into %s (generation %" PRId64
+               " replaces %" PRId64 ") after %.1f s",
+               a->db, after.generation, before.generation,
+               (double)(of_timestamp_now_ms() - pg.start_ms) / 1000.0);
+        compare(&before, &after);
+        err = 0;
+out:
+        if (fd >= 0) {
+                remove_db(fresh); /* built and copied, or given up */
+                close(fd);
+        }
+        free(low);
+        free(high);
+        of_store_info_free(&before);
+        of_store_info_free(&after);
+        return err;
+}
+
+int cmd_rebuild(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"db", required_argument, NULL, 'D'},
+                OF_CLI_KAFKA_LONGOPTS,
+                {"allow-truncated", no_argument, NULL, 'A'},
+                {"verbose", no_argument, NULL, 'v'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        rebuild_args a = {0};
+        of_cli_kafka ck;
+        char errstr[1400];
+        int opt, rc;
+
+        of_cli_kafka_init(&ck);
+        /* The replay's own lines (assignments, rates) are for -v. */
+        of_log_verbosity = OF_LOG_WARN;
+        opterr = 0;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv,
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "vqh", longopts,
+                                  NULL)) != -1) {
+                rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
+                if (rc != 1) {
+                        if (rc)
+                                return rc;
+                        continue;
+                }
+                switch (opt) {
+                case 'D':
+                        a.db = optarg;
+                        break;
+                case 'A':
+                        a.allow_truncated = 1;
+                        break;
+                case 'v':
+                        of_log_verbosity++;
+                        break;
+                case 'q':
+                        a.quiet = 1;
+                        of_log_verbosity = OF_LOG_ERROR;
+                        break;
+                case 'h':
+                        print_help();
+                        return of_cli_close_stdout(CMD);
+                default:
+                        return of_cli_bad_option(CMD, opt, argv);
+                }
+        }
+        if (optind < argc)
+                return of_cli_usage(CMD, "%s: unexpected argument",
+                                    argv[optind]);
+        if (!a.db)
+                return of_cli_usage(CMD, "--db: required");
+        a.ko = ck.ko;
+        if (of_kafka_check_opts(&a.ko, errstr, sizeof(errstr)))
+                return of_cli_usage(CMD, "%s", errstr);
+        if (of_cli_catch_stop()) {
+                fprintf(stderr, "orderflow %s: sigaction: %s\n", CMD,
+                        strerror(errno));
+                return OF_EXIT_FAILURE;
+        }
+        if (rebuild(&a, errstr, sizeof(errstr))) {
+                fprintf(stderr, "orderflow %s: %s; %s is unchanged\n", CMD,
+                        errstr, a.db);
+                return OF_EXIT_FAILURE;
+        }
+        return of_cli_close_stdout(CMD);
+}

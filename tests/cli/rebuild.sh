@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# orderflow rebuild end to end: `orderflow broker` in another process,
+# events published by kcat, a live read model with a planted "bug" (a row
+# that no event made, with totals to match). The rebuild replays the topic
+# while a reader queries the live file every 20 ms and a projector keeps
+# running on it while more events arrive: the reader never gets an error,
+# always sees consistent totals, and sees the old model (the bug, the old
+# generation) until it sees the new one, never a mix and never back; the
+# projector notices the swap and the final model is exactly what the
+# independent model (gen_stream.py) says. Then history deleted by
+# retention: refused with exit 1 naming the partition; --allow-truncated
+# goes ahead and records it. Then usage errors.
+set -u
+
+of=${ORDERFLOW:-build/orderflow}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-rebuild.XXXXXX") || exit 1
+. "$(dirname "$0")/../lib.sh"
+broker_pid= proj_pid= reader_pid=
+cleanup() {
+        for p in $reader_pid $proj_pid $broker_pid; do
+                kill -9 "$p" 2>/dev/null
+        done
+        wait 2>/dev/null
+        [ -n "${KEEP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
+}
+trap cleanup EXIT
+db=$tmp/readmodel.db
+name=setup
+fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+
+fail() {
+        echo "not ok - $name: $*" >&2
+        for f in proj.err rebuild.err; do
+                [ -s "$tmp/$f" ] && tail -5 "$tmp/$f" >&2
+        done
+        exit 1
+}
+
+[ -x "$of" ] || fail "no binary at $of (run make first)"
+command -v kcat >/dev/null || fail "kcat is needed to publish events"
+start_broker --partitions 4 || fail "the broker printed no address in 10 s"
+
+# The stream in two parts: the first before anything runs, the second
+# while the rebuild runs (kcat keeps each partition's order).
+python3 "$here/gen_stream.py" 20000 11 "$tmp" || fail "gen_stream.py failed"
+total=$(wc -l <"$tmp/stream.txt")
+half=$((total / 2))
+head -n "$half" "$tmp/stream.txt" >"$tmp/part1.txt"
+tail -n +"$((half + 1))" "$tmp/stream.txt" >"$tmp/part2.txt"
+
+name="a live model with a bug"
+kcat -P -b "$addr" -t orders -K '|' -l "$tmp/part1.txt" ||
+        fail "kcat could not publish"
+"$of" project --db "$db" -b "$addr" -g live -e -q "${fast[@]}" \
+        2>"$tmp/proj.err" || fail "project -e exited $?"
+sqlite3 "$db" "BEGIN;
+INSERT INTO order_list VALUES ('zz-bug', 'ORDERED', 5, NULL,
+        '2020-01-01T00:00:00.000Z', NULL);
+UPDATE order_totals SET orders_placed = orders_placed + 1,
+        placed_amount = placed_amount + 5;
+INSERT INTO daily_totals VALUES ('2020-01-01', 1, 0, 5, 0);
+COMMIT;" || fail "could not plant the bug"
+old_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
+ok
+
+# One read transaction per query: generation, whether the bug is there,
+# and whether totals equal the sums over order_list.
+probe="SELECT (SELECT generation FROM store_info) || '|' ||
+    (SELECT count(*) FROM order_list WHERE order_id = 'zz-bug') || '|' ||
+    ((SELECT orders_placed FROM order_totals) =
+        (SELECT count(placed_at) FROM order_list)
+     AND (SELECT placed_amount FROM order_totals) =
+        (SELECT ifnull(sum(total), 0) FROM order_list)
+     AND (SELECT paid_amount FROM order_totals) =
+        (SELECT ifnull(sum(paid_amount), 0) FROM order_list)
+     AND (SELECT ifnull(sum(placed_amount), 0) FROM daily_totals) =
+        (SELECT placed_amount FROM order_totals));"
+
+name="rebuild while a reader queries and a projector runs"
+(
+        while :; do
+                r=$(sqlite3 -cmd ".timeout 2000" "$db" "$probe" 2>&1) ||
+                        r="error: $r"
+                echo "$r" >>"$tmp/reads"
+                sleep 0.02
+        done
+) &
+reader_pid=$!
+"$of" project --db "$db" -b "$addr" -g live "${fast[@]}" \
+        2>"$tmp/proj.err" &
+proj_pid=$!
+for _ in $(seq 200); do
+        grep -q 'assigned' "$tmp/proj.err" && break
+        sleep 0.1
+done
+grep -q 'assigned' "$tmp/proj.err" || fail "the projector got no partitions"
+# More events while the rebuild runs: part of them before its end offsets,
+# part after; the projector must apply whatever the new model lacks.
+( sleep 0.3; kcat -P -b "$addr" -t orders -K '|' -l "$tmp/part2.txt" ) &
+kcat_pid=$!
+"$of" rebuild --db "$db" -b "$addr" >"$tmp/rebuild.out" \
+        2>"$tmp/rebuild.err" || fail "rebuild exited $?"
+wait "$kcat_pid" || fail "kcat could not publish the second part"
+new_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
+[ "$new_gen" != "$old_gen" ] || fail "the generation did not change"
+# The projector catches up on the new model: every offset applied.
+for _ in $(seq 600); do
+        n=$(sqlite3 -cmd ".timeout 2000" "$db" \
+                'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets')
+        [ "$n" -ge "$total" ] && break
+        sleep 0.1
+done
+[ "$n" -eq "$total" ] || fail "applied $n of $total offsets after 60 s"
+kill -0 "$proj_pid" 2>/dev/null || fail "the projector did not keep running"
+kill -TERM "$proj_pid"
+wait "$proj_pid" || fail "the projector exited $? after SIGTERM"
+proj_pid=
+kill "$reader_pid" 2>/dev/null
+wait "$reader_pid" 2>/dev/null
+reader_pid=
+grep -q 'replaced' "$tmp/proj.err" ||
+        fail "the projector never noticed the swap"
+python3 "$here/gen_stream.py" check "$db" "$tmp" ||
+        fail "the final model differs from the independent model"
+[ -s "$tmp/reads" ] || fail "the reader never ran"
+! grep -v '|1$' "$tmp/reads" | head -3 | grep . >&2 ||
+        fail "a reader got an error or inconsistent totals (above)"
+# Old (old generation, bug) until new (new generation, no bug), never a
+# mix, never back.
+awk -F'|' -v old="$old_gen" -v new="$new_gen" '
+        $1 == old && $2 == 1 { if (seen_new) { bad = "old after new" }
+                               n_old++; next }
+        $1 == new && $2 == 0 { seen_new = 1; n_new++; next }
+        { bad = "a mix: " $0 }
+        END { if (bad) { print bad; exit 1 }
+              if (!n_old || !n_new) { print "old " n_old ", new " n_new;
+                                      exit 1 } }' "$tmp/reads" >"$tmp/order" ||
+        fail "$(cat "$tmp/order")"
+[ -e "$db.rebuild" ] && fail "the new file was left beside the live one"
+grep -q '^orders ' "$tmp/rebuild.out" ||
+        fail "no comparison printed: $(head -3 "$tmp/rebuild.out")"
+grep -q 'rebuild: .* of .* events (100%)' "$tmp/rebuild.err" ||
+        fail "no progress lines on stderr"
+echo "# $(wc -l <"$tmp/reads") reads: $(grep -c "^$old_gen|" "$tmp/reads")" \
+        "old, $(grep -c "^$new_gen|" "$tmp/reads") new"
+ok
+
+name="rebuild -q prints the comparison only"
+"$of" rebuild --db "$db" -b "$addr" -q >"$tmp/rebuild.out" \
+        2>"$tmp/rebuild.err" || fail "exited $?"
+[ ! -s "$tmp/rebuild.err" ] || fail "stderr not empty: $(head -2 "$tmp/rebuild.err")"
+awk '$1 == "orders" && $2 == $3 && $4 == "+0" { ok = 1 } END { exit !ok }' \
+        "$tmp/rebuild.out" || fail "comparison: $(cat "$tmp/rebuild.out")"
+python3 "$here/gen_stream.py" check "$db" "$tmp" || fail "model changed"
+ok
+
+# ---- history deleted by retention ----
+name="truncated history is refused"
+kill "$broker_pid"
+wait "$broker_pid" 2>/dev/null
+start_broker --partitions 2 || fail "the second broker printed no address"
+# 0 and 1 get 3 MiB each; partition 0 then 4 MiB more: the mock cluster
+# keeps about 5 MiB a partition, so 0 loses its start and 1 does not.
+python3 -c '
+import json, sys
+pad = "x" * 60000
+for p, n in ((0, 50), (1, 50), (0, 70)):
+    for i in range(n):
+        sys.stdout.write("%d|p%d-%d|{\"pad\":\"%s\"}\n" % (p, p, i, pad))
+' | while IFS='|' read -r part key value; do
+        printf '%s|%s\n' "$key" "$value" >>"$tmp/big$part.txt"
+done
+kcat -P -b "$addr" -t big -p 0 -K '|' -l "$tmp/big0.txt" &&
+        kcat -P -b "$addr" -t big -p 1 -K '|' -l "$tmp/big1.txt" ||
+        fail "kcat could not publish"
+db2=$tmp/big.db
+"$of" rebuild --db "$db2" -b "$addr" -t big -q >"$tmp/rebuild.out" \
+        2>"$tmp/rebuild.err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "expected exit 1, got $rc"
+grep -q 'history deleted by retention: big \[0\] offsets 0-' \
+        "$tmp/rebuild.err" || fail "message: $(cat "$tmp/rebuild.err")"
+grep -q 'big \[1\]' "$tmp/rebuild.err" &&
+        fail "partition 1 named although complete"
+[ "$(sqlite3 "$db2" 'SELECT count(*) FROM dead_letters')" -eq 0 ] ||
+        fail "the live file changed"
+echo "# $(cat "$tmp/rebuild.err")"
+ok
+
+name="--allow-truncated goes ahead and records it"
+"$of" rebuild --db "$db2" -b "$addr" -t big -q --allow-truncated \
+        >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" || fail "exited $?"
+dead=$(sqlite3 "$db2" 'SELECT count(*) FROM dead_letters')
+kept=$(sqlite3 "$db2" "SELECT sum(next_offset) FROM partition_offsets")
+first=$(sqlite3 "$db2" "SELECT min(\"offset\") FROM dead_letters
+        WHERE \"partition\" = 0")
+[ "$kept" -eq 170 ] || fail "offsets reach $kept, expected 170"
+[ "$first" -gt 0 ] || fail "partition 0 starts at $first"
+[ "$dead" -eq $((170 - first)) ] || fail "$dead dead letters, first $first"
+sqlite3 "$db2" 'SELECT truncated FROM store_info' | grep -q 'big \[0\]' ||
+        fail "the file does not record the truncation"
+ok
+
+name="usage errors exit 2"
+"$of" rebuild -b "$addr" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q -- '--db: required' "$tmp/err" || fail "no --db"
+"$of" rebuild --db "$db" --bogus 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q 'unknown option' "$tmp/err" || fail "bad option"
+"$of" rebuild --help | grep -q 'allow-truncated' || fail "--help"
+ok
