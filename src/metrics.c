@@ -298,6 +298,9 @@ int of_metrics_render(of_metrics *m, char **out, size_t *len)
 /* ---- the server ---- */
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
         char line[512];
         size_t len;
