@@ -93,8 +93,11 @@ void of_metrics_declare(of_metrics *m, const char *name, of_metric_type type,
                         const double *bounds, size_t nbounds)
 {
         family *f;
+        size_t i;
 
         assert(m->nfam < OF_METRICS_MAX_FAMILIES);
+        for (i = 0; i < m->nfam; i++)
+                assert(strcmp(m->fam[i].name, name) != 0);
         assert(type != OF_METRIC_HISTOGRAM ||
                (!label && nbounds <= OF_METRICS_MAX_BUCKETS));
         pthread_mutex_lock(&m->lock);

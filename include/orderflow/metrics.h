@@ -32,7 +32,8 @@ void of_metrics_free(of_metrics *m);
  * and must outlive m (string literals). label names the family's one
  * label, or is NULL for a family of one unlabelled sample. A histogram
  * takes nbounds ascending upper bounds (at most OF_METRICS_MAX_BUCKETS;
- * +Inf is implied) and no label. At most OF_METRICS_MAX_FAMILIES. */
+ * +Inf is implied) and no label. At most OF_METRICS_MAX_FAMILIES, each
+ * name once. */
 void of_metrics_declare(of_metrics *m, const char *name, of_metric_type type,
                         const char *help, const char *label,
                         const double *bounds, size_t nbounds);
