@@ -155,8 +155,8 @@ scrape "$url" 20 "orderflow_outbox_pending=$rows" \
         'orderflow_outbox_oldest_pending_age_seconds>0' \
         'orderflow_outbox_dead=0' 'orderflow_relay_published_total=0' \
         'orderflow_relay_failed_total=0' || fail "scrape"
-kill -9 "$relay_pid"
-wait "$relay_pid" 2>/dev/null
+# (braces: no "Killed" notice from the shell)
+{ kill -9 "$relay_pid" && wait "$relay_pid"; } 2>/dev/null
 relay_pid=
 ok
 
