@@ -1,7 +1,7 @@
 # orderflow: one Makefile, dependencies from pkg-config, everything built
 # under build/ (build/san-<list>/ for sanitizer builds).
 
-PKGS      = rdkafka sqlite3 libcjson
+PKGS      = rdkafka sqlite3 libcjson libmicrohttpd
 TEST_PKGS = cmocka
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -31,9 +31,9 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/kafka.c \
            src/store.c src/store_apply.c src/store_runs.c src/store_query.c \
-           src/store_swap.c \
-           src/projector.c src/broker.c \
-           src/appdb.c src/relay.c
+           src/store_swap.c src/metrics.c \
+           src/projector.c src/projector_metrics.c src/broker.c \
+           src/appdb.c src/relay.c src/relay_metrics.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 

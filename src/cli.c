@@ -1,5 +1,6 @@
 /* Shared command-line helpers: usage errors, -b/-t/-X, numbers, stdout.
  * Exit codes are chosen by the cmd_*.c files that call these. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "orderflow/cli.h"
 #include "orderflow/error.h"
+#include "orderflow/log.h"
 
 void of_cli_kafka_init(of_cli_kafka *ck)
 {
@@ -67,6 +69,62 @@ int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
         default:
                 return 1;
         }
+}
+
+int of_cli_metrics_opt(of_cli_metrics *cm, const char *cmd, int opt,
+                       const char *arg)
+{
+        unsigned char addr[sizeof(struct in6_addr)];
+        int64_t n;
+
+        switch (opt) {
+        case 'P':
+                if (of_cli_parse_int(&n, arg, 0, 65535))
+                        return of_cli_usage(cmd, "--metrics-port: not an "
+                                                 "integer from 0 to 65535");
+                cm->port = (int)n;
+                return 0;
+        case 'A':
+                if (inet_pton(AF_INET, arg, addr) != 1 &&
+                    inet_pton(AF_INET6, arg, addr) != 1)
+                        return of_cli_usage(cmd, "--metrics-addr %s: not a "
+                                                 "numeric IPv4 or IPv6 "
+                                                 "address", arg);
+                cm->addr = arg;
+                return 0;
+        default:
+                return 1;
+        }
+}
+
+int of_cli_metrics_check(const of_cli_metrics *cm, const char *cmd)
+{
+        if (cm->addr && cm->port < 0)
+                return of_cli_usage(cmd, "--metrics-addr: needs "
+                                         "--metrics-port");
+        return 0;
+}
+
+int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
+                         const char *cmd)
+{
+        const char *addr = cm->addr ? cm->addr : "0.0.0.0";
+        char errstr[512];
+
+        *out = NULL;
+        if (cm->port < 0)
+                return 0;
+        if (of_metrics_new(out, errstr, sizeof(errstr)) ||
+            of_metrics_serve(*out, addr, cm->port, errstr, sizeof(errstr))) {
+                fprintf(stderr, "orderflow %s: metrics: %s\n", cmd, errstr);
+                of_metrics_free(*out);
+                *out = NULL;
+                return OF_EXIT_FAILURE;
+        }
+        of_log(OF_LOG_INFO, "metrics: serving http://%s%s%s:%d/metrics",
+               strchr(addr, ':') ? "[" : "", addr,
+               strchr(addr, ':') ? "]" : "", of_metrics_port(*out));
+        return 0;
 }
 
 int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max)

@@ -15,7 +15,8 @@
 static void print_help(void)
 {
         printf("usage: orderflow project --db PATH [-b LIST] [-t NAME] "
-               "[-g GROUP] [-e] [-X key=value]...\n\n"
+               "[-g GROUP] [-e] [-X key=value]...\n"
+               "       [--metrics-port N [--metrics-addr ADDR]]\n\n"
                "Consume order events and apply each exactly once to the "
                "read model at PATH\n(created if missing), until SIGINT or "
                "SIGTERM. Partitions resume from the\noffsets stored in the "
@@ -32,7 +33,7 @@ static void print_help(void)
                "  --batch-max N        messages per transaction (default "
                "%d)\n"
                "  --batch-ms N         longest a batch stays open, ms "
-               "(default %d)\n"
+               "(default %d)\n" OF_CLI_METRICS_HELP
                "  -v, --verbose        more log lines (repeatable)\n"
                "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
@@ -48,6 +49,7 @@ int cmd_project(int argc, char **argv)
                 {"exit-at-end", no_argument, NULL, 'e'},
                 {"batch-max", required_argument, NULL, 'M'},
                 {"batch-ms", required_argument, NULL, 'T'},
+                OF_CLI_METRICS_LONGOPTS,
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
@@ -55,6 +57,8 @@ int cmd_project(int argc, char **argv)
         };
         of_projector_opts o = OF_PROJECTOR_OPTS_INIT;
         of_cli_kafka ck;
+        of_cli_metrics cm = OF_CLI_METRICS_INIT;
+        of_metrics *metrics = NULL;
         of_store *st = NULL;
         of_store_stats stats = {0};
         const char *db = NULL;
@@ -72,6 +76,8 @@ int cmd_project(int argc, char **argv)
                                   ":" OF_CLI_KAFKA_SHORTOPTS "g:evqh",
                                   longopts, NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, "project", opt, optarg);
+                if (rc == 1)
+                        rc = of_cli_metrics_opt(&cm, "project", opt, optarg);
                 if (rc != 1) {
                         if (rc)
                                 return rc;
@@ -124,6 +130,8 @@ int cmd_project(int argc, char **argv)
                                     argv[optind]);
         if (!db)
                 return of_cli_usage("project", "--db: required");
+        if ((rc = of_cli_metrics_check(&cm, "project")))
+                return rc;
         o.ko = ck.ko;
         if (of_kafka_check_opts(&o.ko, errstr, sizeof(errstr)))
                 return of_cli_usage("project", "%s", errstr);
@@ -145,7 +153,13 @@ int cmd_project(int argc, char **argv)
                 fprintf(stderr, "orderflow project: %s\n", errstr);
                 return OF_EXIT_FAILURE;
         }
+        if ((rc = of_cli_metrics_start(&metrics, &cm, "project"))) {
+                of_store_close(st);
+                return rc;
+        }
+        o.metrics = metrics;
         rc = of_projector_run(st, &o, &stats, errstr, sizeof(errstr));
+        of_metrics_free(metrics);
         of_store_close(st);
         getrusage(RUSAGE_SELF, &ru);
         of_log(OF_LOG_INFO,

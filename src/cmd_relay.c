@@ -15,7 +15,8 @@
 static void print_help(void)
 {
         printf("usage: orderflow relay --db PATH [-b LIST] [-t NAME] "
-               "[--once] [-X key=value]...\n\n"
+               "[--once] [-X key=value]...\n"
+               "       [--metrics-port N [--metrics-addr ADDR]]\n\n"
                "Publish the pending outbox rows of the application database "
                "at PATH to Kafka,\nin the order they were committed (key: "
                "the order id; headers event_id and\nevent_type; value: the "
@@ -34,7 +35,7 @@ static void print_help(void)
                "  --backoff-ms N       first retry delay, doubling "
                "(default 500, cap 60000)\n"
                "  --lease-ms N         how long claimed rows are ours "
-               "(default %d)\n"
+               "(default %d)\n" OF_CLI_METRICS_HELP
                "  -v, --verbose        more log lines\n"
                "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
@@ -63,6 +64,7 @@ int cmd_relay(int argc, char **argv)
                 {"max-attempts", required_argument, NULL, 'm'},
                 {"backoff-ms", required_argument, NULL, 'k'},
                 {"lease-ms", required_argument, NULL, 'l'},
+                OF_CLI_METRICS_LONGOPTS,
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
@@ -71,7 +73,9 @@ int cmd_relay(int argc, char **argv)
         of_relay_opts o = OF_RELAY_OPTS_INIT;
         of_relay_stats stats = {0};
         of_cli_kafka ck;
-        of_appdb *app = NULL;
+        of_cli_metrics cm = OF_CLI_METRICS_INIT;
+        of_metrics *metrics = NULL;
+        of_appdb *app = NULL, *metrics_app = NULL;
         const char *db = NULL;
         const char *hook = getenv("ORDERFLOW_TEST_RELAY_EXIT_AFTER_PRODUCE");
         char errstr[1024];
@@ -86,6 +90,8 @@ int cmd_relay(int argc, char **argv)
                                   ":" OF_CLI_KAFKA_SHORTOPTS "vqh", longopts,
                                   NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
+                if (rc == 1)
+                        rc = of_cli_metrics_opt(&cm, CMD, opt, optarg);
                 if (rc != 1) {
                         if (rc)
                                 return rc;
@@ -147,6 +153,8 @@ int cmd_relay(int argc, char **argv)
                                     argv[optind]);
         if (!db)
                 return of_cli_usage(CMD, "--db: required");
+        if ((rc = of_cli_metrics_check(&cm, CMD)))
+                return rc;
         o.ko = ck.ko;
         if (of_kafka_check_opts(&o.ko, errstr, sizeof(errstr)))
                 return of_cli_usage(CMD, "%s", errstr);
@@ -166,7 +174,25 @@ int cmd_relay(int argc, char **argv)
                 fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
                 return OF_EXIT_FAILURE;
         }
+        /* The outbox gauges are read at each scrape on a connection of
+         * their own, used only by the metrics server's thread. */
+        if (cm.port >= 0 && of_appdb_open_existing(&metrics_app, db, errstr,
+                                                   sizeof(errstr))) {
+                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_appdb_close(app);
+                return OF_EXIT_FAILURE;
+        }
+        if ((rc = of_cli_metrics_start(&metrics, &cm, CMD))) {
+                of_appdb_close(metrics_app);
+                of_appdb_close(app);
+                return rc;
+        }
+        if (metrics)
+                of_relay_metrics_outbox(metrics, metrics_app);
+        o.metrics = metrics;
         rc = of_relay_run(app, &o, &stats, errstr, sizeof(errstr));
+        of_metrics_free(metrics);
+        of_appdb_close(metrics_app);
         of_appdb_close(app);
         of_log(OF_LOG_INFO,
                "published %llu, failed attempts %llu, dead %llu, in %llu "

@@ -29,6 +29,41 @@ static int dead(char *reason, size_t reason_size, const char *phrase,
         return 1;
 }
 
+/* ---- The fixed phrases of the reasons ---- */
+
+static const char *const phrases[] = {
+        OF_REASON_DUP_PLACED, OF_REASON_DUP_PAID,    OF_REASON_CONFLICT,
+        OF_REASON_OVERFLOW,   OF_REASON_NO_VALUE,    OF_REASON_UTF8,
+        OF_REASON_JSON,       OF_REASON_NOT_OBJECT,  OF_REASON_ID,
+        OF_REASON_TYPE,       OF_REASON_AGGREGATE,   OF_REASON_OCCURRED,
+        OF_REASON_PAYLOAD,    OF_REASON_ORDER_ID,    OF_REASON_MISMATCH,
+        OF_REASON_TOTAL,      OF_REASON_AMOUNT,
+};
+
+_Static_assert(sizeof(phrases) / sizeof(phrases[0]) == OF_REASON_COUNT,
+               "OF_REASON_COUNT counts the phrases");
+
+const char *of_event_reason_phrase(int i)
+{
+        assert(i >= 0 && i < OF_REASON_COUNT);
+        return phrases[i];
+}
+
+int of_event_reason_index(const char *reason)
+{
+        int i;
+
+        for (i = 0; i < OF_REASON_COUNT; i++) {
+                size_t len = strlen(phrases[i]);
+
+                /* "invalid payload" must not take "invalid payload.total". */
+                if (!strncmp(reason, phrases[i], len) &&
+                    (reason[len] == '\0' || reason[len] == ':'))
+                        return i;
+        }
+        return -1;
+}
+
 /* ---- Bytes: UTF-8 and JSON lexical rules ---- */
 
 /* The offset of the first byte that does not start a well-formed UTF-8

@@ -16,6 +16,8 @@
 #include "orderflow/timestamp.h"
 #include "orderflow/projector.h"
 
+#include "projector_int.h"
+
 /* A message of the batch; its bytes live in the batch arena. */
 typedef struct held_msg {
         int32_t partition;
@@ -115,6 +117,8 @@ int of_projector_new(of_projector **out, of_store *st,
         pj->ts_next = -1;
         /* Without the histogram latency is simply not reported. */
         pj->lat = calloc(LAT_MAX_MS + 1, sizeof(*pj->lat));
+        if (pj->o.metrics)
+                projector_metrics_declare(pj->o.metrics);
         *out = pj;
         return 0;
 }
@@ -305,6 +309,7 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
         of_msg *msgs = NULL;
         of_store_pos *pos = NULL;
         int64_t give_up_at = 0;
+        uint64_t apply_ns = pj->stats.apply_ns;
         int backoff = 50, err = 0;
         size_t i;
 
@@ -383,6 +388,10 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
                         pj->o.on_commit(pj->o.commit_opaque, pj->done);
         }
         commit_kafka(pj);
+        if (pj->o.metrics)
+                projector_metrics_publish(pj->o.metrics, &pj->stats,
+                                          pj->stats.apply_ns - apply_ns,
+                                          pj->rk, pj->st, pj->o.ko.topic);
         batch_clear(pj);
 out:
         free(msgs);

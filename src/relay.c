@@ -278,6 +278,8 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
         } else {
                 snprintf(owner, sizeof(owner), "%s", o->owner);
         }
+        if (o->metrics)
+                of_relay_metrics_declare(o->metrics);
         if ((err = producer_new(&r, errstr, errstr_size)))
                 return err;
         if (o->once && (err = reachable(&r, errstr, errstr_size)))
@@ -306,6 +308,8 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
                                      errstr_size);
                         prev = NULL;
                         marked = 1;
+                        if (!err && o->metrics)
+                                of_relay_metrics_publish(o->metrics, &st);
                 }
                 if (err)
                         break;

@@ -570,7 +570,7 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                          size_t errstr_size)
 {
         uint64_t t0 = store_mono_ns(), t_commit = 0;
-        int err, keyed;
+        int err, keyed, i;
 
         /* Sealed before the batch could take processed_recent past
          * seal_events, so every run has at most that many ids. */
@@ -613,6 +613,8 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
         stats->ignored += st->pending.ignored;
         stats->duplicates += st->pending.duplicates;
         stats->dead += st->pending.dead;
+        for (i = 0; i < OF_REASON_COUNT; i++)
+                stats->dead_by_reason[i] += st->pending.dead_by_reason[i];
         stats->batches++;
         st->recent_events += st->recorded;
         return 0;

@@ -94,8 +94,13 @@ static int dead_letter(of_store *st, const of_msg *m, const char *reason,
         sqlite3_bind_text(stmt, 6, reason, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 7, now, -1, SQLITE_STATIC);
         err = store_step(st, stmt, errstr, errstr_size);
-        if (!err && sqlite3_changes(st->db) > 0)
+        if (!err && sqlite3_changes(st->db) > 0) {
+                int i = of_event_reason_index(reason);
+
                 st->pending.dead++;
+                if (i >= 0)
+                        st->pending.dead_by_reason[i]++;
+        }
         return err;
 }
 

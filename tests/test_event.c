@@ -596,6 +596,46 @@ static void test_event_fast_path_nested_unknown_object(void **state)
  * tries again later), never a dead letter: a valid event must not be lost
  * for want of memory. The general path's copy of a 48 MiB string fails
  * under an address-space limit, in a child process. */
+/* The reason's fixed phrase, as the projector's metrics label it. */
+static void test_event_reason_index_takes_the_fixed_phrase(void **state)
+{
+        static const struct {
+                const char *reason;
+                const char *phrase; /* NULL: none */
+        } reasons[] = {
+                {"invalid JSON", OF_REASON_JSON},
+                {"invalid JSON: unexpected end at byte 6", OF_REASON_JSON},
+                {"invalid payload", OF_REASON_PAYLOAD},
+                {"invalid payload: not an object", OF_REASON_PAYLOAD},
+                {"invalid payload.total: a fraction", OF_REASON_TOTAL},
+                {"invalid payload.orderId: missing", OF_REASON_ORDER_ID},
+                {"duplicate OrderPaid for order: o-1", OF_REASON_DUP_PAID},
+                {"conflict: event e1 was applied with another type",
+                 OF_REASON_CONFLICT},
+                {"aggregateId does not match payload.orderId",
+                 OF_REASON_MISMATCH},
+                {"invalid JSONx", NULL},
+                {"conflicting", NULL},
+                {"", NULL},
+        };
+        size_t i;
+        int k;
+
+        (void)state;
+        for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+                k = of_event_reason_index(reasons[i].reason);
+                if (!reasons[i].phrase)
+                        assert_int_equal(k, -1);
+                else
+                        assert_string_equal(of_event_reason_phrase(k),
+                                            reasons[i].phrase);
+        }
+        /* Each phrase is its own index. */
+        for (k = 0; k < OF_REASON_COUNT; k++)
+                assert_int_equal(
+                        of_event_reason_index(of_event_reason_phrase(k)), k);
+}
+
 static void test_event_out_of_memory_is_an_error(void **state)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -662,6 +702,8 @@ int main(void)
                         test_event_fast_path_agrees_with_general_path),
                 cmocka_unit_test(test_event_long_numbers_match_cjson),
                 cmocka_unit_test(test_event_fast_path_nested_unknown_object),
+                cmocka_unit_test(
+                        test_event_reason_index_takes_the_fixed_phrase),
                 cmocka_unit_test(test_event_out_of_memory_is_an_error),
         };
 

@@ -292,6 +292,43 @@ static void test_store_malformed_is_dead_letter_with_exact_bytes(void **state)
                          OF_TS_LEN);
 }
 
+static void test_store_counts_dead_letters_by_reason_phrase(void **state)
+{
+        fixture *f = *state;
+        of_msg m[6] = {
+                msg_at(PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z"), 0, 0),
+                msg_at(PLACED("e9", "o1", "99", "2026-11-27T10:00:00Z"), 0, 1),
+                msg_at(PLACED("e1", "o1", "11", "2026-11-27T10:00:00Z"), 0, 2),
+                msg_at("{\"id\":", 0, 3),
+                msg_at("nope", 0, 4),
+                msg_at(NULL, 0, 5),
+        };
+        of_store_pos pos = {"orders", 0, 6};
+        of_store_stats stats = {0};
+        char errstr[512];
+        int i;
+
+        assert_int_equal(of_store_apply_batch(f->st, m, 6, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        /* Delivered again at the same offsets: no new dead letter. */
+        assert_int_equal(of_store_apply_batch(f->st, m, 6, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)), 0);
+        assert_int_equal(stats.dead, 5);
+        for (i = 0; i < OF_REASON_COUNT; i++) {
+                const char *p = of_event_reason_phrase(i);
+                uint64_t want = !strcmp(p, OF_REASON_JSON)         ? 2
+                                : !strcmp(p, OF_REASON_DUP_PLACED) ? 1
+                                : !strcmp(p, OF_REASON_CONFLICT)   ? 1
+                                : !strcmp(p, OF_REASON_NO_VALUE)   ? 1
+                                                                   : 0;
+
+                if (stats.dead_by_reason[i] != want)
+                        fail_msg("%s: %llu dead letters, expected %llu", p,
+                                 (unsigned long long)stats.dead_by_reason[i],
+                                 (unsigned long long)want);
+        }
+}
+
 static void test_store_offsets_never_go_back(void **state)
 {
         fixture *f = *state;
@@ -737,6 +774,7 @@ int main(void)
                 T(test_store_second_placed_for_order_is_dead),
                 T(test_store_other_type_is_recorded_only),
                 T(test_store_malformed_is_dead_letter_with_exact_bytes),
+                T(test_store_counts_dead_letters_by_reason_phrase),
                 T(test_store_offsets_never_go_back),
                 T(test_store_busy_file_rolls_back_and_can_retry),
                 T(test_store_newer_schema_is_refused),

@@ -40,7 +40,8 @@ check() {
 }
 
 command -v valgrind >/dev/null || { echo "valgrind: not installed"; exit 1; }
-for t in test_timestamp test_event test_idfilter test_store test_appdb; do
+for t in test_timestamp test_event test_idfilter test_store test_appdb \
+        test_metrics; do
         check "$t" "$B/tests/$t"
 done
 
@@ -54,8 +55,12 @@ for i in $(seq 40); do
                         >/dev/null
 done
 printf 'x|not json\n' | kcat -P -b "$addr" -t orders -K '|' -p 0
-check "relay --once" "$of" relay --db "$tmp/app.db" -b "$addr" --once
+# With metrics served (port 0, loopback): the server's thread is started
+# and stopped under memcheck too.
+check "relay --once" "$of" relay --db "$tmp/app.db" -b "$addr" --once \
+        --metrics-port 0 --metrics-addr 127.0.0.1
 check "project -e" "$of" project --db "$tmp/rm.db" -b "$addr" -e \
+        --metrics-port 0 --metrics-addr 127.0.0.1 \
         -X session.timeout.ms=6000 -X heartbeat.interval.ms=500
 check "query orders" "$of" query orders --db "$tmp/rm.db" --json
 got=$(sqlite3 "$tmp/rm.db" "SELECT (SELECT count(*) FROM processed_events)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "orderflow/kafka.h"
+#include "orderflow/metrics.h"
 
 #define OF_CLI_MAX_PROPS 64
 
@@ -36,6 +37,38 @@ void of_cli_kafka_init(of_cli_kafka *ck);
  * usage error. */
 int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
                      const char *arg);
+
+/* --metrics-port and --metrics-addr, alike in project and relay. */
+typedef struct of_cli_metrics {
+        int port;         /* -1: no metrics; 0: any free port */
+        const char *addr; /* numeric address; NULL: 0.0.0.0 */
+} of_cli_metrics;
+
+#define OF_CLI_METRICS_INIT {.port = -1}
+#define OF_CLI_METRICS_LONGOPTS                                                \
+        {"metrics-port", required_argument, NULL, 'P'},                        \
+                {"metrics-addr", required_argument, NULL, 'A'}
+
+#define OF_CLI_METRICS_HELP                                                    \
+        "  --metrics-port N     serve Prometheus metrics on "                  \
+        "http://ADDR:N/metrics\n"                                              \
+        "                       (0: any free port, logged)\n"                  \
+        "  --metrics-addr ADDR  numeric IPv4 or IPv6 address to listen on\n"   \
+        "                       (default 0.0.0.0: every IPv4 interface)\n"
+
+/* Handle option opt ('P' or 'A') like of_cli_kafka_opt(). */
+int of_cli_metrics_opt(of_cli_metrics *cm, const char *cmd, int opt,
+                       const char *arg);
+
+/* After parsing: OF_EXIT_USAGE (printed) for an address without a port,
+ * else 0. */
+int of_cli_metrics_check(const of_cli_metrics *cm, const char *cmd);
+
+/* Start serving metrics as cm says into *out (NULL when cm has no port),
+ * logging the address. OF_EXIT_FAILURE (printed) when it cannot listen,
+ * else 0. */
+int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
+                         const char *cmd);
 
 /* Print "orderflow CMD: MESSAGE (see 'orderflow CMD --help')" on stderr and
  * return OF_EXIT_USAGE. */

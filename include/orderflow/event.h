@@ -32,6 +32,7 @@
 #define OF_REASON_MISMATCH     "aggregateId does not match payload.orderId"
 #define OF_REASON_TOTAL        "invalid payload.total"
 #define OF_REASON_AMOUNT       "invalid payload.amount"
+#define OF_REASON_COUNT        17 /* the phrases above */
 
 typedef enum of_event_type {
         OF_EVENT_OTHER  = 0, /* any other type: recorded, applied to nothing */
@@ -71,6 +72,14 @@ int of_event_parse_general(of_event *out, const void *value,
 /* Whether two valid deliveries of one id agree (CONTRACT 1: type,
  * aggregateId, normalised occurredAt and amount equal). */
 int of_event_agrees(const of_event *a, const of_event *b);
+
+/* The fixed phrase number i (0 <= i < OF_REASON_COUNT) of the list above,
+ * in its order. */
+const char *of_event_reason_phrase(int i);
+
+/* The number of the fixed phrase that reason starts with (the phrase
+ * alone, or followed by ": detail"), or -1 when it starts with none. */
+int of_event_reason_index(const char *reason);
 
 /* Write the envelope of a valid OrderPlaced/OrderPaid event (CONTRACT 1)
  * as compact JSON into *out (NUL-terminated; the caller frees it with

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "orderflow/kafka.h"
+#include "orderflow/metrics.h"
 #include "orderflow/store.h"
 
 #define OF_DEFAULT_BATCH_MAX 50000 /* messages per transaction */
@@ -35,6 +36,9 @@ typedef struct of_projector_opts {
         void *commit_opaque;
         volatile sig_atomic_t *stop; /* set (by a signal) to stop; may be
                                       * NULL */
+        of_metrics *metrics; /* borrowed: its families are declared by
+                              * of_projector_new and updated after each
+                              * committed batch; may be NULL */
 } of_projector_opts;
 
 #define OF_PROJECTOR_OPTS_INIT                                                 \

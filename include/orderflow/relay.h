@@ -12,6 +12,7 @@
 
 #include "orderflow/appdb.h"
 #include "orderflow/kafka.h"
+#include "orderflow/metrics.h"
 
 #define OF_DEFAULT_RELAY_BATCH 10000 /* rows per claim */
 #define OF_DEFAULT_RELAY_POLL  200   /* ms between looks at an idle outbox */
@@ -31,6 +32,9 @@ typedef struct of_relay_opts {
         int (*after_produce)(void *opaque);
         void *hook_opaque;
         volatile sig_atomic_t *stop; /* set to stop; may be NULL */
+        of_metrics *metrics; /* borrowed: the counters are declared at the
+                              * start and updated after each marked batch;
+                              * may be NULL */
 } of_relay_opts;
 
 #define OF_RELAY_OPTS_INIT                                                     \
@@ -44,6 +48,20 @@ typedef struct of_relay_stats {
         uint64_t dead;      /* rows that went DEAD */
         uint64_t batches;
 } of_relay_stats;
+
+/* ---- metrics (relay_metrics.c) ---- */
+
+/* Declare the relay's counters in m (at 0). */
+void of_relay_metrics_declare(of_metrics *m);
+
+/* Publish the counters of stats. */
+void of_relay_metrics_publish(of_metrics *m, const of_relay_stats *stats);
+
+/* Declare the outbox gauges (pending, oldest pending age, dead) in m and
+ * have them read from app at each scrape, on the metrics server's thread:
+ * app is a connection of their own (borrowed; it must outlive the server)
+ * that nothing else uses meanwhile. */
+void of_relay_metrics_outbox(of_metrics *m, of_appdb *app);
 
 /* Run the relay on app until *o->stop is set, or with o->once until no row
  * is due. Returns 0, OF_EABORT (test hook) or OF_ERROR with a message;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "orderflow/event.h"
 #include "orderflow/kafka.h"
 #include "orderflow/timestamp.h"
 
@@ -23,6 +24,9 @@ typedef struct of_store_stats {
         uint64_t ignored;    /* other types recorded, no projection change */
         uint64_t duplicates; /* known id, agreeing body: no effect */
         uint64_t dead;       /* dead letters written */
+        uint64_t dead_by_reason[OF_REASON_COUNT]; /* of them, by the fixed
+                                                   * phrase of the reason
+                                                   * (of_event_reason_index) */
         uint64_t batches;    /* transactions committed */
         uint64_t in_log_order; /* batches that could not go in key order */
         uint64_t decode_ns;  /* decoding messages (sampled estimate) */
