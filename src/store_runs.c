@@ -560,7 +560,7 @@ static int64_t oldest_sealed(const of_store *st)
 }
 
 int of_store_prune(of_store_pruned *out, of_store *st, int64_t window_ms,
-                   char *errstr, size_t errstr_size)
+                   size_t max_runs, char *errstr, size_t errstr_size)
 {
         int64_t now = store_now(st), since, events = 0;
         int err = 0;
@@ -571,9 +571,14 @@ int of_store_prune(of_store_pruned *out, of_store *st, int64_t window_ms,
          * waits for one DROP TABLE at most. The runs in memory are as of
          * the last batch: when none of them is old enough, none on the
          * file is, and the write lock is not worth taking. */
-        while (oldest_sealed(st) < now - window_ms &&
-               (err = drop_one(st, now - window_ms, &events, errstr,
-                               errstr_size)) == 1) {
+        while (oldest_sealed(st) < now - window_ms) {
+                if (max_runs && (size_t)out->runs == max_runs) {
+                        out->more = 1;
+                        break;
+                }
+                if ((err = drop_one(st, now - window_ms, &events, errstr,
+                                    errstr_size)) != 1)
+                        break;
                 out->runs++;
                 out->events += events;
                 err = 0;

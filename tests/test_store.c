@@ -634,7 +634,7 @@ static of_store_pruned prune(fixture *f, int64_t window_ms)
         of_store_pruned p;
         char errstr[512];
 
-        if (of_store_prune(&p, f->st, window_ms, errstr, sizeof(errstr)))
+        if (of_store_prune(&p, f->st, window_ms, 0, errstr, sizeof(errstr)))
                 fail_msg("prune: %s", errstr);
         return p;
 }
@@ -826,9 +826,14 @@ static void test_store_sees_runs_dropped_by_another(void **state)
         assert_int_equal(stats.dead, 1);
         /* the other prunes what is left, f goes on */
         now = T0 + 10 * HOUR;
-        if (of_store_prune(&p, other, HOUR, errstr, sizeof(errstr)))
+        if (of_store_prune(&p, other, HOUR, 1, errstr, sizeof(errstr)))
                 fail_msg("other prune: %s", errstr);
-        assert_int_equal(p.runs, 2); /* runs 2 and 3 (e3, e1 again) */
+        assert_int_equal(p.runs, 1); /* at most 1: run 2 */
+        assert_int_equal(p.more, 1);
+        if (of_store_prune(&p, other, HOUR, 1, errstr, sizeof(errstr)))
+                fail_msg("other prune: %s", errstr);
+        assert_int_equal(p.runs, 1); /* run 3: e3 (e1 was a dead letter) */
+        assert_int_equal(p.more, 0);
         assert_int_equal(p.sealed, 0);
         assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"), "0");
         assert_int_equal(apply1(f, PLACED("e4", "o4", "40",
