@@ -55,6 +55,7 @@ struct of_projector {
         uint32_t *lat;     /* LAT_MAX_MS + 1 buckets: ms from the message's
                             * timestamp to its commit; NULL: not kept */
         int64_t ts_next;   /* the timestamp of the next handled message */
+        int64_t prune_at;  /* dedupe retention: next of_store_prune() */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
         char err[1100];    /* its message */
@@ -640,6 +641,33 @@ static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
         return of_projector_handle(pj, &m, errstr, errstr_size);
 }
 
+/* Dedupe retention (README), between batches: one run a call, so the
+ * messages behind wait about 0.1 s at most; again at once while more are
+ * due, else after a quarter of the window (1 s to 1 min). A failure only
+ * puts it off. */
+static void prune(of_projector *pj)
+{
+        int64_t t0 = now_ms(), every = pj->o.dedupe_retention_ms / 4;
+        of_store_pruned p;
+        char errstr[512];
+        int err;
+
+        err = of_store_prune(&p, pj->st, pj->o.dedupe_retention_ms, 1, errstr,
+                             sizeof(errstr));
+        every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+        pj->prune_at = t0 + (p.more && !err ? 0 : every);
+        if (err)
+                of_log(OF_LOG_WARN, "dedupe retention: %s; trying again later",
+                       errstr);
+        if (p.runs || p.sealed)
+                of_log(OF_LOG_INFO,
+                       "dedupe retention: dropped %" PRId64 " run(s), %" PRId64
+                       " ids, %ssealed processed_recent for age, in %" PRId64
+                       " ms",
+                       p.runs, p.events, p.sealed ? "" : "not ",
+                       now_ms() - t0);
+}
+
 static int loop(of_projector *pj, const end_state *es, char *errstr,
                 size_t errstr_size)
 {
@@ -675,6 +703,9 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                                                 errstr_size)) != 0)
                                 return err < 0 ? err : 0;
                 }
+                if (pj->o.dedupe_retention_ms && !pj->n &&
+                    now_ms() >= pj->prune_at)
+                        prune(pj);
         }
         if (pj->failed) {
                 of_errf(errstr, errstr_size, "%s", pj->err);
