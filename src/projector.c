@@ -661,11 +661,11 @@ static void prune(of_projector *pj)
                        errstr);
         if (p.runs || p.sealed)
                 of_log(OF_LOG_INFO,
-                       "dedupe retention: dropped %" PRId64 " run(s), %" PRId64
-                       " ids, %ssealed processed_recent for age, in %" PRId64
-                       " ms",
-                       p.runs, p.events, p.sealed ? "" : "not ",
-                       now_ms() - t0);
+                       "dedupe retention: dropped %" PRId64 " run(s) of %"
+                       PRId64 " ids in %" PRId64 " ms%s",
+                       p.runs, p.events, now_ms() - t0,
+                       p.sealed ? "; sealed processed_recent for its age"
+                                : "");
 }
 
 static int loop(of_projector *pj, const end_state *es, char *errstr,

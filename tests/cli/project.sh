@@ -141,7 +141,7 @@ wait "$proj_pid"
 rc=$?
 proj_pid=
 [ "$rc" -eq 0 ] || fail "expected exit 0 after SIGTERM, got $rc"
-grep -q "dedupe retention: dropped 1 run(s), $(sqlite3 "$db" \
+grep -q "dedupe retention: dropped 1 run(s) of $(sqlite3 "$db" \
         'SELECT count(*) FROM processed_events') ids" "$tmp/proj.err" ||
         fail "no prune logged: $(grep retention "$tmp/proj.err")"
 [ "$(sqlite3 "$tmp/ret.db" 'SELECT count(*) FROM processed_events')" = 0 ] ||
