@@ -51,12 +51,26 @@ CREATE TABLE IF NOT EXISTS processed_recent (
     amount       INTEGER          -- NULL for another type
 ) WITHOUT ROWID;
 
+-- sealed_at: when the run was sealed, ms since 1970; every id in it was
+-- recorded before. Dedupe retention drops the run once that is older than
+-- its window; NULL is never dropped. store_runs.c adds the column to older
+-- files, whose runs get the time of that migration.
 CREATE TABLE IF NOT EXISTS processed_runs (
     run            INTEGER PRIMARY KEY, -- table processed_run_<run>
     events         INTEGER NOT NULL,
     filter_version INTEGER NOT NULL,
-    filter         BLOB NOT NULL        -- idfilter.c's saved form
+    filter         BLOB NOT NULL,       -- idfilter.c's saved form
+    sealed_at      INTEGER              -- ms since 1970
 );
+
+-- One row: when processed_recent got its oldest row (ms since 1970), NULL
+-- while it is empty. Dedupe retention seals processed_recent once this is
+-- a quarter of its window old, so that no id waits there for ever.
+CREATE TABLE IF NOT EXISTS processed_recent_since (
+    since_ms INTEGER
+);
+INSERT INTO processed_recent_since (since_ms)
+    SELECT NULL WHERE NOT EXISTS (SELECT 1 FROM processed_recent_since);
 
 CREATE VIEW IF NOT EXISTS processed_events AS
     SELECT event_id, event_type, aggregate_id, occurred_at, amount

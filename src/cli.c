@@ -140,6 +140,33 @@ int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max)
         return 0;
 }
 
+int of_cli_parse_duration(int64_t *out_ms, const char *s)
+{
+        static const struct {
+                const char *unit;
+                int64_t seconds;
+        } units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+        char digits[24];
+        size_t n = strspn(s, "0123456789"), i;
+        int64_t v;
+
+        if (n == 0 || n >= sizeof(digits))
+                return OF_ERROR;
+        memcpy(digits, s, n);
+        digits[n] = '\0';
+        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+                if (strcmp(s + n, units[i].unit))
+                        continue;
+                if (of_cli_parse_int(&v, digits, 0,
+                                     OF_CLI_DURATION_MAX_S /
+                                             units[i].seconds))
+                        return OF_ERROR;
+                *out_ms = v * units[i].seconds * 1000;
+                return 0;
+        }
+        return OF_ERROR;
+}
+
 volatile sig_atomic_t of_cli_stop;
 
 static void on_stop_signal(int sig)

@@ -14,10 +14,6 @@
 
 #define CMD "outbox"
 
-/* The longest --older-than: 10 years. It keeps the cutoff after 1970,
- * which appdb.c's time formatting needs (negative ms are not handled). */
-#define DURATION_MAX_S (3650LL * 86400)
-
 static void print_help(void)
 {
         printf("usage: orderflow outbox status|retry|prune --db PATH "
@@ -116,33 +112,6 @@ static int open_existing(of_appdb **out, const char *cmd, const char *path)
                 return OF_EXIT_FAILURE;
         }
         return 0;
-}
-
-/* Parse DURATION (see print_prune_help) into ms: 0, or OF_ERROR. */
-static int parse_duration(int64_t *out_ms, const char *s)
-{
-        static const struct {
-                const char *unit;
-                int64_t seconds;
-        } units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
-        char digits[24];
-        size_t n = strspn(s, "0123456789"), i;
-        int64_t v;
-
-        if (n == 0 || n >= sizeof(digits))
-                return OF_ERROR;
-        memcpy(digits, s, n);
-        digits[n] = '\0';
-        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-                if (strcmp(s + n, units[i].unit))
-                        continue;
-                if (of_cli_parse_int(&v, digits, 0,
-                                     DURATION_MAX_S / units[i].seconds))
-                        return OF_ERROR;
-                *out_ms = v * units[i].seconds * 1000;
-                return 0;
-        }
-        return OF_ERROR;
 }
 
 /* ---- status ---- */
@@ -309,7 +278,7 @@ static int outbox_prune(int argc, char **argv)
                         db = optarg;
                         break;
                 case 'o':
-                        if (parse_duration(&older_ms, optarg))
+                        if (of_cli_parse_duration(&older_ms, optarg))
                                 return of_cli_usage(cmd,
                                                     "--older-than: %s: not a "
                                                     "duration like 30s, 15m, "

@@ -16,7 +16,8 @@ static void print_help(void)
 {
         printf("usage: orderflow project --db PATH [-b LIST] [-t NAME] "
                "[-g GROUP] [-e] [-X key=value]...\n"
-               "       [--metrics-port N [--metrics-addr ADDR]]\n\n"
+               "       [--metrics-port N [--metrics-addr ADDR]] "
+               "[--dedupe-retention DURATION]\n\n"
                "Consume order events and apply each exactly once to the "
                "read model at PATH\n(created if missing), until SIGINT or "
                "SIGTERM. Partitions resume from the\noffsets stored in the "
@@ -34,6 +35,16 @@ static void print_help(void)
                "%d)\n"
                "  --batch-ms N         longest a batch stays open, ms "
                "(default %d)\n" OF_CLI_METRICS_HELP
+               "  --dedupe-retention DURATION\n"
+               "                       forget event ids applied longer ago "
+               "than DURATION\n"
+               "                       (30s, 90m, 36h, 7d; up to 3650d); "
+               "a copy of an event\n"
+               "                       delivered after that counts as new. "
+               "Choose it longer\n"
+               "                       than any redelivery can come late "
+               "(README). Default:\n"
+               "                       keep every id for ever\n"
                "  -v, --verbose        more log lines (repeatable)\n"
                "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
@@ -50,6 +61,7 @@ int cmd_project(int argc, char **argv)
                 {"batch-max", required_argument, NULL, 'M'},
                 {"batch-ms", required_argument, NULL, 'T'},
                 OF_CLI_METRICS_LONGOPTS,
+                {"dedupe-retention", required_argument, NULL, 'R'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
@@ -111,6 +123,16 @@ int cmd_project(int argc, char **argv)
                                                     "integer from 1 to "
                                                     "600000");
                         o.batch_ms = (int)n;
+                        break;
+                case 'R':
+                        if (of_cli_parse_duration(&n, optarg) || n == 0)
+                                return of_cli_usage("project",
+                                                    "--dedupe-retention: %s:"
+                                                    " not a duration like "
+                                                    "90m, 36h or 7d (at "
+                                                    "least 1s)",
+                                                    optarg);
+                        o.dedupe_retention_ms = n;
                         break;
                 case 'v':
                         of_log_verbosity++;

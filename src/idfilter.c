@@ -149,6 +149,32 @@ int of_idfilter_set_add(of_idfilter_set *set, const of_idfilter *f)
         return 0;
 }
 
+void of_idfilter_set_remove(of_idfilter_set *set, size_t i)
+{
+        size_t b, n = set->n, size = WORDS_PER_BLOCK * sizeof(uint64_t);
+        uint64_t *to = set->words, *row, *w;
+
+        assert(i < n);
+        if (n == 1) {
+                of_idfilter_set_free(set);
+                return;
+        }
+        /* In place: row b moves down to b * (n - 1) blocks, never past
+         * where it was read from. */
+        for (b = 0; b < set->nblocks; b++) {
+                row = set->words + b * n * WORDS_PER_BLOCK;
+                memmove(to, row, i * size);
+                to += i * WORDS_PER_BLOCK;
+                memmove(to, row + (i + 1) * WORDS_PER_BLOCK,
+                        (n - i - 1) * size);
+                to += (n - i - 1) * WORDS_PER_BLOCK;
+        }
+        set->n = n - 1;
+        /* Giving the memory back may fail; the set stays right. */
+        if ((w = realloc(set->words, set->nblocks * set->n * size)))
+                set->words = w;
+}
+
 size_t of_idfilter_set_next(const of_idfilter_set *set, uint64_t hash,
                             size_t from)
 {

@@ -61,6 +61,7 @@ struct of_projector {
                             * timestamp to its commit; NULL: not kept */
         int64_t ts_next;   /* the timestamp of the next handled message */
         int64_t checked_ms; /* when the file's generation was last seen */
+        int64_t prune_at;  /* dedupe retention: next of_store_prune() */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
         char err[1100];    /* its message */
@@ -698,6 +699,33 @@ static int flush_or_resync(of_projector *pj, char *errstr,
         return err == OF_ESTALE ? resync(pj, errstr, errstr_size) : err;
 }
 
+/* Dedupe retention (README), between batches: one run a call, so the
+ * messages behind wait about 0.1 s at most; again at once while more are
+ * due, else after a quarter of the window (1 s to 1 min). A failure only
+ * puts it off. */
+static void prune(of_projector *pj)
+{
+        int64_t t0 = now_ms(), every = pj->o.dedupe_retention_ms / 4;
+        of_store_pruned p;
+        char errstr[512];
+        int err;
+
+        err = of_store_prune(&p, pj->st, pj->o.dedupe_retention_ms, 1, errstr,
+                             sizeof(errstr));
+        every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+        pj->prune_at = t0 + (p.more && !err ? 0 : every);
+        if (err)
+                of_log(OF_LOG_WARN, "dedupe retention: %s; trying again later",
+                       errstr);
+        if (p.runs || p.sealed)
+                of_log(OF_LOG_INFO,
+                       "dedupe retention: dropped %" PRId64 " run(s) of %"
+                       PRId64 " ids in %" PRId64 " ms%s",
+                       p.runs, p.events, now_ms() - t0,
+                       p.sealed ? "; sealed processed_recent for its age"
+                                : "");
+}
+
 static int loop(of_projector *pj, const end_state *es, char *errstr,
                 size_t errstr_size)
 {
@@ -745,6 +773,9 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                                                 errstr_size)) != 0)
                                 return err < 0 ? err : 0;
                 }
+                if (pj->o.dedupe_retention_ms && !pj->n &&
+                    now_ms() >= pj->prune_at)
+                        prune(pj);
         }
         if (pj->failed) {
                 of_errf(errstr, errstr_size, "%s", pj->err);

@@ -295,6 +295,8 @@ int of_store_open(of_store **out, const char *path, char *errstr,
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(st->db, readmodel_sql, NULL, NULL, &msg);
         if (rc == SQLITE_OK)
+                rc = store_runs_migrate(st->db, of_timestamp_now_ms());
+        if (rc == SQLITE_OK)
                 rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
                 of_errf(errstr, errstr_size, "%s: %s", path,
@@ -559,7 +561,8 @@ static int apply_txn(of_store *st, const of_msg *msgs, size_t n,
         }
         if ((err = write_sums(st, errstr, errstr_size)) ||
             (err = write_offsets(st, pos, npos, errstr, errstr_size)) ||
-            (err = write_info(st, errstr, errstr_size)))
+            (err = write_info(st, errstr, errstr_size)) ||
+            (err = store_runs_note_recent(st, errstr, errstr_size)))
                 return err;
         return 0;
 }

@@ -41,6 +41,8 @@ typedef struct slot {
 /* A sealed run of processed_events: table processed_run_<id>. */
 typedef struct sealed_run {
         int64_t id;
+        int64_t events;     /* ids in it */
+        int64_t sealed_at;  /* ms since 1970; -1: unknown, never dropped */
         of_idfilter filter; /* empty when in_set */
         int in_set;         /* its filter is in of_store.set */
         sqlite3_stmt *get;  /* its row of an id */
@@ -91,6 +93,9 @@ struct of_store {
         size_t days_used;
         of_store_stats pending; /* counters of the uncommitted batch */
         uint64_t decoded;       /* messages decoded, for timing samples */
+        sqlite3_stmt *since_put; /* processed_recent_since, once needed */
+        int64_t (*clock)(void *opaque); /* ms since 1970; NULL: real */
+        void *clock_opaque;
 };
 
 /* store.c */
@@ -113,6 +118,14 @@ int store_read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
                      const char *id, char *errstr, size_t errstr_size);
 
 /* store_runs.c: the sealed runs of processed_events */
+/* The wall clock (ms since 1970) of recording times and retention. */
+int64_t store_now(const of_store *st);
+/* In the open transaction: the migration of files from before dedupe
+ * retention (processed_runs.sealed_at). Returns an SQLite result code. */
+int store_runs_migrate(sqlite3 *db, int64_t now_ms);
+/* In the batch transaction, after its ids are recorded: note when
+ * processed_recent got its first row, if it was empty. */
+int store_runs_note_recent(of_store *st, char *errstr, size_t errstr_size);
 int store_runs_load(of_store *st, char *errstr, size_t errstr_size);
 /* In a write transaction: read the runs again if another connection sealed
  * one since (two projectors on one file). */

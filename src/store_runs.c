@@ -1,12 +1,14 @@
 /* The sealed runs of processed_events: processed_recent becomes run N when
  * it is full, each run's ids get a filter (idfilter.c) saved beside it, and
  * an id is looked up only in the runs whose filters may hold it. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "orderflow/error.h"
+#include "orderflow/timestamp.h"
 
 #include "store_int.h"
 
@@ -87,6 +89,10 @@ static int run_load(of_store *st, sealed_run *r, sqlite3_stmt *stmt,
         int64_t count;
 
         r->id = sqlite3_column_int64(stmt, 0);
+        r->events = sqlite3_column_int64(stmt, 1);
+        r->sealed_at = sqlite3_column_type(stmt, 4) == SQLITE_NULL
+                               ? -1
+                               : sqlite3_column_int64(stmt, 4);
         if (sqlite3_column_int64(stmt, 2) == OF_IDFILTER_VERSION &&
             of_idfilter_load(&r->filter, sqlite3_column_blob(stmt, 3),
                              (size_t)sqlite3_column_bytes(stmt, 3)) == 0)
@@ -160,8 +166,8 @@ int store_runs_load(of_store *st, char *errstr, size_t errstr_size)
                                   errstr_size)))
                 return err;
         rc = sqlite3_prepare_v2(st->db,
-                                "SELECT run, events, filter_version, filter"
-                                " FROM processed_runs ORDER BY run",
+                                "SELECT run, events, filter_version, filter,"
+                                " sealed_at FROM processed_runs ORDER BY run",
                                 -1, &stmt, NULL);
         while (!err && rc == SQLITE_OK &&
                (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -195,8 +201,9 @@ int store_runs_load(of_store *st, char *errstr, size_t errstr_size)
         return err;
 }
 
-/* The view over processed_recent and every run, newest first. */
-static char *view_sql(const of_store *st, int64_t newest)
+/* The view over processed_recent and every run but skip, plus run add
+ * (0: none, for both). */
+static char *view_sql(const of_store *st, int64_t add, int64_t skip)
 {
         sqlite3_str *sql = sqlite3_str_new(NULL);
         const char *cols =
@@ -208,18 +215,22 @@ static char *view_sql(const of_store *st, int64_t newest)
                             " CREATE VIEW processed_events AS"
                             " SELECT %s FROM processed_recent",
                             cols);
-        sqlite3_str_appendf(sql, " UNION ALL SELECT %s FROM processed_run_%lld",
-                            cols, (long long)newest);
-        for (i = 0; i < st->nruns; i++)
+        if (add)
                 sqlite3_str_appendf(sql,
+                                    " UNION ALL SELECT %s FROM "
+                                    "processed_run_%lld",
+                                    cols, (long long)add);
+        for (i = 0; i < st->nruns; i++)
+                if (st->runs[i].id != skip)
+                        sqlite3_str_appendf(sql,
                                     " UNION ALL SELECT %s FROM "
                                     "processed_run_%lld",
                                     cols, (long long)st->runs[i].id);
         return sqlite3_str_finish(sql);
 }
 
-static int run_record(of_store *st, const sealed_run *r, int64_t count,
-                      char *errstr, size_t errstr_size)
+static int run_record(of_store *st, const sealed_run *r, char *errstr,
+                      size_t errstr_size)
 {
         sqlite3_stmt *stmt = NULL;
         size_t len = of_idfilter_bytes(&r->filter);
@@ -230,15 +241,17 @@ static int run_record(of_store *st, const sealed_run *r, int64_t count,
                 of_idfilter_save(&r->filter, blob);
                 rc = sqlite3_prepare_v2(st->db,
                                         "INSERT INTO processed_runs (run,"
-                                        " events, filter_version, filter)"
-                                        " VALUES (?1, ?2, ?3, ?4)",
+                                        " events, filter_version, filter,"
+                                        " sealed_at)"
+                                        " VALUES (?1, ?2, ?3, ?4, ?5)",
                                         -1, &stmt, NULL);
         }
         if (rc == SQLITE_OK) {
                 sqlite3_bind_int64(stmt, 1, r->id);
-                sqlite3_bind_int64(stmt, 2, count);
+                sqlite3_bind_int64(stmt, 2, r->events);
                 sqlite3_bind_int(stmt, 3, OF_IDFILTER_VERSION);
                 sqlite3_bind_blob(stmt, 4, blob, (int)len, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 5, r->sealed_at);
                 rc = sqlite3_step(stmt);
         }
         sqlite3_finalize(stmt);
@@ -252,14 +265,15 @@ static int run_record(of_store *st, const sealed_run *r, int64_t count,
 /* Seal processed_recent into run N+1 in one transaction: its ids become a
  * filter, the table is renamed, an empty processed_recent takes its place
  * and the view is made anew. The rows are not copied: a B-tree is already
- * sorted. */
-int store_seal(of_store *st, char *errstr, size_t errstr_size)
+ * sorted. *sealed says whether there was anything to seal. */
+static int seal(of_store *st, int *sealed, char *errstr, size_t errstr_size)
 {
         sealed_run r = {0};
         char *sql = NULL;
-        int64_t count;
         sealed_run *grown;
         int err;
+
+        *sealed = 0;
 
         if ((err = store_step(st, st->begin, errstr, errstr_size)))
                 return err;
@@ -277,22 +291,26 @@ int store_seal(of_store *st, char *errstr, size_t errstr_size)
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
-        if ((err = filter_fill(st, &r.filter, "processed_recent", &count,
+        if ((err = filter_fill(st, &r.filter, "processed_recent", &r.events,
                                errstr, errstr_size)))
                 goto out;
+        /* Every id in it was recorded by now: the time retention goes by. */
+        r.sealed_at = store_now(st);
         if (!(sql = sqlite3_mprintf("DROP VIEW processed_events;"
                                     " ALTER TABLE processed_recent RENAME TO"
-                                    " processed_run_%lld",
+                                    " processed_run_%lld;"
+                                    " UPDATE processed_recent_since SET"
+                                    " since_ms = NULL",
                                     (long long)r.id))) {
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
         if ((err = exec(st, sql, errstr, errstr_size)) ||
             (err = exec(st, readmodel_sql, errstr, errstr_size)) ||
-            (err = run_record(st, &r, count, errstr, errstr_size)))
+            (err = run_record(st, &r, errstr, errstr_size)))
                 goto out;
         sqlite3_free(sql);
-        if (!(sql = view_sql(st, r.id))) {
+        if (!(sql = view_sql(st, r.id, 0))) {
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
@@ -312,12 +330,20 @@ int store_seal(of_store *st, char *errstr, size_t errstr_size)
         run_adopt(st, st->nruns - 1);
         st->recent_events = 0;
         memset(&r, 0, sizeof(r));
+        *sealed = 1;
 out:
         store_rollback(st);
         sqlite3_finalize(r.get);
         of_idfilter_free(&r.filter);
         sqlite3_free(sql);
         return err;
+}
+
+int store_seal(of_store *st, char *errstr, size_t errstr_size)
+{
+        int sealed;
+
+        return seal(st, &sealed, errstr, errstr_size);
 }
 
 void of_store_set_seal_events(of_store *st, int64_t n)
@@ -352,4 +378,216 @@ int store_sealed_event(of_store *st, of_event *out, const char *id,
                         return rc;
         }
         return 0;
+}
+
+/* ---- dedupe retention ---- */
+
+int64_t store_now(const of_store *st)
+{
+        return st->clock ? st->clock(st->clock_opaque)
+                         : of_timestamp_now_ms();
+}
+
+void of_store_set_clock(of_store *st, int64_t (*now_ms)(void *opaque),
+                        void *opaque)
+{
+        st->clock = now_ms;
+        st->clock_opaque = opaque;
+}
+
+/* Run sql, which may use ?1 for now_ms; an SQLite result code. */
+static int exec_at(sqlite3 *db, const char *sql, int64_t now_ms)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+
+        if (rc == SQLITE_OK) {
+                if (sqlite3_bind_parameter_count(stmt))
+                        sqlite3_bind_int64(stmt, 1, now_ms);
+                rc = sqlite3_step(stmt);
+        }
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+int store_runs_migrate(sqlite3 *db, int64_t now_ms)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM pragma_table_info("
+                                "'processed_runs') WHERE name = 'sealed_at'",
+                                -1, &stmt, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(stmt);
+        sqlite3_finalize(stmt);
+        if (rc == SQLITE_ROW)
+                return SQLITE_OK;
+        if (rc != SQLITE_DONE)
+                return rc;
+        /* Runs sealed before retention existed get this moment: later
+         * than their real one, so they are kept longer, never shorter.
+         * processed_recent's rows likewise. */
+        if ((rc = exec_at(db,
+                          "ALTER TABLE processed_runs ADD COLUMN sealed_at"
+                          " INTEGER",
+                          now_ms)) == SQLITE_OK &&
+            (rc = exec_at(db, "UPDATE processed_runs SET sealed_at = ?1",
+                          now_ms)) == SQLITE_OK)
+                rc = exec_at(db,
+                             "UPDATE processed_recent_since SET since_ms ="
+                             " ?1 WHERE since_ms IS NULL AND EXISTS (SELECT"
+                             " 1 FROM processed_recent)",
+                             now_ms);
+        return rc;
+}
+
+int store_runs_note_recent(of_store *st, char *errstr, size_t errstr_size)
+{
+        int err;
+
+        if (st->recorded <= 0)
+                return 0;
+        /* Changes a row only when processed_recent was empty: one page
+         * written a seal, not a batch. */
+        if (!st->since_put &&
+            (err = store_prepare(st, &st->since_put,
+                                 "UPDATE processed_recent_since SET"
+                                 " since_ms = ?1 WHERE since_ms IS NULL",
+                                 errstr, errstr_size)))
+                return err;
+        sqlite3_bind_int64(st->since_put, 1, store_now(st));
+        return store_step(st, st->since_put, errstr, errstr_size);
+}
+
+/* Take st->runs[k] out of memory (its table is gone). */
+static void run_forget(of_store *st, size_t k)
+{
+        sealed_run *r = &st->runs[k];
+        size_t i, j, n = st->set.n;
+
+        sqlite3_finalize(r->get);
+        of_idfilter_free(&r->filter);
+        for (i = j = 0; i < n; i++) {
+                if (st->set_run[i] == k) {
+                        of_idfilter_set_remove(&st->set, j);
+                        continue;
+                }
+                st->set_run[j++] = st->set_run[i] - (st->set_run[i] > k);
+        }
+        memmove(r, r + 1, (st->nruns - k - 1) * sizeof(*r));
+        st->nruns--;
+}
+
+/* Drop the oldest run sealed before cutoff (ms since 1970) in one
+ * transaction: 1 dropped (*events its ids), 0 none is that old, <0
+ * failure. */
+static int drop_one(of_store *st, int64_t cutoff, int64_t *events,
+                    char *errstr, size_t errstr_size)
+{
+        char *view = NULL, *sql = NULL;
+        size_t k;
+        int err;
+
+        if ((err = store_step(st, st->begin, errstr, errstr_size)) ||
+            (err = store_runs_refresh(st, errstr, errstr_size)))
+                goto out;
+        for (k = 0; k < st->nruns; k++)
+                if (st->runs[k].sealed_at >= 0 &&
+                    st->runs[k].sealed_at < cutoff)
+                        break;
+        if (k == st->nruns)
+                goto out; /* nothing to drop: err is 0 */
+        /* The view first: a table under a view may not be renamed, and
+         * dropping it first would leave the view pointing at nothing. */
+        if (!(view = view_sql(st, 0, st->runs[k].id)) ||
+            !(sql = sqlite3_mprintf("DELETE FROM processed_runs WHERE run ="
+                                    " %lld; %s; DROP TABLE"
+                                    " processed_run_%lld",
+                                    (long long)st->runs[k].id, view,
+                                    (long long)st->runs[k].id))) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        if ((err = exec(st, sql, errstr, errstr_size)) ||
+            (err = schema_version(st, &st->schema_seen, errstr,
+                                  errstr_size)) ||
+            (err = store_step(st, st->commit, errstr, errstr_size)))
+                goto out;
+        *events = st->runs[k].events;
+        run_forget(st, k);
+        err = 1;
+out:
+        store_rollback(st);
+        sqlite3_free(view);
+        sqlite3_free(sql);
+        return err;
+}
+
+/* processed_recent_since: when processed_recent got its first row, or -1
+ * when it is empty. */
+static int recent_since(of_store *st, int64_t *out, char *errstr,
+                        size_t errstr_size)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        *out = -1;
+        rc = sqlite3_prepare_v2(st->db,
+                                "SELECT since_ms FROM processed_recent_since",
+                                -1, &stmt, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW &&
+            sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+                *out = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return store_fail(st, rc, "reading processed_recent_since",
+                                  errstr, errstr_size);
+        return 0;
+}
+
+/* The earliest sealed_at of the runs in memory; INT64_MAX when none. */
+static int64_t oldest_sealed(const of_store *st)
+{
+        int64_t t = INT64_MAX;
+        size_t i;
+
+        for (i = 0; i < st->nruns; i++)
+                if (st->runs[i].sealed_at >= 0 && st->runs[i].sealed_at < t)
+                        t = st->runs[i].sealed_at;
+        return t;
+}
+
+int of_store_prune(of_store_pruned *out, of_store *st, int64_t window_ms,
+                   size_t max_runs, char *errstr, size_t errstr_size)
+{
+        int64_t now = store_now(st), since, events = 0;
+        int err = 0;
+
+        assert(window_ms > 0);
+        memset(out, 0, sizeof(*out));
+        /* One run a transaction: a batch of another projector on the file
+         * waits for one DROP TABLE at most. The runs in memory are as of
+         * the last batch: when none of them is old enough, none on the
+         * file is, and the write lock is not worth taking. */
+        while (oldest_sealed(st) < now - window_ms) {
+                if (max_runs && (size_t)out->runs == max_runs) {
+                        out->more = 1;
+                        break;
+                }
+                if ((err = drop_one(st, now - window_ms, &events, errstr,
+                                    errstr_size)) != 1)
+                        break;
+                out->runs++;
+                out->events += events;
+                err = 0;
+        }
+        if (err)
+                return err;
+        if ((err = recent_since(st, &since, errstr, errstr_size)) ||
+            since < 0 || since > now - window_ms / 4 ||
+            st->nruns >= MAX_RUNS)
+                return err;
+        return seal(st, &out->sealed, errstr, errstr_size);
 }

@@ -100,6 +100,46 @@ static void test_idfilter_set_answers_as_its_filters(void **state)
         of_idfilter_set_free(&set);
 }
 
+/* Removing a filter from a set leaves the others answering as before,
+ * under their new numbers; removing the last one empties the set. */
+static void test_idfilter_set_remove_keeps_the_others(void **state)
+{
+        static const int gone[] = {1, 2, 0, 0}; /* set numbers, in turn */
+        of_idfilter f[4];
+        of_idfilter_set set = {0};
+        int left[4] = {0, 1, 2, 3}; /* filter of each set number */
+        char prefix[8];
+        uint64_t h;
+        size_t k, r;
+        int i, j;
+
+        (void)state;
+        for (j = 0; j < 4; j++) {
+                assert_int_equal(of_idfilter_init(&f[j], 2000), 0);
+                snprintf(prefix, sizeof(prefix), "f%d", j);
+                for (i = 0; i < 2000; i++)
+                        of_idfilter_add(&f[j], hash_of(prefix, i));
+                assert_int_equal(of_idfilter_set_add(&set, &f[j]), 0);
+        }
+        for (r = 0; r < 4; r++) {
+                of_idfilter_set_remove(&set, (size_t)gone[r]);
+                for (k = (size_t)gone[r]; k + 1 < 4 - r; k++)
+                        left[k] = left[k + 1];
+                assert_int_equal(set.n, 3 - r);
+                for (i = 0; i < 4000; i++) {
+                        snprintf(prefix, sizeof(prefix), "f%d", i % 4);
+                        h = hash_of(prefix, i / 4);
+                        for (k = 0; k < set.n; k++)
+                                assert_int_equal(
+                                        of_idfilter_set_next(&set, h, k) == k,
+                                        of_idfilter_maybe(&f[left[k]], h));
+                }
+        }
+        assert_null(set.words);
+        for (j = 0; j < 4; j++)
+                of_idfilter_free(&f[j]);
+}
+
 /* Saved filters depend on these exact values: a change here must bump
  * OF_IDFILTER_VERSION. */
 static void test_idfilter_hash_is_fixed(void **state)
@@ -120,6 +160,7 @@ int main(void)
                         test_idfilter_has_every_added_id_and_few_others),
                 cmocka_unit_test(test_idfilter_saved_form_reads_back),
                 cmocka_unit_test(test_idfilter_set_answers_as_its_filters),
+                cmocka_unit_test(test_idfilter_set_remove_keeps_the_others),
                 cmocka_unit_test(test_idfilter_hash_is_fixed),
         };
 

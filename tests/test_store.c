@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <sqlite3.h>
 
 #include "orderflow/error.h"
@@ -760,6 +761,273 @@ static void test_store_rebuilds_a_filter_of_another_version(void **state)
                             "1");
 }
 
+/* ---- dedupe retention ---- */
+
+#define T0     1800000000000LL /* 2027-01-15, ms */
+#define HOUR   3600000LL
+#define OTHER(id) "{\"id\":\"" id "\",\"type\":\"OrderShipped\"}"
+
+static int64_t test_clock(void *opaque)
+{
+        return *(const int64_t *)opaque;
+}
+
+static of_store_pruned prune(fixture *f, int64_t window_ms)
+{
+        of_store_pruned p;
+        char errstr[512];
+
+        if (of_store_prune(&p, f->st, window_ms, 0, errstr, sizeof(errstr)))
+                fail_msg("prune: %s", errstr);
+        return p;
+}
+
+/* The contract's sums, checked against order_list: "1" when they hold. */
+static const char sums_hold[] =
+        "SELECT (SELECT orders_placed FROM order_totals) ="
+        " (SELECT count(placed_at) FROM order_list)"
+        " AND (SELECT placed_amount FROM order_totals) ="
+        " (SELECT ifnull(sum(total), 0) FROM order_list)"
+        " AND (SELECT orders_paid FROM order_totals) ="
+        " (SELECT count(paid_at) FROM order_list)"
+        " AND (SELECT paid_amount FROM order_totals) ="
+        " (SELECT ifnull(sum(paid_amount), 0) FROM order_list)"
+        " AND (SELECT sum(placed_amount) FROM daily_totals) ="
+        " (SELECT placed_amount FROM order_totals)";
+
+/* Ids recorded longer ago than the window are forgotten with their run;
+ * ids inside it are still deduplicated. A copy of a forgotten id counts
+ * as new: an OrderPlaced then meets its order's OrderPlaced and is a dead
+ * letter (the totals stay right), an event of another type is recorded
+ * again. This is the trade-off README's dedupe retention describes. */
+static void test_store_prune_forgets_ids_older_than_the_window(void **state)
+{
+        fixture *f = *state;
+        int64_t now = T0;
+        of_store_pruned p;
+        const char *b1[] = {
+                PLACED("e1", "o1", "10", "2027-01-15T10:00:00Z"),
+                OTHER("e2"),
+        };
+        const char *b2[] = {PAID("e3", "o1", "10", "2027-01-15T11:00:00Z")};
+        const char *b3[] = {PLACED("e4", "o3", "30", "2027-01-15T11:00:00Z")};
+        const char *b4[] = {PLACED("e5", "o4", "40", "2027-01-15T12:00:00Z")};
+        const char *again[] = {b1[0], b1[1], b2[0], b3[0], b4[0]};
+
+        of_store_set_clock(f->st, test_clock, &now);
+        of_store_set_seal_events(f->st, 2);
+        assert_int_equal(apply(f, b1, 2), 0);
+        now = T0 + HOUR;
+        assert_int_equal(apply(f, b2, 1), 0); /* run 1 = e1, e2 */
+        assert_int_equal(apply(f, b3, 1), 0);
+        now = T0 + 2 * HOUR;
+        assert_int_equal(apply(f, b4, 1), 0); /* run 2 = e3, e4 */
+        assert_string_equal(q(f, "SELECT group_concat(run || ':' ||"
+                                 " ((sealed_at - 1800000000000) / 3600000))"
+                                 " FROM processed_runs"),
+                            "1:1,2:2");
+
+        /* at 2 h nothing is older than a 1 h window yet */
+        p = prune(f, HOUR);
+        assert_int_equal(p.runs, 0);
+        assert_int_equal(p.sealed, 0);
+        /* 1 ms later run 1 (sealed at 1 h) is; run 2 is not, and
+         * processed_recent (since 2 h) is younger than 1 h / 4 */
+        now++;
+        p = prune(f, HOUR);
+        assert_int_equal(p.runs, 1);
+        assert_int_equal(p.events, 2);
+        assert_int_equal(p.sealed, 0);
+        assert_string_equal(q(f, "SELECT group_concat(run) FROM"
+                                 " processed_runs"),
+                            "2");
+        assert_string_equal(q(f, "SELECT count(*) FROM sqlite_master WHERE"
+                                 " name = 'processed_run_1'"),
+                            "0");
+        assert_string_equal(q(f, "SELECT group_concat(event_id) FROM (SELECT"
+                                 " event_id FROM processed_events ORDER BY"
+                                 " 1)"),
+                            "e3,e4,e5");
+
+        /* every copy again, at new offsets */
+        assert_int_equal(apply(f, again, 5), 0);
+        assert_string_equal(q(f, "SELECT count(*) || ' ' || min(reason) FROM"
+                                 " dead_letters"),
+                            "1 duplicate OrderPlaced for order: o1");
+        assert_string_equal(q(f, "SELECT group_concat(event_id) FROM (SELECT"
+                                 " event_id FROM processed_events ORDER BY"
+                                 " 1)"),
+                            "e2,e3,e4,e5");
+        assert_string_equal(q(f, "SELECT orders_placed || ',' ||"
+                                 " placed_amount || ',' || paid_amount"
+                                 " FROM order_totals"),
+                            "3,80,10");
+        assert_string_equal(q(f, sums_hold), "1");
+}
+
+/* processed_recent is sealed once its first row is a quarter of the
+ * window old, so that under little traffic no id stays for ever; the run
+ * is then dropped a window after that. */
+static void test_store_prune_seals_recent_ids_by_age(void **state)
+{
+        fixture *f = *state;
+        int64_t now = T0;
+        of_store_pruned p;
+        const char *b1[] = {PLACED("e1", "o1", "10", "2027-01-15T10:00:00Z")};
+
+        of_store_set_clock(f->st, test_clock, &now);
+        prune(f, 4 * HOUR); /* nothing recorded: nothing to do */
+        assert_string_equal(q(f, "SELECT since_ms FROM"
+                                 " processed_recent_since"),
+                            "NULL");
+        assert_int_equal(apply(f, b1, 1), 0);
+        now = T0 + HOUR - 1;
+        p = prune(f, 4 * HOUR);
+        assert_int_equal(p.sealed, 0);
+        now = T0 + HOUR;
+        p = prune(f, 4 * HOUR);
+        assert_int_equal(p.sealed, 1);
+        assert_int_equal(p.runs, 0);
+        assert_string_equal(q(f, "SELECT (sealed_at - 1800000000000) ||"
+                                 " ',' || events FROM processed_runs"),
+                            "3600000,1");
+        assert_string_equal(q(f, "SELECT since_ms FROM"
+                                 " processed_recent_since"),
+                            "NULL");
+        now = T0 + 5 * HOUR;
+        p = prune(f, 4 * HOUR);
+        assert_int_equal(p.runs, 0);
+        now++;
+        p = prune(f, 4 * HOUR);
+        assert_int_equal(p.runs, 1);
+        assert_int_equal(p.sealed, 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"), "0");
+        /* a copy within the window after that is still a duplicate */
+        assert_int_equal(apply1(f, PLACED("e2", "o2", "20",
+                                          "2027-01-15T10:00:00Z")), 0);
+        assert_int_equal(apply1(f, PLACED("e2", "o2", "20",
+                                          "2027-01-15T10:00:00Z")), 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM dead_letters"), "0");
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "30");
+        assert_string_equal(q(f, sums_hold), "1");
+}
+
+/* Two projectors on one file: runs dropped by one are gone for the other
+ * at its next batch (no error, no statement on a dropped table), ids of
+ * the runs kept are still known to it, and it can seal and prune in turn.
+ */
+static void test_store_sees_runs_dropped_by_another(void **state)
+{
+        fixture *f = *state;
+        of_store *other = NULL;
+        of_store_stats stats = {0};
+        of_store_pos pos = {"orders", 1, 3};
+        of_store_pruned p;
+        int64_t now = T0;
+        char errstr[512];
+        const char *b[] = {
+                PLACED("e1", "o1", "10", "2027-01-15T10:00:00Z"),
+                PLACED("e2", "o2", "20", "2027-01-15T10:00:00Z"),
+                PLACED("e3", "o3", "30", "2027-01-15T10:00:00Z"),
+        };
+        of_msg again[3];
+        size_t i;
+
+        assert_int_equal(of_store_open(&other, f->path, errstr,
+                                       sizeof(errstr)), 0);
+        of_store_set_clock(f->st, test_clock, &now);
+        of_store_set_clock(other, test_clock, &now);
+        of_store_set_seal_events(f->st, 1);
+        of_store_set_seal_events(other, 1);
+        for (i = 0; i < 3; i++) { /* runs 1 (e1), 2 (e2); e3 recent */
+                now = T0 + (int64_t)i * HOUR;
+                assert_int_equal(apply1(f, b[i]), 0);
+        }
+        /* the other reads the three runs' worth in a batch of its own */
+        for (i = 0; i < 3; i++)
+                again[i] = msg_at(b[i], 1, (int64_t)i);
+        assert_int_equal(of_store_apply_batch(other, again, 3, &pos, 1,
+                                              &stats, errstr,
+                                              sizeof(errstr)), 0);
+        assert_int_equal(stats.duplicates, 3);
+        /* f drops run 1 (sealed at 1 h), keeps run 2 (at 2 h) */
+        now = T0 + 3 * HOUR;
+        p = prune(f, 90 * 60000);
+        assert_int_equal(p.runs, 1);
+        memset(&stats, 0, sizeof(stats));
+        pos.next_offset = 6;
+        for (i = 0; i < 3; i++)
+                again[i] = msg_at(b[i], 1, 3 + (int64_t)i);
+        if (of_store_apply_batch(other, again, 3, &pos, 1, &stats, errstr,
+                                 sizeof(errstr)))
+                fail_msg("other: %s", errstr);
+        /* e1 forgotten: its copy meets o1's OrderPlaced, a dead letter */
+        assert_int_equal(stats.duplicates, 2);
+        assert_int_equal(stats.dead, 1);
+        /* the other prunes what is left, f goes on */
+        now = T0 + 10 * HOUR;
+        if (of_store_prune(&p, other, HOUR, 1, errstr, sizeof(errstr)))
+                fail_msg("other prune: %s", errstr);
+        assert_int_equal(p.runs, 1); /* at most 1: run 2 */
+        assert_int_equal(p.more, 1);
+        if (of_store_prune(&p, other, HOUR, 1, errstr, sizeof(errstr)))
+                fail_msg("other prune: %s", errstr);
+        assert_int_equal(p.runs, 1); /* run 3: e3 (e1 was a dead letter) */
+        assert_int_equal(p.more, 0);
+        assert_int_equal(p.sealed, 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"), "0");
+        assert_int_equal(apply1(f, PLACED("e4", "o4", "40",
+                                          "2027-01-15T10:00:00Z")), 0);
+        assert_int_equal(apply1(f, PLACED("e4", "o4", "40",
+                                          "2027-01-15T10:00:00Z")), 0);
+        assert_string_equal(q(f, "SELECT group_concat(event_id) FROM"
+                                 " processed_events"),
+                            "e4");
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "100");
+        assert_string_equal(q(f, sums_hold), "1");
+        of_store_close(other);
+}
+
+/* A file from before dedupe retention: its runs and processed_recent get
+ * the time of the migration (later than the truth: kept longer, never
+ * shorter). */
+static void test_store_migrates_runs_without_sealed_at(void **state)
+{
+        fixture *f = *state;
+        int64_t before = (int64_t)time(NULL) * 1000;
+
+        of_store_set_seal_events(f->st, 1);
+        assert_int_equal(apply1(f, PLACED("e1", "o1", "10",
+                                          "2026-11-27T10:00:00Z")), 0);
+        assert_int_equal(apply1(f, PLACED("e2", "o2", "20",
+                                          "2026-11-27T10:00:00Z")), 0);
+        of_store_close(f->st);
+        f->st = NULL;
+        if (sqlite3_exec(f->db,
+                         "ALTER TABLE processed_runs DROP COLUMN sealed_at;"
+                         " DROP TABLE processed_recent_since",
+                         NULL, NULL, NULL) != SQLITE_OK)
+                fail_msg("%s", sqlite3_errmsg(f->db));
+        reopen(f);
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_runs WHERE"
+                                 " sealed_at IS NULL"),
+                            "0");
+        assert_int_equal(atoll(q(f, "SELECT min(sealed_at) FROM"
+                                    " processed_runs")) >= before,
+                         1);
+        assert_int_equal(atoll(q(f, "SELECT since_ms FROM"
+                                    " processed_recent_since")) >= before,
+                         1);
+        /* a window of an hour keeps them all */
+        assert_int_equal(prune(f, HOUR).runs, 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "2");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -787,6 +1055,10 @@ int main(void)
                 T(test_store_rebuilds_a_filter_of_another_version),
                 T(test_store_not_a_database_is_an_error),
                 T(test_store_refuses_an_application_database),
+                T(test_store_prune_forgets_ids_older_than_the_window),
+                T(test_store_prune_seals_recent_ids_by_age),
+                T(test_store_sees_runs_dropped_by_another),
+                T(test_store_migrates_runs_without_sealed_at),
         };
 
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);

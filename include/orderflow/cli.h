@@ -82,6 +82,17 @@ int of_cli_bad_option(const char *cmd, int opt, char **argv);
 /* Parse a whole decimal integer in [min, max]: 0, or OF_ERROR. */
 int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max);
 
+/* The longest duration: 10 years. It keeps a cutoff computed from it
+ * after 1970, which the time formatting needs (negative ms are not
+ * handled). */
+#define OF_CLI_DURATION_MAX_S (3650LL * 86400)
+
+/* Parse a duration: a whole number with a unit, s (seconds), m (minutes),
+ * h (hours) or d (days), e.g. 30s, 15m, 12h, 7d; a bare number is
+ * seconds; at most OF_CLI_DURATION_MAX_S. *out_ms gets it in ms: 0, or
+ * OF_ERROR. */
+int of_cli_parse_duration(int64_t *out_ms, const char *s);
+
 /* Set by SIGINT and SIGTERM once of_cli_catch_stop() has run. */
 extern volatile sig_atomic_t of_cli_stop;
 

@@ -53,6 +53,9 @@ typedef struct of_idfilter_set {
  * blocks unless the set is empty. Returns 0 or OF_ERROR (no memory). */
 int of_idfilter_set_add(of_idfilter_set *set, const of_idfilter *f);
 
+/* Removes filter number i (< set->n); those after it move down one. */
+void of_idfilter_set_remove(of_idfilter_set *set, size_t i);
+
 /* The index of the first filter at or after from that may hold hash, or
  * set->n when none may. */
 size_t of_idfilter_set_next(const of_idfilter_set *set, uint64_t hash,

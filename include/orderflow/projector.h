@@ -25,6 +25,8 @@ typedef struct of_projector_opts {
         size_t batch_max;      /* messages per transaction */
         int batch_ms;          /* ms a batch may stay open */
         int max_retry_ms;      /* longest backoff between store retries */
+        int64_t dedupe_retention_ms; /* forget ids recorded longer ago
+                                      * (of_store_prune); 0: keep them */
         /* Test hook, called after each database commit and before the
          * Kafka commit; nonzero stops the projector at once as a crash
          * would (no Kafka commit, no group leave): OF_EABORT. */

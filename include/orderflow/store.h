@@ -129,6 +129,36 @@ int of_store_set_rebuilt(of_store *st, const char *truncated, char *errstr,
 int of_store_replace(const char *live, const char *fresh, int timeout_ms,
                      char *errstr, size_t errstr_size);
 
+/* ---- Dedupe retention (store_runs.c) ---- */
+
+/* What one of_store_prune() did. */
+typedef struct of_store_pruned {
+        int64_t runs;   /* sealed runs dropped */
+        int64_t events; /* ids dropped with them */
+        int sealed;     /* processed_recent sealed for its age: 1 or 0 */
+        int more;       /* max_runs stopped it: more runs are due now */
+} of_store_pruned;
+
+/* Forget the ids recorded more than window_ms ago, whole runs at a time:
+ * each sealed run whose sealing is older than the window is dropped in
+ * its own short transaction (its processed_runs row, its table, the view
+ * and its filter in memory), oldest first, at most max_runs of them (0:
+ * no limit; a run of 131,072 ids takes about 0.1 s). Then
+ * processed_recent is sealed if its first row is older than window_ms /
+ * 4, so that no id outlives the window by much more than a quarter. Call
+ * it between batches, never from inside one. A delivery of a forgotten
+ * id counts as new: see README, dedupe retention. Other connections on
+ * the file notice at their next batch. On failure (OF_EBUSY: locked, try
+ * later) what was dropped before it stays dropped and *out says what. */
+int of_store_prune(of_store_pruned *out, of_store *st, int64_t window_ms,
+                   size_t max_runs, char *errstr, size_t errstr_size);
+
+/* Tests: the wall clock, in ms since 1970, by which ids are recorded,
+ * runs sealed and ages measured (default the real one). now_ms gets
+ * opaque; NULL restores the real clock. */
+void of_store_set_clock(of_store *st, int64_t (*now_ms)(void *opaque),
+                        void *opaque);
+
 /* ---- Reading the contract's relations (store_query.c) ---- */
 
 typedef struct of_store_cursor of_store_cursor;

@@ -124,6 +124,33 @@ sqlite3 "$db" 'SELECT sum(next_offset) FROM partition_offsets' \
         fail "stored offsets sum to $(cat "$tmp/offsets"), expected $total"
 ok
 
+name="--dedupe-retention 1s forgets every id, keeps the projections"
+cp "$db" "$tmp/ret.db"
+sqlite3 "$tmp/ret.db" 'SELECT * FROM order_totals' >"$tmp/ret.before"
+"$of" project --db "$tmp/ret.db" -b "$addr" -g retention \
+        --dedupe-retention 1s "${fast[@]}" 2>"$tmp/proj.err" &
+proj_pid=$!
+# processed_recent is sealed at once (its rows are older than 1s / 4),
+# the run dropped a second later
+for _ in $(seq 150); do
+        grep -q 'dedupe retention: dropped 1 run' "$tmp/proj.err" && break
+        sleep 0.1
+done
+kill -TERM "$proj_pid"
+wait "$proj_pid"
+rc=$?
+proj_pid=
+[ "$rc" -eq 0 ] || fail "expected exit 0 after SIGTERM, got $rc"
+grep -q "dedupe retention: dropped 1 run(s) of $(sqlite3 "$db" \
+        'SELECT count(*) FROM processed_events') ids" "$tmp/proj.err" ||
+        fail "no prune logged: $(grep retention "$tmp/proj.err")"
+[ "$(sqlite3 "$tmp/ret.db" 'SELECT count(*) FROM processed_events')" = 0 ] ||
+        fail "processed_events not empty"
+[ "$(sqlite3 "$tmp/ret.db" 'SELECT * FROM order_totals')" = \
+        "$(cat "$tmp/ret.before")" ] || fail "order_totals changed"
+db=$tmp/ret.db check_consistent
+ok
+
 name="SIGTERM stops within 10 s with exit 0"
 "$of" project --db "$db" -b "$addr" -g term "${fast[@]}" 2>"$tmp/proj.err" &
 proj_pid=$!
@@ -149,8 +176,17 @@ name="usage errors exit 2 with one line"
         grep -q 'no.such.property' "$tmp/err" || fail "bad -X: $(cat "$tmp/err")"
 "$of" project --db "$db" --batch-max zero >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q -- '--batch-max' "$tmp/err" || fail "bad --batch-max"
+for d in 0 0s 7w 1.5h -1d 3651d '' 12hours; do
+        "$of" project --db "$db" --dedupe-retention "$d" >"$tmp/out" \
+                2>"$tmp/err"
+        [ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+                grep -q -- '--dedupe-retention' "$tmp/err" ||
+                fail "--dedupe-retention '$d': $(cat "$tmp/err")"
+done
 "$of" project --help >"$tmp/out" || fail "--help exited non-zero"
 grep -q -- '--exit-at-end' "$tmp/out" || fail "--help does not describe -e"
+grep -q -- '--dedupe-retention DURATION' "$tmp/out" ||
+        fail "--help does not describe --dedupe-retention"
 ok
 
 name="an unwritable read model is exit 1"

@@ -65,7 +65,8 @@ ok
 
 name="the schema is untouched"
 want="daily_totals dead_letters order_list order_totals partition_offsets"
-want="$want processed_events processed_recent processed_runs schema_info"
+want="$want processed_events processed_recent processed_recent_since"
+want="$want processed_runs schema_info store_info"
 got=$(sqlite3 "$rm_db" "SELECT group_concat(name, ' ') FROM (SELECT name
         FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name)")
 [ "$got" = "$want" ] || fail "relations: $got"
