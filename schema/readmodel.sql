@@ -112,5 +112,7 @@ CREATE TABLE IF NOT EXISTS store_info (
     rebuilt_at    TEXT,     -- when a rebuild made this file; NULL: never
     truncated     TEXT      -- a rebuild over deleted history: what was gone
 );
+-- A random generation below 2^53, so JSON readers get it exactly.
 INSERT INTO store_info (generation)
-    SELECT abs(random()) WHERE NOT EXISTS (SELECT 1 FROM store_info);
+    SELECT abs(random() % 9007199254740992)
+    WHERE NOT EXISTS (SELECT 1 FROM store_info);

@@ -29,6 +29,16 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                buf);
 }
 
+/* For short-lived clients whose caller reports the outcome in one line:
+ * librdkafka's connection failures on the way are for -v only. */
+static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                         const char *buf)
+{
+        (void)level;
+        of_log(OF_LOG_DEBUG, "kafka %s: %s: %s", rk ? rd_kafka_name(rk) : "-",
+               fac, buf);
+}
+
 int of_kafka_prop_is_secret(const char *prop)
 {
         const char *eq = strchr(prop, '=');
@@ -169,6 +179,7 @@ int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms,
 
         if (of_kafka_conf_new(&conf, ko, NULL, errstr, errstr_size))
                 return OF_ERROR;
+        rd_kafka_conf_set_log_cb(conf, quiet_log_cb);
         if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
                 rd_kafka_conf_destroy(conf);
                 return of_errf(errstr, errstr_size, "kafka: %s", why);

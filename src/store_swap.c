@@ -4,10 +4,12 @@
  * write transaction, which readers under WAL see as one commit (a
  * rename() would not be: their open connections keep the old inode and
  * its -wal). The batch transaction's own generation check is store.c's. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -24,7 +26,13 @@
 static int open_ro(sqlite3 **db, const char *path, char *errstr,
                    size_t errstr_size)
 {
-        int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL);
+        struct stat sb;
+        int rc;
+
+        if (stat(path, &sb) != 0)
+                return of_errf(errstr, errstr_size, "%s: %s", path,
+                               strerror(errno));
+        rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL);
 
         if (rc != SQLITE_OK) {
                 of_errf(errstr, errstr_size, "%s: %s", path,

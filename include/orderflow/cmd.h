@@ -10,6 +10,7 @@ int cmd_outbox(int argc, char **argv);
 int cmd_project(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_rebuild(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 

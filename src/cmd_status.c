@@ -1,0 +1,288 @@
+/* orderflow status: how far a read model is, per partition (its stored
+ * offset, the broker's end offset, the lag), its counters and its last
+ * batch; as a table for people or one JSON line. Reads the file on a
+ * read-only connection and asks the brokers for the end offsets only. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "orderflow/cli.h"
+#include "orderflow/cmd.h"
+#include "orderflow/error.h"
+#include "orderflow/log.h"
+#include "orderflow/store.h"
+
+#define CMD "status"
+
+static void print_help(void)
+{
+        printf("usage: orderflow status --db PATH [-b LIST] [-t NAME] "
+               "[--json] [-X key=value]...\n\n"
+               "How far the read model at PATH is: for each partition of "
+               "the topic the offset\napplied (stored in the file), the end "
+               "offset (asked of the brokers) and the\nlag between them; "
+               "events applied, ignored, duplicates and dead letters; the\n"
+               "time of the last batch. When no broker answers, the file's "
+               "part is printed,\nend and lag are unknown, and the exit "
+               "code is 1.\n\n"
+               "options:\n"
+               "  --db PATH            the read-model file (required; never "
+               "created)\n" OF_CLI_KAFKA_HELP
+               "  --json               one JSON object on one line instead "
+               "of a table\n"
+               "  -q, --quiet          errors only on stderr\n"
+               "  -h, --help           this help\n\n"
+               "--json keys: db, generation, applied, ignored, duplicates, "
+               "dead_letters,\nbatches, last_batch_at, rebuilt_at, "
+               "truncated, topic, lag, partitions (each:\npartition, "
+               "applied, end, lag); unknown or absent values are null.\n");
+}
+
+/* One partition's line: next offset applied (-1: none stored), the end
+ * offset and first offset at the broker (-1: unknown). */
+typedef struct part_row {
+        int32_t partition;
+        int64_t applied, end, low;
+} part_row;
+
+/* What is left to apply; -1 when the end is unknown. */
+static int64_t lag_of(const part_row *r)
+{
+        int64_t from;
+
+        if (r->end < 0)
+                return -1;
+        from = r->applied >= 0 ? r->applied : r->low > 0 ? r->low : 0;
+        return r->end > from ? r->end - from : 0;
+}
+
+/* The partitions of the broker's view and the file's, by id. */
+static part_row *rows_of(const of_store_info *info, const char *topic,
+                         int32_t cnt, const int64_t *low,
+                         const int64_t *high, size_t *nrows)
+{
+        size_t i, n = 0, cap = (size_t)cnt + info->nparts;
+        part_row *rows = calloc(cap ? cap : 1, sizeof(*rows));
+        int32_t p;
+
+        if (!rows)
+                return NULL;
+        for (p = 0; p < cnt; p++)
+                rows[n++] = (part_row){p, -1, high[p], low[p]};
+        for (i = 0; i < info->nparts; i++) {
+                const of_store_part *sp = &info->parts[i];
+                size_t j;
+
+                if (strcmp(sp->topic, topic))
+                        continue;
+                for (j = 0; j < n && rows[j].partition != sp->partition; j++)
+                        ;
+                if (j == n)
+                        rows[n++] = (part_row){sp->partition, -1, -1, -1};
+                rows[j].applied = sp->next_offset;
+        }
+        *nrows = n;
+        return rows;
+}
+
+static cJSON *num_or_null(int64_t v)
+{
+        return v < 0 ? cJSON_CreateNull() : cJSON_CreateNumber((double)v);
+}
+
+static cJSON *text_or_null(const char *s)
+{
+        return *s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static int print_json(const char *db, const of_store_info *info,
+                      const char *topic, const part_row *rows, size_t n,
+                      int64_t lag)
+{
+        cJSON *o = cJSON_CreateObject(), *parts = cJSON_CreateArray();
+        char *text;
+        size_t i;
+
+        if (!o || !parts)
+                goto oom;
+        cJSON_AddItemToObject(o, "db", cJSON_CreateString(db));
+        cJSON_AddItemToObject(o, "generation",
+                              cJSON_CreateNumber((double)info->generation));
+        cJSON_AddItemToObject(o, "applied", num_or_null(info->applied));
+        cJSON_AddItemToObject(o, "ignored", num_or_null(info->ignored));
+        cJSON_AddItemToObject(o, "duplicates",
+                              num_or_null(info->duplicates));
+        cJSON_AddItemToObject(o, "dead_letters", num_or_null(info->dead));
+        cJSON_AddItemToObject(o, "batches", num_or_null(info->batches));
+        cJSON_AddItemToObject(o, "last_batch_at",
+                              text_or_null(info->last_batch_at));
+        cJSON_AddItemToObject(o, "rebuilt_at",
+                              text_or_null(info->rebuilt_at));
+        cJSON_AddItemToObject(o, "truncated", text_or_null(info->truncated));
+        cJSON_AddItemToObject(o, "topic", cJSON_CreateString(topic));
+        cJSON_AddItemToObject(o, "lag", num_or_null(lag));
+        for (i = 0; i < n; i++) {
+                cJSON *p = cJSON_CreateObject();
+
+                if (!p)
+                        goto oom;
+                cJSON_AddItemToArray(parts, p);
+                cJSON_AddItemToObject(
+                        p, "partition",
+                        cJSON_CreateNumber((double)rows[i].partition));
+                cJSON_AddItemToObject(p, "applied",
+                                      num_or_null(rows[i].applied));
+                cJSON_AddItemToObject(p, "end", num_or_null(rows[i].end));
+                cJSON_AddItemToObject(p, "lag",
+                                      num_or_null(lag_of(&rows[i])));
+        }
+        cJSON_AddItemToObject(o, "partitions", parts);
+        parts = NULL;
+        if (!(text = cJSON_PrintUnformatted(o)))
+                goto oom;
+        printf("%s\n", text);
+        cJSON_free(text);
+        cJSON_Delete(o);
+        return 0;
+oom:
+        cJSON_Delete(parts);
+        cJSON_Delete(o);
+        fprintf(stderr, "orderflow %s: out of memory\n", CMD);
+        return OF_ERROR;
+}
+
+static void print_cell(int64_t v)
+{
+        if (v < 0)
+                printf(" %12s", "-");
+        else
+                printf(" %12" PRId64, v);
+}
+
+static void print_table(const char *db, const of_store_info *info,
+                        const char *topic, const part_row *rows, size_t n,
+                        int64_t lag)
+{
+        size_t i;
+
+        printf("read model   %s (generation %" PRId64 ")\n", db,
+               info->generation);
+        if (info->rebuilt_at[0])
+                printf("rebuilt      %s%s%s\n", info->rebuilt_at,
+                       info->truncated[0] ? "; history missing: " : "",
+                       info->truncated);
+        printf("events       applied %" PRId64 ", ignored %" PRId64
+               ", duplicates %" PRId64 ", dead letters %" PRId64
+               ", in %" PRId64 " batches\n",
+               info->applied, info->ignored, info->duplicates, info->dead,
+               info->batches);
+        printf("last batch   %s\n",
+               info->last_batch_at[0] ? info->last_batch_at : "none");
+        printf("topic        %s\n\n", topic);
+        printf("%-9s %12s %12s %12s\n", "partition", "applied", "end", "lag");
+        for (i = 0; i < n; i++) {
+                printf("%-9" PRId32, rows[i].partition);
+                print_cell(rows[i].applied);
+                print_cell(rows[i].end);
+                print_cell(lag_of(&rows[i]));
+                putchar('\n');
+        }
+        printf("%-9s %12s %12s", "total", "", "");
+        print_cell(lag);
+        putchar('\n');
+}
+
+int cmd_status(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"db", required_argument, NULL, 'D'},
+                OF_CLI_KAFKA_LONGOPTS,
+                {"json", no_argument, NULL, 'j'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        of_store_info info = {0};
+        of_cli_kafka ck;
+        part_row *rows = NULL;
+        int64_t *low = NULL, *high = NULL, lag = 0;
+        const char *db = NULL;
+        char errstr[1024], kerr[1024] = "";
+        size_t n = 0, i;
+        int32_t cnt = 0;
+        int opt, rc, json = 0, exit_code = OF_EXIT_FAILURE;
+
+        of_cli_kafka_init(&ck);
+        opterr = 0;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv,
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "qh", longopts,
+                                  NULL)) != -1) {
+                rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
+                if (rc != 1) {
+                        if (rc)
+                                return rc;
+                        continue;
+                }
+                switch (opt) {
+                case 'D':
+                        db = optarg;
+                        break;
+                case 'j':
+                        json = 1;
+                        break;
+                case 'q':
+                        of_log_verbosity = OF_LOG_ERROR;
+                        break;
+                case 'h':
+                        print_help();
+                        return of_cli_close_stdout(CMD);
+                default:
+                        return of_cli_bad_option(CMD, opt, argv);
+                }
+        }
+        if (optind < argc)
+                return of_cli_usage(CMD, "%s: unexpected argument",
+                                    argv[optind]);
+        if (!db)
+                return of_cli_usage(CMD, "--db: required");
+        if (of_kafka_check_opts(&ck.ko, errstr, sizeof(errstr)))
+                return of_cli_usage(CMD, "%s", errstr);
+        if (of_store_info_read(&info, db, errstr, sizeof(errstr))) {
+                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                return OF_EXIT_FAILURE;
+        }
+        /* The file's part is worth printing even without a broker. */
+        if (of_kafka_query_topic(&ck.ko, 10000, &cnt, &low, &high, kerr,
+                                 sizeof(kerr)))
+                cnt = 0;
+        if (!(rows = rows_of(&info, ck.ko.topic, cnt, low, high, &n))) {
+                fprintf(stderr, "orderflow %s: out of memory\n", CMD);
+                goto out;
+        }
+        for (i = 0; i < n && lag >= 0; i++)
+                lag = lag_of(&rows[i]) < 0 ? -1 : lag + lag_of(&rows[i]);
+        if (kerr[0])
+                lag = -1;
+        if (json) {
+                if (print_json(db, &info, ck.ko.topic, rows, n, lag))
+                        goto out;
+        } else {
+                print_table(db, &info, ck.ko.topic, rows, n, lag);
+        }
+        if (kerr[0]) {
+                fprintf(stderr, "orderflow %s: %s\n", CMD, kerr);
+                goto out;
+        }
+        exit_code = of_cli_close_stdout(CMD);
+out:
+        free(rows);
+        free(low);
+        free(high);
+        of_store_info_free(&info);
+        return exit_code;
+}
