@@ -203,7 +203,7 @@ static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
         of_store_info before = {0}, after = {0};
         progress pg = {0};
         of_store *st = NULL;
-        int64_t *low = NULL, *high = NULL, gone;
+        int64_t *low = NULL, *high = NULL, gone, replayed_ms, done_ms;
         int32_t cnt = 0, p;
         char fresh[4096], truncated[OF_STORE_TRUNCATED_MAX];
         int fd = -1, err = OF_ERROR;
@@ -252,14 +252,27 @@ static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
                pg.total, cnt, a->ko.topic, fresh);
         if (replay(a, fresh, truncated, &pg, errstr, errstr_size) ||
             of_store_info_read(&after, fresh, errstr, errstr_size) ||
-            of_store_info_read(&before, a->db, errstr, errstr_size) ||
-            of_store_replace(a->db, fresh, SWAP_TIMEOUT_MS, errstr,
+            of_store_info_read(&before, a->db, errstr, errstr_size))
+                goto out;
+        replayed_ms = of_timestamp_now_ms();
+        if (of_store_replace(a->db, fresh, SWAP_TIMEOUT_MS, errstr,
                              errstr_size))
                 goto out;
-        of_log(OF_LOG_INFO, "rebuild: swapped into %s (generation %" PRId64
-               " replaces %" PRId64 ") after %.1f s",
-               a->db, after.generation, before.generation,
-               (double)(of_timestamp_now_ms() - pg.start_ms) / 1000.0);
+        done_ms = of_timestamp_now_ms();
+        if (!a->quiet)
+                of_log_write(OF_LOG_INFO,
+                             "rebuild: done in %.1f s: replay %.1f s "
+                             "(%.0f events/s), swap into %s %.1f s "
+                             "(generation %" PRId64 " replaces %" PRId64 ")",
+                             (double)(done_ms - pg.start_ms) / 1000.0,
+                             (double)(replayed_ms - pg.start_ms) / 1000.0,
+                             replayed_ms > pg.start_ms
+                                     ? (double)pg.total * 1000.0 /
+                                               (double)(replayed_ms -
+                                                        pg.start_ms)
+                                     : 0.0,
+                             a->db, (double)(done_ms - replayed_ms) / 1000.0,
+                             after.generation, before.generation);
         compare(&before, &after);
         err = 0;
 out:

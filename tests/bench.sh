@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the projector from start to -e exit over a pre-filled topic
-# on the embedded broker, for time-ordered (v7) and random (v4) event ids.
+# on the embedded broker, for time-ordered (v7) and random (v4) event ids,
+# then `rebuild` of the same topic into the last run's file.
 # Reports the steady rate (from the first applied batch to exit: median,
 # min, max of BENCH_RUNS runs) and peak RSS; writes JSON Lines under
 # $B/bench/. Not part of make test: figures are reported, never asserted.
@@ -59,9 +60,25 @@ for kind in v7 v4; do
                         `'excluded; \(commit [0-9.]* s\).*/\1, \2/p' \
                         "$tmp/run.err" | tail -1)")
         done
+        # rebuild: the last run's file is the live one; replay + swap
+        rb_rates=() rb_total=() rb_swap=()
+        for r in $(seq "$runs"); do
+                "$of" rebuild --db "$tmp/rm.db" -b "$addr" -t bench \
+                        >"$tmp/rb.out" 2>"$tmp/rb.err" ||
+                        die "rebuild failed: $(tail -2 "$tmp/rb.err")"
+                line=$(grep 'rebuild: done in' "$tmp/rb.err")
+                rb_total+=("$(echo "$line" | sed -n 's/.*done in \([0-9.]*\) s.*/\1/p')")
+                rb_rates+=("$(echo "$line" | sed -n 's/.*(\([0-9]*\) events\/s).*/\1/p')")
+                rb_swap+=("$(echo "$line" | sed -n 's/.* \([0-9.]*\) s (generation.*/\1/p')")
+        done
+        got=$(sqlite3 "$tmp/rm.db" 'SELECT count(*) FROM processed_events')
+        [ "$got" -eq "$n" ] || die "rebuild: $got of $n events"
         kill "$broker_pid"
         wait "$broker_pid" 2>/dev/null
         broker_pid=
+        rb_med=$(printf '%s\n' "${rb_rates[@]}" | median)
+        rb_tmed=$(printf '%s\n' "${rb_total[@]}" | median)
+        rb_smed=$(printf '%s\n' "${rb_swap[@]}" | median)
         med=$(printf '%s\n' "${rates[@]}" | median)
         min=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
         max=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
@@ -75,6 +92,14 @@ for kind in v7 v4; do
                 `'"events_per_s_median":%s,"min":%s,"max":%s,'`
                 `'"peak_rss_kib":%s,"median_run_time":"%s"}\n' "$n" "$kind" \
                 "$runs" "$med" "$min" "$max" "$mrss" "$msplit" >>"$out"
+        printf '%-28s %10s %10s %10s %12s   %s\n' "rebuild $n $kind ids" \
+                "$rb_med" "$(printf '%s\n' "${rb_rates[@]}" | sort -g | head -1)" \
+                "$(printf '%s\n' "${rb_rates[@]}" | sort -g | tail -1)" "" \
+                "total $rb_tmed s, of it swap $rb_smed s (medians)"
+        printf '{"case":"rebuild","events":%s,"ids":"%s","runs":%s,'`
+                `'"events_per_s_median":%s,"total_s_median":%s,'`
+                `'"swap_s_median":%s}\n' "$n" "$kind" "$runs" "$rb_med" \
+                "$rb_tmed" "$rb_smed" >>"$out"
 done
 # ---- the store alone: decode + apply, no Kafka (bench_store) ----
 for kind in v7 v4; do
