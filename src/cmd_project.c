@@ -15,7 +15,7 @@
 static void print_help(void)
 {
         printf("usage: orderflow project --db PATH [-b LIST] [-t NAME] "
-               "[-g GROUP] [-e] [-X key=value]...\n\n"
+               "[-g GROUP] [-e] [-F FILE] [-X key=value]...\n\n"
                "Consume order events and apply each exactly once to the "
                "read model at PATH\n(created if missing), until SIGINT or "
                "SIGTERM. Partitions resume from the\noffsets stored in the "
@@ -33,8 +33,6 @@ static void print_help(void)
                "%d)\n"
                "  --batch-ms N         longest a batch stays open, ms "
                "(default %d)\n"
-               "  -v, --verbose        more log lines (repeatable)\n"
-               "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
                OF_DEFAULT_BATCH_MAX, OF_DEFAULT_BATCH_MS);
 }
@@ -48,8 +46,6 @@ int cmd_project(int argc, char **argv)
                 {"exit-at-end", no_argument, NULL, 'e'},
                 {"batch-max", required_argument, NULL, 'M'},
                 {"batch-ms", required_argument, NULL, 'T'},
-                {"verbose", no_argument, NULL, 'v'},
-                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -69,7 +65,7 @@ int cmd_project(int argc, char **argv)
         opterr = 0;
         optind = 1;
         while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "g:evqh",
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "g:eh",
                                   longopts, NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, "project", opt, optarg);
                 if (rc != 1) {
@@ -105,12 +101,6 @@ int cmd_project(int argc, char **argv)
                                                     "integer from 1 to "
                                                     "600000");
                         o.batch_ms = (int)n;
-                        break;
-                case 'v':
-                        of_log_verbosity++;
-                        break;
-                case 'q':
-                        of_log_verbosity = OF_LOG_ERROR;
                         break;
                 case 'h':
                         print_help();

@@ -15,7 +15,7 @@
 static void print_help(void)
 {
         printf("usage: orderflow relay --db PATH [-b LIST] [-t NAME] "
-               "[--once] [-X key=value]...\n\n"
+               "[--once] [-F FILE] [-X key=value]...\n\n"
                "Publish the pending outbox rows of the application database "
                "at PATH to Kafka,\nin the order they were committed (key: "
                "the order id; headers event_id and\nevent_type; value: the "
@@ -35,8 +35,6 @@ static void print_help(void)
                "(default 500, cap 60000)\n"
                "  --lease-ms N         how long claimed rows are ours "
                "(default %d)\n"
-               "  -v, --verbose        more log lines\n"
-               "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
                OF_DEFAULT_RELAY_BATCH, OF_DEFAULT_RELAY_POLL,
                OF_DEFAULT_RELAY_LEASE);
@@ -63,8 +61,6 @@ int cmd_relay(int argc, char **argv)
                 {"max-attempts", required_argument, NULL, 'm'},
                 {"backoff-ms", required_argument, NULL, 'k'},
                 {"lease-ms", required_argument, NULL, 'l'},
-                {"verbose", no_argument, NULL, 'v'},
-                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -83,7 +79,7 @@ int cmd_relay(int argc, char **argv)
         opterr = 0;
         optind = 1;
         while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "vqh", longopts,
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "h", longopts,
                                   NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
                 if (rc != 1) {
@@ -128,12 +124,6 @@ int cmd_relay(int argc, char **argv)
                                           86400000)))
                                 return rc;
                         o.lease_ms = (int)n;
-                        break;
-                case 'v':
-                        of_log_verbosity++;
-                        break;
-                case 'q':
-                        of_log_verbosity = OF_LOG_ERROR;
                         break;
                 case 'h':
                         print_help();
