@@ -166,20 +166,17 @@ grep -q ' I ' "$tmp/d.err" || fail "demo -v: no info line"
 ok
 
 name="broker -q logs nothing, -v logs librdkafka's debug lines"
+first_broker=$broker_pid
 for v in -q -v; do
-        "$of" broker "$v" >"$tmp/b.out" 2>"$tmp/b.err" &
-        pid=$!
-        for i in $(seq 100); do
-                [ -s "$tmp/b.out" ] && break
-                sleep 0.1
-        done
-        kill -INT "$pid"
-        wait "$pid" || fail "broker $v exited $?"
+        start_broker "$v" || fail "broker $v printed no address in 10 s"
+        kill -INT "$broker_pid"
+        wait "$broker_pid" || fail "broker $v exited $?"
         case $v in
-        -q) [ ! -s "$tmp/b.err" ] ||
-                fail "broker -q logged: $(head -1 "$tmp/b.err")" ;;
-        -v) grep -q ' D rdkafka ' "$tmp/b.err" ||
+        -q) [ ! -s "$tmp/broker.err" ] ||
+                fail "broker -q logged: $(head -1 "$tmp/broker.err")" ;;
+        -v) grep -q ' D rdkafka ' "$tmp/broker.err" ||
                 fail "broker -v: no debug line" ;;
         esac
 done
+broker_pid=$first_broker
 ok
