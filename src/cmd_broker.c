@@ -32,7 +32,8 @@ typedef struct broker_opts {
 
 static void print_help(void)
 {
-        printf("usage: orderflow broker [-t TOPIC] [-p N] [--brokers N] [-v|-q]\n"
+        printf("usage: orderflow broker [-t TOPIC] [-p N] [--brokers N] "
+               "[-v|-q]\n"
                "\n"
                "Run an embedded Kafka-protocol broker (librdkafka's mock "
                "cluster) on\n"
