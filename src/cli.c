@@ -1,5 +1,5 @@
-/* Shared command-line helpers: usage errors, -b/-t/-X, numbers, stdout.
- * Exit codes are chosen by the cmd_*.c files that call these. */
+/* Shared command-line helpers: usage errors, -b/-t/-F/-X, -v/-q, numbers,
+ * stdout. Exit codes are chosen by the cmd_*.c files that call these. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +11,11 @@
 #include "orderflow/cli.h"
 #include "orderflow/error.h"
 #include "orderflow/log.h"
+
+/* Every -F file's properties: one command a process, so they live until
+ * it exits (of_kafka_opts.files borrows them; being static keeps them
+ * reachable, not leaked, for leak checkers). */
+static of_kafka_props files;
 
 void of_cli_kafka_init(of_cli_kafka *ck)
 {
@@ -43,31 +48,75 @@ int of_cli_bad_option(const char *cmd, int opt, char **argv)
         return of_cli_usage(cmd, "%s: unknown option", arg);
 }
 
+int of_cli_log_opt(int opt)
+{
+        switch (opt) {
+        case 'v':
+                if (of_log_verbosity < OF_LOG_DEBUG)
+                        of_log_verbosity++;
+                return 0;
+        case 'q':
+                of_log_verbosity = OF_LOG_ERROR;
+                return 0;
+        default:
+                return 1;
+        }
+}
+
+/* -F FILE: read it now, so that a bad file is a usage error whatever the
+ * command. Its bootstrap.servers stands in for -b unless -b was given. */
+static int read_file(of_cli_kafka *ck, const char *cmd, const char *path)
+{
+        char errstr[1024];
+        size_t i, first = files.cnt;
+
+        if (of_kafka_props_read(&files, path, errstr, sizeof(errstr))) {
+                fprintf(stderr, "orderflow %s: -F %s\n", cmd, errstr);
+                return OF_EXIT_USAGE;
+        }
+        ck->ko.files = &files;
+        for (i = first; i < files.cnt && !ck->brokers_given; i++)
+                if (!strncmp(files.items[i], "bootstrap.servers=", 18))
+                        ck->ko.brokers = files.items[i] + 18;
+                else if (!strncmp(files.items[i], "metadata.broker.list=",
+                                  21))
+                        ck->ko.brokers = files.items[i] + 21;
+        return 0;
+}
+
 int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
                      const char *arg)
 {
+        size_t n;
+
         switch (opt) {
         case 'b':
                 if (!*arg)
                         return of_cli_usage(cmd, "--brokers: empty list");
                 ck->ko.brokers = arg;
+                ck->brokers_given = 1;
                 return 0;
         case 't':
                 if (!*arg)
                         return of_cli_usage(cmd, "--topic: empty name");
                 ck->ko.topic = arg;
                 return 0;
+        case 'F':
+                return read_file(ck, cmd, arg);
         case 'X':
-                if (!strchr(arg, '=') || arg[0] == '=')
-                        return of_cli_usage(cmd, "-X %s: expected key=value",
-                                            arg);
+                /* Name the key only: what follows '=' may be a secret. */
+                n = strcspn(arg, "=");
+                if (!arg[n] || n == 0)
+                        return of_cli_usage(cmd, "-X %.*s: expected "
+                                                 "key=value", (int)n, arg);
                 if (ck->ko.props_cnt == OF_CLI_MAX_PROPS)
-                        return of_cli_usage(cmd, "-X: more than %d properties",
+                        return of_cli_usage(cmd, "-X: more than %d properties "
+                                                 "(put them in a -F file)",
                                             OF_CLI_MAX_PROPS);
                 ck->props[ck->ko.props_cnt++] = arg;
                 return 0;
         default:
-                return 1;
+                return of_cli_log_opt(opt);
         }
 }
 

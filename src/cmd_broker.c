@@ -32,7 +32,8 @@ typedef struct broker_opts {
 
 static void print_help(void)
 {
-        printf("usage: orderflow broker [-t TOPIC] [-p N] [--brokers N]\n"
+        printf("usage: orderflow broker [-t TOPIC] [-p N] [--brokers N] "
+               "[-v|-q]\n"
                "\n"
                "Run an embedded Kafka-protocol broker (librdkafka's mock "
                "cluster) on\n"
@@ -76,7 +77,7 @@ static void print_help(void)
                "  -p, --partitions N   its partitions, 1 to %d (default 4)\n"
                "      --brokers N      brokers in the cluster, 1 to %d "
                "(default 1)\n"
-               "  -v, --verbose        also log librdkafka's debug lines\n"
+               OF_CLI_LOG_HELP
                "  -h, --help           print this help\n",
                BROKER_MAX_PARTITIONS, BROKER_MAX_BROKERS);
 }
@@ -98,7 +99,7 @@ static int parse_args(broker_opts *o, int argc, char **argv)
                 {"topic", required_argument, NULL, 't'},
                 {"partitions", required_argument, NULL, 'p'},
                 {"brokers", required_argument, NULL, 'B'},
-                {"verbose", no_argument, NULL, 'v'},
+                OF_CLI_LOG_LONGOPTS,
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -106,8 +107,10 @@ static int parse_args(broker_opts *o, int argc, char **argv)
         int opt;
 
         opterr = 0;
-        while ((opt = getopt_long(argc, argv, ":t:p:vh", longopts, NULL)) !=
-               -1) {
+        while ((opt = getopt_long(argc, argv, ":t:p:" OF_CLI_LOG_SHORTOPTS "h",
+                                  longopts, NULL)) != -1) {
+                if (!of_cli_log_opt(opt))
+                        continue;
                 switch (opt) {
                 case 't':
                         if (!topic_is_valid(optarg))
@@ -137,9 +140,6 @@ static int parse_args(broker_opts *o, int argc, char **argv)
                                     "number from 1 to %d",
                                     optarg, BROKER_MAX_BROKERS);
                         o->brokers = (int)n;
-                        break;
-                case 'v':
-                        of_log_verbosity = OF_LOG_DEBUG;
                         break;
                 case 'h':
                         return -1;

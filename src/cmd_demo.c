@@ -28,7 +28,7 @@ typedef struct expected {
 
 static void print_help(void)
 {
-        printf("usage: orderflow demo [--orders N] [--dir DIR]\n\n"
+        printf("usage: orderflow demo [--orders N] [--dir DIR] [-v|-q]\n\n"
                "Run the whole outbox pipeline on an embedded broker: place "
                "N orders and pay\ntwo in three (writer, DIR/app.db), publish "
                "the outbox (relay), apply the\ntopic to DIR/readmodel.db "
@@ -38,7 +38,9 @@ static void print_help(void)
                "1000)\n"
                "  --dir DIR    where the databases go (default: a new "
                "folder under /tmp)\n"
-               "  -v, --verbose  more log lines\n"
+               "  -v, --verbose  more log lines: info, then debug "
+               "(repeatable)\n"
+               "  -q, --quiet    errors only\n"
                "  -h, --help   this help\n");
 }
 
@@ -146,7 +148,7 @@ static int parse(int argc, char **argv, int64_t *orders, const char **dir)
         static const struct option longopts[] = {
                 {"orders", required_argument, NULL, 'n'},
                 {"dir", required_argument, NULL, 'd'},
-                {"verbose", no_argument, NULL, 'v'},
+                OF_CLI_LOG_LONGOPTS,
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -154,7 +156,10 @@ static int parse(int argc, char **argv, int64_t *orders, const char **dir)
 
         opterr = 0;
         optind = 1;
-        while ((opt = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, ":" OF_CLI_LOG_SHORTOPTS "h",
+                                  longopts, NULL)) != -1) {
+                if (!of_cli_log_opt(opt))
+                        continue;
                 switch (opt) {
                 case 'n':
                         if (of_cli_parse_int(orders, optarg, 1, 1000000))
@@ -164,9 +169,6 @@ static int parse(int argc, char **argv, int64_t *orders, const char **dir)
                         break;
                 case 'd':
                         *dir = optarg;
-                        break;
-                case 'v':
-                        of_log_verbosity++;
                         break;
                 case 'h':
                         print_help();

@@ -15,7 +15,7 @@
 static void print_help(void)
 {
         printf("usage: orderflow project --db PATH [-b LIST] [-t NAME] "
-               "[-g GROUP] [-e] [-X key=value]...\n"
+               "[-g GROUP] [-e] [-F FILE] [-X key=value]...\n"
                "       [--metrics-port N [--metrics-addr ADDR]] "
                "[--dedupe-retention DURATION]\n\n"
                "Consume order events and apply each exactly once to the "
@@ -45,8 +45,6 @@ static void print_help(void)
                "                       than any redelivery can come late "
                "(README). Default:\n"
                "                       keep every id for ever\n"
-               "  -v, --verbose        more log lines (repeatable)\n"
-               "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
                OF_DEFAULT_BATCH_MAX, OF_DEFAULT_BATCH_MS);
 }
@@ -62,8 +60,6 @@ int cmd_project(int argc, char **argv)
                 {"batch-ms", required_argument, NULL, 'T'},
                 OF_CLI_METRICS_LONGOPTS,
                 {"dedupe-retention", required_argument, NULL, 'R'},
-                {"verbose", no_argument, NULL, 'v'},
-                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -85,7 +81,7 @@ int cmd_project(int argc, char **argv)
         opterr = 0;
         optind = 1;
         while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "g:evqh",
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "g:eh",
                                   longopts, NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, "project", opt, optarg);
                 if (rc == 1)
@@ -133,12 +129,6 @@ int cmd_project(int argc, char **argv)
                                                     "least 1s)",
                                                     optarg);
                         o.dedupe_retention_ms = n;
-                        break;
-                case 'v':
-                        of_log_verbosity++;
-                        break;
-                case 'q':
-                        of_log_verbosity = OF_LOG_ERROR;
                         break;
                 case 'h':
                         print_help();

@@ -31,7 +31,8 @@
 static void print_help(void)
 {
         printf("usage: orderflow rebuild --db PATH [-b LIST] [-t NAME] "
-               "[--allow-truncated] [-X key=value]...\n\n"
+               "[-F FILE] [-X key=value]...\n"
+               "                         [--allow-truncated] [-v|-q]\n\n"
                "Replay every partition of the topic from its first offset "
                "to the end it has\nnow into a new read model beside PATH "
                "(PATH.rebuild), then swap it into PATH\nin one transaction: "
@@ -39,7 +40,9 @@ static void print_help(void)
                "complete, then the new one. A projector running on PATH "
                "notices the swap,\ndrops the batch in hand and resumes from "
                "the new model's offsets. Prints the\nold and new model side "
-               "by side at the end.\n\n"
+               "by side at the end (stdout); progress goes to stderr,\n"
+               "redrawn on a terminal, a line per 10%% otherwise, none with "
+               "-q.\n\n"
                "options:\n"
                "  --db PATH            the live read-model file (required; "
                "created if missing)\n" OF_CLI_KAFKA_HELP
@@ -47,8 +50,6 @@ static void print_help(void)
                "deleted the start of\n"
                "                       the topic (recorded in the new "
                "file)\n"
-               "  -v, --verbose        more log lines\n"
-               "  -q, --quiet          no progress, errors only\n"
                "  -h, --help           this help\n");
 }
 
@@ -293,8 +294,6 @@ int cmd_rebuild(int argc, char **argv)
                 {"db", required_argument, NULL, 'D'},
                 OF_CLI_KAFKA_LONGOPTS,
                 {"allow-truncated", no_argument, NULL, 'A'},
-                {"verbose", no_argument, NULL, 'v'},
-                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -309,7 +308,7 @@ int cmd_rebuild(int argc, char **argv)
         opterr = 0;
         optind = 1;
         while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "vqh", longopts,
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "h", longopts,
                                   NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
                 if (rc != 1) {
@@ -324,13 +323,6 @@ int cmd_rebuild(int argc, char **argv)
                 case 'A':
                         a.allow_truncated = 1;
                         break;
-                case 'v':
-                        of_log_verbosity++;
-                        break;
-                case 'q':
-                        a.quiet = 1;
-                        of_log_verbosity = OF_LOG_ERROR;
-                        break;
                 case 'h':
                         print_help();
                         return of_cli_close_stdout(CMD);
@@ -343,6 +335,7 @@ int cmd_rebuild(int argc, char **argv)
                                     argv[optind]);
         if (!a.db)
                 return of_cli_usage(CMD, "--db: required");
+        a.quiet = of_log_verbosity <= OF_LOG_ERROR; /* -q: no progress */
         a.ko = ck.ko;
         if (of_kafka_check_opts(&a.ko, errstr, sizeof(errstr)))
                 return of_cli_usage(CMD, "%s", errstr);

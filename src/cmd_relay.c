@@ -15,7 +15,7 @@
 static void print_help(void)
 {
         printf("usage: orderflow relay --db PATH [-b LIST] [-t NAME] "
-               "[--once] [-X key=value]...\n"
+               "[--once] [-F FILE] [-X key=value]...\n"
                "       [--metrics-port N [--metrics-addr ADDR]]\n\n"
                "Publish the pending outbox rows of the application database "
                "at PATH to Kafka,\nin the order they were committed (key: "
@@ -36,8 +36,6 @@ static void print_help(void)
                "(default 500, cap 60000)\n"
                "  --lease-ms N         how long claimed rows are ours "
                "(default %d)\n" OF_CLI_METRICS_HELP
-               "  -v, --verbose        more log lines\n"
-               "  -q, --quiet          errors only\n"
                "  -h, --help           this help\n",
                OF_DEFAULT_RELAY_BATCH, OF_DEFAULT_RELAY_POLL,
                OF_DEFAULT_RELAY_LEASE);
@@ -65,8 +63,6 @@ int cmd_relay(int argc, char **argv)
                 {"backoff-ms", required_argument, NULL, 'k'},
                 {"lease-ms", required_argument, NULL, 'l'},
                 OF_CLI_METRICS_LONGOPTS,
-                {"verbose", no_argument, NULL, 'v'},
-                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -87,7 +83,7 @@ int cmd_relay(int argc, char **argv)
         opterr = 0;
         optind = 1;
         while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "vqh", longopts,
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "h", longopts,
                                   NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
                 if (rc == 1)
@@ -134,12 +130,6 @@ int cmd_relay(int argc, char **argv)
                                           86400000)))
                                 return rc;
                         o.lease_ms = (int)n;
-                        break;
-                case 'v':
-                        of_log_verbosity++;
-                        break;
-                case 'q':
-                        of_log_verbosity = OF_LOG_ERROR;
                         break;
                 case 'h':
                         print_help();

@@ -21,7 +21,7 @@
 static void print_help(void)
 {
         printf("usage: orderflow status --db PATH [-b LIST] [-t NAME] "
-               "[--json] [-X key=value]...\n\n"
+               "[--json] [-F FILE] [-X key=value]...\n\n"
                "How far the read model at PATH is: for each partition of "
                "the topic the offset\napplied (stored in the file), the end "
                "offset (asked of the brokers) and the\nlag between them; "
@@ -34,7 +34,6 @@ static void print_help(void)
                "created)\n" OF_CLI_KAFKA_HELP
                "  --json               one JSON object on one line instead "
                "of a table\n"
-               "  -q, --quiet          errors only on stderr\n"
                "  -h, --help           this help\n\n"
                "--json keys: db, generation, applied, ignored, duplicates, "
                "dead_letters,\nbatches, last_batch_at, rebuilt_at, "
@@ -202,7 +201,6 @@ int cmd_status(int argc, char **argv)
                 {"db", required_argument, NULL, 'D'},
                 OF_CLI_KAFKA_LONGOPTS,
                 {"json", no_argument, NULL, 'j'},
-                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -220,7 +218,7 @@ int cmd_status(int argc, char **argv)
         opterr = 0;
         optind = 1;
         while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "qh", longopts,
+                                  ":" OF_CLI_KAFKA_SHORTOPTS "h", longopts,
                                   NULL)) != -1) {
                 rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
                 if (rc != 1) {
@@ -234,9 +232,6 @@ int cmd_status(int argc, char **argv)
                         break;
                 case 'j':
                         json = 1;
-                        break;
-                case 'q':
-                        of_log_verbosity = OF_LOG_ERROR;
                         break;
                 case 'h':
                         print_help();

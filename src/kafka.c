@@ -1,10 +1,14 @@
 /* Kafka client configuration shared by the projector, relay and tools:
- * our defaults first, then -X properties verbatim, so the user wins.
- * Polling, offsets and messages belong to the modules that use them. */
+ * our defaults first, then -F files, then -b, then -X properties verbatim,
+ * so the user wins; secrets are never printed. Polling, offsets and
+ * messages belong to the modules that use them. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include <librdkafka/rdkafka.h>
@@ -12,6 +16,38 @@
 #include "orderflow/error.h"
 #include "orderflow/kafka.h"
 #include "orderflow/log.h"
+
+#define KEY_MAX 255 /* longer keys are no librdkafka property */
+
+/* ---- secrets ---- */
+
+static int contains(const char *s, size_t n, const char *word)
+{
+        size_t w = strlen(word), i;
+
+        for (i = 0; i + w <= n; i++)
+                if (!strncasecmp(s + i, word, w))
+                        return 1;
+        return 0;
+}
+
+/* The n bytes at key name a secret. */
+static int key_is_secret(const char *key, size_t n)
+{
+        static const char *const exact[] = {"ssl.key.pem",
+                                            "sasl.oauthbearer.config"};
+        size_t i;
+
+        for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+                if (strlen(exact[i]) == n && !strncasecmp(key, exact[i], n))
+                        return 1;
+        return contains(key, n, "password") || contains(key, n, "secret");
+}
+
+int of_kafka_prop_is_secret(const char *prop)
+{
+        return key_is_secret(prop, strcspn(prop, "="));
+}
 
 /* librdkafka's log, through ours: its syslog levels to our letters. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
@@ -21,12 +57,25 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                             : level <= LOG_WARNING ? OF_LOG_WARN
                             : level <= LOG_INFO    ? OF_LOG_INFO
                                                    : OF_LOG_DEBUG;
+        const char *name = rk ? rd_kafka_name(rk) : "-";
+        const char *sep, *key;
 
         /* librdkafka's notices are chatty; keep them for -v. */
         if (level == LOG_NOTICE)
                 ours = OF_LOG_DEBUG;
-        of_log(ours, "kafka %s: %s: %s", rk ? rd_kafka_name(rk) : "-", fac,
-               buf);
+        /* debug=conf dumps "  key = value" lines. librdkafka redacts the
+         * properties it marks sensitive, but not all of ours
+         * (sasl.oauthbearer.client.secret in 2.0), so redact again. */
+        if (!strcmp(fac, "CONF") && (sep = strstr(buf, " = "))) {
+                for (key = sep; key > buf && key[-1] != ' '; key--)
+                        ;
+                if (key_is_secret(key, (size_t)(sep - key))) {
+                        of_log(ours, "kafka %s: %s: %.*s = ***", name, fac,
+                               (int)(sep - buf), buf);
+                        return;
+                }
+        }
+        of_log(ours, "kafka %s: %s: %s", name, fac, buf);
 }
 
 /* For short-lived clients whose caller reports the outcome in one line:
@@ -39,30 +88,43 @@ static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                fac, buf);
 }
 
-int of_kafka_prop_is_secret(const char *prop)
-{
-        const char *eq = strchr(prop, '=');
-        size_t n = eq ? (size_t)(eq - prop) : strlen(prop);
-        char key[256];
+/* ---- setting properties ---- */
 
-        snprintf(key, sizeof(key), "%.*s", (int)n, prop);
-        return strstr(key, "password") || strstr(key, "secret");
+/* rd_kafka_conf_set with librdkafka's reason in why, which never shows a
+ * secret's value: 0 or OF_ERROR. */
+static int try_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                   char *why, size_t why_size)
+{
+        if (rd_kafka_conf_set(conf, key, value, why, why_size) ==
+            RD_KAFKA_CONF_OK)
+                return 0;
+        /* Its reasons name the property; some quote the value too
+         * ("Invalid value ... for configuration property"). */
+        if (*value && key_is_secret(key, strlen(key)) && strstr(why, value))
+                snprintf(why, why_size, "invalid value for \"%s\"", key);
+        return OF_ERROR;
 }
 
-static int set_prop(rd_kafka_conf_t *conf, const char *prop, char *errstr,
-                    size_t errstr_size)
+/* Set one "key=value" property; origin ("-X", "-F") names it in errors. */
+static int set_prop(rd_kafka_conf_t *conf, const char *origin,
+                    const char *prop, char *errstr, size_t errstr_size)
 {
-        char key[256], why[512];
-        const char *eq = strchr(prop, '=');
+        char key[KEY_MAX + 1], why[512];
+        size_t n = strcspn(prop, "=");
 
-        if (!eq || eq == prop || (size_t)(eq - prop) >= sizeof(key))
+        if (!prop[n] || n == 0)
                 return of_errf(errstr, errstr_size,
-                               "%s: expected key=value", prop);
-        memcpy(key, prop, (size_t)(eq - prop));
-        key[eq - prop] = '\0';
-        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) !=
-            RD_KAFKA_CONF_OK)
-                return of_errf(errstr, errstr_size, "-X %s: %s", key, why);
+                               "%s %.*s: expected key=value", origin,
+                               (int)n, prop);
+        if (n > KEY_MAX)
+                return of_errf(errstr, errstr_size,
+                               "%s %.40s...: no such property", origin,
+                               prop);
+        memcpy(key, prop, n);
+        key[n] = '\0';
+        if (try_set(conf, key, prop + n + 1, why, sizeof(why)))
+                return of_errf(errstr, errstr_size, "%s %s: %s", origin,
+                               key, why);
         return 0;
 }
 
@@ -76,16 +138,23 @@ int of_kafka_conf_new(rd_kafka_conf_t **out, const of_kafka_opts *ko,
 
         *out = NULL;
         rd_kafka_conf_set_log_cb(conf, log_cb);
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", ko->brokers, why,
-                              sizeof(why)) != RD_KAFKA_CONF_OK) {
+        for (i = 0; defaults && defaults[i]; i++)
+                if (set_prop(conf, "default", defaults[i], errstr,
+                             errstr_size))
+                        goto fail;
+        for (i = 0; ko->files && i < ko->files->cnt; i++)
+                if (set_prop(conf, "-F", ko->files->items[i], errstr,
+                             errstr_size))
+                        goto fail;
+        /* After -F: the command line's (or a file's, see cli.c) -b wins
+         * over a file's bootstrap.servers. */
+        if (try_set(conf, "bootstrap.servers", ko->brokers, why,
+                    sizeof(why))) {
                 of_errf(errstr, errstr_size, "--brokers: %s", why);
                 goto fail;
         }
-        for (i = 0; defaults && defaults[i]; i++)
-                if (set_prop(conf, defaults[i], errstr, errstr_size))
-                        goto fail;
         for (i = 0; i < ko->props_cnt; i++)
-                if (set_prop(conf, ko->props[i], errstr, errstr_size))
+                if (set_prop(conf, "-X", ko->props[i], errstr, errstr_size))
                         goto fail;
         *out = conf;
         return 0;
@@ -94,15 +163,155 @@ fail:
         return OF_ERROR;
 }
 
+/* One property for the log: "key=value", or "key=***" for a secret. */
+static void log_prop(const char *origin, const char *prop)
+{
+        int n = (int)strcspn(prop, "=");
+
+        if (of_kafka_prop_is_secret(prop))
+                of_log(OF_LOG_DEBUG, "kafka conf: %s %.*s=***", origin, n,
+                       prop);
+        else
+                of_log(OF_LOG_DEBUG, "kafka conf: %s %s", origin, prop);
+}
+
 int of_kafka_check_opts(const of_kafka_opts *ko, char *errstr,
                         size_t errstr_size)
 {
         rd_kafka_conf_t *conf;
+        size_t i;
 
         if (of_kafka_conf_new(&conf, ko, NULL, errstr, errstr_size))
                 return OF_ERROR;
         rd_kafka_conf_destroy(conf);
+        for (i = 0; ko->files && i < ko->files->cnt; i++)
+                log_prop("-F", ko->files->items[i]);
+        of_log(OF_LOG_DEBUG, "kafka conf: bootstrap.servers=%s, topic %s",
+               ko->brokers, ko->topic);
+        for (i = 0; i < ko->props_cnt; i++)
+                log_prop("-X", ko->props[i]);
+        if (ko->files && ko->files->exposed)
+                of_log(OF_LOG_WARN,
+                       "-F %s: holds a secret and group or others may "
+                       "read it (chmod 600 it)",
+                       ko->files->exposed);
         return 0;
+}
+
+/* ---- -F files ---- */
+
+static char *trim(char *s)
+{
+        char *end = s + strlen(s);
+
+        while (*s == ' ' || *s == '\t')
+                s++;
+        while (end > s && strchr(" \t\r\n\f\v", end[-1]))
+                end--;
+        *end = '\0';
+        return s;
+}
+
+static int props_add(of_kafka_props *props, const char *key,
+                     const char *value)
+{
+        char **items;
+        size_t n = strlen(key) + strlen(value) + 2;
+
+        if (props->cnt == props->cap) {
+                size_t cap = props->cap ? props->cap * 2 : 16;
+
+                if (!(items = realloc(props->items, cap * sizeof(*items))))
+                        return OF_ERROR;
+                props->items = items;
+                props->cap = cap;
+        }
+        if (!(props->items[props->cnt] = malloc(n)))
+                return OF_ERROR;
+        snprintf(props->items[props->cnt++], n, "%s=%s", key, value);
+        return 0;
+}
+
+int of_kafka_props_read(of_kafka_props *props, const char *path,
+                        char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = NULL;
+        FILE *fp = NULL;
+        char *line = NULL, *key, *value, *eq;
+        char why[512];
+        size_t line_cap = 0;
+        struct stat sb;
+        int lineno = 0, secrets = 0, rc = OF_ERROR;
+
+        if (!(fp = fopen(path, "r")) || fstat(fileno(fp), &sb) != 0) {
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        strerror(errno));
+                goto out;
+        }
+        /* A scratch conf, so that a bad line is reported with its place. */
+        conf = rd_kafka_conf_new();
+        errno = 0;
+        while (getline(&line, &line_cap, fp) != -1) {
+                lineno++;
+                key = trim(line);
+                if (!*key || *key == '#')
+                        continue;
+                if (!(eq = strchr(key, '=')) || eq == key) {
+                        of_errf(errstr, errstr_size,
+                                "%s:%d: expected key=value", path, lineno);
+                        goto out;
+                }
+                *eq = '\0';
+                key = trim(key);
+                value = trim(eq + 1);
+                if (!*key) {
+                        of_errf(errstr, errstr_size,
+                                "%s:%d: expected key=value", path, lineno);
+                        goto out;
+                }
+                if (try_set(conf, key, value, why, sizeof(why))) {
+                        of_errf(errstr, errstr_size, "%s:%d: %s: %s", path,
+                                lineno, key, why);
+                        goto out;
+                }
+                secrets += key_is_secret(key, strlen(key));
+                if (props_add(props, key, value)) {
+                        of_errf(errstr, errstr_size, "%s: out of memory",
+                                path);
+                        goto out;
+                }
+        }
+        if (ferror(fp)) {
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        strerror(errno ? errno : EIO));
+                goto out;
+        }
+        if (secrets && (sb.st_mode & (S_IRGRP | S_IROTH)) && !props->exposed &&
+            !(props->exposed = strdup(path))) {
+                of_errf(errstr, errstr_size, "%s: out of memory", path);
+                goto out;
+        }
+        rc = 0;
+out:
+        free(line);
+        if (fp)
+                fclose(fp);
+        if (conf)
+                rd_kafka_conf_destroy(conf);
+        return rc;
+}
+
+void of_kafka_props_clear(of_kafka_props *props)
+{
+        size_t i;
+
+        if (!props)
+                return;
+        for (i = 0; i < props->cnt; i++)
+                free(props->items[i]);
+        free(props->items);
+        free(props->exposed);
+        memset(props, 0, sizeof(*props));
 }
 
 int of_kafka_watermarks(rd_kafka_t *rk, const char *topic, int timeout_ms,

@@ -1,5 +1,5 @@
 /* Helpers for the subcommands (linked into the binary, not the library):
- * usage errors, -b/-t/-X, numbers, and the end of stdout. */
+ * usage errors, -b/-t/-F/-X, -v/-q, numbers, and the end of stdout. */
 #ifndef ORDERFLOW_CLI_H
 #define ORDERFLOW_CLI_H
 
@@ -10,31 +10,55 @@
 #include "orderflow/kafka.h"
 #include "orderflow/metrics.h"
 
-#define OF_CLI_MAX_PROPS 64
+#define OF_CLI_MAX_PROPS 64 /* -X properties; -F files have no limit */
+
+/* -v and -q, for every command that logs (the Kafka-facing ones get them
+ * through the OF_CLI_KAFKA_* macros). */
+#define OF_CLI_LOG_SHORTOPTS "vq"
+#define OF_CLI_LOG_LONGOPTS                                                    \
+        {"verbose", no_argument, NULL, 'v'},                                   \
+                {"quiet", no_argument, NULL, 'q'}
+#define OF_CLI_LOG_HELP                                                        \
+        "  -v, --verbose        debug lines too, librdkafka's included\n"      \
+        "  -q, --quiet          errors only (no info or warning lines)\n"
+
+/* Handle 'v' (one level more: info to debug) or 'q' (errors only). Returns
+ * 0 when handled, 1 when opt is neither. */
+int of_cli_log_opt(int opt);
 
 /* Every Kafka-facing command parses these alike. */
 typedef struct of_cli_kafka {
         of_kafka_opts ko;
         const char *props[OF_CLI_MAX_PROPS];
+        int brokers_given; /* -b seen: a -F file's bootstrap.servers
+                            * does not replace it */
 } of_cli_kafka;
 
-#define OF_CLI_KAFKA_SHORTOPTS "b:t:X:"
+#define OF_CLI_KAFKA_SHORTOPTS "b:t:F:X:" OF_CLI_LOG_SHORTOPTS
 #define OF_CLI_KAFKA_LONGOPTS                                                  \
         {"brokers", required_argument, NULL, 'b'},                             \
-                {"topic", required_argument, NULL, 't'}
+                {"topic", required_argument, NULL, 't'},                       \
+                {"config", required_argument, NULL, 'F'},                      \
+                OF_CLI_LOG_LONGOPTS
 
 #define OF_CLI_KAFKA_HELP                                                      \
         "  -b, --brokers LIST   bootstrap brokers (default "                   \
-        OF_DEFAULT_BROKERS ")\n"                                              \
+        OF_DEFAULT_BROKERS ",\n"                                              \
+        "                       or a -F file's bootstrap.servers)\n"           \
         "  -t, --topic NAME     topic (default " OF_DEFAULT_TOPIC ")\n"        \
+        "  -F, --config FILE    librdkafka properties file: key=value lines, " \
+        "# comments;\n"                                                       \
+        "                       applied before every -X (repeatable)\n"       \
         "  -X key=value         librdkafka property, passed as is "            \
-        "(repeatable)\n"
+        "(repeatable)\n" OF_CLI_LOG_HELP
 
 void of_cli_kafka_init(of_cli_kafka *ck);
 
-/* Handle option opt ('b', 't' or 'X') with its argument. Returns 0 when
- * handled, 1 when opt is not one of them, OF_EXIT_USAGE after printing the
- * usage error. */
+/* Handle option opt ('b', 't', 'F', 'X', 'v' or 'q') with its argument.
+ * -F reads and checks the file at once; its properties live until the
+ * process exits. Returns 0 when handled, 1 when opt is not one of them,
+ * OF_EXIT_USAGE after printing the usage error (for -F:
+ * "orderflow CMD: -F FILE: why" or "-F FILE:LINE: why"). */
 int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
                      const char *arg);
 
