@@ -50,7 +50,10 @@ static void print_help(void)
                "deleted the start of\n"
                "                       the topic (recorded in the new "
                "file)\n"
-               "  -h, --help           this help\n");
+               "  --batch-max N        messages per transaction of the "
+               "replay (default %d)\n"
+               "  -h, --help           this help\n",
+               OF_DEFAULT_BATCH_MAX);
 }
 
 /* Where the replay stands, for the progress line. */
@@ -163,6 +166,8 @@ typedef struct rebuild_args {
         of_kafka_opts ko;
         int allow_truncated;
         int quiet;
+        size_t batch_max;
+        long crash_after; /* test hook: _exit(99) after this many commits */
 } rebuild_args;
 
 /* Replay into fresh (a path beside the live file, locked by the caller).
@@ -174,6 +179,7 @@ static int replay(const rebuild_args *a, const char *fresh,
         of_projector_opts o = OF_PROJECTOR_OPTS_INIT;
         of_store_stats stats = {0};
         of_store *st = NULL;
+        long crash_left = a->crash_after;
         int err;
 
         remove_db(fresh);
@@ -188,6 +194,11 @@ static int replay(const rebuild_args *a, const char *fresh,
         o.stop = &of_cli_stop;
         o.on_commit = on_commit;
         o.commit_opaque = pg;
+        o.batch_max = a->batch_max;
+        if (crash_left > 0) {
+                o.after_db_commit = of_cli_crash_hook;
+                o.hook_opaque = &crash_left;
+        }
         err = of_projector_run(st, &o, &stats, errstr, errstr_size);
         of_store_close(st);
         if (!err && of_cli_stop)
@@ -294,10 +305,13 @@ int cmd_rebuild(int argc, char **argv)
                 {"db", required_argument, NULL, 'D'},
                 OF_CLI_KAFKA_LONGOPTS,
                 {"allow-truncated", no_argument, NULL, 'A'},
+                {"batch-max", required_argument, NULL, 'M'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
-        rebuild_args a = {0};
+        rebuild_args a = {.batch_max = OF_DEFAULT_BATCH_MAX};
+        const char *hook = getenv("ORDERFLOW_TEST_EXIT_AFTER_COMMITS");
+        int64_t n;
         of_cli_kafka ck;
         char errstr[1400];
         int opt, rc;
@@ -323,6 +337,14 @@ int cmd_rebuild(int argc, char **argv)
                 case 'A':
                         a.allow_truncated = 1;
                         break;
+                case 'M':
+                        if (of_cli_parse_int(&n, optarg, 1, 1000000))
+                                return of_cli_usage(CMD,
+                                                    "--batch-max: not an "
+                                                    "integer from 1 to "
+                                                    "1000000");
+                        a.batch_max = (size_t)n;
+                        break;
                 case 'h':
                         print_help();
                         return of_cli_close_stdout(CMD);
@@ -336,6 +358,9 @@ int cmd_rebuild(int argc, char **argv)
         if (!a.db)
                 return of_cli_usage(CMD, "--db: required");
         a.quiet = of_log_verbosity <= OF_LOG_ERROR; /* -q: no progress */
+        /* Test hook: die right after the Nth commit of the replay. */
+        if (hook)
+                a.crash_after = atol(hook);
         a.ko = ck.ko;
         if (of_kafka_check_opts(&a.ko, errstr, sizeof(errstr)))
                 return of_cli_usage(CMD, "%s", errstr);

@@ -155,6 +155,41 @@ awk '$1 == "orders" && $2 == $3 && $4 == "+0" { ok = 1 } END { exit !ok }' \
 python3 "$here/gen_stream.py" check "$db" "$tmp" || fail "model changed"
 ok
 
+name="a rebuild killed part way leaves the live file as it was"
+sqlite3 "$db" .dump >"$tmp/before.sql"
+ORDERFLOW_TEST_EXIT_AFTER_COMMITS=3 "$of" rebuild --db "$db" -b "$addr" \
+        --batch-max 1000 -q >/dev/null 2>"$tmp/rebuild.err"
+rc=$?
+[ "$rc" -eq 99 ] || fail "expected the hook's exit 99, got $rc"
+[ -e "$db.rebuild" ] || fail "no half-built file left (killed too late?)"
+sqlite3 "$db" .dump | cmp -s - "$tmp/before.sql" ||
+        fail "the live file changed"
+"$of" rebuild --db "$db" -b "$addr" --batch-max 1000 -q \
+        >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" || fail "next rebuild $?"
+[ -e "$db.rebuild" ] && fail "the next rebuild left the new file"
+python3 "$here/gen_stream.py" check "$db" "$tmp" || fail "model changed"
+ok
+
+name="SIGINT: exit 1, the live file as it was"
+sqlite3 "$db" .dump >"$tmp/before.sql"
+"$of" rebuild --db "$db" -b "$addr" --batch-max 500 \
+        >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" &
+rb_pid=$!
+for _ in $(seq 100); do
+        grep -q 'rebuild: [0-9]* of' "$tmp/rebuild.err" 2>/dev/null && break
+        sleep 0.05
+done
+kill -INT "$rb_pid"
+wait "$rb_pid"
+rc=$?
+[ "$rc" -eq 1 ] || fail "expected exit 1, got $rc"
+grep -q 'interrupted; .* is unchanged' "$tmp/rebuild.err" ||
+        fail "message: $(tail -1 "$tmp/rebuild.err")"
+[ -e "$db.rebuild" ] && fail "the new file was left"
+sqlite3 "$db" .dump | cmp -s - "$tmp/before.sql" ||
+        fail "the live file changed"
+ok
+
 # ---- history deleted by retention ----
 name="truncated history is refused"
 kill "$broker_pid"
