@@ -61,6 +61,10 @@ struct of_projector {
                             * timestamp to its commit; NULL: not kept */
         int64_t ts_next;   /* the timestamp of the next handled message */
         int64_t checked_ms; /* when the file's generation was last seen */
+        int64_t *expect;   /* by partition: the next offset the read model
+                            * needs (-1: unknown), to tell deleted history
+                            * from gaps (see take()) */
+        int32_t expect_cnt;
         int64_t prune_at;  /* dedupe retention: next of_store_prune() */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
@@ -132,6 +136,7 @@ void of_projector_free(of_projector *pj)
         free(pj->arena);
         free(pj->pos);
         free(pj->lat);
+        free(pj->expect);
         free(pj);
 }
 
@@ -440,6 +445,50 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
                "kafka: %s", reason);
 }
 
+/* What the read model needs next from partition (0 when it has nothing:
+ * its beginning); out of memory only loses the check. */
+static void set_expect(of_projector *pj, int32_t partition, int64_t next)
+{
+        if (partition < 0)
+                return;
+        if (partition >= pj->expect_cnt) {
+                int32_t n = partition + 16, i;
+                int64_t *e = realloc(pj->expect, (size_t)n * sizeof(*e));
+
+                if (!e)
+                        return;
+                for (i = pj->expect_cnt; i < n; i++)
+                        e[i] = -1;
+                pj->expect = e;
+                pj->expect_cnt = n;
+        }
+        pj->expect[partition] = next;
+}
+
+/* A message at offset of partition, whose previous offsets the read model
+ * has not applied: gaps are normal (transaction markers, compaction), but
+ * offsets below the partition's first available one were deleted
+ * (retention) before this read model got them, and it will never have
+ * them: say so, once per gap. The low watermark is librdkafka's cached
+ * one (from the fetch response): no broker round trip. */
+static void check_gap(of_projector *pj, const char *topic, int32_t partition,
+                      int64_t offset)
+{
+        int64_t want, low = -1, high = -1;
+
+        if (partition < 0 || partition >= pj->expect_cnt ||
+            (want = pj->expect[partition]) < 0 || offset <= want)
+                return;
+        rd_kafka_get_watermark_offsets(pj->rk, topic, partition, &low, &high);
+        if (low > want)
+                of_log(OF_LOG_WARN,
+                       "%s [%" PRId32 "]: offsets %" PRId64 "-%" PRId64
+                       " were deleted (retention) before this read model "
+                       "applied them: it lacks them, and a rebuild cannot "
+                       "bring them back",
+                       topic, partition, want, low - 1);
+}
+
 /* Start each assigned partition at the read model's offset for it (the
  * beginning for one it never applied), not at the group's commit. */
 static void assign(of_projector *pj, rd_kafka_t *rk,
@@ -464,6 +513,7 @@ static void assign(of_projector *pj, rd_kafka_t *rk,
                 }
                 else
                         p->offset = next;
+                set_expect(pj, p->partition, err ? 0 : next);
                 of_log(OF_LOG_INFO, "assigned %s [%" PRId32 "] from %s",
                        p->topic, p->partition,
                        err ? "the beginning" : "the read model's offset");
@@ -626,6 +676,7 @@ static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
                 /* Everything before rkm->offset was handed to us, even
                  * offsets that hold no message (transaction markers). */
                 of_projector_mark(pj, rkm->partition, rkm->offset);
+                set_expect(pj, rkm->partition, rkm->offset);
                 return 0;
         }
         if (rkm->err) {
@@ -633,6 +684,9 @@ static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
                        rd_kafka_message_errstr(rkm));
                 return 0;
         }
+        check_gap(pj, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                  rkm->offset);
+        set_expect(pj, rkm->partition, rkm->offset + 1);
         pj->ts_next = rd_kafka_message_timestamp(rkm, NULL);
         m = (of_msg){
                 .topic = rd_kafka_topic_name(rkm->rkt),
@@ -667,6 +721,7 @@ static int resync(of_projector *pj, char *errstr, size_t errstr_size)
                                      errstr, errstr_size);
                 p->offset = rc == OF_ENOTFOUND ? RD_KAFKA_OFFSET_BEGINNING
                                                : next;
+                set_expect(pj, p->partition, rc == OF_ENOTFOUND ? 0 : next);
                 if (rc == OF_ENOTFOUND)
                         rc = 0;
         }

@@ -121,6 +121,8 @@ wait "$reader_pid" 2>/dev/null
 reader_pid=
 grep -q 'replaced' "$tmp/proj.err" ||
         fail "the projector never noticed the swap"
+grep -q 'were deleted' "$tmp/proj.err" &&
+        fail "a warning of deleted history where none was deleted"
 python3 "$here/gen_stream.py" check "$db" "$tmp" ||
         fail "the final model differs from the independent model"
 [ -s "$tmp/reads" ] || fail "the reader never ran"
@@ -214,13 +216,23 @@ db2=$tmp/big.db
         2>"$tmp/rebuild.err"
 rc=$?
 [ "$rc" -eq 1 ] || fail "expected exit 1, got $rc"
-grep -q 'history deleted by retention: big \[0\] offsets 0-' \
-        "$tmp/rebuild.err" || fail "message: $(cat "$tmp/rebuild.err")"
+# where the mock's retention cut depends on how kcat batched the messages
+last=$(sed -n 's/.*history deleted by retention: big \[0\] offsets 0-\([0-9]*\) gone.*/\1/p' \
+        "$tmp/rebuild.err")
+[ -n "$last" ] || fail "message: $(cat "$tmp/rebuild.err")"
 grep -q 'big \[1\]' "$tmp/rebuild.err" &&
         fail "partition 1 named although complete"
 [ "$(sqlite3 "$db2" 'SELECT count(*) FROM dead_letters')" -eq 0 ] ||
         fail "the live file changed"
 echo "# $(cat "$tmp/rebuild.err")"
+ok
+
+name="a projector says so too"
+"$of" project --db "$tmp/big-proj.db" -b "$addr" -t big -g big -e \
+        "${fast[@]}" 2>"$tmp/proj.err" || fail "project -e exited $?"
+grep -q "W big \\[0\\]: offsets 0-$last were deleted (retention)" \
+        "$tmp/proj.err" || fail "no warning: $(grep W "$tmp/proj.err")"
+grep -q 'big \[1\]: offsets' "$tmp/proj.err" && fail "partition 1 warned"
 ok
 
 name="--allow-truncated goes ahead and records it"
@@ -231,7 +243,7 @@ kept=$(sqlite3 "$db2" "SELECT sum(next_offset) FROM partition_offsets")
 first=$(sqlite3 "$db2" "SELECT min(\"offset\") FROM dead_letters
         WHERE \"partition\" = 0")
 [ "$kept" -eq 170 ] || fail "offsets reach $kept, expected 170"
-[ "$first" -gt 0 ] || fail "partition 0 starts at $first"
+[ "$first" -eq $((last + 1)) ] || fail "partition 0 starts at $first"
 [ "$dead" -eq $((170 - first)) ] || fail "$dead dead letters, first $first"
 sqlite3 "$db2" 'SELECT truncated FROM store_info' | grep -q 'big \[0\]' ||
         fail "the file does not record the truncation"
