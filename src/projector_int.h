@@ -1,14 +1,100 @@
-/* Private to the projector module: its metrics (projector_metrics.c),
- * called from projector.c. */
+/* Private to the projector module: the of_projector structure shared by
+ * the batch (projector.c) and the consumer loop (projector_consumer.c),
+ * and its metrics (projector_metrics.c). */
 #ifndef ORDERFLOW_PROJECTOR_INT_H
 #define ORDERFLOW_PROJECTOR_INT_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "orderflow/metrics.h"
+#include "orderflow/projector.h"
 #include "orderflow/store.h"
+
+/* A message of the batch; its bytes live in the batch arena. */
+typedef struct held_msg {
+        int32_t partition;
+        int64_t offset;
+        int64_t ts_ms;           /* the message's timestamp; -1: none */
+        size_t key_at, value_at; /* positions in the arena */
+        size_t key_len, value_len;
+        int has_key, has_value;
+} held_msg;
+
+typedef struct part_pos {
+        int32_t partition;
+        int64_t next_offset; /* first offset not yet in hand */
+} part_pos;
+
+#define LAT_MAX_MS 10000 /* latencies above this share the last bucket */
+
+struct of_projector {
+        of_store *st;
+        of_projector_opts o;
+        of_store_stats stats;
+        held_msg *msgs;
+        size_t n, cap;
+        char *arena; /* keys and values of the batch, back to back */
+        size_t arena_len, arena_cap;
+        part_pos *pos; /* positions reached by the batch */
+        size_t npos, pos_cap;
+        int64_t opened_ms; /* when the batch got its first item; 0: empty */
+        int64_t first_ms;  /* first commit holding messages; 0: none yet */
+        int64_t last_ms;   /* latest commit holding messages */
+        uint64_t taken;    /* messages committed since first_ms's batch */
+        uint64_t done;     /* messages committed in all */
+        uint64_t done_at_mark; /* done at the last progress line */
+        int64_t mark_ms;   /* when that line was written */
+        uint64_t fetch_ns; /* in rd_kafka_consumer_poll() */
+        uint32_t *lat;     /* LAT_MAX_MS + 1 buckets: ms from the message's
+                            * timestamp to its commit; NULL: not kept */
+        int64_t ts_next;   /* the timestamp of the next handled message */
+        int64_t checked_ms; /* when the file's generation was last seen */
+        int64_t *expect;   /* by partition: the next offset the read model
+                            * needs (-1: unknown), to tell deleted history
+                            * from gaps (see take()) */
+        int32_t expect_cnt;
+        int64_t prune_at;  /* dedupe retention: next of_store_prune() */
+        rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
+        int failed;        /* a callback hit an error: its OF_E* code */
+        char err[1100];    /* its message */
+};
+
+static inline int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void sleep_ms(int ms)
+{
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+                ;
+}
+
+static inline int stopping(const of_projector *pj)
+{
+        return pj->o.stop && *pj->o.stop;
+}
+
+/* projector.c: the batch's commit to Kafka (lag tools only) is inside
+ * of_projector_flush(); the summary lines at the end of a run: */
+void projector_report(const of_projector *pj);
 
 /* Declare the projector's families in m, every dead-letter reason at 0. */
 void projector_metrics_declare(of_metrics *m);
