@@ -55,7 +55,7 @@ report() {
         fi
 }
 
-scenarios=(relay_kill sqlite_faults failover broker_faults)
+scenarios=(relay_kill sqlite_faults failover broker_faults rebuild_kill)
 if [ "$jobs" -ge 2 ]; then
         run_scenario projector_kill &
         bg_pid=$!
@@ -79,7 +79,8 @@ for f in "${failures[@]}"; do
 done
 echo "faults: $passed passed, $failed failed in $(($(date +%s) - start)) s;" \
         "SIGKILLs survived: projector $(fig projector_kills)," \
-        "relay $(fig relay_kills), failover $(fig failover_kills);" \
+        "relay $(fig relay_kills), failover $(fig failover_kills)," \
+        "rebuild $(fig rebuild_kills);" \
         "faults injected: broker $(fig broker_faults)," \
         "SQLite $(fig sqlite_faults);" \
         "relay duplicate copies absorbed: $(fig relay_duplicates)"
