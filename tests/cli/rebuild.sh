@@ -2,14 +2,16 @@
 # orderflow rebuild end to end: `orderflow broker` in another process,
 # events published by kcat, a live read model with a planted "bug" (a row
 # that no event made, with totals to match). The rebuild replays the topic
-# while a reader queries the live file every 20 ms and a projector keeps
-# running on it while more events arrive: the reader never gets an error,
-# always sees consistent totals, and sees the old model (the bug, the old
-# generation) until it sees the new one, never a mix and never back; the
-# projector notices the swap and the final model is exactly what the
-# independent model (gen_stream.py) says. Then history deleted by
-# retention: refused with exit 1 naming the partition; --allow-truncated
-# goes ahead and records it. Then usage errors.
+# while a reader queries the live file every 20 ms: the reader never gets
+# an error, always sees consistent totals, and sees the old model (the bug,
+# the old generation) until it sees the new one, never a mix and never
+# back; the new model equals the one the projector made before the bug.
+# Then the same with a projector running on the file throughout while more
+# events arrive: it notices the swap and the final model is exactly what
+# the independent model (gen_stream.py) says. Then a rebuild killed part
+# way and one interrupted (the live file as it was); history deleted by
+# retention: refused with exit 1 naming the partition, a projector warns,
+# --allow-truncated goes ahead and records it. Then usage errors.
 set -u
 
 of=${ORDERFLOW:-build/orderflow}
@@ -49,19 +51,35 @@ half=$((total / 2))
 head -n "$half" "$tmp/stream.txt" >"$tmp/part1.txt"
 tail -n +"$((half + 1))" "$tmp/stream.txt" >"$tmp/part2.txt"
 
-name="a live model with a bug"
-kcat -P -b "$addr" -t orders -K '|' -l "$tmp/part1.txt" ||
-        fail "kcat could not publish"
-"$of" project --db "$db" -b "$addr" -g live -e -q "${fast[@]}" \
-        2>"$tmp/proj.err" || fail "project -e exited $?"
-sqlite3 "$db" "BEGIN;
+# A row and totals no event made; a rebuild must drop it.
+plant_bug() {
+        sqlite3 "$db" "BEGIN;
 INSERT INTO order_list VALUES ('zz-bug', 'ORDERED', 5, NULL,
         '2020-01-01T00:00:00.000Z', NULL);
 UPDATE order_totals SET orders_placed = orders_placed + 1,
         placed_amount = placed_amount + 5;
 INSERT INTO daily_totals VALUES ('2020-01-01', 1, 0, 5, 0);
 COMMIT;" || fail "could not plant the bug"
-old_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
+        old_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
+}
+
+# The contract's relations as text (dead letters without received_at).
+dump() {
+        sqlite3 "$db" "SELECT * FROM order_list ORDER BY order_id;
+                SELECT * FROM order_totals;
+                SELECT * FROM daily_totals ORDER BY day;
+                SELECT count(*) FROM processed_events;
+                SELECT \"partition\", \"offset\", reason FROM dead_letters
+                ORDER BY 1, 2;"
+}
+
+name="a live model with a bug"
+kcat -P -b "$addr" -t orders -K '|' -l "$tmp/part1.txt" ||
+        fail "kcat could not publish"
+"$of" project --db "$db" -b "$addr" -g live -e -q "${fast[@]}" \
+        2>"$tmp/proj.err" || fail "project -e exited $?"
+dump >"$tmp/part1.dump"
+plant_bug
 ok
 
 # One read transaction per query: generation, whether the bug is there,
@@ -77,16 +95,61 @@ probe="SELECT (SELECT generation FROM store_info) || '|' ||
      AND (SELECT ifnull(sum(placed_amount), 0) FROM daily_totals) =
         (SELECT placed_amount FROM order_totals));"
 
+start_reader() {
+        : >"$tmp/reads"
+        (
+                while :; do
+                        r=$(sqlite3 -cmd ".timeout 2000" "$db" "$probe" \
+                                2>&1) || r="error: $r"
+                        echo "$r" >>"$tmp/reads"
+                        sleep 0.02
+                done
+        ) &
+        reader_pid=$!
+}
+
+# check_reads: every read error-free and consistent, and old (old
+# generation, bug) until new (new generation, no bug), never a mix, never
+# back.
+check_reads() {
+        kill "$reader_pid" 2>/dev/null
+        wait "$reader_pid" 2>/dev/null
+        reader_pid=
+        new_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
+        [ "$new_gen" != "$old_gen" ] || fail "the generation did not change"
+        [ -s "$tmp/reads" ] || fail "the reader never ran"
+        ! grep -v '|1$' "$tmp/reads" | head -3 | grep . >&2 ||
+                fail "a reader got an error or inconsistent totals (above)"
+        awk -F'|' -v old="$old_gen" -v new="$new_gen" '
+                $1 == old && $2 == 1 { if (seen_new) { bad = "old after new" }
+                                       n_old++; next }
+                $1 == new && $2 == 0 { seen_new = 1; n_new++; next }
+                { bad = "a mix: " $0 }
+                END { if (bad) { print bad; exit 1 }
+                      if (!n_old || !n_new) { print "old " n_old ", new " n_new;
+                                              exit 1 } }' "$tmp/reads" \
+                >"$tmp/order" || fail "$(cat "$tmp/order")"
+        echo "# $(wc -l <"$tmp/reads") reads:" \
+                "$(grep -c "^$old_gen|" "$tmp/reads") old," \
+                "$(grep -c "^$new_gen|" "$tmp/reads") new"
+}
+
+name="rebuild while a reader queries"
+start_reader
+sleep 0.5
+"$of" rebuild --db "$db" -b "$addr" >"$tmp/rebuild.out" \
+        2>"$tmp/rebuild.err" || fail "rebuild exited $?"
+sleep 0.5
+check_reads
+dump | cmp -s - "$tmp/part1.dump" ||
+        fail "the rebuilt model differs from the one projected"
+awk '$1 == "orders" && $4 == "-1" { ok = 1 } END { exit !ok }' \
+        "$tmp/rebuild.out" || fail "the comparison misses the dropped row"
+ok
+
 name="rebuild while a reader queries and a projector runs"
-(
-        while :; do
-                r=$(sqlite3 -cmd ".timeout 2000" "$db" "$probe" 2>&1) ||
-                        r="error: $r"
-                echo "$r" >>"$tmp/reads"
-                sleep 0.02
-        done
-) &
-reader_pid=$!
+plant_bug
+start_reader
 "$of" project --db "$db" -b "$addr" -g live "${fast[@]}" \
         2>"$tmp/proj.err" &
 proj_pid=$!
@@ -102,8 +165,6 @@ kcat_pid=$!
 "$of" rebuild --db "$db" -b "$addr" >"$tmp/rebuild.out" \
         2>"$tmp/rebuild.err" || fail "rebuild exited $?"
 wait "$kcat_pid" || fail "kcat could not publish the second part"
-new_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
-[ "$new_gen" != "$old_gen" ] || fail "the generation did not change"
 # The projector catches up on the new model: every offset applied.
 for _ in $(seq 600); do
         n=$(sqlite3 -cmd ".timeout 2000" "$db" \
@@ -116,36 +177,18 @@ kill -0 "$proj_pid" 2>/dev/null || fail "the projector did not keep running"
 kill -TERM "$proj_pid"
 wait "$proj_pid" || fail "the projector exited $? after SIGTERM"
 proj_pid=
-kill "$reader_pid" 2>/dev/null
-wait "$reader_pid" 2>/dev/null
-reader_pid=
+check_reads
 grep -q 'replaced' "$tmp/proj.err" ||
         fail "the projector never noticed the swap"
 grep -q 'were deleted' "$tmp/proj.err" &&
         fail "a warning of deleted history where none was deleted"
 python3 "$here/gen_stream.py" check "$db" "$tmp" ||
         fail "the final model differs from the independent model"
-[ -s "$tmp/reads" ] || fail "the reader never ran"
-! grep -v '|1$' "$tmp/reads" | head -3 | grep . >&2 ||
-        fail "a reader got an error or inconsistent totals (above)"
-# Old (old generation, bug) until new (new generation, no bug), never a
-# mix, never back.
-awk -F'|' -v old="$old_gen" -v new="$new_gen" '
-        $1 == old && $2 == 1 { if (seen_new) { bad = "old after new" }
-                               n_old++; next }
-        $1 == new && $2 == 0 { seen_new = 1; n_new++; next }
-        { bad = "a mix: " $0 }
-        END { if (bad) { print bad; exit 1 }
-              if (!n_old || !n_new) { print "old " n_old ", new " n_new;
-                                      exit 1 } }' "$tmp/reads" >"$tmp/order" ||
-        fail "$(cat "$tmp/order")"
 [ -e "$db.rebuild" ] && fail "the new file was left beside the live one"
 grep -q '^orders ' "$tmp/rebuild.out" ||
         fail "no comparison printed: $(head -3 "$tmp/rebuild.out")"
 grep -q 'rebuild: .* of .* events (100%)' "$tmp/rebuild.err" ||
         fail "no progress lines on stderr"
-echo "# $(wc -l <"$tmp/reads") reads: $(grep -c "^$old_gen|" "$tmp/reads")" \
-        "old, $(grep -c "^$new_gen|" "$tmp/reads") new"
 ok
 
 name="rebuild -q prints the comparison only"
