@@ -235,6 +235,8 @@ static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
         if (flock(fd, LOCK_EX | LOCK_NB)) {
                 of_errf(errstr, errstr_size,
                         "%s: another rebuild of %s is running", fresh, a->db);
+                close(fd);
+                fd = -1; /* its file, not ours to remove */
                 goto out;
         }
         if (of_kafka_query_topic(&a->ko, 10000, &cnt, &low, &high, errstr,

@@ -51,21 +51,25 @@ half=$((total / 2))
 head -n "$half" "$tmp/stream.txt" >"$tmp/part1.txt"
 tail -n +"$((half + 1))" "$tmp/stream.txt" >"$tmp/part2.txt"
 
+# Every sqlite3 here waits for locks, as readers should (README): the last
+# connection to close checkpoints and removes the WAL under a lock.
+sq() { sqlite3 -cmd '.timeout 5000' "$@"; }
+
 # A row and totals no event made; a rebuild must drop it.
 plant_bug() {
-        sqlite3 "$db" "BEGIN;
+        sq "$db" "BEGIN;
 INSERT INTO order_list VALUES ('zz-bug', 'ORDERED', 5, NULL,
         '2020-01-01T00:00:00.000Z', NULL);
 UPDATE order_totals SET orders_placed = orders_placed + 1,
         placed_amount = placed_amount + 5;
 INSERT INTO daily_totals VALUES ('2020-01-01', 1, 0, 5, 0);
 COMMIT;" || fail "could not plant the bug"
-        old_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
+        old_gen=$(sq "$db" 'SELECT generation FROM store_info')
 }
 
 # The contract's relations as text (dead letters without received_at).
 dump() {
-        sqlite3 "$db" "SELECT * FROM order_list ORDER BY order_id;
+        sq "$db" "SELECT * FROM order_list ORDER BY order_id;
                 SELECT * FROM order_totals;
                 SELECT * FROM daily_totals ORDER BY day;
                 SELECT count(*) FROM processed_events;
@@ -115,7 +119,7 @@ check_reads() {
         kill "$reader_pid" 2>/dev/null
         wait "$reader_pid" 2>/dev/null
         reader_pid=
-        new_gen=$(sqlite3 "$db" 'SELECT generation FROM store_info')
+        new_gen=$(sq "$db" 'SELECT generation FROM store_info')
         [ "$new_gen" != "$old_gen" ] || fail "the generation did not change"
         [ -s "$tmp/reads" ] || fail "the reader never ran"
         ! grep -v '|1$' "$tmp/reads" | head -3 | grep . >&2 ||
@@ -201,13 +205,13 @@ python3 "$here/gen_stream.py" check "$db" "$tmp" || fail "model changed"
 ok
 
 name="a rebuild killed part way leaves the live file as it was"
-sqlite3 "$db" .dump >"$tmp/before.sql"
+sq "$db" .dump >"$tmp/before.sql"
 ORDERFLOW_TEST_EXIT_AFTER_COMMITS=3 "$of" rebuild --db "$db" -b "$addr" \
         --batch-max 1000 -q >/dev/null 2>"$tmp/rebuild.err"
 rc=$?
 [ "$rc" -eq 99 ] || fail "expected the hook's exit 99, got $rc"
 [ -e "$db.rebuild" ] || fail "no half-built file left (killed too late?)"
-sqlite3 "$db" .dump | cmp -s - "$tmp/before.sql" ||
+sq "$db" .dump | cmp -s - "$tmp/before.sql" ||
         fail "the live file changed"
 "$of" rebuild --db "$db" -b "$addr" --batch-max 1000 -q \
         >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" || fail "next rebuild $?"
@@ -216,7 +220,7 @@ python3 "$here/gen_stream.py" check "$db" "$tmp" || fail "model changed"
 ok
 
 name="SIGINT: exit 1, the live file as it was"
-sqlite3 "$db" .dump >"$tmp/before.sql"
+sq "$db" .dump >"$tmp/before.sql"
 "$of" rebuild --db "$db" -b "$addr" --batch-max 500 \
         >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" &
 rb_pid=$!
@@ -231,8 +235,27 @@ rc=$?
 grep -q 'interrupted; .* is unchanged' "$tmp/rebuild.err" ||
         fail "message: $(tail -1 "$tmp/rebuild.err")"
 [ -e "$db.rebuild" ] && fail "the new file was left"
-sqlite3 "$db" .dump | cmp -s - "$tmp/before.sql" ||
+sq "$db" .dump | cmp -s - "$tmp/before.sql" ||
         fail "the live file changed"
+ok
+
+name="a second rebuild of the same file is refused"
+flock "$db.rebuild" sleep 5 &
+lock_pid=$!
+for _ in $(seq 50); do
+        flock -n "$db.rebuild" true || break
+        sleep 0.1
+done
+"$of" rebuild --db "$db" -b "$addr" -q >/dev/null 2>"$tmp/rebuild.err"
+rc=$?
+kill "$lock_pid" 2>/dev/null
+wait "$lock_pid" 2>/dev/null
+[ "$rc" -eq 1 ] || fail "expected exit 1, got $rc"
+grep -q 'another rebuild of .* is running' "$tmp/rebuild.err" ||
+        fail "message: $(cat "$tmp/rebuild.err")"
+[ -e "$db.rebuild" ] || fail "it removed the running rebuild's file"
+python3 "$here/gen_stream.py" check "$db" "$tmp" || fail "model changed"
+rm -f "$db.rebuild"
 ok
 
 # ---- history deleted by retention ----
@@ -265,7 +288,7 @@ last=$(sed -n 's/.*history deleted by retention: big \[0\] offsets 0-\([0-9]*\) 
 [ -n "$last" ] || fail "message: $(cat "$tmp/rebuild.err")"
 grep -q 'big \[1\]' "$tmp/rebuild.err" &&
         fail "partition 1 named although complete"
-[ "$(sqlite3 "$db2" 'SELECT count(*) FROM dead_letters')" -eq 0 ] ||
+[ "$(sq "$db2" 'SELECT count(*) FROM dead_letters')" -eq 0 ] ||
         fail "the live file changed"
 echo "# $(cat "$tmp/rebuild.err")"
 ok
@@ -281,14 +304,14 @@ ok
 name="--allow-truncated goes ahead and records it"
 "$of" rebuild --db "$db2" -b "$addr" -t big -q --allow-truncated \
         >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" || fail "exited $?"
-dead=$(sqlite3 "$db2" 'SELECT count(*) FROM dead_letters')
-kept=$(sqlite3 "$db2" "SELECT sum(next_offset) FROM partition_offsets")
-first=$(sqlite3 "$db2" "SELECT min(\"offset\") FROM dead_letters
+dead=$(sq "$db2" 'SELECT count(*) FROM dead_letters')
+kept=$(sq "$db2" "SELECT sum(next_offset) FROM partition_offsets")
+first=$(sq "$db2" "SELECT min(\"offset\") FROM dead_letters
         WHERE \"partition\" = 0")
 [ "$kept" -eq 170 ] || fail "offsets reach $kept, expected 170"
 [ "$first" -eq $((last + 1)) ] || fail "partition 0 starts at $first"
 [ "$dead" -eq $((170 - first)) ] || fail "$dead dead letters, first $first"
-sqlite3 "$db2" 'SELECT truncated FROM store_info' | grep -q 'big \[0\]' ||
+sq "$db2" 'SELECT truncated FROM store_info' | grep -q 'big \[0\]' ||
         fail "the file does not record the truncation"
 ok
 
