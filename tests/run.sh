@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Run every test program of a build ($B/tests/test_*, cmocka) and every
-# tests/cli/*.sh against $B/orderflow; keep going after a failure, name the
-# failures, end with "tests: N passed, M failed" and exit 1 if any failed.
+# tests/cli/*.sh against $B/orderflow, TEST_JOBS (3) at a time: most of
+# them wait on group joins and timeouts rather than the CPU. Each test's
+# output is printed whole when it ends; keep going after a failure, name
+# the failures and the slowest tests, end with "tests: N passed, M failed"
+# and exit 1 if any failed.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,19 +16,37 @@ case $B in
 esac
 export ORDERFLOW=$B/orderflow
 # A hung program is a failure, not a hung build.
-limit=${TEST_TIMEOUT:-300}
+limit=${TEST_TIMEOUT:-600}
+jobs=${TEST_JOBS:-3}
+logs=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-tests.XXXXXX") || exit 1
+trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$logs"' EXIT
+trap 'exit 130' INT TERM
 
 passed=0
 failed=0
 failures=()
+names=()
 
-# run_one NAME COMMAND...: run it, count it, remember it if it failed.
-run_one() {
-        local name=$1 rc
+# start NAME COMMAND...: run it in the background, its output into
+# $logs/N.log, its exit code and seconds into $logs/N.rc.
+start() {
+        local i=${#names[@]}
+        names+=("$1")
         shift
-        echo "# $name"
-        timeout -k 10 "$limit" "$@"
-        rc=$?
+        (
+                t0=$(date +%s)
+                timeout -k 10 "$limit" "$@" >"$logs/$i.log" 2>&1
+                echo "$? $(($(date +%s) - t0))" >"$logs/$i.rc"
+        ) &
+}
+
+# report I: print test I's output and count it.
+report() {
+        local name=${names[$1]} rc secs
+        read -r rc secs <"$logs/$1.rc"
+        echo "# $name ($secs s)"
+        cat "$logs/$1.log"
+        echo "$secs s  $name" >>"$logs/times"
         if [ "$rc" -eq 0 ]; then
                 passed=$((passed + 1))
                 return
@@ -39,19 +60,41 @@ run_one() {
         echo "FAILED: $name (exit $rc)"
 }
 
+# Report the tests that have ended, in the order they were started.
+next=0
+report_ended() {
+        while [ "$next" -lt "${#names[@]}" ] && [ -e "$logs/$next.rc" ]; do
+                report "$next"
+                next=$((next + 1))
+        done
+}
+
+# throttle: wait until fewer than $jobs tests run.
+throttle() {
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+                wait -n
+                report_ended
+        done
+}
+
 for t in "$B"/tests/test_*; do
         # Skip what is not a program (the compiler's .d files, no match).
         [ -f "$t" ] && [ -x "$t" ] || continue
-        run_one "${t#"$root"/}" "$t"
+        throttle
+        start "${t#"$root"/}" "$t"
 done
-
 for s in tests/cli/*.sh; do
         [ -f "$s" ] || continue
-        run_one "$s" bash "$s"
+        throttle
+        start "$s" bash "$s"
 done
+wait
+report_ended
 
 for f in "${failures[@]}"; do
         echo "failed: $f"
 done
+echo "# slowest:"
+sort -rn "$logs/times" | head -5 | sed 's/^/#   /'
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
