@@ -260,13 +260,12 @@ static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
         pg.start_ms = of_timestamp_now_ms();
         pg.tty = isatty(STDERR_FILENO);
         pg.quiet = a->quiet;
-        pg.tenth = 0;
         of_log(OF_LOG_INFO, "rebuild: %" PRId64 " offsets in %" PRId32
                " partitions of %s into %s",
                pg.total, cnt, a->ko.topic, fresh);
         if (replay(a, fresh, truncated, &pg, errstr, errstr_size) ||
-            of_store_info_read(&after, fresh, errstr, errstr_size) ||
-            of_store_info_read(&before, a->db, errstr, errstr_size))
+            of_store_info_read(&after, fresh, 1, errstr, errstr_size) ||
+            of_store_info_read(&before, a->db, 1, errstr, errstr_size))
                 goto out;
         replayed_ms = of_timestamp_now_ms();
         if (of_store_replace(a->db, fresh, SWAP_TIMEOUT_MS, errstr,

@@ -247,7 +247,7 @@ int cmd_status(int argc, char **argv)
                 return of_cli_usage(CMD, "--db: required");
         if (of_kafka_check_opts(&ck.ko, errstr, sizeof(errstr)))
                 return of_cli_usage(CMD, "%s", errstr);
-        if (of_store_info_read(&info, db, errstr, sizeof(errstr))) {
+        if (of_store_info_read(&info, db, 0, errstr, sizeof(errstr))) {
                 fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
                 return OF_EXIT_FAILURE;
         }

@@ -103,32 +103,43 @@ static void check_gap(of_projector *pj, const char *topic, int32_t partition,
 
 /* Start each assigned partition at the read model's offset for it (the
  * beginning for one it never applied), not at the group's commit. */
-static void assign(of_projector *pj, rd_kafka_t *rk,
-                   rd_kafka_topic_partition_list_t *parts, int incremental)
+/* Set each partition of parts to start at the read model's offset for it
+ * (the beginning where it has none); log each when verb is not NULL. */
+static int from_read_model(of_projector *pj,
+                           rd_kafka_topic_partition_list_t *parts,
+                           const char *verb, char *errstr,
+                           size_t errstr_size)
 {
-        rd_kafka_error_t *error = NULL;
-        char errstr[512];
         int i;
 
         for (i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *p = &parts->elems[i];
                 int64_t next;
                 int err = of_store_offset(&next, pj->st, p->topic,
-                                          p->partition, errstr,
-                                          sizeof(errstr));
+                                          p->partition, errstr, errstr_size);
 
-                if (err == OF_ENOTFOUND)
-                        p->offset = RD_KAFKA_OFFSET_BEGINNING;
-                else if (err) {
-                        fail(pj, "read model: ", errstr);
-                        return;
-                }
-                else
-                        p->offset = next;
+                if (err && err != OF_ENOTFOUND)
+                        return err;
+                p->offset = err ? RD_KAFKA_OFFSET_BEGINNING : next;
                 set_expect(pj, p->partition, err ? 0 : next);
-                of_log(OF_LOG_INFO, "assigned %s [%" PRId32 "] from %s",
-                       p->topic, p->partition,
-                       err ? "the beginning" : "the read model's offset");
+                if (verb)
+                        of_log(OF_LOG_INFO, "%s %s [%" PRId32 "] from %s",
+                               verb, p->topic, p->partition,
+                               err ? "the beginning"
+                                   : "the read model's offset");
+        }
+        return 0;
+}
+
+static void assign(of_projector *pj, rd_kafka_t *rk,
+                   rd_kafka_topic_partition_list_t *parts, int incremental)
+{
+        rd_kafka_error_t *error = NULL;
+        char errstr[512];
+
+        if (from_read_model(pj, parts, "assigned", errstr, sizeof(errstr))) {
+                fail(pj, "read model: ", errstr);
+                return;
         }
         if (incremental)
                 error = rd_kafka_incremental_assign(rk, parts);
@@ -325,18 +336,7 @@ static int resync(of_projector *pj, char *errstr, size_t errstr_size)
         if ((err = rd_kafka_assignment(pj->rk, &parts)))
                 return of_errf(errstr, errstr_size, "kafka: assignment: %s",
                                rd_kafka_err2str(err));
-        for (i = 0; i < parts->cnt && !rc; i++) {
-                rd_kafka_topic_partition_t *p = &parts->elems[i];
-                int64_t next;
-
-                rc = of_store_offset(&next, pj->st, p->topic, p->partition,
-                                     errstr, errstr_size);
-                p->offset = rc == OF_ENOTFOUND ? RD_KAFKA_OFFSET_BEGINNING
-                                               : next;
-                set_expect(pj, p->partition, rc == OF_ENOTFOUND ? 0 : next);
-                if (rc == OF_ENOTFOUND)
-                        rc = 0;
-        }
+        rc = from_read_model(pj, parts, NULL, errstr, errstr_size);
         if (!rc && parts->cnt &&
             (error = rd_kafka_seek_partitions(pj->rk, parts, 10000))) {
                 rc = of_errf(errstr, errstr_size, "kafka: seek: %s",

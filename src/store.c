@@ -387,6 +387,19 @@ int of_store_offset(int64_t *out, of_store *st, const char *topic,
         return err;
 }
 
+/* The file now holds another generation: reopen on it and say so
+ * (OF_ESTALE), or OF_ERROR when it cannot be opened. */
+static int follow_replacement(of_store *st, const char *what, char *errstr,
+                              size_t errstr_size)
+{
+        if (reopen(st, errstr, errstr_size))
+                return OF_ERROR;
+        of_errf(errstr, errstr_size,
+                "the read model was replaced (generation %" PRId64 ")%s",
+                st->generation, what);
+        return OF_ESTALE;
+}
+
 int of_store_check_replaced(of_store *st, char *errstr, size_t errstr_size)
 {
         int64_t generation;
@@ -394,12 +407,7 @@ int of_store_check_replaced(of_store *st, char *errstr, size_t errstr_size)
 
         if (err || generation == st->generation)
                 return err;
-        if (reopen(st, errstr, errstr_size))
-                return OF_ERROR;
-        of_errf(errstr, errstr_size,
-                "the read model was replaced (generation %" PRId64 ")",
-                st->generation);
-        return OF_ESTALE;
+        return follow_replacement(st, "", errstr, errstr_size);
 }
 
 /* ---- the batch transaction ---- */
@@ -539,9 +547,8 @@ static int apply_txn(of_store *st, const of_msg *msgs, size_t n,
                      char *errstr, size_t errstr_size)
 {
         size_t i, at;
-        int err;
-
         int64_t generation;
+        int err;
 
         store_batch_reset(st);
         st->keyed = keyed;
@@ -596,13 +603,8 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
         }
         if (err == OF_ESTALE) {
                 store_rollback(st);
-                if (reopen(st, errstr, errstr_size))
-                        return OF_ERROR;
-                of_errf(errstr, errstr_size,
-                        "the read model was replaced (generation %" PRId64
-                        "); its batch was not applied",
-                        st->generation);
-                return OF_ESTALE;
+                return follow_replacement(st, "; its batch was not applied",
+                                          errstr, errstr_size);
         }
         if (err)
                 goto out;

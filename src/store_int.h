@@ -117,6 +117,12 @@ int store_apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
 int store_read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
                      const char *id, char *errstr, size_t errstr_size);
 
+/* store_query.c: a read-only connection to the read model at path (never
+ * created: a missing file is OF_ENOTFOUND, "no read model at PATH (...)"),
+ * waiting for a writer's lock like any reader should. */
+int store_open_ro(sqlite3 **db, const char *path, char *errstr,
+                  size_t errstr_size);
+
 /* store_runs.c: the sealed runs of processed_events */
 /* The wall clock (ms since 1970) of recording times and retention. */
 int64_t store_now(const of_store *st);

@@ -13,6 +13,8 @@
 #include "orderflow/error.h"
 #include "orderflow/store.h"
 
+#include "store_int.h"
+
 /* How long a read waits (ms) for a writer's lock, e.g. a WAL checkpoint
  * in progress or a rebuild swapping the file in. */
 #define QUERY_BUSY_TIMEOUT_MS 5000
@@ -57,13 +59,45 @@ static const char *relation_sql(const char *relation)
         return NULL;
 }
 
+int store_open_ro(sqlite3 **db, const char *path, char *errstr,
+                  size_t errstr_size)
+{
+        struct stat sb;
+        int rc;
+
+        *db = NULL;
+        /* SQLITE_OPEN_READONLY never creates the file, but it would report
+         * only "unable to open database file": say what is wrong. */
+        if (stat(path, &sb) != 0) {
+                if (errno != ENOENT)
+                        return of_errf(errstr, errstr_size, "%s: %s", path,
+                                       strerror(errno));
+                of_errf(errstr, errstr_size, "no read model at %s (%s)",
+                        path, strerror(errno));
+                return OF_ENOTFOUND;
+        }
+        if (S_ISDIR(sb.st_mode))
+                return of_errf(errstr, errstr_size,
+                               "%s is a directory, not a read model", path);
+        rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_busy_timeout(*db, QUERY_BUSY_TIMEOUT_MS);
+        if (rc != SQLITE_OK) {
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+                sqlite3_close(*db);
+                *db = NULL;
+                return OF_ERROR;
+        }
+        return 0;
+}
+
 int of_store_cursor_open(of_store_cursor **out, const char *path,
                          const char *relation, char *errstr,
                          size_t errstr_size)
 {
         of_store_cursor *cur = NULL;
         const char *sql = relation_sql(relation);
-        struct stat sb;
         int rc = OF_ERROR;
         int src;
 
@@ -71,34 +105,14 @@ int of_store_cursor_open(of_store_cursor **out, const char *path,
         if (!sql)
                 return of_errf(errstr, errstr_size, "unknown relation: %s",
                                relation);
-        /* SQLITE_OPEN_READONLY never creates the file, but it would report
-         * only "unable to open database file": say what is wrong. */
-        if (stat(path, &sb) != 0) {
-                if (errno != ENOENT)
-                        return of_errf(errstr, errstr_size, "%s: %s", path,
-                                       strerror(errno));
-                of_errf(errstr, errstr_size, "no read model at %s", path);
-                return OF_ENOTFOUND;
-        }
-        if (S_ISDIR(sb.st_mode))
-                return of_errf(errstr, errstr_size,
-                               "%s is a directory, not a read model", path);
         cur = calloc(1, sizeof(*cur));
         if (!cur)
                 return of_errf(errstr, errstr_size, "out of memory");
-        src = sqlite3_open_v2(path, &cur->db, SQLITE_OPEN_READONLY, NULL);
-        if (src != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        cur->db ? sqlite3_errmsg(cur->db)
-                                : sqlite3_errstr(src));
-                goto out;
+        if ((rc = store_open_ro(&cur->db, path, errstr, errstr_size))) {
+                free(cur);
+                return rc;
         }
-        src = sqlite3_busy_timeout(cur->db, QUERY_BUSY_TIMEOUT_MS);
-        if (src != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        sqlite3_errmsg(cur->db));
-                goto out;
-        }
+        rc = OF_ERROR;
         src = sqlite3_prepare_v2(cur->db, sql, -1, &cur->stmt, NULL);
         if (src != SQLITE_OK) {
                 /* The usual cause: some other SQLite file, or none at all

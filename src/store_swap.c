@@ -4,12 +4,10 @@
  * write transaction, which readers under WAL see as one commit (a
  * rename() would not be: their open connections keep the old inode and
  * its -wal). The batch transaction's own generation check is store.c's. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -20,31 +18,6 @@
 
 #include "store_int.h"
 
-/* How long a status read waits (ms) for a writer's lock. */
-#define INFO_BUSY_TIMEOUT_MS 5000
-
-static int open_ro(sqlite3 **db, const char *path, char *errstr,
-                   size_t errstr_size)
-{
-        struct stat sb;
-        int rc;
-
-        if (stat(path, &sb) != 0)
-                return of_errf(errstr, errstr_size, "%s: %s", path,
-                               strerror(errno));
-        rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL);
-
-        if (rc != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
-                sqlite3_close(*db);
-                *db = NULL;
-                return OF_ERROR;
-        }
-        sqlite3_busy_timeout(*db, INFO_BUSY_TIMEOUT_MS);
-        return 0;
-}
-
 static void copy_text(char *out, size_t size, sqlite3_stmt *stmt, int col)
 {
         const unsigned char *t = sqlite3_column_text(stmt, col);
@@ -52,16 +25,18 @@ static void copy_text(char *out, size_t size, sqlite3_stmt *stmt, int col)
         snprintf(out, size, "%s", t ? (const char *)t : "");
 }
 
-/* One row of counts and store_info; the file's tables as they are now
- * (one read transaction, so the numbers agree with each other). */
+/* store_info and order_totals: one row each, no table scanned. */
 static const char sql_info[] =
         "SELECT i.generation, i.applied, i.ignored, i.duplicates,"
         " i.dead_letters, i.batches, i.last_batch_at, i.rebuilt_at,"
-        " i.truncated, (SELECT count(*) FROM order_list),"
+        " i.truncated, t.orders_placed, t.orders_paid, t.placed_amount,"
+        " t.paid_amount FROM store_info AS i, order_totals AS t";
+/* Rows of three relations: a scan of each (processed_events: every run),
+ * so only for those who print them (the rebuild's comparison). */
+static const char sql_counts[] =
+        "SELECT (SELECT count(*) FROM order_list),"
         " (SELECT count(*) FROM processed_events),"
-        " (SELECT count(*) FROM dead_letters),"
-        " t.orders_placed, t.orders_paid, t.placed_amount, t.paid_amount"
-        " FROM store_info AS i, order_totals AS t";
+        " (SELECT count(*) FROM dead_letters)";
 static const char sql_parts[] =
         "SELECT topic, \"partition\", next_offset FROM partition_offsets"
         " ORDER BY topic, \"partition\"";
@@ -106,15 +81,15 @@ static int read_parts(of_store_info *out, sqlite3 *db, char *errstr,
         return 0;
 }
 
-int of_store_info_read(of_store_info *out, const char *path, char *errstr,
-                       size_t errstr_size)
+int of_store_info_read(of_store_info *out, const char *path, int counts,
+                       char *errstr, size_t errstr_size)
 {
         sqlite3 *db = NULL;
         sqlite3_stmt *stmt = NULL;
         int rc, err = 0;
 
         memset(out, 0, sizeof(*out));
-        if (open_ro(&db, path, errstr, errstr_size))
+        if (store_open_ro(&db, path, errstr, errstr_size))
                 return OF_ERROR;
         rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
         if (rc == SQLITE_OK)
@@ -136,13 +111,26 @@ int of_store_info_read(of_store_info *out, const char *path, char *errstr,
         copy_text(out->last_batch_at, sizeof(out->last_batch_at), stmt, 6);
         copy_text(out->rebuilt_at, sizeof(out->rebuilt_at), stmt, 7);
         copy_text(out->truncated, sizeof(out->truncated), stmt, 8);
-        out->orders = sqlite3_column_int64(stmt, 9);
-        out->events = sqlite3_column_int64(stmt, 10);
-        out->dead_rows = sqlite3_column_int64(stmt, 11);
-        out->orders_placed = sqlite3_column_int64(stmt, 12);
-        out->orders_paid = sqlite3_column_int64(stmt, 13);
-        out->placed_amount = sqlite3_column_int64(stmt, 14);
-        out->paid_amount = sqlite3_column_int64(stmt, 15);
+        out->orders_placed = sqlite3_column_int64(stmt, 9);
+        out->orders_paid = sqlite3_column_int64(stmt, 10);
+        out->placed_amount = sqlite3_column_int64(stmt, 11);
+        out->paid_amount = sqlite3_column_int64(stmt, 12);
+        out->orders = out->events = out->dead_rows = -1;
+        if (counts) {
+                sqlite3_finalize(stmt);
+                stmt = NULL;
+                rc = sqlite3_prepare_v2(db, sql_counts, -1, &stmt, NULL);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_step(stmt);
+                if (rc != SQLITE_ROW) {
+                        err = of_errf(errstr, errstr_size, "%s: %s", path,
+                                      sqlite3_errmsg(db));
+                        goto out;
+                }
+                out->orders = sqlite3_column_int64(stmt, 0);
+                out->events = sqlite3_column_int64(stmt, 1);
+                out->dead_rows = sqlite3_column_int64(stmt, 2);
+        }
         err = read_parts(out, db, errstr, errstr_size);
 out:
         sqlite3_finalize(stmt);
@@ -206,7 +194,7 @@ int of_store_replace(const char *live, const char *fresh, int timeout_ms,
         sqlite3_backup *b;
         int waited = 0, rc, err = 0;
 
-        if (open_ro(&src, fresh, errstr, errstr_size))
+        if (store_open_ro(&src, fresh, errstr, errstr_size))
                 return OF_ERROR;
         rc = sqlite3_open_v2(live, &dst, SQLITE_OPEN_READWRITE, NULL);
         if (rc != SQLITE_OK) {

@@ -623,7 +623,7 @@ static void test_store_replaced_file_is_noticed(void **state)
         of_store_stats stats = {0};
 
         assert_int_equal(apply(f, old, 2), 0); /* offsets 0, 1 */
-        assert_int_equal(of_store_info_read(&before, f->path, errstr,
+        assert_int_equal(of_store_info_read(&before, f->path, 1, errstr,
                                             sizeof(errstr)), 0);
         assert_int_equal(before.orders, 2);
         assert_int_equal(before.applied, 2);
@@ -659,7 +659,7 @@ static void test_store_replaced_file_is_noticed(void **state)
         assert_int_equal(of_store_check_replaced(f->st, errstr,
                                                  sizeof(errstr)),
                          0);
-        assert_int_equal(of_store_info_read(&after, f->path, errstr,
+        assert_int_equal(of_store_info_read(&after, f->path, 1, errstr,
                                             sizeof(errstr)), 0);
         assert_true(after.generation != before.generation);
         assert_int_equal(after.orders, 2);

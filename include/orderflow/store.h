@@ -101,19 +101,21 @@ typedef struct of_store_info {
         char rebuilt_at[OF_TS_LEN + 1];    /* "" when never rebuilt */
         char truncated[OF_STORE_TRUNCATED_MAX]; /* "" unless rebuilt over
                                                  * deleted history */
-        int64_t orders;       /* rows of order_list */
-        int64_t events;       /* rows of processed_events */
-        int64_t dead_rows;    /* rows of dead_letters */
+        int64_t orders;       /* rows of order_list; -1: not counted */
+        int64_t events;       /* rows of processed_events; -1 likewise */
+        int64_t dead_rows;    /* rows of dead_letters; -1 likewise */
         int64_t orders_placed, orders_paid, placed_amount, paid_amount;
         of_store_part *parts; /* partition_offsets, by topic and partition */
         size_t nparts;
 } of_store_info;
 
 /* Read the info of the read model at path on a read-only connection (the
- * file must exist; a projector may be writing it). Free with
+ * file must exist; a projector may be writing it), in one read
+ * transaction. With counts, also the rows of order_list,
+ * processed_events and dead_letters (a scan of each). Free with
  * of_store_info_free. */
-int of_store_info_read(of_store_info *out, const char *path, char *errstr,
-                       size_t errstr_size);
+int of_store_info_read(of_store_info *out, const char *path, int counts,
+                       char *errstr, size_t errstr_size);
 void of_store_info_free(of_store_info *info);
 
 /* A file being built by a rebuild: no fsync (a crash throws it away),
