@@ -231,8 +231,11 @@ int of_cli_catch_stop(void)
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_stop_signal;
         sigemptyset(&sa.sa_mask);
+        /* SIGHUP too: a closed terminal or `kill -HUP` is a clean stop
+         * (the batch in hand committed, the group left), not a kill. */
         if (sigaction(SIGINT, &sa, NULL) != 0 ||
-            sigaction(SIGTERM, &sa, NULL) != 0)
+            sigaction(SIGTERM, &sa, NULL) != 0 ||
+            sigaction(SIGHUP, &sa, NULL) != 0)
                 return OF_ERROR;
         return 0;
 }

@@ -1,6 +1,6 @@
-/* orderflow broker: run the embedded mock cluster (broker.c) until SIGINT
- * or SIGTERM. Its bootstrap address is the first line on stdout, so that
- * scripts can read it; each fault-injection command read from stdin gets
+/* orderflow broker: run the embedded mock cluster (broker.c) until SIGINT,
+ * SIGTERM or SIGHUP. Its bootstrap address is the first line on stdout, so
+ * that scripts can read it; each fault-injection command read from stdin gets
  * one reply line on stdout; everything else goes to stderr. */
 #include <errno.h>
 #include <getopt.h>
@@ -41,9 +41,9 @@ static void print_help(void)
                "and tests. Its\n"
                "bootstrap address (\"127.0.0.1:PORT,...\") is printed as "
                "the first line\n"
-               "on stdout; it serves until SIGINT or SIGTERM, then exits "
-               "0. Data is kept\n"
-               "in memory only.\n"
+               "on stdout; it serves until SIGINT, SIGTERM or SIGHUP, then "
+               "exits 0. Data is\n"
+               "kept in memory only.\n"
                "\n"
                "Faults are injected by lines on stdin (end of input only "
                "stops reading);\n"
@@ -265,7 +265,7 @@ int cmd_broker(int argc, char **argv)
         }
         of_log(OF_LOG_INFO,
                "broker: %d broker(s) on %s, topic %s with %d partition(s); "
-               "stop with SIGINT or SIGTERM",
+               "stop with SIGINT, SIGTERM or SIGHUP",
                o.brokers, of_broker_bootstraps(b), o.topic, o.partitions);
         /* Between checks of the stop flag, wait for commands on stdin: a
          * signal cuts the wait short. */

@@ -50,7 +50,7 @@ static int write_orders(of_appdb *app, int n, expected *ex, char *errstr,
         char id[32];
         int i, err;
 
-        for (i = 0; i < n; i++) {
+        for (i = 0; i < n && !of_cli_stop; i++) {
                 int64_t total = 500 + (int64_t)(i * 7919 % 99500);
 
                 snprintf(id, sizeof(id), "o-%06d", i);
@@ -214,6 +214,11 @@ int cmd_demo(int argc, char **argv)
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
+        if (of_cli_catch_stop()) {
+                fprintf(stderr, "orderflow %s: sigaction: %s\n", CMD,
+                        strerror(errno));
+                return OF_EXIT_FAILURE;
+        }
         snprintf(app_path, sizeof(app_path), "%s/app.db", dir);
         snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", dir);
         printf("demo folder: %s\n", dir);
@@ -224,6 +229,7 @@ int cmd_demo(int argc, char **argv)
                 goto out;
         printf("embedded broker: %s (topic %s, 4 partitions)\n",
                of_broker_bootstraps(b), OF_DEFAULT_TOPIC);
+        fflush(stdout);
         if ((err = of_appdb_open(&app, app_path, errstr, sizeof(errstr))) ||
             (err = write_orders(app, (int)orders, &ex, errstr,
                                 sizeof(errstr))))
@@ -233,15 +239,18 @@ int cmd_demo(int argc, char **argv)
                ex.placed, ex.paid);
         fflush(stdout);
 
+        if (of_cli_stop)
+                goto out;
         ro.ko.brokers = of_broker_bootstraps(b);
         ro.once = 1;
+        ro.stop = &of_cli_stop;
         if ((err = of_relay_run(app, &ro, &rs, errstr, sizeof(errstr))))
                 goto out;
         printf("relay: published %" PRIu64 " events in %" PRIu64
                " batches\n",
                rs.published, rs.batches);
         fflush(stdout);
-        if (rs.failed) {
+        if (rs.failed && !of_cli_stop) {
                 err = of_errf(errstr, sizeof(errstr),
                               "the relay failed %" PRIu64 " time(s)",
                               rs.failed);
@@ -253,8 +262,11 @@ int cmd_demo(int argc, char **argv)
         po.ko.props_cnt = 2;
         po.group = "orderflow-demo";
         po.exit_at_end = 1;
-        if ((err = of_store_open(&st, rm_path, errstr, sizeof(errstr))) ||
-            (err = of_projector_run(st, &po, &ps, errstr, sizeof(errstr))))
+        po.stop = &of_cli_stop;
+        if (of_cli_stop ||
+            (err = of_store_open(&st, rm_path, errstr, sizeof(errstr))) ||
+            (err = of_projector_run(st, &po, &ps, errstr, sizeof(errstr))) ||
+            of_cli_stop)
                 goto out;
         printf("projector: applied %" PRIu64 " events (%" PRIu64
                " duplicates, %" PRIu64 " dead letters)\n\n",
@@ -274,6 +286,13 @@ out:
         of_store_close(st);
         of_appdb_close(app);
         of_broker_stop(b);
+        /* SIGINT, SIGTERM, SIGHUP: each stage stopped cleanly (the relay's
+         * batches marked, the projector's batch committed): a clean stop,
+         * not a failure. */
+        if (of_cli_stop && !err) {
+                printf("\ninterrupted: the databases are left in %s\n", dir);
+                return of_cli_close_stdout(CMD);
+        }
         if (err) {
                 fflush(stdout);
                 fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);

@@ -19,9 +19,10 @@ static void print_help(void)
                "       [--metrics-port N [--metrics-addr ADDR]] "
                "[--dedupe-retention DURATION]\n\n"
                "Consume order events and apply each exactly once to the "
-               "read model at PATH\n(created if missing), until SIGINT or "
-               "SIGTERM. Partitions resume from the\noffsets stored in the "
-               "read model, not from the group's committed offsets.\n\n"
+               "read model at PATH\n(created if missing), until SIGINT, "
+               "SIGTERM or SIGHUP. Partitions resume from\nthe offsets "
+               "stored in the read model, not from the group's committed "
+               "offsets.\n\n"
                "options:\n"
                "  --db PATH            the read-model SQLite file "
                "(required)\n" OF_CLI_KAFKA_HELP

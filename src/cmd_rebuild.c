@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -32,17 +33,25 @@ static void print_help(void)
 {
         printf("usage: orderflow rebuild --db PATH [-b LIST] [-t NAME] "
                "[-F FILE] [-X key=value]...\n"
-               "                         [--allow-truncated] [-v|-q]\n\n"
+               "                         [--allow-truncated] [--force] "
+               "[-v|-q]\n\n"
                "Replay every partition of the topic from its first offset "
                "to the end it has\nnow into a new read model beside PATH "
-               "(PATH.rebuild), then swap it into PATH\nin one transaction: "
+               "(PATH.rebuild-PID), then swap it into\nPATH in one "
+               "transaction: "
                "readers of PATH see the old model until the new one is\n"
                "complete, then the new one. A projector running on PATH "
                "notices the swap,\ndrops the batch in hand and resumes from "
                "the new model's offsets. Prints the\nold and new model side "
                "by side at the end (stdout); progress goes to stderr,\n"
                "redrawn on a terminal, a line per 10%% otherwise, none with "
-               "-q.\n\n"
+               "-q.\nOne rebuild of PATH at a time (PATH.lock); SIGINT, "
+               "SIGTERM or SIGHUP stop it\ncleanly (exit 0), PATH "
+               "unchanged.\n\n"
+               "Refused (exit 1, PATH unchanged) unless --force: PATH holds "
+               "offsets of\nanother topic, or of partitions the topic does "
+               "not have; or the replay would\nhold no event while PATH "
+               "has applied some (a wrong or empty topic).\n\n"
                "options:\n"
                "  --db PATH            the live read-model file (required; "
                "created if missing)\n" OF_CLI_KAFKA_HELP
@@ -50,6 +59,9 @@ static void print_help(void)
                "deleted the start of\n"
                "                       the topic (recorded in the new "
                "file)\n"
+               "  --force              rebuild although PATH's offsets do "
+               "not fit the topic\n"
+               "                       or the topic holds no event\n"
                "  --batch-max N        messages per transaction of the "
                "replay (default %d)\n"
                "  -h, --help           this help\n",
@@ -134,13 +146,47 @@ static int64_t truncation(char *out, size_t size, const char *topic,
 /* Remove path and its SQLite companions. */
 static void remove_db(const char *path)
 {
+        static const char *const sides[] = {"", "-wal", "-shm", "-journal"};
         char side[4200];
+        size_t i;
 
-        unlink(path);
-        snprintf(side, sizeof(side), "%s-wal", path);
-        unlink(side);
-        snprintf(side, sizeof(side), "%s-shm", path);
-        unlink(side);
+        for (i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+                snprintf(side, sizeof(side), "%s%s", path, sides[i]);
+                unlink(side);
+        }
+}
+
+/* With the lock held, no other rebuild of live is running: remove what
+ * killed ones left beside it, live.rebuild-PID (and live.rebuild, the
+ * name older versions used) and their -wal, -shm and -journal. */
+static void remove_leftovers(const char *live)
+{
+        const char *slash = strrchr(live, '/');
+        const char *base = slash ? slash + 1 : live;
+        char dir[4096], prefix[4200], path[8400];
+        struct dirent *de;
+        size_t n;
+        DIR *d;
+
+        if (!slash)
+                snprintf(dir, sizeof(dir), ".");
+        else if (slash == live)
+                snprintf(dir, sizeof(dir), "/");
+        else
+                snprintf(dir, sizeof(dir), "%.*s", (int)(slash - live), live);
+        n = (size_t)snprintf(prefix, sizeof(prefix), "%s.rebuild", base);
+        if (!(d = opendir(dir)))
+                return;
+        while ((de = readdir(d))) {
+                if (strncmp(de->d_name, prefix, n) ||
+                    (de->d_name[n] != '\0' && de->d_name[n] != '-'))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                if (unlink(path) == 0)
+                        of_log(OF_LOG_INFO, "rebuild: removed %s, left by "
+                               "a rebuild that was killed", path);
+        }
+        closedir(d);
 }
 
 static void compare_row(const char *what, int64_t before, int64_t after)
@@ -165,13 +211,15 @@ typedef struct rebuild_args {
         const char *db;
         of_kafka_opts ko;
         int allow_truncated;
+        int force;        /* rebuild although the offsets do not fit */
         int quiet;
         size_t batch_max;
         long crash_after; /* test hook: _exit(99) after this many commits */
 } rebuild_args;
 
 /* Replay into fresh (a path beside the live file, locked by the caller).
- * Returns 0, or OF_ERROR with a message (interrupted included). */
+ * Returns 0; OF_EABORT when a signal stopped it; or OF_ERROR with a
+ * message. */
 static int replay(const rebuild_args *a, const char *fresh,
                   const char *truncated, progress *pg, char *errstr,
                   size_t errstr_size)
@@ -201,13 +249,128 @@ static int replay(const rebuild_args *a, const char *fresh,
         }
         err = of_projector_run(st, &o, &stats, errstr, errstr_size);
         of_store_close(st);
-        if (!err && of_cli_stop)
-                err = of_errf(errstr, errstr_size, "interrupted");
-        if (!err)
-                progress_line(pg, stats.applied + stats.ignored +
-                                          stats.duplicates + stats.dead,
-                              1);
-        return err ? OF_ERROR : 0;
+        if (err)
+                return OF_ERROR;
+        if (of_cli_stop)
+                return OF_EABORT;
+        progress_line(pg, stats.applied + stats.ignored + stats.duplicates +
+                                  stats.dead,
+                      1);
+        return 0;
+}
+
+/* Lock live against a second rebuild: flock on live.lock, a file that is
+ * never removed (a lock on a file that a rebuild removes and creates
+ * again locks nothing: the next one locks the new inode). *fd keeps it. */
+static int lock_live(int *fd, const char *live, char *errstr,
+                     size_t errstr_size)
+{
+        char path[4200];
+
+        snprintf(path, sizeof(path), "%s.lock", live);
+        *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (*fd < 0)
+                return of_errf(errstr, errstr_size, "%s: %s", path,
+                               strerror(errno));
+        if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+                return 0;
+        if (errno == EWOULDBLOCK)
+                of_errf(errstr, errstr_size,
+                        "another rebuild of %s is running (it holds %s)",
+                        live, path);
+        else
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        strerror(errno));
+        close(*fd);
+        *fd = -1;
+        return OF_ERROR;
+}
+
+/* Offsets the live model has applied in all (0: an empty model). */
+static int64_t applied_offsets(const of_store_info *info)
+{
+        int64_t sum = 0;
+        size_t i;
+
+        for (i = 0; i < info->nparts; i++)
+                sum += info->parts[i].next_offset;
+        return sum;
+}
+
+/* Before the replay: refuse what an operator cannot have meant, unless
+ * --force: the live model's offsets name another topic or partitions the
+ * topic lacks, or the topic holds nothing while the model has applied
+ * offsets (a mistyped topic is created empty by the broker). A model
+ * ahead of its topic (deleted and created again) is what a rebuild
+ * mends: not refused. */
+static int check_topic(const rebuild_args *a, const of_store_info *live,
+                       int32_t cnt, int64_t total, char *errstr,
+                       size_t errstr_size)
+{
+        char why[900];
+        int64_t applied = applied_offsets(live);
+
+        switch (of_store_check_fit(live->parts, live->nparts, a->ko.topic,
+                                   cnt, NULL, why, sizeof(why))) {
+        case OF_FIT_OK:
+        case OF_FIT_AHEAD:
+                break;
+        default:
+                if (a->force) {
+                        of_log(OF_LOG_WARN, "rebuild: %s; --force: "
+                               "rebuilding from %s anyway", why,
+                               a->ko.topic);
+                        break;
+                }
+                return of_errf(errstr, errstr_size,
+                               "%s; --force rebuilds from %s anyway", why,
+                               a->ko.topic);
+        }
+        if (total == 0 && applied > 0 && !a->force)
+                return of_errf(errstr, errstr_size,
+                               "topic %s holds no events, but the read model "
+                               "has applied %" PRId64 " offsets: the "
+                               "rebuilt model would be empty (a wrong or "
+                               "empty topic?); --force rebuilds anyway",
+                               a->ko.topic, applied);
+        return 0;
+}
+
+/* After the replay: the new model reached the end each partition had at
+ * the start, and is not empty where the live one was not. */
+static int check_replay(const rebuild_args *a, const of_store_info *live,
+                        const of_store_info *fresh, int32_t cnt,
+                        const int64_t *low, const int64_t *high,
+                        char *errstr, size_t errstr_size)
+{
+        int32_t p;
+        size_t i;
+
+        for (p = 0; p < cnt; p++) {
+                if (high[p] <= low[p])
+                        continue;
+                for (i = 0; i < fresh->nparts; i++)
+                        if (fresh->parts[i].partition == p &&
+                            !strcmp(fresh->parts[i].topic, a->ko.topic))
+                                break;
+                if (i == fresh->nparts ||
+                    fresh->parts[i].next_offset < high[p])
+                        return of_errf(errstr, errstr_size,
+                                       "the replay stopped short of the "
+                                       "end of %s [%" PRId32 "] (%" PRId64
+                                       ")",
+                                       a->ko.topic, p, high[p]);
+        }
+        if (!a->force && applied_offsets(live) > 0 &&
+            fresh->applied + fresh->ignored + fresh->duplicates +
+                            fresh->dead == 0)
+                return of_errf(errstr, errstr_size,
+                               "the replay of %s found no event, but the "
+                               "read model has applied %" PRId64
+                               " offsets: the rebuilt model would be empty; "
+                               "--force rebuilds anyway",
+                               a->ko.topic, applied_offsets(live));
+        return 0;
 }
 
 static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
@@ -217,30 +380,27 @@ static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
         of_store *st = NULL;
         int64_t *low = NULL, *high = NULL, gone, replayed_ms, done_ms;
         int32_t cnt = 0, p;
-        char fresh[4096], truncated[OF_STORE_TRUNCATED_MAX];
-        int fd = -1, err = OF_ERROR;
+        char fresh[4200], truncated[OF_STORE_TRUNCATED_MAX];
+        int lock_fd = -1, built = 0, err = OF_ERROR;
 
         /* The live file exists and is a read model before anything is
          * built (it is created when missing, so the swap has a target). */
         if (of_store_open(&st, a->db, errstr, errstr_size))
                 return OF_ERROR;
         of_store_close(st);
-        snprintf(fresh, sizeof(fresh), "%s.rebuild", a->db);
-        fd = open(fresh, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) {
-                of_errf(errstr, errstr_size, "%s: %s", fresh,
-                        strerror(errno));
-                goto out;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB)) {
-                of_errf(errstr, errstr_size,
-                        "%s: another rebuild of %s is running", fresh, a->db);
-                close(fd);
-                fd = -1; /* its file, not ours to remove */
-                goto out;
-        }
-        if (of_kafka_query_topic(&a->ko, 10000, &cnt, &low, &high, errstr,
+        if (lock_live(&lock_fd, a->db, errstr, errstr_size))
+                return OF_ERROR;
+        remove_leftovers(a->db);
+        /* This process's own file: nothing another rebuild removes. */
+        snprintf(fresh, sizeof(fresh), "%s.rebuild-%ld", a->db,
+                 (long)getpid());
+        if (of_store_info_read(&before, a->db, 0, errstr, errstr_size) ||
+            of_kafka_query_topic(&a->ko, 10000, &cnt, &low, &high, errstr,
                                  errstr_size))
+                goto out;
+        for (p = 0; p < cnt; p++)
+                pg.total += high[p] - low[p];
+        if (check_topic(a, &before, cnt, pg.total, errstr, errstr_size))
                 goto out;
         gone = truncation(truncated, sizeof(truncated), a->ko.topic, cnt,
                           low);
@@ -255,18 +415,27 @@ static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
         if (gone)
                 of_log(OF_LOG_WARN, "rebuilding without deleted history: %s",
                        truncated);
-        for (p = 0; p < cnt; p++)
-                pg.total += high[p] - low[p];
         pg.start_ms = of_timestamp_now_ms();
         pg.tty = isatty(STDERR_FILENO);
         pg.quiet = a->quiet;
         of_log(OF_LOG_INFO, "rebuild: %" PRId64 " offsets in %" PRId32
                " partitions of %s into %s",
                pg.total, cnt, a->ko.topic, fresh);
-        if (replay(a, fresh, truncated, &pg, errstr, errstr_size) ||
-            of_store_info_read(&after, fresh, 1, errstr, errstr_size) ||
-            of_store_info_read(&before, a->db, 1, errstr, errstr_size))
+        built = 1;
+        if ((err = replay(a, fresh, truncated, &pg, errstr, errstr_size)))
                 goto out;
+        err = OF_ERROR;
+        if (of_store_info_read(&after, fresh, 1, errstr, errstr_size) ||
+            check_replay(a, &before, &after, cnt, low, high, errstr,
+                         errstr_size))
+                goto out;
+        of_store_info_free(&before);
+        if (of_store_info_read(&before, a->db, 1, errstr, errstr_size))
+                goto out;
+        if (of_cli_stop) {
+                err = OF_EABORT;
+                goto out;
+        }
         replayed_ms = of_timestamp_now_ms();
         if (of_store_replace(a->db, fresh, SWAP_TIMEOUT_MS, errstr,
                              errstr_size))
@@ -289,10 +458,9 @@ static int rebuild(const rebuild_args *a, char *errstr, size_t errstr_size)
         compare(&before, &after);
         err = 0;
 out:
-        if (fd >= 0) {
-                remove_db(fresh); /* built and copied, or given up */
-                close(fd);
-        }
+        if (built)
+                remove_db(fresh); /* copied in, or given up */
+        close(lock_fd); /* only now: the next rebuild may start */
         free(low);
         free(high);
         of_store_info_free(&before);
@@ -306,6 +474,7 @@ int cmd_rebuild(int argc, char **argv)
                 {"db", required_argument, NULL, 'D'},
                 OF_CLI_KAFKA_LONGOPTS,
                 {"allow-truncated", no_argument, NULL, 'A'},
+                {"force", no_argument, NULL, 'f'},
                 {"batch-max", required_argument, NULL, 'M'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
@@ -337,6 +506,9 @@ int cmd_rebuild(int argc, char **argv)
                         break;
                 case 'A':
                         a.allow_truncated = 1;
+                        break;
+                case 'f':
+                        a.force = 1;
                         break;
                 case 'M':
                         if (of_cli_parse_int(&n, optarg, 1, 1000000))
@@ -370,7 +542,14 @@ int cmd_rebuild(int argc, char **argv)
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
-        if (rebuild(&a, errstr, sizeof(errstr))) {
+        rc = rebuild(&a, errstr, sizeof(errstr));
+        if (rc == OF_EABORT) {
+                /* SIGINT, SIGTERM, SIGHUP: a clean stop, as asked. */
+                fprintf(stderr, "orderflow %s: interrupted; %s is "
+                        "unchanged\n", CMD, a.db);
+                return of_cli_close_stdout(CMD);
+        }
+        if (rc) {
                 fprintf(stderr, "orderflow %s: %s; %s is unchanged\n", CMD,
                         errstr, a.db);
                 return OF_EXIT_FAILURE;

@@ -37,8 +37,11 @@ static void print_help(void)
                "  -h, --help           this help\n\n"
                "--json keys: db, generation, applied, ignored, duplicates, "
                "dead_letters,\nbatches, last_batch_at, rebuilt_at, "
-               "truncated, topic, lag, partitions (each:\npartition, "
-               "applied, end, lag); unknown or absent values are null.\n");
+               "truncated, topic, lag, problem, partitions\n(each: "
+               "partition, applied, end, lag); unknown or absent values "
+               "are null.\nExit 1 also when the file's offsets do not fit "
+               "the topic (another topic's,\npartitions it lacks, past its "
+               "end: deleted and created again?): problem\nsays which.\n");
 }
 
 /* One partition's line: next offset applied (-1: none stored), the end
@@ -53,7 +56,9 @@ static int64_t lag_of(const part_row *r)
 {
         int64_t from;
 
-        if (r->end < 0)
+        /* Past the end: the topic is not the one applied (see
+         * of_store_check_fit): no lag to speak of. */
+        if (r->end < 0 || r->applied > r->end)
                 return -1;
         from = r->applied >= 0 ? r->applied : r->low > 0 ? r->low : 0;
         return r->end > from ? r->end - from : 0;
@@ -100,7 +105,7 @@ static cJSON *text_or_null(const char *s)
 
 static int print_json(const char *db, const of_store_info *info,
                       const char *topic, const part_row *rows, size_t n,
-                      int64_t lag)
+                      int64_t lag, const char *problem)
 {
         cJSON *o = cJSON_CreateObject(), *parts = cJSON_CreateArray();
         char *text;
@@ -124,6 +129,7 @@ static int print_json(const char *db, const of_store_info *info,
         cJSON_AddItemToObject(o, "truncated", text_or_null(info->truncated));
         cJSON_AddItemToObject(o, "topic", cJSON_CreateString(topic));
         cJSON_AddItemToObject(o, "lag", num_or_null(lag));
+        cJSON_AddItemToObject(o, "problem", text_or_null(problem));
         for (i = 0; i < n; i++) {
                 cJSON *p = cJSON_CreateObject();
 
@@ -209,10 +215,11 @@ int cmd_status(int argc, char **argv)
         part_row *rows = NULL;
         int64_t *low = NULL, *high = NULL, lag = 0;
         const char *db = NULL;
-        char errstr[1024], kerr[1024] = "";
+        char errstr[1024], kerr[1024] = "", problem[1024] = "";
         size_t n = 0, i;
         int32_t cnt = 0;
         int opt, rc, json = 0, exit_code = OF_EXIT_FAILURE;
+        of_store_fit fit;
 
         of_cli_kafka_init(&ck);
         opterr = 0;
@@ -263,14 +270,24 @@ int cmd_status(int argc, char **argv)
                 lag = lag_of(&rows[i]) < 0 ? -1 : lag + lag_of(&rows[i]);
         if (kerr[0])
                 lag = -1;
+        /* Offsets of another topic, of partitions the topic lacks, or
+         * past its ends: the file no longer matches the topic. */
+        fit = kerr[0] ? OF_FIT_OK
+                      : of_store_check_fit(info.parts, info.nparts,
+                                           ck.ko.topic, cnt, high, problem,
+                                           sizeof(problem));
+        if (fit == OF_FIT_MISSING || fit == OF_FIT_AHEAD)
+                strncat(problem, OF_STORE_REBUILD_HINT,
+                        sizeof(problem) - strlen(problem) - 1);
         if (json) {
-                if (print_json(db, &info, ck.ko.topic, rows, n, lag))
+                if (print_json(db, &info, ck.ko.topic, rows, n, lag, problem))
                         goto out;
         } else {
                 print_table(db, &info, ck.ko.topic, rows, n, lag);
         }
-        if (kerr[0]) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, kerr);
+        if (kerr[0] || problem[0]) {
+                fprintf(stderr, "orderflow %s: %s\n", CMD,
+                        kerr[0] ? kerr : problem);
                 goto out;
         }
         exit_code = of_cli_close_stdout(CMD);

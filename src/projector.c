@@ -103,8 +103,12 @@ void of_projector_mark(of_projector *pj, int32_t partition,
 {
         size_t i;
 
-        if (!pj->opened_ms)
+        if (!pj->opened_ms) {
                 pj->opened_ms = now_ms();
+                of_log(OF_LOG_DEBUG, "batch opened at %s [%" PRId32
+                       "] offset %" PRId64, pj->o.ko.topic, partition,
+                       next_offset - 1);
+        }
         for (i = 0; i < pj->npos; i++) {
                 if (pj->pos[i].partition == partition) {
                         if (next_offset > pj->pos[i].next_offset)
@@ -354,7 +358,12 @@ void projector_report(const of_projector *pj)
                        "(decode excluded; commit %.3f s of it)",
                        (double)pj->fetch_ns / 1e9,
                        (double)pj->stats.decode_ns / 1e9,
-                       (double)(pj->stats.apply_ns - pj->stats.decode_ns) /
-                               1e9,
+                       /* decode is a sampled estimate: it may exceed a
+                        * tiny apply time */
+                       pj->stats.apply_ns > pj->stats.decode_ns
+                               ? (double)(pj->stats.apply_ns -
+                                          pj->stats.decode_ns) /
+                                         1e9
+                               : 0.0,
                        (double)pj->stats.commit_ns / 1e9);
 }

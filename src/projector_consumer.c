@@ -77,6 +77,18 @@ static void set_expect(of_projector *pj, int32_t partition, int64_t next)
         pj->expect[partition] = next;
 }
 
+/* Offsets from..to of partition were deleted before the read model
+ * applied them. */
+static void warn_deleted(const char *topic, int32_t partition, int64_t from,
+                         int64_t to)
+{
+        of_log(OF_LOG_WARN,
+               "%s [%" PRId32 "]: offsets %" PRId64 "-%" PRId64
+               " were deleted (retention) before this read model applied "
+               "them: it lacks them, and a rebuild cannot bring them back",
+               topic, partition, from, to);
+}
+
 /* A message at offset of partition, whose previous offsets the read model
  * has not applied: gaps are normal (transaction markers, compaction), but
  * offsets below the partition's first available one were deleted
@@ -93,12 +105,7 @@ static void check_gap(of_projector *pj, const char *topic, int32_t partition,
                 return;
         rd_kafka_get_watermark_offsets(pj->rk, topic, partition, &low, &high);
         if (low > want)
-                of_log(OF_LOG_WARN,
-                       "%s [%" PRId32 "]: offsets %" PRId64 "-%" PRId64
-                       " were deleted (retention) before this read model "
-                       "applied them: it lacks them, and a rebuild cannot "
-                       "bring them back",
-                       topic, partition, want, low - 1);
+                warn_deleted(topic, partition, want, low - 1);
 }
 
 /* Start each assigned partition at the read model's offset for it (the
@@ -131,16 +138,83 @@ static int from_read_model(of_projector *pj,
         return 0;
 }
 
+/* Whether the read model's offsets for the partitions of parts (set by
+ * from_read_model) lie within the partitions as the brokers have them
+ * now: 0, or OF_ERROR with the line that says which do not and what to
+ * do. One below the partition's first offset starts at the beginning. */
+static int check_ahead(of_projector *pj,
+                       rd_kafka_topic_partition_list_t *parts,
+                       char *errstr, size_t errstr_size)
+{
+        of_store_part *mine = calloc((size_t)parts->cnt + 1, sizeof(*mine));
+        int64_t *end = NULL, low;
+        int32_t top = 0;
+        size_t n = 0;
+        char why[900];
+        int i, err = 0;
+
+        for (i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].partition >= top)
+                        top = parts->elems[i].partition + 1;
+        end = malloc(((size_t)top + 1) * sizeof(*end));
+        if (!mine || !end) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (i = 0; i < top; i++)
+                end[i] = -1;
+        for (i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *p = &parts->elems[i];
+                rd_kafka_resp_err_t kerr;
+
+                if (p->offset < 0 || p->partition < 0)
+                        continue; /* the beginning: nothing to be past */
+                kerr = rd_kafka_query_watermark_offsets(
+                        pj->rk, p->topic, p->partition, &low,
+                        &end[p->partition], 10000);
+                if (kerr) {
+                        err = of_errf(errstr, errstr_size,
+                                      "kafka: reading the offsets of %s [%"
+                                      PRId32 "]: %s",
+                                      p->topic, p->partition,
+                                      rd_kafka_err2str(kerr));
+                        goto out;
+                }
+                mine[n++] = (of_store_part){(char *)p->topic, p->partition,
+                                            p->offset};
+                /* Retention deleted what the read model would read next:
+                 * start at the first offset there is (check_gap() says
+                 * what is missing when it comes), not out of range. */
+                if (p->offset < low)
+                        p->offset = RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (of_store_check_fit(mine, n, pj->o.ko.topic, -1, end, why,
+                               sizeof(why)) != OF_FIT_OK)
+                err = of_errf(errstr, errstr_size, "%s" OF_STORE_REBUILD_HINT,
+                              why);
+out:
+        free(mine);
+        free(end);
+        return err;
+}
+
 static void assign(of_projector *pj, rd_kafka_t *rk,
                    rd_kafka_topic_partition_list_t *parts, int incremental)
 {
         rd_kafka_error_t *error = NULL;
-        char errstr[512];
+        char errstr[1024];
 
         if (from_read_model(pj, parts, "assigned", errstr, sizeof(errstr))) {
                 fail(pj, "read model: ", errstr);
                 return;
         }
+        /* Never apply a partition the read model is ahead of (the topic
+         * was deleted and created again) from its beginning. */
+        if (check_ahead(pj, parts, errstr, sizeof(errstr))) {
+                fail(pj, "", errstr);
+                return;
+        }
+        pj->joining_ms = 0;
         if (incremental)
                 error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -166,7 +240,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 return;
         }
         /* Revoked (or lost): apply the batch in hand first, so the next
-         * owner starts where we stopped. */
+         * owner starts where we stopped. Then a new assignment is
+         * awaited. */
+        pj->joining_ms = pj->joining_said_ms = now_ms();
         rc = of_projector_flush(pj, errstr, sizeof(errstr));
         if (rc == OF_EABORT)
                 fail_with(pj, OF_EABORT, "", errstr);
@@ -219,7 +295,11 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
                 group,
                 "enable.auto.commit=false",
                 "enable.auto.offset.store=false",
-                "auto.offset.reset=earliest",
+                /* Every partition starts at an explicit offset (the read
+                 * model's, or the beginning): a fetch out of range means
+                 * the topic moved under the read model, which
+                 * out_of_range() decides about, never a silent reset. */
+                "auto.offset.reset=error",
                 "enable.partition.eof=true",
                 /* Bound what librdkafka buffers ahead (its default may hold
                  * 64 MiB); the apply step is the bottleneck anyway. */
@@ -266,6 +346,9 @@ static int subscribe(of_projector *pj, char *errstr, size_t errstr_size)
         if (err)
                 return of_errf(errstr, errstr_size, "subscribing to %s: %s",
                                pj->o.ko.topic, rd_kafka_err2str(err));
+        of_log(OF_LOG_INFO, "joining group %s (topic %s)", pj->o.group,
+               pj->o.ko.topic);
+        pj->joining_ms = pj->joining_said_ms = now_ms();
         return 0;
 }
 
@@ -289,6 +372,117 @@ static int start(of_projector *pj, const end_state *es, char *errstr,
         return 0;
 }
 
+/* Fetch partition of topic from offset again. After an out-of-range
+ * fetch with auto.offset.reset=error librdkafka has stopped the
+ * partition, and a seek is refused: it is assigned again, on its own
+ * (cooperative), or with the whole assignment at the current positions
+ * (eager, or no group), since assign() replaces the assignment. */
+static int restart_at(of_projector *pj, const char *topic,
+                      int32_t partition, int64_t offset, char *errstr,
+                      size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t kerr = 0;
+        int i, err = 0;
+
+        if (!strcmp(rd_kafka_rebalance_protocol(pj->rk), "COOPERATIVE")) {
+                parts = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(parts, topic, partition);
+                error = rd_kafka_incremental_unassign(pj->rk, parts);
+                parts->elems[0].offset = offset;
+                if (!error)
+                        error = rd_kafka_incremental_assign(pj->rk, parts);
+                goto out;
+        }
+        if ((kerr = rd_kafka_assignment(pj->rk, &parts)) ||
+            (kerr = rd_kafka_position(pj->rk, parts)))
+                goto out;
+        for (i = 0; i < parts->cnt && !err; i++) {
+                rd_kafka_topic_partition_t *p = &parts->elems[i];
+                int64_t next;
+
+                if (p->partition == partition && !strcmp(p->topic, topic)) {
+                        p->offset = offset;
+                } else if (p->offset < 0) {
+                        /* Nothing consumed since it was assigned. */
+                        err = of_store_offset(&next, pj->st, p->topic,
+                                              p->partition, errstr,
+                                              errstr_size);
+                        p->offset = err ? RD_KAFKA_OFFSET_BEGINNING : next;
+                        err = err == OF_ENOTFOUND ? 0 : err;
+                }
+        }
+        if (!err)
+                kerr = rd_kafka_assign(pj->rk, parts);
+out:
+        if (error) {
+                err = of_errf(errstr, errstr_size, "kafka: assign %s [%"
+                              PRId32 "]: %s",
+                              topic, partition, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        } else if (kerr) {
+                err = of_errf(errstr, errstr_size, "kafka: assign %s [%"
+                              PRId32 "]: %s",
+                              topic, partition, rd_kafka_err2str(kerr));
+        }
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        return err;
+}
+
+/* A fetch at rkm->offset was out of range (auto.offset.reset=error stops
+ * the partition and says so). Past the end: the topic was deleted and
+ * created again, or truncated, and the read model no longer matches it:
+ * stop. Below the first offset: retention deleted offsets the read model
+ * never applied: say so and go on from the first one. Neither (the range
+ * moved meanwhile): fetch from there again. */
+static int out_of_range(of_projector *pj, const rd_kafka_message_t *rkm,
+                        char *errstr, size_t errstr_size)
+{
+        const char *topic = rd_kafka_topic_name(rkm->rkt);
+        int64_t low = -1, high = -1;
+        rd_kafka_resp_err_t kerr;
+        char why[900];
+
+        kerr = rd_kafka_query_watermark_offsets(pj->rk, topic,
+                                                rkm->partition, &low, &high,
+                                                10000);
+        if (kerr)
+                return of_errf(errstr, errstr_size,
+                               "kafka: %s; reading the offsets of %s [%"
+                               PRId32 "]: %s",
+                               rd_kafka_message_errstr(rkm), topic,
+                               rkm->partition, rd_kafka_err2str(kerr));
+        if (rkm->offset > high) {
+                of_store_part part = {(char *)topic, rkm->partition,
+                                      rkm->offset};
+                int64_t *end = calloc((size_t)rkm->partition + 1,
+                                      sizeof(*end));
+
+                if (!end)
+                        return of_errf(errstr, errstr_size, "out of memory");
+                end[rkm->partition] = high;
+                of_store_check_fit(&part, 1, topic, -1, end, why,
+                                   sizeof(why));
+                free(end);
+                return of_errf(errstr, errstr_size,
+                               "%s" OF_STORE_REBUILD_HINT, why);
+        }
+        if (rkm->offset < low) {
+                warn_deleted(topic, rkm->partition, rkm->offset, low - 1);
+                set_expect(pj, rkm->partition, low);
+                return restart_at(pj, topic, rkm->partition, low, errstr,
+                                  errstr_size);
+        }
+        of_log(OF_LOG_INFO, "kafka: %s; %s [%" PRId32 "] has offsets %"
+               PRId64 "-%" PRId64 " now: fetching from %" PRId64 " again",
+               rd_kafka_message_errstr(rkm), topic, rkm->partition, low,
+               high - 1, rkm->offset);
+        return restart_at(pj, topic, rkm->partition, rkm->offset, errstr,
+                          errstr_size);
+}
+
 /* Take one message or event from the consumer into the batch. */
 static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
                 size_t errstr_size)
@@ -302,6 +496,8 @@ static int take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
                 set_expect(pj, rkm->partition, rkm->offset);
                 return 0;
         }
+        if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+                return out_of_range(pj, rkm, errstr, errstr_size);
         if (rkm->err) {
                 of_log(OF_LOG_WARN, "kafka: %s",
                        rd_kafka_message_errstr(rkm));
@@ -393,6 +589,27 @@ static void prune(of_projector *pj)
                                 : "");
 }
 
+/* A join that takes long is not a hang: say why, every JOIN_SAY_MS. */
+#define JOIN_SAY_MS 10000
+
+static void still_joining(of_projector *pj)
+{
+        char timeout[32] = "?";
+        size_t size = sizeof(timeout);
+
+        if (!pj->joining_ms || now_ms() - pj->joining_said_ms < JOIN_SAY_MS)
+                return;
+        pj->joining_said_ms = now_ms();
+        rd_kafka_conf_get(rd_kafka_conf(pj->rk), "session.timeout.ms",
+                          timeout, &size);
+        of_log(OF_LOG_INFO,
+               "still joining group %s after %" PRId64 " s: the broker "
+               "waits up to session.timeout.ms (%s ms) for a member that "
+               "left without leaving the group (the embedded broker also "
+               "for one that left cleanly)",
+               pj->o.group, (now_ms() - pj->joining_ms) / 1000, timeout);
+}
+
 static int loop(of_projector *pj, const end_state *es, char *errstr,
                 size_t errstr_size)
 {
@@ -418,6 +635,7 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                 }
                 if (pj->failed)
                         break;
+                still_joining(pj);
                 if (!pj->opened_ms &&
                     now_ms() - pj->checked_ms >= REPLACED_CHECK_MS) {
                         pj->checked_ms = now_ms();
@@ -452,6 +670,34 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
         return err == OF_ESTALE ? 0 : err; /* stopping: nothing to resume */
 }
 
+/* At the start: whether the read model's offsets fit the topic as the
+ * brokers have it now (es): 0, or OF_ERROR with the line that says what
+ * does not and what to do. */
+static int check_fit(of_projector *pj, const end_state *es, char *errstr,
+                     size_t errstr_size)
+{
+        of_store_part *parts = NULL;
+        size_t n = 0;
+        char why[900];
+        int err;
+
+        if ((err = of_store_parts(&parts, &n, pj->st, errstr, errstr_size)))
+                return err;
+        switch (of_store_check_fit(parts, n, pj->o.ko.topic, es->cnt,
+                                   es->end, why, sizeof(why))) {
+        case OF_FIT_OK:
+                break;
+        case OF_FIT_OTHER_TOPIC:
+                err = of_errf(errstr, errstr_size, "%s", why);
+                break;
+        default:
+                err = of_errf(errstr, errstr_size, "%s" OF_STORE_REBUILD_HINT,
+                              why);
+        }
+        of_store_parts_free(parts, n);
+        return err;
+}
+
 int of_projector_run(of_store *st, const of_projector_opts *o,
                      of_store_stats *stats, char *errstr, size_t errstr_size)
 {
@@ -466,9 +712,19 @@ int of_projector_run(of_store *st, const of_projector_opts *o,
         if ((err = of_projector_new(&pj, st, o, errstr, errstr_size)) ||
             (err = consumer_new(pj, errstr, errstr_size)))
                 goto out;
-        if (o->exit_at_end) {
-                if ((err = query_ends(pj, &es, errstr, errstr_size)))
+        /* Where the topic stands now: -e's goal, and the check that the
+         * read model still fits it. A topic that does not exist yet is
+         * waited for by a projector without -e (nothing to check). */
+        if ((err = query_ends(pj, &es, errstr, errstr_size))) {
+                if (o->exit_at_end)
                         goto out;
+                of_log(OF_LOG_DEBUG, "not checking the read model against "
+                       "the topic: %s", errstr);
+                err = 0;
+        } else if ((err = check_fit(pj, &es, errstr, errstr_size))) {
+                goto out;
+        }
+        if (o->exit_at_end) {
                 if ((done = at_end(pj, &es, errstr, errstr_size)) < 0) {
                         err = done;
                         goto out;

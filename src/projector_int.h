@@ -58,6 +58,9 @@ struct of_projector {
                             * from gaps (see take()) */
         int32_t expect_cnt;
         int64_t prune_at;  /* dedupe retention: next of_store_prune() */
+        int64_t joining_ms; /* when it asked to join the group; 0: not
+                             * joining (assigned, or no group) */
+        int64_t joining_said_ms; /* when it last said it still waits */
         rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
         int failed;        /* a callback hit an error: its OF_E* code */
         char err[1100];    /* its message */

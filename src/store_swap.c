@@ -5,6 +5,7 @@
  * rename() would not be: their open connections keep the old inode and
  * its -wal). The batch transaction's own generation check is store.c's. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,44 +42,67 @@ static const char sql_parts[] =
         "SELECT topic, \"partition\", next_offset FROM partition_offsets"
         " ORDER BY topic, \"partition\"";
 
-static int read_parts(of_store_info *out, sqlite3 *db, char *errstr,
-                      size_t errstr_size)
+/* Every row of partition_offsets, by topic and partition. */
+static int read_parts(of_store_part **out, size_t *n, sqlite3 *db,
+                      char *errstr, size_t errstr_size)
 {
         sqlite3_stmt *stmt = NULL;
-        size_t cap = 0;
+        of_store_part *parts = NULL, *p;
+        size_t cnt = 0, cap = 0;
         int rc;
 
+        *out = NULL;
+        *n = 0;
         rc = sqlite3_prepare_v2(db, sql_parts, -1, &stmt, NULL);
         if (rc != SQLITE_OK)
                 return of_errf(errstr, errstr_size,
                                "reading partition_offsets: %s",
                                sqlite3_errmsg(db));
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                of_store_part *p;
-
-                if (out->nparts == cap) {
+                if (cnt == cap) {
                         cap = cap ? cap * 2 : 16;
-                        p = realloc(out->parts, cap * sizeof(*p));
+                        p = realloc(parts, cap * sizeof(*p));
                         if (!p)
                                 break;
-                        out->parts = p;
+                        parts = p;
                 }
-                p = &out->parts[out->nparts];
+                p = &parts[cnt];
                 p->topic = strdup((const char *)sqlite3_column_text(stmt, 0));
                 if (!p->topic)
                         break;
                 p->partition = sqlite3_column_int(stmt, 1);
                 p->next_offset = sqlite3_column_int64(stmt, 2);
-                out->nparts++;
+                cnt++;
         }
-        sqlite3_finalize(stmt);
+        if (rc == SQLITE_DONE) {
+                sqlite3_finalize(stmt);
+                *out = parts;
+                *n = cnt;
+                return 0;
+        }
         if (rc == SQLITE_ROW)
-                return of_errf(errstr, errstr_size, "out of memory");
-        if (rc != SQLITE_DONE)
-                return of_errf(errstr, errstr_size,
-                               "reading partition_offsets: %s",
-                               sqlite3_errmsg(db));
-        return 0;
+                of_errf(errstr, errstr_size, "out of memory");
+        else
+                of_errf(errstr, errstr_size, "reading partition_offsets: %s",
+                        sqlite3_errmsg(db));
+        sqlite3_finalize(stmt);
+        of_store_parts_free(parts, cnt);
+        return OF_ERROR;
+}
+
+int of_store_parts(of_store_part **out, size_t *n, of_store *st,
+                   char *errstr, size_t errstr_size)
+{
+        return read_parts(out, n, st->db, errstr, errstr_size);
+}
+
+void of_store_parts_free(of_store_part *parts, size_t n)
+{
+        size_t i;
+
+        for (i = 0; i < n; i++)
+                free(parts[i].topic);
+        free(parts);
 }
 
 int of_store_info_read(of_store_info *out, const char *path, int counts,
@@ -131,7 +155,8 @@ int of_store_info_read(of_store_info *out, const char *path, int counts,
                 out->events = sqlite3_column_int64(stmt, 1);
                 out->dead_rows = sqlite3_column_int64(stmt, 2);
         }
-        err = read_parts(out, db, errstr, errstr_size);
+        err = read_parts(&out->parts, &out->nparts, db, errstr,
+                         errstr_size);
 out:
         sqlite3_finalize(stmt);
         sqlite3_close(db);
@@ -142,13 +167,89 @@ out:
 
 void of_store_info_free(of_store_info *info)
 {
-        size_t i;
-
-        for (i = 0; i < info->nparts; i++)
-                free(info->parts[i].topic);
-        free(info->parts);
+        of_store_parts_free(info->parts, info->nparts);
         info->parts = NULL;
         info->nparts = 0;
+}
+
+/* ---- Whether a file's offsets fit a topic ---- */
+
+/* Append to out[*len..size) as snprintf would, keeping *len <= size. */
+static void append(char *out, size_t size, size_t *len, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+static void append(char *out, size_t size, size_t *len, const char *fmt,
+                   ...)
+{
+        va_list ap;
+        int n;
+
+        if (*len >= size)
+                return;
+        va_start(ap, fmt);
+        n = vsnprintf(out + *len, size - *len, fmt, ap);
+        va_end(ap);
+        *len = n < 0 ? size : *len + (size_t)n > size ? size : *len + (size_t)n;
+}
+
+of_store_fit of_store_check_fit(const of_store_part *parts, size_t n,
+                                const char *topic, int32_t cnt,
+                                const int64_t *end, char *why,
+                                size_t why_size)
+{
+        const char *other = NULL;
+        char list[600];
+        size_t i, len = 0, bad = 0;
+        int mine = 0;
+
+        for (i = 0; i < n; i++) {
+                if (strcmp(parts[i].topic, topic))
+                        other = parts[i].topic;
+                else
+                        mine = 1;
+        }
+        /* A read model is one topic's: offsets of another mean a wrong -t
+         * or a wrong --db, never something to add to. */
+        if (other) {
+                of_errf(why, why_size,
+                        "the read model holds offsets of topic %s, not of "
+                        "%s%s (a wrong --topic, or a wrong --db?)",
+                        other, topic, mine ? " alone" : "");
+                return OF_FIT_OTHER_TOPIC;
+        }
+        list[0] = '\0';
+        for (i = 0; cnt >= 0 && i < n; i++)
+                if (parts[i].partition >= cnt && ++bad)
+                        append(list, sizeof(list), &len, "%s[%" PRId32 "]",
+                               bad > 1 ? ", " : "", parts[i].partition);
+        if (bad) {
+                of_errf(why, why_size,
+                        "the read model has applied partition(s) %s of "
+                        "topic %s, which has %" PRId32 " partition(s) now "
+                        "(it was deleted and created again?)",
+                        list, topic, cnt);
+                return OF_FIT_MISSING;
+        }
+        for (i = 0; end && i < n; i++) {
+                int32_t p = parts[i].partition;
+
+                if (p < 0 || (cnt >= 0 && p >= cnt) || end[p] < 0 ||
+                    parts[i].next_offset <= end[p])
+                        continue;
+                append(list, sizeof(list), &len,
+                       "%s[%" PRId32 "] next offset %" PRId64
+                       ", end %" PRId64,
+                       ++bad > 1 ? ", " : "", p, parts[i].next_offset,
+                       end[p]);
+        }
+        if (bad) {
+                of_errf(why, why_size,
+                        "the read model is ahead of topic %s: %s (the "
+                        "topic was deleted and created again, or "
+                        "truncated)",
+                        topic, list);
+                return OF_FIT_AHEAD;
+        }
+        return OF_FIT_OK;
 }
 
 int of_store_set_rebuilt(of_store *st, const char *truncated, char *errstr,

@@ -23,3 +23,51 @@ start_broker() {
         addr=$(head -1 "$tmp/broker.out")
         [ -n "$addr" ]
 }
+
+# sq ARGS...: sqlite3 that waits for locks, as readers should (README).
+sq() { sqlite3 -cmd '.timeout 5000' "$@"; }
+
+# has_line FILE PATTERN: FILE is not empty and has a line matching it.
+has_line() { [ -s "$1" ] && grep -q -- "$2" "$1"; }
+
+# wait_for SECONDS WHAT COMMAND...: run COMMAND every 50 ms until it
+# succeeds; fail naming WHAT after SECONDS.
+wait_for() {
+        local limit=$(($1 * 20)) what=$2 i
+        shift 2
+        for i in $(seq "$limit"); do
+                "$@" && return 0
+                sleep 0.05
+        done
+        fail "timed out after $((limit / 20)) s waiting for $what"
+}
+
+# start_broker_ctl ARGS...: like start_broker (a broker already started
+# this way is stopped first: a new cluster, every topic new), with fault
+# commands (`orderflow broker --help`) going to it through fd 7; see ctl.
+start_broker_ctl() {
+        if [ -n "${broker_pid:-}" ]; then
+                kill "$broker_pid"
+                wait "$broker_pid" 2>/dev/null
+                exec 7>&-
+        fi
+        rm -f "$tmp/broker.ctl"
+        mkfifo "$tmp/broker.ctl" || fail "mkfifo"
+        exec 7<>"$tmp/broker.ctl"
+        "$of" broker "$@" <&7 >"$tmp/broker.out" 2>"$tmp/broker.err" &
+        broker_pid=$!
+        wait_for 10 "the broker's address" test -s "$tmp/broker.out"
+        addr=$(head -1 "$tmp/broker.out")
+        ctl_replies=1
+}
+
+# ctl COMMAND: one fault command to the broker; fail unless it answers
+# "ok COMMAND".
+ctl() {
+        echo "$*" >&7
+        ctl_replies=$((ctl_replies + 1))
+        wait_for 10 "the broker's reply to '$*'" \
+                eval '[ "$(wc -l <"$tmp/broker.out")" -ge $ctl_replies ]'
+        [ "$(sed -n "${ctl_replies}p" "$tmp/broker.out")" = "ok $*" ] ||
+                fail "broker: $(sed -n "${ctl_replies}p" "$tmp/broker.out")"
+}

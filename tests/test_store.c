@@ -1028,6 +1028,62 @@ static void test_store_migrates_runs_without_sealed_at(void **state)
                             "2");
 }
 
+/* Whether a file's offsets fit the topic (2026-12: a read model ahead of
+ * a topic deleted and created again went unnoticed): a table of files'
+ * offsets against the topic as the brokers have it. */
+static void test_store_check_fit_table(void **state)
+{
+        static of_store_part parts[][3] = {
+                {{"orders", 0, 10}, {"orders", 1, 5}, {NULL, 0, 0}},
+                {{"orders", 0, 10}, {"other", 1, 5}, {NULL, 0, 0}},
+                {{"other", 0, 10}, {NULL, 0, 0}, {NULL, 0, 0}},
+                {{"orders", 0, 10}, {"orders", 3, 5}, {"orders", 5, 1}},
+                {{"orders", 0, 11}, {"orders", 1, 6}, {NULL, 0, 0}},
+        };
+        static const int64_t ends[] = {10, 5, 0, 0};
+        static const int64_t unknown[] = {-1, 6, -1, -1};
+        static const struct {
+                int file;           /* parts[file] */
+                size_t n;
+                int32_t cnt;        /* partitions of the topic; -1 unknown */
+                const int64_t *end; /* NULL: not checked */
+                of_store_fit want;
+                const char *why;    /* a part of the line */
+        } cases[] = {
+                {0, 2, 4, ends, OF_FIT_OK, ""},
+                {0, 0, 4, ends, OF_FIT_OK, ""}, /* an empty model */
+                {1, 2, 4, ends, OF_FIT_OTHER_TOPIC,
+                 "holds offsets of topic other, not of orders alone"},
+                {2, 1, 4, ends, OF_FIT_OTHER_TOPIC,
+                 "holds offsets of topic other, not of orders (a wrong"},
+                {3, 3, 4, ends, OF_FIT_MISSING,
+                 "partition(s) [5] of topic orders, which has 4"},
+                {3, 3, 3, ends, OF_FIT_MISSING, "[3], [5] of topic orders"},
+                {3, 3, -1, NULL, OF_FIT_OK, ""}, /* nothing known */
+                {4, 2, 4, ends, OF_FIT_AHEAD,
+                 "ahead of topic orders: [0] next offset 11, end 10, [1] "
+                 "next offset 6, end 5 (the topic was deleted"},
+                {4, 2, 4, NULL, OF_FIT_OK, ""}, /* ends not checked */
+                {4, 2, -1, unknown, OF_FIT_OK, ""}, /* [0] unknown */
+        };
+        char why[900];
+        size_t i;
+
+        (void)state;
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                why[0] = '\0';
+                assert_int_equal(of_store_check_fit(parts[cases[i].file],
+                                                    cases[i].n, "orders",
+                                                    cases[i].cnt,
+                                                    cases[i].end, why,
+                                                    sizeof(why)),
+                                 cases[i].want);
+                if (!strstr(why, cases[i].why))
+                        fail_msg("case %zu: \"%s\" lacks \"%s\"", i, why,
+                                 cases[i].why);
+        }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1059,6 +1115,7 @@ int main(void)
                 T(test_store_prune_seals_recent_ids_by_age),
                 T(test_store_sees_runs_dropped_by_another),
                 T(test_store_migrates_runs_without_sealed_at),
+                cmocka_unit_test(test_store_check_fit_table),
         };
 
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);

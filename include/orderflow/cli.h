@@ -117,11 +117,11 @@ int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max);
  * OF_ERROR. */
 int of_cli_parse_duration(int64_t *out_ms, const char *s);
 
-/* Set by SIGINT and SIGTERM once of_cli_catch_stop() has run. */
+/* Set by SIGINT, SIGTERM and SIGHUP once of_cli_catch_stop() has run. */
 extern volatile sig_atomic_t of_cli_stop;
 
-/* Make SIGINT and SIGTERM set of_cli_stop instead of killing the process:
- * 0, or OF_ERROR with errno set. */
+/* Make SIGINT, SIGTERM and SIGHUP set of_cli_stop instead of killing the
+ * process: 0, or OF_ERROR with errno set. */
 int of_cli_catch_stop(void);
 
 /* A test hook for of_projector_opts.after_db_commit and

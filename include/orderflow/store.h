@@ -41,6 +41,13 @@ typedef struct of_store_pos {
         int64_t next_offset;
 } of_store_pos;
 
+/* A partition's next offset to apply, as stored in the file. */
+typedef struct of_store_part {
+        char *topic;
+        int32_t partition;
+        int64_t next_offset;
+} of_store_part;
+
 /* Open (creating if needed) the read model at path and bring its schema to
  * OF_SCHEMA_VERSION. A file of a newer schema is refused. */
 int of_store_open(of_store **out, const char *path, char *errstr,
@@ -48,6 +55,12 @@ int of_store_open(of_store **out, const char *path, char *errstr,
 
 /* Close; st may be NULL. */
 void of_store_close(of_store *st);
+
+/* Every partition offset the read model holds (any topic), by topic and
+ * partition, into *out (free with of_store_parts_free) and *n. */
+int of_store_parts(of_store_part **out, size_t *n, of_store *st,
+                   char *errstr, size_t errstr_size);
+void of_store_parts_free(of_store_part *parts, size_t n);
 
 /* The next offset to apply for (topic, partition), or OF_ENOTFOUND when
  * the read model has never applied anything from it. */
@@ -86,13 +99,6 @@ void of_store_set_seal_events(of_store *st, int64_t n);
 
 #define OF_STORE_TRUNCATED_MAX 512
 
-/* A partition's next offset to apply, as stored in the file. */
-typedef struct of_store_part {
-        char *topic;
-        int32_t partition;
-        int64_t next_offset;
-} of_store_part;
-
 /* What a read model holds and how it was made. */
 typedef struct of_store_info {
         int64_t generation;   /* changes when a rebuild swaps a model in */
@@ -123,6 +129,32 @@ void of_store_info_free(of_store_info *info);
  * missing (OF_STORE_TRUNCATED_MAX bytes at most). */
 int of_store_set_rebuilt(of_store *st, const char *truncated, char *errstr,
                          size_t errstr_size);
+
+/* How the partition offsets a read model holds fit a topic. */
+typedef enum of_store_fit {
+        OF_FIT_OK = 0,
+        OF_FIT_OTHER_TOPIC, /* offsets of another topic: a wrong -t/--db */
+        OF_FIT_MISSING,     /* partitions the topic does not have */
+        OF_FIT_AHEAD,       /* next offsets past a partition's end */
+} of_store_fit;
+
+/* What to do when a read model does not fit its topic (OF_FIT_MISSING or
+ * OF_FIT_AHEAD): the end of the one-line message project and status
+ * print. */
+#define OF_STORE_REBUILD_HINT                                                  \
+        "; rebuild the read model from the topic with 'orderflow rebuild'"
+
+/* Whether the partition offsets a read model holds (parts[0..n), any
+ * topic) fit topic as the brokers see it now: cnt partitions (-1:
+ * unknown, not checked) with end offsets end[0..cnt) (an entry of -1:
+ * unknown, not checked; end may be NULL: ends not checked). Checks in
+ * that order and reports the first kind found, in why (one line naming
+ * the topic, the partitions and offsets; no remedy but for
+ * OF_FIT_OTHER_TOPIC). */
+of_store_fit of_store_check_fit(const of_store_part *parts, size_t n,
+                                const char *topic, int32_t cnt,
+                                const int64_t *end, char *why,
+                                size_t why_size);
 
 /* Copy the complete read model at fresh into the file at live, in ONE
  * write transaction of live (SQLite's online backup): readers of live see
