@@ -146,6 +146,10 @@ static int check(sqlite3 *db, const char *path, int reader,
         while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
                 const char *name = (const char *)sqlite3_column_text(stmt, 0);
 
+                if (!name) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
                 rc = SQLITE_OK;
                 if (!strcmp(name, k->other_table)) {
                         other = 1;
