@@ -34,7 +34,7 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/store_swap.c src/metrics.c \
            src/projector.c src/projector_consumer.c src/projector_metrics.c \
            src/broker.c \
-           src/appdb.c src/relay.c src/relay_metrics.c
+           src/dbfile.c src/appdb.c src/relay.c src/relay_metrics.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 

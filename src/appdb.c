@@ -15,6 +15,11 @@
 #include "orderflow/timestamp.h"
 
 #include "appdb_sql.h"
+#include "dbfile.h"
+
+/* The application database as a kind of file (dbfile_open()). */
+static const dbfile_kind appdb_kind = {"an application database", appdb_sql,
+                                       NULL, "order_list", "a read model"};
 
 struct of_appdb {
         sqlite3 *db;
@@ -104,13 +109,13 @@ static const char sql_prune[] =
 static const char sql_seqs[] =
         "SELECT min(seq), max(seq) FROM outbox_messages";
 
+/* The message and OF_E* code of the call on app that just failed: busy,
+ * locked or a full disk OF_EBUSY, an I/O error OF_EIO (dbfile_code()). */
 static int fail(of_appdb *app, const char *what, char *errstr,
                 size_t errstr_size)
 {
-        int rc = sqlite3_extended_errcode(app->db) & 0xff;
-
         of_errf(errstr, errstr_size, "%s: %s", what, sqlite3_errmsg(app->db));
-        return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OF_EBUSY : OF_ERROR;
+        return dbfile_code_of(app->db, sqlite3_extended_errcode(app->db));
 }
 
 static int run(of_appdb *app, sqlite3_stmt *stmt, char *errstr,
@@ -122,25 +127,6 @@ static int run(of_appdb *app, sqlite3_stmt *stmt, char *errstr,
                 err = fail(app, sqlite3_sql(stmt), errstr, errstr_size);
         sqlite3_reset(stmt);
         return err;
-}
-
-/* Whether the file holds table name already: 1 yes, 0 no, <0 failure.
- * Used to refuse the other kind of orderflow database. */
-static int has_table(sqlite3 *db, const char *name)
-{
-        sqlite3_stmt *stmt = NULL;
-        int rc;
-
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT 1 FROM sqlite_master WHERE type ="
-                                " 'table' AND name = ?1",
-                                -1, &stmt, NULL);
-        if (rc == SQLITE_OK) {
-                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-                rc = sqlite3_step(stmt);
-        }
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
 }
 
 /* A database from before the envelope moved to outbox_payloads has it in
@@ -173,38 +159,28 @@ static int open_with(of_appdb **out, const char *path, int flags,
         of_appdb *app = calloc(1, sizeof(*app));
         char *msg = NULL;
         size_t i;
-        int rc;
+        int rc, err;
 
         *out = NULL;
         if (!app)
                 return of_errf(errstr, errstr_size, "out of memory");
-        rc = sqlite3_open_v2(path, &app->db, flags | SQLITE_OPEN_NOMUTEX,
-                             NULL);
-        if (rc == SQLITE_CANTOPEN && !(flags & SQLITE_OPEN_CREATE)) {
-                of_errf(errstr, errstr_size,
-                        "no application database at %s", path);
+        if ((err = dbfile_open(&app->db, path, flags | SQLITE_OPEN_NOMUTEX,
+                               &appdb_kind, 5000, errstr, errstr_size))) {
+                if (err == OF_ENOTFOUND)
+                        of_errf(errstr, errstr_size,
+                                "no application database at %s", path);
                 goto fail;
         }
-        if (rc != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        app->db ? sqlite3_errmsg(app->db)
-                                : sqlite3_errstr(rc));
-                goto fail;
-        }
-        sqlite3_extended_result_codes(app->db, 1);
-        sqlite3_busy_timeout(app->db, 5000);
         rc = sqlite3_exec(app->db,
                           "PRAGMA journal_mode = WAL;"
                           "PRAGMA synchronous = FULL;"
                           "BEGIN IMMEDIATE;",
                           NULL, NULL, &msg);
-        /* order_list: every version of the read model has that table
-         * (processed_events is a view now). */
-        if (rc == SQLITE_OK && has_table(app->db, "order_list") == 1) {
+        /* Again under the write lock: another program may have made a
+         * table since the check of dbfile_open(). */
+        if (rc == SQLITE_OK &&
+            dbfile_check(app->db, path, &appdb_kind, errstr, errstr_size)) {
                 sqlite3_exec(app->db, "ROLLBACK", NULL, NULL, NULL);
-                of_errf(errstr, errstr_size,
-                        "%s: a read model, not an application database",
-                        path);
                 goto fail;
         }
         if (rc == SQLITE_OK)

@@ -240,7 +240,8 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
         of_store_pos *pos = NULL;
         int64_t give_up_at = 0;
         uint64_t apply_ns = pj->stats.apply_ns;
-        int backoff = 50, err = 0;
+        of_retry retry = {.max_ms = pj->o.max_retry_ms};
+        int wait, err = 0;
         size_t i;
 
         if (!pj->n && !pj->npos)
@@ -271,22 +272,23 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
         for (;;) {
                 err = of_store_apply_batch(pj->st, msgs, pj->n, pos, pj->npos,
                                            &pj->stats, errstr, errstr_size);
-                if (err != OF_EBUSY)
+                if (err != OF_EBUSY && err != OF_EIO)
                         break;
-                /* Busy or full: nothing was applied; the same batch goes
-                 * again. Once asked to stop, give it a few seconds more,
-                 * then leave the batch to be read again on restart. */
+                /* Nothing was applied; the same batch goes again: busy or
+                 * full until it clears, an I/O error a few times. Once
+                 * asked to stop, give it a few seconds more, then leave
+                 * the batch to be read again on restart. */
                 if (stopping(pj) && !give_up_at)
                         give_up_at = now_ms() + 7000;
                 if (give_up_at && now_ms() >= give_up_at)
                         break;
-                of_log(OF_LOG_WARN, "read model: %s; retrying in %d ms",
-                       errstr, backoff);
-                sleep_ms(backoff);
-                backoff = backoff * 2 > pj->o.max_retry_ms
-                                  ? pj->o.max_retry_ms
-                                  : backoff * 2;
+                if ((wait = of_retry_failed(&retry, err, "read model", errstr,
+                                            errstr_size, now_ms())) < 0)
+                        break;
+                sleep_ms(wait);
         }
+        if (!err)
+                of_retry_ok(&retry, "read model", now_ms());
         if (err == OF_ESTALE) {
                 /* A rebuild swapped a new model in: what we hold was read
                  * for the old one. The consumer loop seeks to the new

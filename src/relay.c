@@ -186,7 +186,8 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
         const of_outbox_row *rows = b->claimed.rows;
         size_t n = b->claimed.n, dead = 0, i;
         int64_t t_delivered;
-        int err;
+        of_retry retry = {0};
+        int wait, err;
 
         /* Every message ends in a report within message.timeout.ms. */
         while (b->outstanding > 0)
@@ -202,10 +203,16 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
         while ((err = of_appdb_mark(app, b->claimed.lease, b->res, n,
                                     &r->o->backoff,
                                     of_timestamp_now_ms(), &dead, errstr,
-                                    errstr_size)) == OF_EBUSY) {
-                of_log(OF_LOG_WARN, "outbox: %s; retrying", errstr);
-                rd_kafka_poll(r->rk, 200);
+                                    errstr_size)) == OF_EBUSY ||
+               err == OF_EIO) {
+                if ((wait = of_retry_failed(&retry, err, "outbox", errstr,
+                                            errstr_size,
+                                            of_timestamp_now_ms())) < 0)
+                        break;
+                rd_kafka_poll(r->rk, wait);
         }
+        if (!err)
+                of_retry_ok(&retry, "outbox", of_timestamp_now_ms());
         if (err)
                 return err;
         of_log(OF_LOG_DEBUG,
@@ -234,11 +241,11 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
         return 0;
 }
 
-static void idle(relay *r)
+static void idle(relay *r, int ms)
 {
         int waited;
 
-        for (waited = 0; waited < r->o->poll_ms && !stopping(r);
+        for (waited = 0; waited < ms && !stopping(r);
              waited += 50)
                 rd_kafka_poll(r->rk, 50);
 }
@@ -268,8 +275,9 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
         char owner[300], host[256] = "localhost";
         int64_t start_ms = of_timestamp_now_ms();
         batch *cur = &r.b[0], *prev = NULL;
+        of_retry retry = {0};
         size_t i;
-        int err;
+        int wait = 0, err;
 
         if (!o->owner) {
                 gethostname(host, sizeof(host) - 1);
@@ -298,10 +306,14 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
                                     o->once ? start_ms
                                             : of_timestamp_now_ms(),
                                     errstr, errstr_size);
-                if (err == OF_EBUSY) {
-                        of_log(OF_LOG_WARN, "outbox: %s; retrying", errstr);
+                if ((err == OF_EBUSY || err == OF_EIO) &&
+                    (wait = of_retry_failed(&retry, err, "outbox", errstr,
+                                            errstr_size,
+                                            of_timestamp_now_ms())) >= 0) {
                         err = 0;
                         busy = 1;
+                } else if (go && !err) {
+                        of_retry_ok(&retry, "outbox", of_timestamp_now_ms());
                 }
                 if (!err && prev) {
                         err = finish(&r, app, prev, &st, errstr,
@@ -325,7 +337,7 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
                         continue;
                 if (o->once && !busy)
                         break;
-                idle(&r);
+                idle(&r, busy ? wait : o->poll_ms);
         }
         if (!err && r.fatal)
                 err = of_errf(errstr, errstr_size, "%s", r.err);

@@ -22,6 +22,14 @@
 
 #include "readmodel_sql.h"
 
+/* Tables of ours that readmodel.sql does not make: the sealed runs, and
+ * processed_events as a table in files from before them. */
+static const char *const older_tables[] = {"processed_run_[0-9]*",
+                                           "processed_events", NULL};
+
+const dbfile_kind store_kind = {"a read model", readmodel_sql, older_tables,
+                                "outbox_messages", "an application database"};
+
 uint64_t store_mono_ns(void)
 {
         struct timespec ts;
@@ -93,25 +101,11 @@ static const char sql_offset_put[] =
         " VALUES (?1, ?2, ?3) ON CONFLICT (topic, partition) DO UPDATE"
         " SET next_offset = max(next_offset, excluded.next_offset)";
 
-/* SQLite result codes that a later retry may clear. */
-static int is_transient(int rc)
-{
-        switch (rc & 0xff) {
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-        case SQLITE_FULL:
-        case SQLITE_IOERR:
-                return 1;
-        default:
-                return 0;
-        }
-}
-
 int store_fail(of_store *st, int rc, const char *what, char *errstr,
                size_t errstr_size)
 {
         of_errf(errstr, errstr_size, "%s: %s", what, sqlite3_errmsg(st->db));
-        return is_transient(rc) ? OF_EBUSY : OF_ERROR;
+        return dbfile_code_of(st->db, rc);
 }
 
 /* Step a statement that returns no row, then reset it. */
@@ -219,8 +213,7 @@ static int read_generation(of_store *st, int64_t *out, char *errstr,
         return 0;
 }
 
-/* Whether the file holds table name already: 1 yes, 0 no, <0 failure.
- * Used to refuse the other kind of orderflow database. */
+/* Whether the file holds table name already: 1 yes, 0 no, <0 failure. */
 static int has_table(sqlite3 *db, const char *name)
 {
         sqlite3_stmt *stmt = NULL;
@@ -249,20 +242,16 @@ int of_store_open(of_store **out, const char *path, char *errstr,
         st = calloc(1, sizeof(*st));
         if (!st)
                 return of_errf(errstr, errstr_size, "out of memory");
-        rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                     SQLITE_OPEN_NOMUTEX,
-                             NULL);
-        if (rc != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        st->db ? sqlite3_errmsg(st->db)
-                               : sqlite3_errstr(rc));
-                goto fail;
-        }
         /* Each of_store is used by one thread at a time (see store.h), so
          * SQLite's per-call mutexes are pure cost. */
-        sqlite3_extended_result_codes(st->db, 1);
-        sqlite3_busy_timeout(st->db, 5000);
+        if (dbfile_open(&st->db, path,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                SQLITE_OPEN_NOMUTEX,
+                        &store_kind, 5000, errstr, errstr_size))
+                goto fail;
+        /* Readers who may not write the folder read only while the -wal
+         * and -shm exist: keep them when we close. */
+        dbfile_persist_wal(st->db);
         /* WAL lets readers query while we write; NORMAL sync may lose the
          * last batches on power loss, which Kafka then delivers again. */
         rc = sqlite3_exec(st->db,
@@ -278,11 +267,11 @@ int of_store_open(of_store **out, const char *path, char *errstr,
                           "PRAGMA cache_size = -16384;"
                           "BEGIN IMMEDIATE;",
                           NULL, NULL, &msg);
-        if (rc == SQLITE_OK && has_table(st->db, "outbox_messages") == 1) {
+        /* Again under the write lock: another program may have made a
+         * table since the check of dbfile_open(). */
+        if (rc == SQLITE_OK &&
+            dbfile_check(st->db, path, &store_kind, errstr, errstr_size)) {
                 sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-                of_errf(errstr, errstr_size,
-                        "%s: an application database, not a read model",
-                        path);
                 goto fail;
         }
         /* Files from before the runs: their table becomes

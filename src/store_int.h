@@ -12,6 +12,8 @@
 #include "orderflow/idfilter.h"
 #include "orderflow/store.h"
 
+#include "dbfile.h"
+
 #define DECODE_SAMPLE 16 /* decode time is measured on 1 event in this */
 
 /* processed_recent is sealed into a run at this many rows: about 15 MiB of
@@ -99,6 +101,8 @@ struct of_store {
 };
 
 /* store.c */
+/* The read model as a kind of file (dbfile_open(), dbfile_check()). */
+extern const dbfile_kind store_kind;
 uint64_t store_mono_ns(void);
 /* The OF_E* code of a failed SQLite call rc, its message in errstr. */
 int store_fail(of_store *st, int rc, const char *what, char *errstr,
@@ -119,7 +123,8 @@ int store_read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
 
 /* store_query.c: a read-only connection to the read model at path (never
  * created: a missing file is OF_ENOTFOUND, "no read model at PATH (...)"),
- * waiting for a writer's lock like any reader should. */
+ * waiting for a writer's lock like any reader should. A file of another
+ * kind is refused as by of_store_open(). */
 int store_open_ro(sqlite3 **db, const char *path, char *errstr,
                   size_t errstr_size);
 

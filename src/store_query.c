@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -63,7 +64,6 @@ int store_open_ro(sqlite3 **db, const char *path, char *errstr,
                   size_t errstr_size)
 {
         struct stat sb;
-        int rc;
 
         *db = NULL;
         /* SQLITE_OPEN_READONLY never creates the file, but it would report
@@ -79,17 +79,12 @@ int store_open_ro(sqlite3 **db, const char *path, char *errstr,
         if (S_ISDIR(sb.st_mode))
                 return of_errf(errstr, errstr_size,
                                "%s is a directory, not a read model", path);
-        rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_busy_timeout(*db, QUERY_BUSY_TIMEOUT_MS);
-        if (rc != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
-                sqlite3_close(*db);
-                *db = NULL;
-                return OF_ERROR;
-        }
-        return 0;
+        /* SQLite would say only "unable to open database file". */
+        if (access(path, R_OK) != 0)
+                return of_errf(errstr, errstr_size, "%s: %s", path,
+                               strerror(errno));
+        return dbfile_open(db, path, SQLITE_OPEN_READONLY, &store_kind,
+                           QUERY_BUSY_TIMEOUT_MS, errstr, errstr_size);
 }
 
 int of_store_cursor_open(of_store_cursor **out, const char *path,

@@ -304,6 +304,7 @@ int of_store_replace(const char *live, const char *fresh, int timeout_ms,
                 goto out;
         }
         sqlite3_busy_timeout(dst, 1000);
+        dbfile_persist_wal(dst); /* for readers: see of_store_open() */
         b = sqlite3_backup_init(dst, "main", src, "main");
         if (!b) {
                 err = of_errf(errstr, errstr_size, "%s: %s", live,

@@ -1084,6 +1084,68 @@ static void test_appdb_refuses_a_read_model(void **state)
         unlink(path);
 }
 
+/* Until 2026-12-02 a SQLite file of another program got the outbox's
+ * tables and WAL mode added. Now it is refused before anything is
+ * written, by both opens. */
+static void test_appdb_refuses_a_database_of_another_program(void **state)
+{
+        fixture *f = *state;
+        of_appdb *app2 = NULL;
+        char path[600], want[800], *before, *after;
+        size_t n, n2;
+        sqlite3 *db;
+
+        snprintf(path, sizeof(path), "%s.other", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "CREATE TABLE users (name);"
+                                          "INSERT INTO users VALUES ('ann')",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        before = tu_read_file(path, &n);
+        snprintf(want, sizeof(want),
+                 "%s: a database of another program (table users), not an "
+                 "application database", path);
+        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
+                                       sizeof(f->errstr)), OF_ERROR);
+        assert_null(app2);
+        assert_string_equal(f->errstr, want);
+        assert_int_equal(of_appdb_open_existing(&app2, path, f->errstr,
+                                                sizeof(f->errstr)),
+                         OF_ERROR);
+        assert_string_equal(f->errstr, want);
+        /* Byte for byte as it was: no table, no WAL mode (header). */
+        after = tu_read_file(path, &n2);
+        assert_true(n2 == n && !memcmp(before, after, n));
+        free(before);
+        free(after);
+}
+
+/* Until 2026-12-02 an I/O error was OF_ERROR here and OF_EBUSY in the
+ * read model; now both say OF_EIO, which the relay retries a few times
+ * (busy, locked and a full disk are OF_EBUSY, waited out). */
+static void test_appdb_io_error_is_eio_and_writes_nothing(void **state)
+{
+        fixture *f = *state;
+        char wal[600];
+        struct stat sb;
+        int err;
+
+        snprintf(wal, sizeof(wal), "%s-wal", f->path);
+        assert_int_equal(stat(wal, &sb), 0);
+        tu_file_size_limit((rlim_t)sb.st_size);
+        err = of_appdb_place(f->app, NULL, "o-1", 5, f->errstr,
+                             sizeof(f->errstr));
+        tu_file_size_limit(0);
+        assert_int_equal(err, OF_EIO);
+        assert_non_null(strstr(f->errstr, "disk I/O error"));
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "0");
+        assert_int_equal(of_appdb_place(f->app, NULL, "o-1", 5, f->errstr,
+                                        sizeof(f->errstr)), 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
+                            "1");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1120,6 +1182,8 @@ int main(void)
                 T(test_appdb_open_moves_payloads_of_an_older_database),
                 T(test_appdb_refuses_a_read_model),
                 T(test_appdb_open_existing_creates_no_file),
+                T(test_appdb_refuses_a_database_of_another_program),
+                T(test_appdb_io_error_is_eio_and_writes_nothing),
         };
 
         return cmocka_run_group_tests_name("appdb", tests, NULL, NULL);

@@ -1084,6 +1084,156 @@ static void test_store_check_fit_table(void **state)
         }
 }
 
+/* Until 2026-12-02 a SQLite file of another program got the read model's
+ * tables and WAL mode added, and the projector ran on it. Now it is
+ * refused before anything is written, read-only opens included. */
+static void test_store_refuses_a_database_of_another_program(void **state)
+{
+        fixture *f = *state;
+        of_store *st2 = NULL;
+        of_store_cursor *cur = NULL;
+        of_store_info info;
+        char errstr[512], path[600], want[800], *before, *after;
+        size_t n, n2;
+        sqlite3 *db;
+
+        snprintf(path, sizeof(path), "%s.other", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "CREATE TABLE users (name);"
+                                          "INSERT INTO users VALUES ('ann')",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        before = tu_read_file(path, &n);
+        snprintf(want, sizeof(want),
+                 "%s: a database of another program (table users), not a "
+                 "read model", path);
+
+        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
+                         OF_ERROR);
+        assert_null(st2);
+        assert_string_equal(errstr, want);
+        assert_int_not_equal(of_store_cursor_open(&cur, path, "order_totals",
+                                                  errstr, sizeof(errstr)),
+                             0);
+        assert_string_equal(errstr, want);
+        assert_int_not_equal(of_store_info_read(&info, path, 0, errstr,
+                                                sizeof(errstr)),
+                             0);
+        assert_string_equal(errstr, want);
+        /* Byte for byte as it was: no table, no WAL mode (header). */
+        after = tu_read_file(path, &n2);
+        assert_true(n2 == n && !memcmp(before, after, n));
+        free(before);
+        free(after);
+        snprintf(path, sizeof(path), "%s.other-wal", f->path);
+        assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_store_read_only_open_refuses_an_application_database(
+        void **state)
+{
+        fixture *f = *state;
+        of_store_cursor *cur = NULL;
+        char errstr[512], path[600], want[800];
+        sqlite3 *db;
+
+        snprintf(path, sizeof(path), "%s.app", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "CREATE TABLE outbox_messages (x)",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_not_equal(of_store_cursor_open(&cur, path, "order_list",
+                                                  errstr, sizeof(errstr)),
+                             0);
+        snprintf(want, sizeof(want),
+                 "%s: an application database, not a read model", path);
+        assert_string_equal(errstr, want);
+}
+
+/* An empty file is a new read model; SQLite's own tables (ANALYZE's
+ * sqlite_stat1) do not make a file foreign. */
+static void test_store_opens_an_empty_file_and_one_analyzed(void **state)
+{
+        fixture *f = *state;
+        of_store *st2 = NULL;
+        char errstr[512], path[600];
+        FILE *fp;
+
+        snprintf(path, sizeof(path), "%s.empty", f->path);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fclose(fp);
+        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
+                         0);
+        of_store_close(st2);
+        assert_int_equal(sqlite3_exec(f->db, "ANALYZE", NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_string_equal(q(f, "SELECT count(*) FROM sqlite_master WHERE"
+                                 " name = 'sqlite_stat1'"),
+                            "1");
+        assert_int_equal(of_store_open(&st2, f->path, errstr,
+                                       sizeof(errstr)),
+                         0);
+        of_store_close(st2);
+}
+
+/* Until 2026-12-02 the last connection to close removed the -wal and -shm,
+ * and a reader who may not create them (no write access to the folder)
+ * could not read the file until a projector ran again. */
+static void test_store_keeps_wal_and_shm_when_closed(void **state)
+{
+        fixture *f = *state;
+        of_store *st2 = NULL;
+        char errstr[512], path[600], side[700];
+        struct stat sb;
+
+        snprintf(path, sizeof(path), "%s.kept", f->path);
+        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
+                         0);
+        of_store_close(st2);
+        snprintf(side, sizeof(side), "%s-shm", path);
+        assert_int_equal(access(side, F_OK), 0);
+        /* The WAL stays, checkpointed and empty: the file alone is
+         * the whole model. */
+        snprintf(side, sizeof(side), "%s-wal", path);
+        assert_int_equal(stat(side, &sb), 0);
+        assert_int_equal(sb.st_size, 0);
+}
+
+/* Until 2026-12-02 an I/O error was OF_EBUSY, which the projector retried
+ * for ever. Now it is OF_EIO (a few retries, then exit 1); the batch
+ * rolled back applies whole once the disk works again. */
+static void test_store_io_error_is_eio_and_the_batch_can_go_again(
+        void **state)
+{
+        fixture *f = *state;
+        const char *v = PLACED("e1", "o1", "3", "2026-11-27T10:00:00Z");
+        of_msg m = msg_at(v, 0, 0);
+        of_store_pos pos = {"orders", 0, 1};
+        of_store_stats stats = {0};
+        char errstr[512], wal[600];
+        struct stat sb;
+        int err;
+
+        snprintf(wal, sizeof(wal), "%s-wal", f->path);
+        assert_int_equal(stat(wal, &sb), 0);
+        /* The WAL cannot grow: the batch's commit fails to write. */
+        tu_file_size_limit((rlim_t)sb.st_size);
+        err = of_store_apply_batch(f->st, &m, 1, &pos, 1, &stats, errstr,
+                                   sizeof(errstr));
+        tu_file_size_limit(0);
+        assert_int_equal(err, OF_EIO);
+        assert_non_null(strstr(errstr, "disk I/O error"));
+        assert_int_equal(stats.batches, 0);
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_events"),
+                            "0");
+        assert_int_equal(of_store_apply_batch(f->st, &m, 1, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)),
+                         0);
+        assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                            "3");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1116,6 +1266,11 @@ int main(void)
                 T(test_store_sees_runs_dropped_by_another),
                 T(test_store_migrates_runs_without_sealed_at),
                 cmocka_unit_test(test_store_check_fit_table),
+                T(test_store_refuses_a_database_of_another_program),
+                T(test_store_read_only_open_refuses_an_application_database),
+                T(test_store_opens_an_empty_file_and_one_analyzed),
+                T(test_store_keeps_wal_and_shm_when_closed),
+                T(test_store_io_error_is_eio_and_the_batch_can_go_again),
         };
 
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);

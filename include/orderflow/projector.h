@@ -67,8 +67,9 @@ int of_projector_handle(of_projector *pj, const of_msg *m, char *errstr,
 void of_projector_mark(of_projector *pj, int32_t partition,
                        int64_t next_offset);
 
-/* Apply the batch in hand, retrying OF_EBUSY with backoff; on success the
- * batch is empty. Returns OF_EABORT when the test hook asked to stop, and
+/* Apply the batch in hand, retrying as of_retry says (OF_EBUSY until it
+ * clears, OF_EIO a few times, then returned); on success the batch is
+ * empty. Returns OF_EABORT when the test hook asked to stop, and
  * OF_ESTALE (the batch dropped) when a rebuild replaced the read model:
  * the messages must be read again from the new file's offsets. */
 int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size);

@@ -49,7 +49,10 @@ typedef struct of_store_part {
 } of_store_part;
 
 /* Open (creating if needed) the read model at path and bring its schema to
- * OF_SCHEMA_VERSION. A file of a newer schema is refused. */
+ * OF_SCHEMA_VERSION. A file of a newer schema is refused, and so is one
+ * with tables of another kind or program, before anything is written to
+ * it. The file keeps its -wal and -shm when closed, for readers who may
+ * not create them. */
 int of_store_open(of_store **out, const char *path, char *errstr,
                   size_t errstr_size);
 
@@ -73,9 +76,10 @@ int of_store_offset(int64_t *out, of_store *st, const char *topic,
  * (CONTRACT 2), anything else becomes a dead letter. On failure the
  * transaction is rolled back, nothing is counted, and the same batch may
  * be given again: OF_EBUSY means transient (locked, busy, disk full),
- * OF_ESTALE that a rebuild replaced the file since st was opened (st is
- * now open on the new model, nothing of the batch was applied: resume
- * from the new file's offsets), OF_ERROR anything else. */
+ * OF_EIO an I/O error (worth a few retries, not a wait), OF_ESTALE that a
+ * rebuild replaced the file since st was opened (st is now open on the
+ * new model, nothing of the batch was applied: resume from the new
+ * file's offsets), OF_ERROR anything else. */
 int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                          const of_store_pos *pos, size_t npos,
                          of_store_stats *stats, char *errstr,

@@ -1,0 +1,229 @@
+/* What the read model (store*.c) and the application database (appdb.c)
+ * share about their SQLite files: the open that refuses a file of the
+ * other kind or of another program before writing to it, the classes of
+ * SQLite failures, and persistent WAL. Their schemas and statements are
+ * their own. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "orderflow/error.h"
+
+#include "dbfile.h"
+
+int dbfile_code(int rc, int sys_errno)
+{
+        switch (rc & 0xff) {
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+        case SQLITE_PROTOCOL: /* WAL locks raced for too long */
+        case SQLITE_FULL:
+                return OF_EBUSY;
+        case SQLITE_IOERR:
+                if (rc == SQLITE_IOERR_NOMEM)
+                        return OF_ERROR;
+                /* SQLite says SQLITE_FULL only for its own files' writes;
+                 * growing the -shm on a full file system is an "I/O
+                 * error" with ENOSPC. */
+                if (sys_errno == ENOSPC || sys_errno == EDQUOT)
+                        return OF_EBUSY;
+                return OF_EIO;
+        default:
+                return OF_ERROR;
+        }
+}
+
+int dbfile_code_of(sqlite3 *db, int rc)
+{
+        return dbfile_code(rc, sqlite3_system_errno(db));
+}
+
+void dbfile_persist_wal(sqlite3 *db)
+{
+        int one = 1;
+
+        /* Fails only on a VFS without the control; the files then go at
+         * the last close, as before. */
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+}
+
+/* Why db (the file at path) could not be read (rc): SQLite's message,
+ * and what is missing when it was opened read-only: by a reader (reader
+ * 1), or by SQLite for a writer who may not write. */
+static int cannot_read(sqlite3 *db, const char *path, int rc, int reader,
+                       const dbfile_kind *k, char *errstr,
+                       size_t errstr_size)
+{
+        static const char *const sides[] = {"-wal", "-shm"};
+        char side[4200];
+        size_t i;
+
+        if ((rc & 0xff) == SQLITE_NOTADB)
+                return of_errf(errstr, errstr_size, "%s is not %s: %s", path,
+                               k->name, sqlite3_errmsg(db));
+        if (sqlite3_db_readonly(db, "main") == 1 && !reader)
+                return of_errf(errstr, errstr_size,
+                               "%s: %s (writing needs write access to the "
+                               "file and its folder)",
+                               path, sqlite3_errmsg(db));
+        /* A WAL file can be read without writing only when its -wal and
+         * -shm exist (SQLite 3.22 and later): without them SQLite says
+         * "attempt to write a readonly database" or "unable to open". */
+        if (sqlite3_db_readonly(db, "main") == 1 &&
+            ((rc & 0xff) == SQLITE_READONLY ||
+             (rc & 0xff) == SQLITE_CANTOPEN)) {
+                for (i = 0; i < 2; i++) {
+                        snprintf(side, sizeof(side), "%s%s", path, sides[i]);
+                        if (access(side, R_OK) == 0)
+                                continue;
+                        if (errno == ENOENT)
+                                return of_errf(errstr, errstr_size,
+                                               "%s: its -wal and -shm are "
+                                               "missing, and only a user who "
+                                               "may write the folder can "
+                                               "create them (starting the "
+                                               "projector does)",
+                                               path);
+                        return of_errf(errstr, errstr_size,
+                                       "%s: %s (a reader needs read access "
+                                       "to the file, its -wal and its -shm)",
+                                       side, strerror(errno));
+                }
+        }
+        of_errf(errstr, errstr_size, "%s: %s", path, sqlite3_errmsg(db));
+        return dbfile_code_of(db, rc);
+}
+
+/* Whether table name is one of k's: matched by an older pattern or made
+ * by k->schema (in *ref, a database holding nothing else, made at the
+ * first need). 1 yes, 0 no, or an SQLite failure (in *ref) < 0. */
+static int ours(sqlite3 **ref, sqlite3_stmt **probe, const dbfile_kind *k,
+                const char *name)
+{
+        const char *const *g;
+        int rc;
+
+        for (g = k->older; g && *g; g++)
+                if (sqlite3_strglob(*g, name) == 0)
+                        return 1;
+        if (!*probe) {
+                rc = sqlite3_open(":memory:", ref);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_exec(*ref, k->schema, NULL, NULL, NULL);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_prepare_v2(*ref,
+                                                "SELECT 1 FROM sqlite_master"
+                                                " WHERE type = 'table' AND"
+                                                " name = ?1",
+                                                -1, probe, NULL);
+                if (rc != SQLITE_OK)
+                        return -1;
+        }
+        sqlite3_bind_text(*probe, 1, name, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(*probe);
+        sqlite3_reset(*probe);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* dbfile_check() for a reader (reader 1) or a writer. */
+static int check(sqlite3 *db, const char *path, int reader,
+                 const dbfile_kind *k, char *errstr, size_t errstr_size)
+{
+        sqlite3 *ref = NULL;
+        sqlite3_stmt *stmt = NULL, *probe = NULL;
+        char foreign[65] = "";
+        int rc, mine, other = 0, err = 0;
+        size_t i;
+
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT name FROM sqlite_master WHERE type ="
+                                " 'table' AND name NOT LIKE 'sqlite\\_%'"
+                                " ESCAPE '\\' ORDER BY name",
+                                -1, &stmt, NULL);
+        while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                const char *name = (const char *)sqlite3_column_text(stmt, 0);
+
+                if (!name) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                rc = SQLITE_OK;
+                if (!strcmp(name, k->other_table)) {
+                        other = 1;
+                        continue;
+                }
+                if (foreign[0])
+                        continue;
+                if ((mine = ours(&ref, &probe, k, name)) < 0) {
+                        err = of_errf(errstr, errstr_size,
+                                      "%s: checking its tables: %s", path,
+                                      ref ? sqlite3_errmsg(ref)
+                                          : "out of memory");
+                        goto out;
+                }
+                if (mine)
+                        continue;
+                /* Named in a one-line message: no control characters. */
+                snprintf(foreign, sizeof(foreign), "%s", name);
+                for (i = 0; foreign[i]; i++)
+                        if ((unsigned char)foreign[i] < 0x20)
+                                foreign[i] = '?';
+        }
+        if (rc != SQLITE_DONE)
+                err = cannot_read(db, path, rc, reader, k, errstr,
+                                  errstr_size);
+        else if (other)
+                err = of_errf(errstr, errstr_size, "%s: %s, not %s", path,
+                              k->other_name, k->name);
+        else if (foreign[0])
+                err = of_errf(errstr, errstr_size,
+                              "%s: a database of another program (table %s),"
+                              " not %s",
+                              path, foreign, k->name);
+out:
+        sqlite3_finalize(stmt);
+        sqlite3_finalize(probe);
+        sqlite3_close(ref);
+        return err;
+}
+
+int dbfile_check(sqlite3 *db, const char *path, const dbfile_kind *k,
+                 char *errstr, size_t errstr_size)
+{
+        return check(db, path, 0, k, errstr, errstr_size);
+}
+
+int dbfile_open(sqlite3 **db, const char *path, int flags,
+                const dbfile_kind *k, int busy_ms, char *errstr,
+                size_t errstr_size)
+{
+        int rc, err;
+
+        rc = sqlite3_open_v2(path, db, flags, NULL);
+        if (rc != SQLITE_OK) {
+                err = OF_ERROR;
+                if (!(flags & SQLITE_OPEN_CREATE) && access(path, F_OK) &&
+                    errno == ENOENT)
+                        err = OF_ENOTFOUND;
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+                goto fail;
+        }
+        sqlite3_extended_result_codes(*db, 1);
+        sqlite3_busy_timeout(*db, busy_ms);
+        /* Until the file is known to be ours, closing leaves it as it was,
+         * without the checkpoint a last connection makes. */
+        sqlite3_db_config(*db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        if ((err = check(*db, path, !(flags & SQLITE_OPEN_READWRITE), k,
+                         errstr, errstr_size)))
+                goto fail;
+        sqlite3_db_config(*db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+        return 0;
+fail:
+        sqlite3_close(*db);
+        *db = NULL;
+        return err;
+}
