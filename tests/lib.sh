@@ -14,6 +14,9 @@ ok() { echo "ok - $name"; }
 # when none came within 10 s.
 start_broker() {
         local i
+        # A broker.out of an earlier broker must not pass for this one's
+        # (the shell truncates it only once the new one has started).
+        rm -f "$tmp/broker.out"
         "$of" broker "$@" >"$tmp/broker.out" 2>"$tmp/broker.err" &
         broker_pid=$!
         for i in $(seq 100); do
@@ -51,7 +54,7 @@ start_broker_ctl() {
                 wait "$broker_pid" 2>/dev/null
                 exec 7>&-
         fi
-        rm -f "$tmp/broker.ctl"
+        rm -f "$tmp/broker.ctl" "$tmp/broker.out"
         mkfifo "$tmp/broker.ctl" || fail "mkfifo"
         exec 7<>"$tmp/broker.ctl"
         "$of" broker "$@" <&7 >"$tmp/broker.out" 2>"$tmp/broker.err" &

@@ -12,7 +12,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-config.XXXXXX") || exit 1
 . "$(dirname "$0")/../lib.sh"
 broker_pid=
 cleanup() {
-        [ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null
+        # every broker started, also one left by a check that failed
+        kill -9 $(jobs -p) 2>/dev/null
         wait 2>/dev/null
         rm -rf "$tmp"
 }
