@@ -34,7 +34,7 @@ static const char sql_order_get[] =
         "SELECT status FROM orders WHERE order_id = ?1";
 static const char sql_order_put[] =
         "INSERT INTO orders (order_id, status, total, placed_at)"
-        " VALUES (?1, 'PLACED', ?2, ?3)";
+        " VALUES (?1, 'ORDERED', ?2, ?3)";
 static const char sql_order_pay[] =
         "UPDATE orders SET status = 'PAID', paid_amount = ?2, paid_at = ?3"
         " WHERE order_id = ?1";
@@ -187,6 +187,51 @@ static int move_payloads(sqlite3 *db, char **msg)
                             NULL, NULL, msg);
 }
 
+/* A database from before orders.status said ORDERED has 'PLACED' in its
+ * rows and in the table's CHECK, which SQLite cannot alter: rebuild the
+ * table (in open's transaction, once). The old table is renamed first so
+ * that the schema text makes the new one; nothing else (no index beyond
+ * the key, trigger, view or foreign key) refers to orders. */
+static int order_status_ordered(sqlite3 *db, char **msg)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM sqlite_master WHERE type ="
+                                " 'table' AND name = 'orders' AND"
+                                " instr(sql, '''PLACED''') > 0",
+                                -1, &stmt, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(stmt);
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? SQLITE_OK : rc;
+        rc = sqlite3_exec(db, "ALTER TABLE orders RENAME TO orders_placed",
+                          NULL, NULL, msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, appdb_sql, NULL, NULL, msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db,
+                                  "INSERT INTO orders (order_id, status,"
+                                  " total, paid_amount, placed_at, paid_at)"
+                                  " SELECT order_id, CASE status WHEN"
+                                  " 'PLACED' THEN 'ORDERED' ELSE status END,"
+                                  " total, paid_amount, placed_at, paid_at"
+                                  " FROM orders_placed;"
+                                  "DROP TABLE orders_placed",
+                                  NULL, NULL, msg);
+        return rc;
+}
+
+/* Bring a database written by an older orderflow up to date. */
+static int migrate(sqlite3 *db, char **msg)
+{
+        int rc = move_payloads(db, msg);
+
+        return rc == SQLITE_OK ? order_status_ordered(db, msg) : rc;
+}
+
 static int open_with(of_appdb **out, const char *path, int flags,
                      char *errstr, size_t errstr_size)
 {
@@ -230,7 +275,7 @@ static int open_with(of_appdb **out, const char *path, int flags,
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(app->db, appdb_sql, NULL, NULL, &msg);
         if (rc == SQLITE_OK)
-                rc = move_payloads(app->db, &msg);
+                rc = migrate(app->db, &msg);
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(app->db, "COMMIT", NULL, NULL, &msg);
         if (rc != SQLITE_OK) {

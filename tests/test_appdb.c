@@ -279,7 +279,7 @@ static void test_appdb_place_writes_order_and_one_outbox_row(void **state)
         assert_string_equal(q(f, "SELECT order_id||','||status||','||total||"
                                  "','||ifnull(paid_amount,'NULL')||','||"
                                  "ifnull(paid_at,'NULL') FROM orders"),
-                            "o-1001,PLACED,1250,NULL,NULL");
+                            "o-1001,ORDERED,1250,NULL,NULL");
         assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
                             "1");
         assert_string_equal(q(f, "SELECT type||','||aggregate_id||','||"
@@ -334,7 +334,7 @@ static void test_appdb_pay_rolls_back_outbox_row_when_update_fails(
                          OF_ERROR);
         assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
                             "1");
-        assert_string_equal(q(f, "SELECT status FROM orders"), "PLACED");
+        assert_string_equal(q(f, "SELECT status FROM orders"), "ORDERED");
 }
 
 static void test_appdb_place_payload_decodes_to_valid_order_placed(
@@ -1269,6 +1269,88 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
         unlink(path);
 }
 
+/* Regression (2026-11-27): orders.status said PLACED where the read model
+ * and the events say ORDERED; a file written before has PLACED in its
+ * rows and in the table's CHECK (the old schema text, verbatim), and must
+ * open, say ORDERED, and keep taking places and pays. */
+static void test_appdb_open_turns_placed_orders_of_an_older_file_ordered(
+        void **state)
+{
+        fixture *f = *state;
+        of_appdb *app2 = NULL;
+        of_event ev;
+        char path[600];
+        sqlite3 *db;
+        int pass;
+
+        snprintf(path, sizeof(path), "%s.placed", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(
+                sqlite3_exec(db,
+                             "CREATE TABLE IF NOT EXISTS orders (\n"
+                             "    order_id    TEXT PRIMARY KEY NOT NULL,\n"
+                             "    status      TEXT NOT NULL CHECK (status IN "
+                             "('PLACED', 'PAID')),\n"
+                             "    total       INTEGER NOT NULL,  -- minor "
+                             "unit\n"
+                             "    paid_amount INTEGER,           -- minor "
+                             "unit, once paid\n"
+                             "    placed_at   TEXT NOT NULL,     -- UTC "
+                             "YYYY-MM-DDTHH:MM:SS.sssZ\n"
+                             "    paid_at     TEXT\n"
+                             ") WITHOUT ROWID;"
+                             "INSERT INTO orders VALUES ('o-1', 'PLACED', "
+                             "10, NULL, '2026-01-01T00:00:00.000Z', NULL),"
+                             "('o-2', 'PAID', 20, 20, "
+                             "'2026-01-01T00:00:01.000Z', "
+                             "'2026-01-01T00:00:02.000Z'),"
+                             "('o-3', 'PLACED', 30, NULL, "
+                             "'2026-01-01T00:00:03.000Z', NULL)",
+                             NULL, NULL, NULL),
+                SQLITE_OK);
+        sqlite3_close(db);
+        /* Twice: the second open finds nothing to do. */
+        for (pass = 0; pass < 2; pass++) {
+                assert_int_equal(of_appdb_open(&app2, path, f->errstr,
+                                               sizeof(f->errstr)), 0);
+                of_appdb_close(app2);
+        }
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_close(f->db);
+        f->db = db; /* q() reads the old file now; teardown closes it */
+        assert_string_equal(q(f, "SELECT group_concat(o, ' ') FROM (SELECT "
+                                 "order_id||':'||status||':'||total||':'||"
+                                 "ifnull(paid_amount, '-')||':'||placed_at"
+                                 "||':'||ifnull(paid_at, '-') AS o FROM "
+                                 "orders ORDER BY order_id)"),
+                            "o-1:ORDERED:10:-:2026-01-01T00:00:00.000Z:- "
+                            "o-2:PAID:20:20:2026-01-01T00:00:01.000Z:"
+                            "2026-01-01T00:00:02.000Z "
+                            "o-3:ORDERED:30:-:2026-01-01T00:00:03.000Z:-");
+        assert_string_equal(q(f, "SELECT count(*) FROM sqlite_master WHERE "
+                                 "name = 'orders_placed' OR sql LIKE "
+                                 "'%PLACED''%'"),
+                            "0");
+        assert_int_equal(sqlite3_exec(db, "INSERT INTO orders VALUES ('o-9',"
+                                          " 'PLACED', 1, NULL, 'x', NULL)",
+                                      NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT);
+        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
+                                       sizeof(f->errstr)), 0);
+        assert_int_equal(of_appdb_pay(app2, &ev, "o-1", 10, f->errstr,
+                                      sizeof(f->errstr)), 0);
+        assert_int_equal(of_appdb_pay(app2, &ev, "o-2", 20, f->errstr,
+                                      sizeof(f->errstr)), OF_EEXISTS);
+        assert_int_equal(of_appdb_place(app2, &ev, "o-4", 40, f->errstr,
+                                        sizeof(f->errstr)), 0);
+        of_appdb_close(app2);
+        assert_string_equal(q(f, "SELECT group_concat(o, ' ') FROM (SELECT "
+                                 "order_id||':'||status AS o FROM orders "
+                                 "ORDER BY order_id)"),
+                            "o-1:PAID o-2:PAID o-3:ORDERED o-4:ORDERED");
+        unlink(path);
+}
+
 static void test_appdb_open_existing_creates_no_file(void **state)
 {
         fixture *f = *state;
@@ -1359,6 +1441,7 @@ int main(void)
                 T(test_appdb_prune_deletes_only_old_sent_rows),
                 T(test_appdb_prune_of_2500_rows_takes_several_transactions),
                 T(test_appdb_open_moves_payloads_of_an_older_database),
+                T(test_appdb_open_turns_placed_orders_of_an_older_file_ordered),
                 T(test_appdb_refuses_a_read_model),
                 T(test_appdb_open_existing_creates_no_file),
         };
