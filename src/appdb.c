@@ -163,20 +163,27 @@ static int has_table(sqlite3 *db, const char *name)
         return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
 }
 
-/* A database from before the envelope moved to outbox_payloads has it in
- * outbox_messages.payload: move it over, once (in open's transaction). */
-static int move_payloads(sqlite3 *db, char **msg)
+/* Whether the query sql answers a row: SQLITE_ROW yes, SQLITE_DONE no, or
+ * the failure's code. */
+static int answers(sqlite3 *db, const char *sql)
 {
         sqlite3_stmt *stmt = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT 1 FROM pragma_table_info("
-                                "'outbox_messages') WHERE name = 'payload'",
-                                -1, &stmt, NULL);
+        rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(stmt);
         sqlite3_finalize(stmt);
+        return rc;
+}
+
+/* A database from before the envelope moved to outbox_payloads has it in
+ * outbox_messages.payload: move it over, once (in open's transaction). */
+static int move_payloads(sqlite3 *db, char **msg)
+{
+        int rc = answers(db, "SELECT 1 FROM pragma_table_info("
+                             "'outbox_messages') WHERE name = 'payload'");
+
         if (rc != SQLITE_ROW)
                 return rc == SQLITE_DONE ? SQLITE_OK : rc;
         return sqlite3_exec(db,
@@ -194,17 +201,10 @@ static int move_payloads(sqlite3 *db, char **msg)
  * the key, trigger, view or foreign key) refers to orders. */
 static int order_status_ordered(sqlite3 *db, char **msg)
 {
-        sqlite3_stmt *stmt = NULL;
-        int rc;
+        int rc = answers(db, "SELECT 1 FROM sqlite_master WHERE type ="
+                             " 'table' AND name = 'orders' AND"
+                             " instr(sql, '''PLACED''') > 0");
 
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT 1 FROM sqlite_master WHERE type ="
-                                " 'table' AND name = 'orders' AND"
-                                " instr(sql, '''PLACED''') > 0",
-                                -1, &stmt, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(stmt);
-        sqlite3_finalize(stmt);
         if (rc != SQLITE_ROW)
                 return rc == SQLITE_DONE ? SQLITE_OK : rc;
         rc = sqlite3_exec(db, "ALTER TABLE orders RENAME TO orders_placed",

@@ -75,21 +75,51 @@ static int64_t q(fixture *f, const char *sql)
         return v;
 }
 
-/* Orders o-0..o-(n-1), totals 100+i, every second one paid. */
-static void place_orders(fixture *f, int n)
+/* Order o-i with total 100+i; its payment of it in full. */
+static void place_order(fixture *f, int i)
 {
         char id[32], errstr[512];
+
+        snprintf(id, sizeof(id), "o-%d", i);
+        assert_int_equal(of_appdb_place(f->app, NULL, id, 100 + i, errstr,
+                                        sizeof(errstr)), 0);
+}
+
+static void pay_order(fixture *f, int i)
+{
+        char id[32], errstr[512];
+
+        snprintf(id, sizeof(id), "o-%d", i);
+        assert_int_equal(of_appdb_pay(f->app, NULL, id, 100 + i, errstr,
+                                      sizeof(errstr)), 0);
+}
+
+/* Orders o-0..o-(n-1); o-i paid right after its place when i % every ==
+ * 0, and with later, ten orders later when i % every == 1. */
+static void place_orders_paying(fixture *f, int n, int every, int later)
+{
         int i;
 
         for (i = 0; i < n; i++) {
-                snprintf(id, sizeof(id), "o-%d", i);
-                assert_int_equal(of_appdb_place(f->app, NULL, id, 100 + i,
-                                                errstr, sizeof(errstr)), 0);
-                if (i % 2 == 0)
-                        assert_int_equal(of_appdb_pay(f->app, NULL, id,
-                                                      100 + i, errstr,
-                                                      sizeof(errstr)), 0);
+                place_order(f, i);
+                if (i % every == 0)
+                        pay_order(f, i);
+                if (later && i >= 10 && (i - 10) % every == 1)
+                        pay_order(f, i - 10);
         }
+}
+
+/* Every second order paid. */
+static void place_orders(fixture *f, int n)
+{
+        place_orders_paying(f, n, 2, 0);
+}
+
+/* A third paid at once, a third ten orders later: many orders have both
+ * rows pending at once, close together or far apart. */
+static void place_mixed(fixture *f, int n)
+{
+        place_orders_paying(f, n, 3, 1);
 }
 
 static of_relay_opts relay_opts(fixture *f)
@@ -101,31 +131,6 @@ static of_relay_opts relay_opts(fixture *f)
         o.backoff.base_ms = 1;
         o.backoff.cap_ms = 5;
         return o;
-}
-
-/* Orders o-0..o-(n-1), totals 100+i; o-i paid right after its place when
- * i % 3 == 0, and ten orders later when i % 3 == 1: many orders have both
- * rows pending at once, close together or far apart. */
-static void place_mixed(fixture *f, int n)
-{
-        char id[32], errstr[512];
-        int i;
-
-        for (i = 0; i < n; i++) {
-                snprintf(id, sizeof(id), "o-%d", i);
-                assert_int_equal(of_appdb_place(f->app, NULL, id, 100 + i,
-                                                errstr, sizeof(errstr)), 0);
-                if (i % 3 == 0)
-                        assert_int_equal(of_appdb_pay(f->app, NULL, id,
-                                                      100 + i, errstr,
-                                                      sizeof(errstr)), 0);
-                if (i >= 10 && (i - 10) % 3 == 1) {
-                        snprintf(id, sizeof(id), "o-%d", i - 10);
-                        assert_int_equal(of_appdb_pay(f->app, NULL, id,
-                                                      90 + i, errstr,
-                                                      sizeof(errstr)), 0);
-                }
-        }
 }
 
 /* ---- reading the topic back ---- */
