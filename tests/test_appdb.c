@@ -788,7 +788,7 @@ static void test_appdb_claim_holds_row_behind_another_relays_lease(
 
 /* The rule counts: one earlier row in flight is not enough when another
  * earlier row of the order is neither SENT nor on its way. */
-static void test_appdb_claim_holds_row_behind_any_unsent_row_of_its_order(
+static void test_appdb_claim_holds_row_behind_any_unsent_earlier_row(
         void **state)
 {
         fixture *f = *state;
@@ -990,7 +990,7 @@ static void test_appdb_mark_records_a_batch_in_one_call(void **state)
                             "o-1:SENT o-2:PENDING o-3:DEAD");
 }
 
-static void test_appdb_mark_holds_rows_behind_a_failed_row_of_their_order(
+static void test_appdb_mark_holds_rows_behind_failed_row_of_their_order(
         void **state)
 {
         fixture *f = *state;
@@ -1026,7 +1026,7 @@ static void test_appdb_mark_holds_rows_behind_a_failed_row_of_their_order(
         of_appdb_batch_free(&b);
 }
 
-static void test_appdb_mark_holds_rows_behind_a_failed_row_of_batch_before(
+static void test_appdb_mark_holds_rows_behind_failed_row_of_last_batch(
         void **state)
 {
         fixture *f = *state;
@@ -1273,7 +1273,7 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
  * and the events say ORDERED; a file written before has PLACED in its
  * rows and in the table's CHECK (the old schema text, verbatim), and must
  * open, say ORDERED, and keep taking places and pays. */
-static void test_appdb_open_turns_placed_orders_of_an_older_file_ordered(
+static void test_appdb_open_turns_placed_orders_of_old_file_ordered(
         void **state)
 {
         fixture *f = *state;
@@ -1426,22 +1426,22 @@ int main(void)
                 T(test_appdb_claim_takes_rows_behind_the_batch_in_flight),
                 T(test_appdb_claim_holds_row_behind_a_backing_off_row),
                 T(test_appdb_claim_holds_row_behind_another_relays_lease),
-                T(test_appdb_claim_holds_row_behind_any_unsent_row_of_its_order),
+                T(test_appdb_claim_holds_row_behind_any_unsent_earlier_row),
                 T(test_appdb_leased_row_is_not_claimed_again_until_lease_ends),
                 T(test_appdb_lease_covers_rows_skipped_inside_its_range),
                 T(test_appdb_mark_delivered_sets_sent_with_sent_at),
                 T(test_appdb_mark_failed_backs_off_within_bounds),
                 T(test_appdb_mark_failed_at_max_attempts_goes_dead),
                 T(test_appdb_mark_records_a_batch_in_one_call),
-                T(test_appdb_mark_holds_rows_behind_a_failed_row_of_their_order),
-                T(test_appdb_mark_holds_rows_behind_a_failed_row_of_batch_before),
+                T(test_appdb_mark_holds_rows_behind_failed_row_of_their_order),
+                T(test_appdb_mark_holds_rows_behind_failed_row_of_last_batch),
                 T(test_appdb_dead_row_blocks_later_rows_of_its_order),
                 T(test_appdb_retry_id_brings_one_dead_row_back),
                 T(test_appdb_retry_all_dead_brings_every_dead_row_back),
                 T(test_appdb_prune_deletes_only_old_sent_rows),
                 T(test_appdb_prune_of_2500_rows_takes_several_transactions),
                 T(test_appdb_open_moves_payloads_of_an_older_database),
-                T(test_appdb_open_turns_placed_orders_of_an_older_file_ordered),
+                T(test_appdb_open_turns_placed_orders_of_old_file_ordered),
                 T(test_appdb_refuses_a_read_model),
                 T(test_appdb_open_existing_creates_no_file),
         };
