@@ -2,9 +2,11 @@
 -- Outbox rows are published in seq order (commit order, not timestamps:
 -- clocks go back).
 
+-- status: ORDERED once placed, PAID once paid, as in the read model
+-- (files from before said PLACED: appdb.c rebuilds the table at open).
 CREATE TABLE IF NOT EXISTS orders (
     order_id    TEXT PRIMARY KEY NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('PLACED', 'PAID')),
+    status      TEXT NOT NULL CHECK (status IN ('ORDERED', 'PAID')),
     total       INTEGER NOT NULL,  -- minor unit
     paid_amount INTEGER,           -- minor unit, once paid
     placed_at   TEXT NOT NULL,     -- UTC YYYY-MM-DDTHH:MM:SS.sssZ

@@ -2,6 +2,7 @@
  * change with its outbox row in one transaction, and the outbox's counts.
  * The envelope's JSON is event.c's; publishing is the relay's. */
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +28,18 @@ struct of_appdb {
         sqlite3_stmt *order_get, *order_put, *order_pay, *outbox_put;
         sqlite3_stmt *payload_put, *count, *oldest;
         sqlite3_stmt *leases, *due, *lease, *release, *sent, *failed;
-        sqlite3_stmt *retry_one, *retry_all, *prune, *seqs;
-        char *json;       /* mark's list of seqs, kept for the next mark */
+        sqlite3_stmt *held, *retry_one, *retry_all, *prune, *seqs;
+        char *json;       /* mark's lists of seqs, kept for the next mark */
         size_t json_cap;
+        char *behind_json;
+        size_t behind_cap;
 };
 
 static const char sql_order_get[] =
         "SELECT status FROM orders WHERE order_id = ?1";
 static const char sql_order_put[] =
         "INSERT INTO orders (order_id, status, total, placed_at)"
-        " VALUES (?1, 'PLACED', ?2, ?3)";
+        " VALUES (?1, 'ORDERED', ?2, ?3)";
 static const char sql_order_pay[] =
         "UPDATE orders SET status = 'PAID', paid_amount = ?2, paid_at = ?3"
         " WHERE order_id = ?1";
@@ -61,20 +64,25 @@ static const char sql_oldest[] =
 static const char sql_leases[] =
         "SELECT first_seq, last_seq FROM outbox_leases"
         " WHERE lease_until > ?1 ORDER BY first_seq";
-/* The due rows of one gap, [?3, ?4], in commit order: read from the
+/* The due rows of one gap, [?2, ?3], in commit order: read from the
  * pending index in seq order (so no sort, and a leased range is never
- * walked, nor a SENT row); CROSS JOIN keeps it the outer loop. */
+ * walked, nor a SENT row); CROSS JOIN keeps it the outer loop. The last
+ * column lists the seq of the earlier rows of the row's order that are
+ * not SENT, NULL when none (the common case; an order has a row or two):
+ * the claim takes the row only when those are all in this claim or in
+ * the relay's batch in flight. No LIMIT: a row held back is stepped
+ * over, and the claim stops stepping once it has its rows. */
 static const char sql_due[] =
-        "SELECT m.seq, m.id, m.type, m.aggregate_id, p.payload, m.attempts"
+        "SELECT m.seq, m.id, m.type, m.aggregate_id, p.payload, m.attempts,"
+        " (SELECT group_concat(e.seq) FROM outbox_messages e"
+        "  WHERE e.aggregate_id = m.aggregate_id AND e.seq < m.seq"
+        "  AND e.status != 'SENT')"
         " FROM outbox_messages m INDEXED BY outbox_pending"
         " CROSS JOIN outbox_payloads p"
         " ON p.seq = m.seq"
-        " WHERE m.status = 'PENDING' AND m.seq BETWEEN ?3 AND ?4"
+        " WHERE m.status = 'PENDING' AND m.seq BETWEEN ?2 AND ?3"
         " AND m.next_attempt_at <= ?1"
-        " AND NOT EXISTS (SELECT 1 FROM outbox_messages e"
-        "  WHERE e.aggregate_id = m.aggregate_id AND e.seq < m.seq"
-        "  AND e.status IN ('PENDING', 'DEAD'))"
-        " ORDER BY m.seq LIMIT ?2";
+        " ORDER BY m.seq";
 /* One row leases the whole claim: no row of it is written. */
 static const char sql_lease[] =
         "INSERT INTO outbox_leases (owner, first_seq, last_seq, lease_until)"
@@ -88,6 +96,18 @@ static const char sql_release[] =
 static const char sql_sent[] =
         "UPDATE outbox_messages SET status = 'SENT', sent_at = ?2"
         " WHERE seq IN (SELECT value FROM json_each(?1))";
+/* ?1: the seq of the rows claimed behind earlier unsent rows of their
+ * order (row.behind > 0), delivered or not; ?2: every delivered row's
+ * seq. Those of ?1 with an earlier row of their order that stays unsent
+ * (neither SENT nor delivered now: it failed, or is DEAD, or was itself
+ * held back) are held back. */
+static const char sql_held[] =
+        "SELECT c.value FROM json_each(?1) c"
+        " WHERE EXISTS (SELECT 1 FROM outbox_messages m"
+        "  JOIN outbox_messages e ON e.aggregate_id = m.aggregate_id"
+        "  AND e.seq < m.seq"
+        "  WHERE m.seq = c.value AND e.status != 'SENT'"
+        "  AND e.seq NOT IN (SELECT value FROM json_each(?2)))";
 static const char sql_failed[] =
         "UPDATE outbox_messages SET attempts = attempts + 1,"
         " last_error = ?2, next_attempt_at = ?3,"
@@ -129,20 +149,27 @@ static int run(of_appdb *app, sqlite3_stmt *stmt, char *errstr,
         return err;
 }
 
-/* A database from before the envelope moved to outbox_payloads has it in
- * outbox_messages.payload: move it over, once (in open's transaction). */
-static int move_payloads(sqlite3 *db, char **msg)
+/* Whether the query sql answers a row: SQLITE_ROW yes, SQLITE_DONE no, or
+ * the failure's code. */
+static int answers(sqlite3 *db, const char *sql)
 {
         sqlite3_stmt *stmt = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT 1 FROM pragma_table_info("
-                                "'outbox_messages') WHERE name = 'payload'",
-                                -1, &stmt, NULL);
+        rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(stmt);
         sqlite3_finalize(stmt);
+        return rc;
+}
+
+/* A database from before the envelope moved to outbox_payloads has it in
+ * outbox_messages.payload: move it over, once (in open's transaction). */
+static int move_payloads(sqlite3 *db, char **msg)
+{
+        int rc = answers(db, "SELECT 1 FROM pragma_table_info("
+                             "'outbox_messages') WHERE name = 'payload'");
+
         if (rc != SQLITE_ROW)
                 return rc == SQLITE_DONE ? SQLITE_OK : rc;
         return sqlite3_exec(db,
@@ -151,6 +178,44 @@ static int move_payloads(sqlite3 *db, char **msg)
                             " outbox_messages;"
                             "ALTER TABLE outbox_messages DROP COLUMN payload",
                             NULL, NULL, msg);
+}
+
+/* A database from before orders.status said ORDERED has 'PLACED' in its
+ * rows and in the table's CHECK, which SQLite cannot alter: rebuild the
+ * table (in open's transaction, once). The old table is renamed first so
+ * that the schema text makes the new one; nothing else (no index beyond
+ * the key, trigger, view or foreign key) refers to orders. */
+static int order_status_ordered(sqlite3 *db, char **msg)
+{
+        int rc = answers(db, "SELECT 1 FROM sqlite_master WHERE type ="
+                             " 'table' AND name = 'orders' AND"
+                             " instr(sql, '''PLACED''') > 0");
+
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? SQLITE_OK : rc;
+        rc = sqlite3_exec(db, "ALTER TABLE orders RENAME TO orders_placed",
+                          NULL, NULL, msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, appdb_sql, NULL, NULL, msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db,
+                                  "INSERT INTO orders (order_id, status,"
+                                  " total, paid_amount, placed_at, paid_at)"
+                                  " SELECT order_id, CASE status WHEN"
+                                  " 'PLACED' THEN 'ORDERED' ELSE status END,"
+                                  " total, paid_amount, placed_at, paid_at"
+                                  " FROM orders_placed;"
+                                  "DROP TABLE orders_placed",
+                                  NULL, NULL, msg);
+        return rc;
+}
+
+/* Bring a database written by an older orderflow up to date. */
+static int migrate(sqlite3 *db, char **msg)
+{
+        int rc = move_payloads(db, msg);
+
+        return rc == SQLITE_OK ? order_status_ordered(db, msg) : rc;
 }
 
 static int open_with(of_appdb **out, const char *path, int flags,
@@ -186,7 +251,7 @@ static int open_with(of_appdb **out, const char *path, int flags,
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(app->db, appdb_sql, NULL, NULL, &msg);
         if (rc == SQLITE_OK)
-                rc = move_payloads(app->db, &msg);
+                rc = migrate(app->db, &msg);
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(app->db, "COMMIT", NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
@@ -203,7 +268,7 @@ static int open_with(of_appdb **out, const char *path, int flags,
                                           &app->count,     &app->oldest,
                                           &app->leases,    &app->due,
                                           &app->lease,     &app->release,
-                                          &app->sent,
+                                          &app->sent,      &app->held,
                                           &app->failed,    &app->retry_one,
                                           &app->retry_all, &app->prune,
                                           &app->seqs};
@@ -214,7 +279,7 @@ static int open_with(of_appdb **out, const char *path, int flags,
                                       sql_count,         sql_oldest,
                                       sql_leases,        sql_due,
                                       sql_lease,         sql_release,
-                                      sql_sent,
+                                      sql_sent,          sql_held,
                                       sql_failed,        sql_retry_one,
                                       sql_retry_all,     sql_prune,
                                       sql_seqs};
@@ -261,6 +326,7 @@ void of_appdb_close(of_appdb *app)
                 sqlite3_close(app->db);
         }
         free(app->json);
+        free(app->behind_json);
         free(app);
 }
 
@@ -540,27 +606,29 @@ static char *text_put(of_outbox_batch *b, sqlite3_stmt *stmt, int col)
         return s;
 }
 
-/* The seq of every delivered result as a JSON array, for json_each(), in
- * app's buffer (reused: a fresh 200 KiB a batch costs more than its
- * writing); NULL when out of memory. */
-static char *delivered_json(of_appdb *app, const of_outbox_result *res,
-                            size_t n)
+/* The seq of each result as a JSON array, for json_each(), in *buf
+ * (reused: a fresh 200 KiB a batch costs more than its writing): of the
+ * delivered rows not held back, or with behind of the rows claimed behind
+ * earlier unsent rows of their order. NULL when out of memory. */
+static char *seqs_json(char **buf, size_t *cap, const of_outbox_result *res,
+                       size_t n, int behind)
 {
         char *p;
         size_t i;
 
-        if (app->json_cap < n * 21 + 3) {
-                free(app->json);
-                app->json_cap = n * 21 + 3;
-                if (!(app->json = malloc(app->json_cap))) {
-                        app->json_cap = 0;
+        if (*cap < n * 21 + 3) {
+                free(*buf);
+                *cap = n * 21 + 3;
+                if (!(*buf = malloc(*cap))) {
+                        *cap = 0;
                         return NULL;
                 }
         }
-        p = app->json;
+        p = *buf;
         *p++ = '[';
         for (i = 0; i < n; i++) {
-                if (res[i].error)
+                if (behind ? res[i].behind <= 0
+                           : res[i].error || res[i].held)
                         continue;
                 if (p[-1] != '[')
                         *p++ = ',';
@@ -568,27 +636,86 @@ static char *delivered_json(of_appdb *app, const of_outbox_result *res,
         }
         *p++ = ']';
         *p = '\0';
-        return app->json;
+        return *buf;
 }
 
-/* Append the due rows with seq in [lo, hi] to b, up to max rows in all. */
-static int read_due(of_appdb *app, of_outbox_batch *b, int64_t lo,
+/* The index of the first of the n elements of size bytes at base (rows
+ * or results, in seq order: seq is their first member) whose seq is at
+ * least seq; n when none is. */
+static size_t seq_index(const void *base, size_t n, size_t size, int64_t seq)
+{
+        size_t lo = 0, hi = n, mid;
+        int64_t at;
+
+        _Static_assert(offsetof(of_outbox_row, seq) == 0, "seq first");
+        _Static_assert(offsetof(of_outbox_result, seq) == 0, "seq first");
+        while (lo < hi) {
+                mid = lo + (hi - lo) / 2;
+                memcpy(&at, (const char *)base + mid * size, sizeof(at));
+                if (at < seq)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* ---- the claim ---- */
+
+/* Whether b (NULL: none) holds the row with seq. */
+static int has_seq(const of_outbox_batch *b, int64_t seq)
+{
+        size_t i;
+
+        if (!b)
+                return 0;
+        i = seq_index(b->rows, b->n, sizeof(b->rows[0]), seq);
+        return i < b->n && b->rows[i].seq == seq;
+}
+
+/* How many seqs the list ("12,15") names when every one is on its way:
+ * in b (the claim so far) or in in_flight; -1 when one is not. */
+static int on_their_way(const char *list, const of_outbox_batch *b,
+                        const of_outbox_batch *in_flight)
+{
+        int n = 0;
+        char *end;
+
+        for (; *list; list = *end ? end + 1 : end, n++) {
+                int64_t seq = strtoll(list, &end, 10);
+
+                if (!has_seq(b, seq) && !has_seq(in_flight, seq))
+                        return -1;
+        }
+        return n;
+}
+
+/* Append the due rows with seq in [lo, hi] to b, up to max rows in all,
+ * taking a row only when the earlier rows of its order that are not SENT
+ * are all on their way: in in_flight, or taken into b already. */
+static int read_due(of_appdb *app, of_outbox_batch *b,
+                    const of_outbox_batch *in_flight, int64_t lo,
                     int64_t hi, size_t max, int64_t now_ms, char *errstr,
                     size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->due;
-        int rc;
+        int rc = SQLITE_DONE;
 
         sqlite3_bind_int64(stmt, 1, now_ms);
-        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)(max - b->n));
-        sqlite3_bind_int64(stmt, 3, lo);
-        sqlite3_bind_int64(stmt, 4, hi);
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        sqlite3_bind_int64(stmt, 2, lo);
+        sqlite3_bind_int64(stmt, 3, hi);
+        while (b->n < max && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
                 of_outbox_row *r = &b->rows[b->n];
+                const char *before =
+                        (const char *)sqlite3_column_text(stmt, 6);
                 size_t need = 4;
-                int col;
+                int col, behind = 0;
 
-                assert(b->n < max); /* the statement's LIMIT */
+                /* An earlier row failed, is DEAD, waits out a backoff or
+                 * lies in another relay's lease: the row waits too. */
+                if (before &&
+                    (behind = on_their_way(before, b, in_flight)) < 0)
+                        continue;
                 for (col = 1; col <= 4; col++)
                         need += (size_t)sqlite3_column_bytes(stmt, col);
                 if (text_reserve(b, need)) {
@@ -602,18 +729,20 @@ static int read_due(of_appdb *app, of_outbox_batch *b, int64_t lo,
                 r->payload = text_put(b, stmt, 4);
                 r->payload_len = (size_t)sqlite3_column_bytes(stmt, 4);
                 r->attempts = sqlite3_column_int(stmt, 5);
+                r->behind = behind;
                 b->n++;
         }
         sqlite3_reset(stmt);
         if (rc == SQLITE_NOMEM)
                 return of_errf(errstr, errstr_size, "out of memory");
-        if (rc != SQLITE_DONE)
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
                 return fail(app, "claiming outbox rows", errstr, errstr_size);
         return 0;
 }
 
 /* Read the due rows outside every live lease into b, in seq order. */
-static int read_gaps(of_appdb *app, of_outbox_batch *b, size_t max,
+static int read_gaps(of_appdb *app, of_outbox_batch *b,
+                     const of_outbox_batch *in_flight, size_t max,
                      int64_t now_ms, char *errstr, size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->leases;
@@ -624,9 +753,9 @@ static int read_gaps(of_appdb *app, of_outbox_batch *b, size_t max,
         while (b->n < max && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
                 first = sqlite3_column_int64(stmt, 0);
                 last = sqlite3_column_int64(stmt, 1);
-                if (first > lo && (err = read_due(app, b, lo, first - 1, max,
-                                                  now_ms, errstr,
-                                                  errstr_size)))
+                if (first > lo &&
+                    (err = read_due(app, b, in_flight, lo, first - 1, max,
+                                    now_ms, errstr, errstr_size)))
                         break;
                 if (last >= lo) /* ranges may overlap */
                         lo = last + 1;
@@ -638,14 +767,15 @@ static int read_gaps(of_appdb *app, of_outbox_batch *b, size_t max,
                 return fail(app, "reading outbox leases", errstr,
                             errstr_size);
         if (b->n < max)
-                err = read_due(app, b, lo, INT64_MAX, max, now_ms, errstr,
-                               errstr_size);
+                err = read_due(app, b, in_flight, lo, INT64_MAX, max,
+                               now_ms, errstr, errstr_size);
         return err;
 }
 
 int of_appdb_claim(of_appdb *app, of_outbox_batch *out, size_t max,
-                   int64_t now_ms, int lease_ms, const char *owner,
-                   char *errstr, size_t errstr_size)
+                   const of_outbox_batch *in_flight, int64_t now_ms,
+                   int lease_ms, const char *owner, char *errstr,
+                   size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->lease;
         int err;
@@ -662,9 +792,11 @@ int of_appdb_claim(of_appdb *app, of_outbox_batch *out, size_t max,
                 out->rows = rows;
                 out->cap = max;
         }
+        assert(in_flight != out);
         if ((err = run(app, app->begin, errstr, errstr_size)))
                 return err;
-        if ((err = read_gaps(app, out, max, now_ms, errstr, errstr_size)))
+        if ((err = read_gaps(app, out, in_flight, max, now_ms, errstr,
+                             errstr_size)))
                 goto out;
         if (out->n) {
                 sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
@@ -686,6 +818,8 @@ out:
         return err;
 }
 
+/* ---- the mark ---- */
+
 /* The wait before attempt number attempts+1, in ms. */
 static int64_t backoff_ms(const of_backoff *bo, int attempts)
 {
@@ -702,19 +836,59 @@ static int64_t backoff_ms(const of_backoff *bo, int attempts)
         return d;
 }
 
-int of_appdb_mark(of_appdb *app, int64_t lease, const of_outbox_result *res,
+/* Set held on the results that must stay PENDING behind an earlier row
+ * of their order that stays unsent. Only rows claimed behind unsent rows
+ * can be: for the others every earlier row was SENT at the claim. res is
+ * in seq order. */
+static int find_held(of_appdb *app, of_outbox_result *res, size_t n,
+                     char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = app->held;
+        char *behind, *delivered;
+        size_t i;
+        int rc;
+
+        for (i = 0; i < n && res[i].behind <= 0; i++)
+                ;
+        if (i == n)
+                return 0;
+        behind = seqs_json(&app->behind_json, &app->behind_cap, res, n, 1);
+        delivered = seqs_json(&app->json, &app->json_cap, res, n, 0);
+        if (!behind || !delivered)
+                return of_errf(errstr, errstr_size, "out of memory");
+        sqlite3_bind_text(stmt, 1, behind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, delivered, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                i = seq_index(res, n, sizeof(res[0]),
+                              sqlite3_column_int64(stmt, 0));
+                assert(i < n);
+                res[i].held = 1;
+        }
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE)
+                return fail(app, "reading held rows", errstr, errstr_size);
+        return 0;
+}
+
+int of_appdb_mark(of_appdb *app, int64_t lease, of_outbox_result *res,
                   size_t n, const of_backoff *bo, int64_t now_ms,
                   size_t *dead, char *errstr, size_t errstr_size)
 {
-        char now[OF_TS_LEN + 1], *json = delivered_json(app, res, n);
+        char now[OF_TS_LEN + 1], *json;
         size_t i, went_dead = 0;
         int err, rc;
 
-        if (!json)
-                return of_errf(errstr, errstr_size, "out of memory");
         of_timestamp_from_ms(now, now_ms);
+        for (i = 0; i < n; i++)
+                res[i].held = 0;
         if ((err = run(app, app->begin, errstr, errstr_size)))
                 return err;
+        if ((err = find_held(app, res, n, errstr, errstr_size)))
+                goto out;
+        if (!(json = seqs_json(&app->json, &app->json_cap, res, n, 0))) {
+                err = of_errf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
         sqlite3_bind_text(app->sent, 1, json, -1, SQLITE_STATIC);
         sqlite3_bind_text(app->sent, 2, now, -1, SQLITE_STATIC);
         if ((err = run(app, app->sent, errstr, errstr_size)))
@@ -722,7 +896,7 @@ int of_appdb_mark(of_appdb *app, int64_t lease, const of_outbox_result *res,
         for (i = 0; i < n; i++) {
                 sqlite3_stmt *stmt = app->failed;
 
-                if (!res[i].error)
+                if (!res[i].error || res[i].held)
                         continue;
                 sqlite3_bind_int64(stmt, 1, res[i].seq);
                 sqlite3_bind_text(stmt, 2, res[i].error, -1, SQLITE_STATIC);

@@ -194,7 +194,7 @@ int of_cli_parse_duration(int64_t *out_ms, const char *s)
         static const struct {
                 const char *unit;
                 int64_t seconds;
-        } units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+        } units[] = {{"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
         char digits[24];
         size_t n = strspn(s, "0123456789"), i;
         int64_t v;
@@ -206,7 +206,7 @@ int of_cli_parse_duration(int64_t *out_ms, const char *s)
         for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
                 if (strcmp(s + n, units[i].unit))
                         continue;
-                if (of_cli_parse_int(&v, digits, 0,
+                if (of_cli_parse_int(&v, digits, 1,
                                      OF_CLI_DURATION_MAX_S /
                                              units[i].seconds))
                         return OF_ERROR;

@@ -87,9 +87,8 @@ static void print_prune_help(void)
                "\n"
                "DURATION is a whole number with a unit: s (seconds), m "
                "(minutes), h (hours)\n"
-               "or d (days), e.g. 30s, 15m, 12h, 7d; a bare number is "
-               "seconds. At most\n"
-               "3650d (10 years).\n"
+               "or d (days), e.g. 30s, 15m, 12h, 7d; from 1s to 3650d (10 "
+               "years).\n"
                "\n"
                "options:\n"
                "      --db PATH              the application database "
@@ -281,8 +280,8 @@ static int outbox_prune(int argc, char **argv)
                         if (of_cli_parse_duration(&older_ms, optarg))
                                 return of_cli_usage(cmd,
                                                     "--older-than: %s: not a "
-                                                    "duration like 30s, 15m, "
-                                                    "12h or 7d",
+                                                    "duration like 90m, 36h "
+                                                    "or 7d (at least 1s)",
                                                     optarg);
                         break;
                 case 'h':

@@ -22,7 +22,9 @@ static void print_help(void)
                "the order id; headers event_id and\nevent_type; value: the "
                "stored envelope), and mark them SENT. A failed row\nis "
                "retried with exponential backoff and becomes DEAD after "
-               "--max-attempts.\nRuns until SIGINT or SIGTERM; with --once, "
+               "--max-attempts;\nthe later rows of its order wait for it, "
+               "the other orders go on.\nRuns until SIGINT or SIGTERM; with "
+               "--once, "
                "publishes every row due now and\nexits (0 when none failed, "
                "1 when any failed).\n\noptions:\n"
                "  --db PATH            the application database (required)\n"
@@ -185,10 +187,11 @@ int cmd_relay(int argc, char **argv)
         of_appdb_close(metrics_app);
         of_appdb_close(app);
         of_log(OF_LOG_INFO,
-               "published %llu, failed attempts %llu, dead %llu, in %llu "
-               "batches",
+               "published %llu, failed attempts %llu, held back %llu, dead "
+               "%llu, in %llu batches",
                (unsigned long long)stats.published,
                (unsigned long long)stats.failed,
+               (unsigned long long)stats.held,
                (unsigned long long)stats.dead,
                (unsigned long long)stats.batches);
         if (rc) {

@@ -2,8 +2,10 @@
  * produces them all, waits for every delivery report (served on this
  * thread by rd_kafka_poll, so no locks), then marks the batch in one
  * transaction; the next batch is claimed and produced while the reports
- * of the one before come in. At-least-once: a crash before marking
- * publishes again. */
+ * of the one before come in, the rows of that one counting as on their
+ * way, so an order's rows go out in seq order without waiting a round.
+ * At-least-once: a crash before marking publishes again, and so does a
+ * row published behind one of its order that failed. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -124,8 +126,9 @@ static void produce(relay *r, batch *b)
         for (i = 0; i < b->claimed.n; i++) {
                 rd_kafka_resp_err_t err;
 
-                b->res[i] = (of_outbox_result){rows[i].seq, rows[i].attempts,
-                                               NULL};
+                b->res[i] = (of_outbox_result){.seq = rows[i].seq,
+                                               .attempts = rows[i].attempts,
+                                               .behind = rows[i].behind};
                 b->fl[i] = (in_flight){b, RD_KAFKA_RESP_ERR_NO_ERROR};
                 for (;;) {
                         err = rd_kafka_producev(
@@ -149,9 +152,11 @@ static void produce(relay *r, batch *b)
         }
 }
 
-/* Claim due rows into b and produce them. */
-static int claim(relay *r, of_appdb *app, batch *b, const char *owner,
-                 int64_t now_ms, char *errstr, size_t errstr_size)
+/* Claim due rows into b and produce them; flying (NULL: none) is the
+ * batch produced before, not marked yet. */
+static int claim(relay *r, of_appdb *app, batch *b, const batch *flying,
+                 const char *owner, int64_t now_ms, char *errstr,
+                 size_t errstr_size)
 {
         size_t max = r->o->batch_max;
         int err;
@@ -169,8 +174,9 @@ static int claim(relay *r, of_appdb *app, batch *b, const char *owner,
                 b->fl = fl;
                 b->cap = max;
         }
-        err = of_appdb_claim(app, &b->claimed, max, now_ms, r->o->lease_ms,
-                             owner, errstr, errstr_size);
+        err = of_appdb_claim(app, &b->claimed, max,
+                             flying ? &flying->claimed : NULL, now_ms,
+                             r->o->lease_ms, owner, errstr, errstr_size);
         if (err || !b->claimed.n)
                 return err;
         produce(r, b);
@@ -184,7 +190,7 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
                   char *errstr, size_t errstr_size)
 {
         const of_outbox_row *rows = b->claimed.rows;
-        size_t n = b->claimed.n, dead = 0, i;
+        size_t n = b->claimed.n, dead = 0, held = 0, i;
         int64_t t_delivered;
         of_retry retry = {0};
         int wait, err;
@@ -224,6 +230,14 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
         st->batches++;
         st->dead += dead;
         for (i = 0; i < n; i++) {
+                if (b->res[i].held) {
+                        held++;
+                        of_log(OF_LOG_DEBUG,
+                               "event %s (order %s): held back behind a "
+                               "failed row of its order",
+                               rows[i].id, rows[i].aggregate_id);
+                        continue;
+                }
                 if (!b->res[i].error) {
                         st->published++;
                         continue;
@@ -232,6 +246,14 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
                 of_log(OF_LOG_WARN, "event %s (order %s): %s", rows[i].id,
                        rows[i].aggregate_id, b->res[i].error);
         }
+        st->held += held;
+        /* Published (most of them), but not SENT: they go again once the
+         * earlier row of their order is delivered. */
+        if (held)
+                of_log(OF_LOG_INFO,
+                       "%zu outbox row(s) held back behind a failed row of "
+                       "their order",
+                       held);
         if (dead)
                 of_log(OF_LOG_ERROR,
                        "%zu outbox row(s) DEAD after %d attempts: see "
@@ -296,13 +318,14 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
                 int go = !stopping(&r) && !r.fatal, busy = 0, marked = 0;
 
                 /* Claim and produce the next batch while the one before
-                 * is still being delivered. Its rows are PENDING until
-                 * marked, so they hold back their orders' later rows
-                 * from this claim. --once publishes what was due when it
-                 * started: a row that fails now waits for a later run,
-                 * however short its backoff. */
+                 * is still being delivered: its rows count as on their
+                 * way, so their orders' later rows go in this claim
+                 * (and are held back at the mark should an earlier one
+                 * fail). --once publishes what was due when it started:
+                 * a row that fails now waits for a later run, however
+                 * short its backoff. */
                 if (go)
-                        err = claim(&r, app, cur, owner,
+                        err = claim(&r, app, cur, prev, owner,
                                     o->once ? start_ms
                                             : of_timestamp_now_ms(),
                                     errstr, errstr_size);

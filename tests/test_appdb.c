@@ -123,15 +123,18 @@ static void pay(fixture *f, of_event *ev, const char *order, int64_t amount)
                 fail_msg("pay %s: %s", order, f->errstr);
 }
 
-/* Claim up to max rows at time now for owner; returns how many, and the
- * rows' "aggregate_id:type" joined by spaces in got. */
-static size_t claim(fixture *f, of_outbox_batch *b, int64_t now,
-                    const char *owner, size_t max, char *got, size_t got_size)
+/* Claim up to max rows at time now for owner, with in_flight as the
+ * batch in flight (NULL: none); returns how many, and the rows'
+ * "aggregate_id:type" joined by spaces in got. */
+static size_t claim_behind(fixture *f, of_outbox_batch *b,
+                           const of_outbox_batch *in_flight, int64_t now,
+                           const char *owner, size_t max, char *got,
+                           size_t got_size)
 {
         size_t i, len = 0;
 
-        if (of_appdb_claim(f->app, b, max, now, 1000, owner, f->errstr,
-                           sizeof(f->errstr)))
+        if (of_appdb_claim(f->app, b, max, in_flight, now, 1000, owner,
+                           f->errstr, sizeof(f->errstr)))
                 fail_msg("claim: %s", f->errstr);
         got[0] = '\0';
         for (i = 0; i < b->n; i++)
@@ -139,6 +142,12 @@ static size_t claim(fixture *f, of_outbox_batch *b, int64_t now,
                                         i ? " " : "", b->rows[i].aggregate_id,
                                         b->rows[i].type);
         return b->n;
+}
+
+static size_t claim(fixture *f, of_outbox_batch *b, int64_t now,
+                    const char *owner, size_t max, char *got, size_t got_size)
+{
+        return claim_behind(f, b, NULL, now, owner, max, got, got_size);
 }
 
 /* Claim and free at once: only what was claimed matters. */
@@ -172,6 +181,42 @@ static size_t mark(fixture *f, int64_t seq, int attempts, const char *error,
                    const of_backoff *bo, int64_t now)
 {
         return mark_lease(f, 0, seq, attempts, error, bo, now);
+}
+
+/* Mark the claimed batch b at now: row i delivered when outcome[i] is
+ * '.', failed when 'x'. Returns which rows were held back, as the same
+ * kind of string: 'h' held, '.' not. */
+static const char *mark_batch(fixture *f, const of_outbox_batch *b,
+                              const char *outcome, int64_t now)
+{
+        static char held[64];
+        of_backoff bo = {.base_ms = 100, .cap_ms = 100, .max_attempts = 5};
+        of_outbox_result res[64];
+        size_t i;
+
+        assert_int_equal(strlen(outcome), b->n);
+        for (i = 0; i < b->n; i++)
+                res[i] = (of_outbox_result){
+                        .seq = b->rows[i].seq,
+                        .attempts = b->rows[i].attempts,
+                        .behind = b->rows[i].behind,
+                        .error = outcome[i] == 'x' ? "boom" : NULL,
+                        .held = 7};
+        if (of_appdb_mark(f->app, b->lease, res, b->n, &bo, now, NULL,
+                          f->errstr, sizeof(f->errstr)))
+                fail_msg("mark: %s", f->errstr);
+        for (i = 0; i < b->n; i++)
+                held[i] = res[i].held ? 'h' : '.';
+        held[i] = '\0';
+        return held;
+}
+
+/* Every outbox row as "aggregate_id:type:status:attempts" in seq order. */
+static const char *rows_state(fixture *f)
+{
+        return q(f, "SELECT group_concat(s, ' ') FROM (SELECT aggregate_id"
+                    "||':'||type||':'||status||':'||attempts AS s FROM "
+                    "outbox_messages ORDER BY seq)");
 }
 
 /* Make the row with seq DEAD in one failed attempt. */
@@ -234,7 +279,7 @@ static void test_appdb_place_writes_order_and_one_outbox_row(void **state)
         assert_string_equal(q(f, "SELECT order_id||','||status||','||total||"
                                  "','||ifnull(paid_amount,'NULL')||','||"
                                  "ifnull(paid_at,'NULL') FROM orders"),
-                            "o-1001,PLACED,1250,NULL,NULL");
+                            "o-1001,ORDERED,1250,NULL,NULL");
         assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
                             "1");
         assert_string_equal(q(f, "SELECT type||','||aggregate_id||','||"
@@ -289,7 +334,7 @@ static void test_appdb_pay_rolls_back_outbox_row_when_update_fails(
                          OF_ERROR);
         assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
                             "1");
-        assert_string_equal(q(f, "SELECT status FROM orders"), "PLACED");
+        assert_string_equal(q(f, "SELECT status FROM orders"), "ORDERED");
 }
 
 static void test_appdb_place_payload_decodes_to_valid_order_placed(
@@ -637,7 +682,91 @@ static void test_appdb_claim_skips_rows_not_due_yet(void **state)
                             "o-1:OrderPlaced");
 }
 
-static void test_appdb_claim_holds_row_behind_pending_row_of_its_order(
+/* Regression (2026-11-27): a row waited a round for an earlier row of
+ * its order in the same claim, so an order's OrderPaid went out after
+ * later orders' OrderPlaced in its partition. */
+static void test_appdb_claim_takes_an_orders_rows_together_in_seq_order(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_batch b = {0};
+        char got[512];
+        size_t i;
+        static const int behind[] = {0, 0, 1, 0, 1};
+
+        place(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 2);
+        pay(f, NULL, "o-1", 1);
+        place(f, NULL, "o-3", 3);
+        pay(f, NULL, "o-2", 2);
+        assert_int_equal(claim(f, &b, now_ms(), "r1", 10, got, sizeof(got)),
+                         5);
+        assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced "
+                                 "o-1:OrderPaid o-3:OrderPlaced "
+                                 "o-2:OrderPaid");
+        for (i = 0; i < 5; i++)
+                assert_int_equal(b.rows[i].behind, behind[i]);
+        of_appdb_batch_free(&b);
+}
+
+/* Regression (2026-11-27): the relay's batch in flight held back the later
+ * rows of its orders from the next claim. */
+static void test_appdb_claim_takes_rows_behind_the_batch_in_flight(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_batch b1 = {0}, b2 = {0}, b3 = {0};
+        char got[512];
+        int64_t t = now_ms();
+
+        place(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 2);
+        pay(f, NULL, "o-1", 1);
+        pay(f, NULL, "o-2", 2);
+        claim(f, &b1, t, "r1", 2, got, sizeof(got));
+        assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced");
+        /* Not in flight for another relay: behind r1's lease. */
+        assert_string_equal(claim_names(f, t, "r2"), "");
+        claim_behind(f, &b2, &b1, t, "r1", 10, got, sizeof(got));
+        assert_string_equal(got, "o-1:OrderPaid o-2:OrderPaid");
+        assert_int_equal(b2.rows[0].behind, 1);
+        assert_int_equal(b2.rows[1].behind, 1);
+        /* Both batches leased: nothing left to claim. */
+        claim_behind(f, &b3, &b2, t, "r1", 10, got, sizeof(got));
+        assert_string_equal(got, "");
+        of_appdb_batch_free(&b1);
+        of_appdb_batch_free(&b2);
+        of_appdb_batch_free(&b3);
+}
+
+static void test_appdb_claim_holds_row_behind_a_backing_off_row(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_batch b = {0};
+        char got[512], sql[256];
+        int64_t t = now_ms();
+
+        place(f, NULL, "o-1", 1);
+        pay(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 2);
+        place(f, NULL, "o-3", 3);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE outbox_messages SET attempts = 1, "
+                 "next_attempt_at = %lld WHERE aggregate_id = 'o-1' AND "
+                 "type = 'OrderPlaced'",
+                 (long long)(t + 5000));
+        exec(f, sql);
+        /* The held row does not take a place of the two. */
+        claim(f, &b, t, "r1", 2, got, sizeof(got));
+        assert_string_equal(got, "o-2:OrderPlaced o-3:OrderPlaced");
+        assert_string_equal(mark_batch(f, &b, "..", t), "..");
+        of_appdb_batch_free(&b);
+        assert_string_equal(claim_names(f, t + 5000, "r2"),
+                            "o-1:OrderPlaced o-1:OrderPaid");
+}
+
+static void test_appdb_claim_holds_row_behind_another_relays_lease(
         void **state)
 {
         fixture *f = *state;
@@ -648,15 +777,46 @@ static void test_appdb_claim_holds_row_behind_pending_row_of_its_order(
         place(f, NULL, "o-1", 1);
         pay(f, NULL, "o-1", 1);
         place(f, NULL, "o-2", 2);
-        claim(f, &b, t, "r1", 10, got, sizeof(got));
-        assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced");
-        /* Once the lease is over the pay is still behind the place. */
-        assert_string_equal(claim_names(f, t + 1000, "r2"),
-                            "o-1:OrderPlaced o-2:OrderPlaced");
-        assert_int_equal(mark(f, b.rows[0].seq, 0, NULL, NULL, t + 2000), 0);
-        assert_string_equal(claim_names(f, t + 3000, "r1"),
-                            "o-1:OrderPaid o-2:OrderPlaced");
+        claim(f, &b, t, "r1", 1, got, sizeof(got));
+        assert_string_equal(got, "o-1:OrderPlaced");
+        assert_string_equal(claim_names(f, t, "r2"), "o-2:OrderPlaced");
+        /* r1's row SENT and its lease gone: the pay is free. */
+        assert_string_equal(mark_batch(f, &b, ".", t), ".");
+        assert_string_equal(claim_names(f, t, "r2"), "o-1:OrderPaid");
         of_appdb_batch_free(&b);
+}
+
+/* The rule counts: one earlier row in flight is not enough when another
+ * earlier row of the order is neither SENT nor on its way. */
+static void test_appdb_claim_holds_row_behind_any_unsent_earlier_row(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_batch b1 = {0}, b2 = {0};
+        char got[512], sql[512];
+        int64_t t = now_ms();
+
+        place(f, NULL, "o-1", 1);
+        pay(f, NULL, "o-1", 1);
+        /* A third event of the order (of a type the projector ignores). */
+        exec(f, "INSERT INTO outbox_messages (id, type, aggregate_id, "
+                "occurred_at) VALUES ('e-3', 'OrderShipped', 'o-1', "
+                "'2026-01-01T00:00:00.000Z'); INSERT INTO outbox_payloads "
+                "VALUES (last_insert_rowid(), '{}')");
+        place(f, NULL, "o-2", 2);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE outbox_messages SET attempts = 1, "
+                 "next_attempt_at = %lld WHERE type = 'OrderPaid'",
+                 (long long)(t + 5000));
+        exec(f, sql);
+        claim(f, &b1, t, "r1", 1, got, sizeof(got));
+        assert_string_equal(got, "o-1:OrderPlaced");
+        /* OrderShipped: its OrderPlaced in flight, its OrderPaid backing
+         * off. */
+        claim_behind(f, &b2, &b1, t, "r1", 10, got, sizeof(got));
+        assert_string_equal(got, "o-2:OrderPlaced");
+        of_appdb_batch_free(&b1);
+        of_appdb_batch_free(&b2);
 }
 
 static void test_appdb_leased_row_is_not_claimed_again_until_lease_ends(
@@ -830,6 +990,79 @@ static void test_appdb_mark_records_a_batch_in_one_call(void **state)
                             "o-1:SENT o-2:PENDING o-3:DEAD");
 }
 
+static void test_appdb_mark_holds_rows_behind_failed_row_of_their_order(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_batch b = {0};
+        char got[512];
+        int64_t t = now_ms();
+
+        place(f, NULL, "o-1", 1);
+        pay(f, NULL, "o-1", 1);
+        place(f, NULL, "o-2", 2);
+        pay(f, NULL, "o-2", 2);
+        place(f, NULL, "o-3", 3);
+        claim(f, &b, t, "r1", 10, got, sizeof(got));
+        assert_int_equal(b.n, 5);
+        /* o-1's pay was delivered behind its failed place: left PENDING,
+         * attempts unchanged. o-2's pay failed on its own. */
+        assert_string_equal(mark_batch(f, &b, "x..x.", t), ".h...");
+        assert_string_equal(rows_state(f),
+                            "o-1:OrderPlaced:PENDING:1 "
+                            "o-1:OrderPaid:PENDING:0 "
+                            "o-2:OrderPlaced:SENT:0 "
+                            "o-2:OrderPaid:PENDING:1 "
+                            "o-3:OrderPlaced:SENT:0");
+        assert_string_equal(q(f, "SELECT ifnull(last_error, 'none') FROM "
+                                 "outbox_messages WHERE aggregate_id = "
+                                 "'o-1' AND type = 'OrderPaid'"),
+                            "none");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_leases"), "0");
+        /* It waits for its place, then goes with it. */
+        assert_string_equal(claim_names(f, t + 10, "r1"), "");
+        assert_string_equal(claim_names(f, t + 1000, "r1"),
+                            "o-1:OrderPlaced o-1:OrderPaid o-2:OrderPaid");
+        of_appdb_batch_free(&b);
+}
+
+static void test_appdb_mark_holds_rows_behind_failed_row_of_last_batch(
+        void **state)
+{
+        fixture *f = *state;
+        of_outbox_batch b1 = {0}, b2 = {0};
+        char got[512], order[8];
+        int64_t t = now_ms();
+        int i;
+
+        for (i = 1; i <= 4; i++) {
+                snprintf(order, sizeof(order), "o-%d", i);
+                place(f, NULL, order, i);
+        }
+        for (i = 1; i <= 4; i++) {
+                snprintf(order, sizeof(order), "o-%d", i);
+                pay(f, NULL, order, i);
+        }
+        claim(f, &b1, t, "r1", 4, got, sizeof(got));
+        claim_behind(f, &b2, &b1, t, "r1", 4, got, sizeof(got));
+        assert_string_equal(got, "o-1:OrderPaid o-2:OrderPaid "
+                                 "o-3:OrderPaid o-4:OrderPaid");
+        assert_string_equal(mark_batch(f, &b1, "x..x", t), "....");
+        /* o-1 and o-4: behind their failed place, delivered or not. */
+        assert_string_equal(mark_batch(f, &b2, ".x.x", t), "h..h");
+        assert_string_equal(rows_state(f),
+                            "o-1:OrderPlaced:PENDING:1 "
+                            "o-2:OrderPlaced:SENT:0 "
+                            "o-3:OrderPlaced:SENT:0 "
+                            "o-4:OrderPlaced:PENDING:1 "
+                            "o-1:OrderPaid:PENDING:0 "
+                            "o-2:OrderPaid:PENDING:1 "
+                            "o-3:OrderPaid:SENT:0 "
+                            "o-4:OrderPaid:PENDING:0");
+        of_appdb_batch_free(&b1);
+        of_appdb_batch_free(&b2);
+}
+
 static void test_appdb_dead_row_blocks_later_rows_of_its_order(void **state)
 {
         fixture *f = *state;
@@ -872,8 +1105,9 @@ static void test_appdb_retry_id_brings_one_dead_row_back(void **state)
         assert_string_equal(q(f, "SELECT status FROM outbox_messages WHERE "
                                  "seq = 3"),
                             "DEAD");
-        /* The place is due at once, and the pay comes after it. */
-        assert_string_equal(claim_names(f, t, "r1"), "o-1:OrderPlaced");
+        /* The place is due at once, and the pay goes right after it. */
+        assert_string_equal(claim_names(f, t, "r1"),
+                            "o-1:OrderPlaced o-1:OrderPaid");
         /* A row that is not DEAD, or no row at all: not found. */
         assert_int_equal(of_appdb_retry(f->app, a.id, &changed, f->errstr,
                                         sizeof(f->errstr)),
@@ -1018,8 +1252,9 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
         sqlite3_close(db);
         assert_int_equal(of_appdb_open(&app2, path, f->errstr,
                                        sizeof(f->errstr)), 0);
-        assert_int_equal(of_appdb_claim(app2, &b, 10, now_ms(), 1000, "r1",
-                                        f->errstr, sizeof(f->errstr)), 0);
+        assert_int_equal(of_appdb_claim(app2, &b, 10, NULL, now_ms(), 1000,
+                                        "r1", f->errstr, sizeof(f->errstr)),
+                         0);
         assert_int_equal(b.n, 1);
         assert_string_equal(b.rows[0].payload, "{\"x\":1}");
         snprintf(got, sizeof(got), "%s", b.rows[0].id);
@@ -1031,6 +1266,88 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
                                           "outbox_messages",
                                       NULL, NULL, NULL), SQLITE_ERROR);
         sqlite3_close(db);
+        unlink(path);
+}
+
+/* Regression (2026-11-27): orders.status said PLACED where the read model
+ * and the events say ORDERED; a file written before has PLACED in its
+ * rows and in the table's CHECK (the old schema text, verbatim), and must
+ * open, say ORDERED, and keep taking places and pays. */
+static void test_appdb_open_turns_placed_orders_of_old_file_ordered(
+        void **state)
+{
+        fixture *f = *state;
+        of_appdb *app2 = NULL;
+        of_event ev;
+        char path[600];
+        sqlite3 *db;
+        int pass;
+
+        snprintf(path, sizeof(path), "%s.placed", f->path);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(
+                sqlite3_exec(db,
+                             "CREATE TABLE IF NOT EXISTS orders (\n"
+                             "    order_id    TEXT PRIMARY KEY NOT NULL,\n"
+                             "    status      TEXT NOT NULL CHECK (status IN "
+                             "('PLACED', 'PAID')),\n"
+                             "    total       INTEGER NOT NULL,  -- minor "
+                             "unit\n"
+                             "    paid_amount INTEGER,           -- minor "
+                             "unit, once paid\n"
+                             "    placed_at   TEXT NOT NULL,     -- UTC "
+                             "YYYY-MM-DDTHH:MM:SS.sssZ\n"
+                             "    paid_at     TEXT\n"
+                             ") WITHOUT ROWID;"
+                             "INSERT INTO orders VALUES ('o-1', 'PLACED', "
+                             "10, NULL, '2026-01-01T00:00:00.000Z', NULL),"
+                             "('o-2', 'PAID', 20, 20, "
+                             "'2026-01-01T00:00:01.000Z', "
+                             "'2026-01-01T00:00:02.000Z'),"
+                             "('o-3', 'PLACED', 30, NULL, "
+                             "'2026-01-01T00:00:03.000Z', NULL)",
+                             NULL, NULL, NULL),
+                SQLITE_OK);
+        sqlite3_close(db);
+        /* Twice: the second open finds nothing to do. */
+        for (pass = 0; pass < 2; pass++) {
+                assert_int_equal(of_appdb_open(&app2, path, f->errstr,
+                                               sizeof(f->errstr)), 0);
+                of_appdb_close(app2);
+        }
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_close(f->db);
+        f->db = db; /* q() reads the old file now; teardown closes it */
+        assert_string_equal(q(f, "SELECT group_concat(o, ' ') FROM (SELECT "
+                                 "order_id||':'||status||':'||total||':'||"
+                                 "ifnull(paid_amount, '-')||':'||placed_at"
+                                 "||':'||ifnull(paid_at, '-') AS o FROM "
+                                 "orders ORDER BY order_id)"),
+                            "o-1:ORDERED:10:-:2026-01-01T00:00:00.000Z:- "
+                            "o-2:PAID:20:20:2026-01-01T00:00:01.000Z:"
+                            "2026-01-01T00:00:02.000Z "
+                            "o-3:ORDERED:30:-:2026-01-01T00:00:03.000Z:-");
+        assert_string_equal(q(f, "SELECT count(*) FROM sqlite_master WHERE "
+                                 "name = 'orders_placed' OR sql LIKE "
+                                 "'%PLACED''%'"),
+                            "0");
+        assert_int_equal(sqlite3_exec(db, "INSERT INTO orders VALUES ('o-9',"
+                                          " 'PLACED', 1, NULL, 'x', NULL)",
+                                      NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT);
+        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
+                                       sizeof(f->errstr)), 0);
+        assert_int_equal(of_appdb_pay(app2, &ev, "o-1", 10, f->errstr,
+                                      sizeof(f->errstr)), 0);
+        assert_int_equal(of_appdb_pay(app2, &ev, "o-2", 20, f->errstr,
+                                      sizeof(f->errstr)), OF_EEXISTS);
+        assert_int_equal(of_appdb_place(app2, &ev, "o-4", 40, f->errstr,
+                                        sizeof(f->errstr)), 0);
+        of_appdb_close(app2);
+        assert_string_equal(q(f, "SELECT group_concat(o, ' ') FROM (SELECT "
+                                 "order_id||':'||status AS o FROM orders "
+                                 "ORDER BY order_id)"),
+                            "o-1:PAID o-2:PAID o-3:ORDERED o-4:ORDERED");
         unlink(path);
 }
 
@@ -1167,19 +1484,26 @@ int main(void)
                 T(test_appdb_claim_returns_due_rows_in_commit_order),
                 T(test_appdb_claim_takes_at_most_max_rows),
                 T(test_appdb_claim_skips_rows_not_due_yet),
-                T(test_appdb_claim_holds_row_behind_pending_row_of_its_order),
+                T(test_appdb_claim_takes_an_orders_rows_together_in_seq_order),
+                T(test_appdb_claim_takes_rows_behind_the_batch_in_flight),
+                T(test_appdb_claim_holds_row_behind_a_backing_off_row),
+                T(test_appdb_claim_holds_row_behind_another_relays_lease),
+                T(test_appdb_claim_holds_row_behind_any_unsent_earlier_row),
                 T(test_appdb_leased_row_is_not_claimed_again_until_lease_ends),
                 T(test_appdb_lease_covers_rows_skipped_inside_its_range),
                 T(test_appdb_mark_delivered_sets_sent_with_sent_at),
                 T(test_appdb_mark_failed_backs_off_within_bounds),
                 T(test_appdb_mark_failed_at_max_attempts_goes_dead),
                 T(test_appdb_mark_records_a_batch_in_one_call),
+                T(test_appdb_mark_holds_rows_behind_failed_row_of_their_order),
+                T(test_appdb_mark_holds_rows_behind_failed_row_of_last_batch),
                 T(test_appdb_dead_row_blocks_later_rows_of_its_order),
                 T(test_appdb_retry_id_brings_one_dead_row_back),
                 T(test_appdb_retry_all_dead_brings_every_dead_row_back),
                 T(test_appdb_prune_deletes_only_old_sent_rows),
                 T(test_appdb_prune_of_2500_rows_takes_several_transactions),
                 T(test_appdb_open_moves_payloads_of_an_older_database),
+                T(test_appdb_open_turns_placed_orders_of_old_file_ordered),
                 T(test_appdb_refuses_a_read_model),
                 T(test_appdb_open_existing_creates_no_file),
                 T(test_appdb_refuses_a_database_of_another_program),

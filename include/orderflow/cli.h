@@ -112,9 +112,9 @@ int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max);
 #define OF_CLI_DURATION_MAX_S (3650LL * 86400)
 
 /* Parse a duration: a whole number with a unit, s (seconds), m (minutes),
- * h (hours) or d (days), e.g. 30s, 15m, 12h, 7d; a bare number is
- * seconds; at most OF_CLI_DURATION_MAX_S. *out_ms gets it in ms: 0, or
- * OF_ERROR. */
+ * h (hours) or d (days), e.g. 30s, 15m, 12h, 7d; at least 1s, at most
+ * OF_CLI_DURATION_MAX_S. A bare number is refused (seconds? minutes?),
+ * and so is 0. *out_ms gets it in ms: 0, or OF_ERROR. */
 int of_cli_parse_duration(int64_t *out_ms, const char *s);
 
 /* Set by SIGINT, SIGTERM and SIGHUP once of_cli_catch_stop() has run. */

@@ -2,7 +2,10 @@
  * idempotent producer (key = order id, headers event_id and event_type,
  * value = the stored envelope), waits for the delivery reports, then marks
  * the rows SENT or backs them off, in one transaction per batch, with the
- * next batch claimed and produced meanwhile (two in flight). */
+ * next batch claimed and produced meanwhile (two in flight). Within a
+ * partition the messages stand in seq order; a row that fails holds back
+ * only the later rows of its order (published already, they stay PENDING
+ * and go again after it). */
 #ifndef ORDERFLOW_RELAY_H
 #define ORDERFLOW_RELAY_H
 
@@ -45,6 +48,8 @@ typedef struct of_relay_opts {
 typedef struct of_relay_stats {
         uint64_t published; /* rows delivered and marked SENT */
         uint64_t failed;    /* failed attempts */
+        uint64_t held;      /* rows published behind a failed row of their
+                             * order, left PENDING to go again after it */
         uint64_t dead;      /* rows that went DEAD */
         uint64_t batches;
 } of_relay_stats;
