@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Failover: two projectors in one group on one read-model file share the
-# topic's partitions; one is killed with SIGKILL while both apply; the
-# other must be given the dead one's partitions (after the 6 s session
-# timeout) and finish the stream: the read model ends exact.
+# topic's partitions; one (a) is killed with SIGKILL once it applied
+# messages of its own partitions (1 to 200 since it got them, in batches
+# of 2). The kill landed mid-work when a's partitions still had offsets to
+# apply after it; it must. The other (b) must be given a's partitions
+# (after the 6 s session timeout) and finish the stream: the read model
+# ends exact.
 . "$(dirname "$0")/lib.sh"
 db=$tmp/rm.db
 
@@ -11,18 +14,23 @@ python3 "$gen" "${ORDERS:-20000}" 31 "$tmp" || fail "gen_stream.py failed"
 publish "$tmp/stream.txt"
 total=$(wc -l <"$tmp/stream.txt")
 
-offsets() {
-        sqlite3 -cmd '.timeout 5000' "$db" \
-                'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets' \
-                2>/dev/null || echo -1
-}
-offsets_are() { [ "$(offsets)" -eq "$1" ]; }
+offsets_are() { [ "$(applied_offsets "$db")" -eq "$1" ]; }
 assigned() { grep -o 'assigned orders \[[0-9]*\]' "$1" | sort -u | wc -l; }
 both_assigned() {
         [ "$(assigned "$tmp/a.err")" -ge 1 ] && [ "$(assigned "$tmp/b.err")" -ge 1 ]
 }
-# b_has_all: b's latest assignment lists every partition.
 b_got_more() { [ "$(grep -c 'assigned orders' "$tmp/b.err")" -gt "$b_before" ]; }
+# a_offsets: the offsets applied on a's partitions.
+a_offsets() {
+        sqlite3 -cmd '.timeout 5000' "$db" \
+                "SELECT ifnull(sum(next_offset), 0) FROM partition_offsets
+                 WHERE \"partition\" IN ($a_list)" 2>/dev/null || echo -1
+}
+# a_applied_from N: a is alive and its partitions' offsets reached N.
+a_applied_from() {
+        alive "$pid_a" || fail "a exited by itself: $(tail -3 "$tmp/a.err")"
+        [ "$(a_offsets)" -ge "$1" ]
+}
 
 name="failover: two projectors in one group share the partitions"
 for p in a b; do
@@ -32,21 +40,28 @@ for p in a b; do
         pids+=("$!")
 done
 wait_until 40 "both projectors to get partitions" both_assigned
-a_parts=$(grep -o 'assigned orders \[[0-9]*\]' "$tmp/a.err" | tr -dc '0-9\n' | sort -u | tr '\n' ' ')
-sleep "1.$((RANDOM % 10))" # both applying (batches of 2 take ~10 s)
-before=$(offsets)
-[ "$before" -lt "$total" ] || fail "the stream was applied before the kill"
-ok "a has partitions $a_parts; $before of $total applied"
+a_list=$(grep -o 'assigned orders \[[0-9]*\]' "$tmp/a.err" | tr -dc '0-9\n' |
+        sort -un | paste -sd, -)
+# Where a's partitions end: the messages of each.
+a_end=$(kcat -C -b "$addr" -t orders -o beginning -e -q -f '%p\n' |
+        awk -v l=",$a_list," 'index(l, "," $1 ",") { n++ } END { print n + 0 }')
+from=$(a_offsets)
+poll_s=0.02 wait_until 60 "a to apply messages of its partitions" \
+        a_applied_from $((from + 1 + RANDOM % 200))
+ok "a has partitions $a_list, applying"
 
-name="failover: SIGKILL one; the other takes its partitions; model exact"
+name="failover: SIGKILL a mid-work; b takes its partitions; model exact"
 b_before=$(grep -c 'assigned orders' "$tmp/b.err")
 kill -9 "$pid_a"
 wait "$pid_a" 2>/dev/null
-figure failover_kills 1
+left=$((a_end - $(a_offsets)))
+landed "failover kills" failover_kills $((left > 0)) 1 1
 wait_until 60 "b to take a's partitions" b_got_more
 wait_until 120 "the stream applied by b" offsets_are "$total"
 kill -TERM "$pid_b"
 wait_until 15 "b to stop on SIGTERM" eval '! alive $pid_b'
 wait "$pid_b" || fail "b exited $? after SIGTERM"
 model_exact "$db" "$tmp"
-ok "b took over after $(grep -c 'assigned orders' "$tmp/b.err") assignment lines"
+lines=$(grep -c 'assigned orders' "$tmp/b.err")
+ok "killed with $left of a's $a_end offsets left; b took over after $lines\
+ assignment lines"

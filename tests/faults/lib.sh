@@ -1,7 +1,8 @@
 # Helpers shared by the fault scenarios (sourced, not run): a temp dir and
 # every started process cleaned up on exit, "ok -"/"not ok -" lines,
-# bounded waits, the embedded broker with its fault-injection stdin, and
-# figures (kills, faults) appended to $FAULTS_FIGURES for run.sh.
+# bounded waits, the embedded broker with its fault-injection stdin, a
+# writer that keeps placing orders, and figures (faults sent, faults that
+# landed mid-work) appended to $FAULTS_FIGURES for run.sh.
 set -u
 
 of=${ORDERFLOW:-build/orderflow}
@@ -37,8 +38,18 @@ figure() {
         return 0
 }
 
-# wait_until SECONDS WHAT COMMAND...: poll COMMAND every 50 ms until it
-# succeeds; fail naming WHAT after SECONDS.
+# landed WHAT KEY LANDED SENT MIN: add SENT to the figure KEY and LANDED
+# to KEY_landed (the faults that arrived while the work was going on);
+# fail when fewer than MIN landed: the faults missed the work.
+landed() {
+        figure "$2" "$4"
+        figure "$2_landed" "$3"
+        [ "$3" -ge "$5" ] || fail "only $3 of $4 $1 landed mid-work" \
+                "(at least $5 promised): the faults missed the work"
+}
+
+# wait_until SECONDS WHAT COMMAND...: poll COMMAND every $poll_s seconds
+# (0.05 unless set) until it succeeds; fail naming WHAT after SECONDS.
 wait_until() {
         local limit=$1 what=$2 end
         shift 2
@@ -46,13 +57,15 @@ wait_until() {
         until "$@"; do
                 [ "$(date +%s%N)" -lt "$end" ] ||
                         fail "timed out after ${limit}s waiting for $what"
-                sleep 0.05
+                sleep "${poll_s:-0.05}"
         done
 }
 
+now_ms() { date +%s%3N; }
+
 alive() { kill -0 "$1" 2>/dev/null; }
 has_line() { [ -s "$1" ] && grep -q -- "$2" "$1"; }
-lines_at_least() { [ "$(wc -l <"$1")" -ge "$2" ]; }
+lines_at_least() { [ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 
 # start_broker ARGS...: `orderflow broker ARGS` reading commands from the
 # fifo held open on fd 7; sets broker_pid and addr.
@@ -75,6 +88,31 @@ ctl() {
                 lines_at_least "$tmp/broker.out" "$ctl_replies"
         [ "$(sed -n "${ctl_replies}p" "$tmp/broker.out")" = "ok $*" ] ||
                 fail "broker: $(sed -n "${ctl_replies}p" "$tmp/broker.out")"
+}
+
+# applied_offsets DB: how many offsets the read model DB has applied
+# (the sum over its partitions; -1 when it cannot be read).
+applied_offsets() {
+        sqlite3 -cmd '.timeout 5000' "$1" \
+                'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets' \
+                2>/dev/null || echo -1
+}
+
+# start_writer APP FIRST: outbox.py's writer, placing orders o-FIRST ...
+# and paying the even ones into APP every few ms until stop_writer, which
+# sets written (the rows it committed).
+start_writer() {
+        rm -f "$tmp/writer.stop"
+        python3 "$faults_dir/outbox.py" write "$1" "$2" "$tmp/writer.stop" \
+                >"$tmp/writer.out" 2>"$tmp/writer.err" &
+        writer_pid=$!
+        pids+=("$writer_pid")
+}
+stop_writer() {
+        touch "$tmp/writer.stop"
+        wait "$writer_pid" ||
+                fail "the writer exited $?: $(tail -2 "$tmp/writer.err")"
+        written=$(cat "$tmp/writer.out")
 }
 
 # publish FILE: key|value lines onto topic orders with kcat.

@@ -4,6 +4,11 @@ the relay and the projector must produce from an app.db.
 
 outbox.py fill APP FIRST LAST   insert OrderPlaced rows for o-FIRST..o-LAST,
                                 then OrderPaid rows for the even ones
+outbox.py write APP FIRST STOP  the writer: until the file STOP exists, a
+                                transaction every few ms placing o-FIRST,
+                                o-FIRST+1 ... and paying each even one a few
+                                transactions later; prints the number of
+                                rows it committed
 outbox.py topic APP TSV         every outbox event on the topic (kcat -f
                                 '%p\\t%o\\t%k\\t%s\\n') as stored, keyed by its
                                 order, first OrderPlaced before first
@@ -11,20 +16,21 @@ outbox.py topic APP TSV         every outbox event on the topic (kcat -f
 outbox.py model APP RM          the read model equals the model computed
                                 from the outbox's envelopes
 """
-import json, sqlite3, sys
+import json, os, sqlite3, sys, time
 
 
-def fill(app, first, last):
-    db = sqlite3.connect(app, timeout=30, isolation_level=None)
-    db.execute('BEGIN IMMEDIATE')
-    rows = []
-    for i in range(first, last + 1):
-        rows.append(('0190b5b2-0000-7000-8000-%012d' % i, 'OrderPlaced', i,
-                     '2026-11-2%dT10:15:30.123Z' % (i % 5), 'total'))
-    for i in range(first, last + 1):
-        if i % 2 == 0:
-            rows.append(('0190b5b2-0001-7000-8000-%012d' % i, 'OrderPaid', i,
-                         '2026-11-2%dT11:00:00.000Z' % (i % 7), 'amount'))
+def placed(i):
+    return ('0190b5b2-0000-7000-8000-%012d' % i, 'OrderPlaced', i,
+            '2026-11-2%dT10:15:30.123Z' % (i % 5), 'total')
+
+
+def paid(i):
+    return ('0190b5b2-0001-7000-8000-%012d' % i, 'OrderPaid', i,
+            '2026-11-2%dT11:00:00.000Z' % (i % 7), 'amount')
+
+
+def insert(db, rows):
+    """Outbox rows as the writer stores them: the row, then its envelope."""
     for eid, typ, i, at, field in rows:
         oid = 'o-%d' % i
         seq = db.execute('INSERT INTO outbox_messages (id, type, aggregate_id,'
@@ -36,7 +42,33 @@ def fill(app, first, last):
                          separators=(',', ':'))
         db.execute('INSERT INTO outbox_payloads (seq, payload) VALUES (?, ?)',
                    (seq, env))
+
+
+def fill(app, first, last):
+    db = sqlite3.connect(app, timeout=30, isolation_level=None)
+    db.execute('BEGIN IMMEDIATE')
+    insert(db, [placed(i) for i in range(first, last + 1)] +
+           [paid(i) for i in range(first, last + 1) if i % 2 == 0])
     db.execute('COMMIT')
+
+
+def write(app, first, stop):
+    """Keep work coming: each transaction places the next order and pays
+    the even order placed three transactions before, so an OrderPaid often
+    lands in a later relay batch than its OrderPlaced."""
+    db = sqlite3.connect(app, timeout=30, isolation_level=None)
+    i, n = first, 0
+    while not os.path.exists(stop):
+        rows = [placed(i)]
+        if i - 3 >= first and (i - 3) % 2 == 0:
+            rows.append(paid(i - 3))
+        db.execute('BEGIN IMMEDIATE')
+        insert(db, rows)
+        db.execute('COMMIT')
+        n += len(rows)
+        i += 1
+        time.sleep(0.003)
+    print(n)
 
 
 def topic(app, tsv):
@@ -103,6 +135,8 @@ if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'fill':
         fill(args[0], int(args[1]), int(args[2]))
+    elif cmd == 'write':
+        write(args[0], int(args[1]), args[2])
     elif cmd == 'topic':
         topic(*args)
     elif cmd == 'model':

@@ -2,8 +2,9 @@
 # The fault suite (make test-faults): each scenario script against
 # $B/orderflow, the long projector-kill scenario beside the others when
 # FAULTS_JOBS=2 (default; 1 runs one at a time). Prints every check's
-# "ok -"/"not ok -" line, then a summary with the figures (kills
-# survived, faults injected) and exits 1 if any scenario failed.
+# "ok -"/"not ok -" line, then a summary with the figures (kills and
+# faults sent, and how many of them landed mid-work) and exits 1 if any
+# scenario failed.
 set -u
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -74,14 +75,16 @@ if [ -n "$bg_pid" ]; then
 fi
 
 fig() { awk -v k="$1" '$1 == k { n += $2 } END { print n + 0 }' "$FAULTS_FIGURES"; }
+# mid KEY: "landed/sent" of a kind of fault.
+mid() { echo "$(fig "$1_landed")/$(fig "$1")"; }
 for f in "${failures[@]}"; do
         echo "failed: $f"
 done
 echo "faults: $passed passed, $failed failed in $(($(date +%s) - start)) s;" \
-        "SIGKILLs survived: projector $(fig projector_kills)," \
-        "relay $(fig relay_kills), failover $(fig failover_kills)," \
-        "rebuild $(fig rebuild_kills);" \
-        "faults injected: broker $(fig broker_faults)," \
-        "SQLite $(fig sqlite_faults);" \
+        "SIGKILLs mid-work/sent: projector $(mid projector_kills)," \
+        "relay $(mid relay_kills), failover $(mid failover_kills)," \
+        "rebuild $(mid rebuild_kills);" \
+        "broker faults that met the work: $(mid broker_faults);" \
+        "SQLite faults injected: $(fig sqlite_faults);" \
         "relay duplicate copies absorbed: $(fig relay_duplicates)"
 [ "$failed" -eq 0 ]
