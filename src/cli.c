@@ -25,16 +25,47 @@ void of_cli_kafka_init(of_cli_kafka *ck)
         ck->ko.props = ck->props;
 }
 
+/* "orderflow CMD: MESSAGESUFFIX" on stderr in one write, with the
+ * journal's priority prefix for level. */
+static void say(of_log_level level, const char *cmd, const char *suffix,
+                const char *fmt, va_list ap)
+{
+        char msg[2048];
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        fprintf(stderr, "%sorderflow %s: %s%s\n",
+                of_log_journal_prefix(level), cmd, msg, suffix);
+}
+
 int of_cli_usage(const char *cmd, const char *fmt, ...)
+{
+        char suffix[200];
+        va_list ap;
+
+        snprintf(suffix, sizeof(suffix), " (see 'orderflow %s --help')",
+                 cmd);
+        va_start(ap, fmt);
+        say(OF_LOG_ERROR, cmd, suffix, fmt, ap);
+        va_end(ap);
+        return OF_EXIT_USAGE;
+}
+
+void of_cli_error(const char *cmd, const char *fmt, ...)
 {
         va_list ap;
 
-        fprintf(stderr, "orderflow %s: ", cmd);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        say(OF_LOG_ERROR, cmd, "", fmt, ap);
         va_end(ap);
-        fprintf(stderr, " (see 'orderflow %s --help')\n", cmd);
-        return OF_EXIT_USAGE;
+}
+
+void of_cli_note(const char *cmd, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        say(OF_LOG_INFO, cmd, "", fmt, ap);
+        va_end(ap);
 }
 
 int of_cli_bad_option(const char *cmd, int opt, char **argv)
@@ -71,7 +102,7 @@ static int read_file(of_cli_kafka *ck, const char *cmd, const char *path)
         size_t i, first = files.cnt;
 
         if (of_kafka_props_read(&files, path, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: -F %s\n", cmd, errstr);
+                of_cli_error(cmd, "-F %s", errstr);
                 return OF_EXIT_USAGE;
         }
         ck->ko.files = &files;
@@ -165,7 +196,7 @@ int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
                 return 0;
         if (of_metrics_new(out, errstr, sizeof(errstr)) ||
             of_metrics_serve(*out, addr, cm->port, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: metrics: %s\n", cmd, errstr);
+                of_cli_error(cmd, "metrics: %s", errstr);
                 of_metrics_free(*out);
                 *out = NULL;
                 return OF_EXIT_FAILURE;
@@ -256,7 +287,7 @@ int of_cli_close_stdout(const char *cmd)
         if (fclose(stdout) != 0)
                 bad = 1;
         if (bad) {
-                fprintf(stderr, "orderflow %s: writing output: %s\n", cmd,
+                of_cli_error(cmd, "writing output: %s",
                         strerror(errno ? errno : EIO));
                 return OF_EXIT_FAILURE;
         }

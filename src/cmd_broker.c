@@ -249,13 +249,13 @@ int cmd_broker(int argc, char **argv)
         /* Before the address is out, so a quick SIGTERM from a script that
          * read it still means a clean stop. */
         if (of_cli_catch_stop() != 0) {
-                fprintf(stderr, "orderflow %s: sigaction: %s\n", CMD,
+                of_cli_error(CMD, "sigaction: %s",
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
         if (of_broker_start(&b, o.brokers, o.topic, o.partitions, errstr,
                             sizeof(errstr)) != 0) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         printf("%s\n", of_broker_bootstraps(b));

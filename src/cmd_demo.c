@@ -205,17 +205,17 @@ int cmd_demo(int argc, char **argv)
         if ((rc = parse(argc, argv, &orders, &dir)))
                 return rc < 0 ? of_cli_close_stdout(CMD) : rc;
         if (!dir && !(dir = mkdtemp(tmpl))) {
-                fprintf(stderr, "orderflow %s: %s: %s\n", CMD, tmpl,
+                of_cli_error(CMD, "%s: %s", tmpl,
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-                fprintf(stderr, "orderflow %s: %s: %s\n", CMD, dir,
+                of_cli_error(CMD, "%s: %s", dir,
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
         if (of_cli_catch_stop()) {
-                fprintf(stderr, "orderflow %s: sigaction: %s\n", CMD,
+                of_cli_error(CMD, "sigaction: %s",
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
@@ -295,7 +295,7 @@ out:
         }
         if (err) {
                 fflush(stdout);
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         return of_cli_close_stdout(CMD);

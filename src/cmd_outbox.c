@@ -107,7 +107,7 @@ static int open_existing(of_appdb **out, const char *cmd, const char *path)
         char errstr[512];
 
         if (of_appdb_open_existing(out, path, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: %s\n", cmd, errstr);
+                of_cli_error(cmd, "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         return 0;
@@ -159,7 +159,7 @@ static int outbox_status(int argc, char **argv)
                 goto out;
         rc = OF_EXIT_FAILURE;
         if (of_appdb_outbox_status(app, &s, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: %s\n", cmd, errstr);
+                of_cli_error(cmd, "%s", errstr);
                 goto out;
         }
         if (s.oldest_pending_age_s < 0)
@@ -239,7 +239,7 @@ static int outbox_retry(int argc, char **argv)
         rc = OF_EXIT_FAILURE;
         err = of_appdb_retry(app, id, &changed, errstr, sizeof(errstr));
         if (err) { /* OF_ENOTFOUND says "no DEAD outbox row with id ..." */
-                fprintf(stderr, "orderflow %s: %s\n", cmd, errstr);
+                of_cli_error(cmd, "%s", errstr);
                 goto out;
         }
         printf("%" PRId64 " %s reset from DEAD to PENDING\n", changed,
@@ -304,7 +304,7 @@ static int outbox_prune(int argc, char **argv)
         rc = OF_EXIT_FAILURE;
         if (of_appdb_prune(app, older_ms, &deleted, errstr,
                            sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: %s\n", cmd, errstr);
+                of_cli_error(cmd, "%s", errstr);
                 goto out;
         }
         printf("%" PRId64 " SENT %s deleted\n", deleted,

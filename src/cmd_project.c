@@ -156,14 +156,14 @@ int cmd_project(int argc, char **argv)
         }
 
         if (of_cli_catch_stop()) {
-                fprintf(stderr, "orderflow project: sigaction: %s\n",
+                of_cli_error("project", "sigaction: %s",
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
         o.stop = &of_cli_stop;
 
         if (of_store_open(&st, db, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow project: %s\n", errstr);
+                of_cli_error("project", "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         if ((rc = of_cli_metrics_start(&metrics, &cm, "project"))) {
@@ -186,7 +186,7 @@ int cmd_project(int argc, char **argv)
                (unsigned long long)stats.batches,
                (unsigned long long)stats.in_log_order, ru.ru_maxrss);
         if (rc) {
-                fprintf(stderr, "orderflow project: %s\n", errstr);
+                of_cli_error("project", "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         return OF_EXIT_OK;

@@ -507,7 +507,7 @@ int cmd_query(int argc, char **argv)
                 return rc;
         if (of_store_cursor_open(&cur, o.db, o.relation, errstr,
                                  sizeof(errstr)) != 0) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 rc = OF_EXIT_FAILURE;
                 goto out;
         }
@@ -516,7 +516,7 @@ int cmd_query(int argc, char **argv)
         else
                 rc = print_table(cur, errstr, sizeof(errstr));
         if (rc < 0) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 rc = OF_EXIT_FAILURE;
                 goto out;
         }

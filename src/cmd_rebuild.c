@@ -538,19 +538,18 @@ int cmd_rebuild(int argc, char **argv)
         if (of_kafka_check_opts(&a.ko, errstr, sizeof(errstr)))
                 return of_cli_usage(CMD, "%s", errstr);
         if (of_cli_catch_stop()) {
-                fprintf(stderr, "orderflow %s: sigaction: %s\n", CMD,
+                of_cli_error(CMD, "sigaction: %s",
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
         rc = rebuild(&a, errstr, sizeof(errstr));
         if (rc == OF_EABORT) {
                 /* SIGINT, SIGTERM, SIGHUP: a clean stop, as asked. */
-                fprintf(stderr, "orderflow %s: interrupted; %s is "
-                        "unchanged\n", CMD, a.db);
+                of_cli_note(CMD, "interrupted; %s is unchanged", a.db);
                 return of_cli_close_stdout(CMD);
         }
         if (rc) {
-                fprintf(stderr, "orderflow %s: %s; %s is unchanged\n", CMD,
+                of_cli_error(CMD, "%s; %s is unchanged",
                         errstr, a.db);
                 return OF_EXIT_FAILURE;
         }

@@ -157,20 +157,20 @@ int cmd_relay(int argc, char **argv)
                 o.hook_opaque = &hook_left;
         }
         if (of_cli_catch_stop()) {
-                fprintf(stderr, "orderflow %s: sigaction: %s\n", CMD,
+                of_cli_error(CMD, "sigaction: %s",
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
         o.stop = &of_cli_stop;
         if (of_appdb_open_existing(&app, db, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         /* The outbox gauges are read at each scrape on a connection of
          * their own, used only by the metrics server's thread. */
         if (cm.port >= 0 && of_appdb_open_existing(&metrics_app, db, errstr,
                                                    sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 of_appdb_close(app);
                 return OF_EXIT_FAILURE;
         }
@@ -195,13 +195,13 @@ int cmd_relay(int argc, char **argv)
                (unsigned long long)stats.dead,
                (unsigned long long)stats.batches);
         if (rc) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         if (o.once && stats.failed) {
-                fprintf(stderr, "orderflow %s: %llu row(s) failed; they "
-                                "stay pending with a backoff\n",
-                        CMD, (unsigned long long)stats.failed);
+                of_cli_error(CMD, "%llu row(s) failed; they stay pending "
+                             "with a backoff",
+                             (unsigned long long)stats.failed);
                 return OF_EXIT_FAILURE;
         }
         return OF_EXIT_OK;

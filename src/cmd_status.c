@@ -156,7 +156,7 @@ static int print_json(const char *db, const of_store_info *info,
 oom:
         cJSON_Delete(parts);
         cJSON_Delete(o);
-        fprintf(stderr, "orderflow %s: out of memory\n", CMD);
+        of_cli_error(CMD, "out of memory");
         return OF_ERROR;
 }
 
@@ -255,7 +255,7 @@ int cmd_status(int argc, char **argv)
         if (of_kafka_check_opts(&ck.ko, errstr, sizeof(errstr)))
                 return of_cli_usage(CMD, "%s", errstr);
         if (of_store_info_read(&info, db, 0, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD, errstr);
+                of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         /* The file's part is worth printing even without a broker. */
@@ -263,7 +263,7 @@ int cmd_status(int argc, char **argv)
                                  sizeof(kerr)))
                 cnt = 0;
         if (!(rows = rows_of(&info, ck.ko.topic, cnt, low, high, &n))) {
-                fprintf(stderr, "orderflow %s: out of memory\n", CMD);
+                of_cli_error(CMD, "out of memory");
                 goto out;
         }
         for (i = 0; i < n && lag >= 0; i++)
@@ -286,7 +286,7 @@ int cmd_status(int argc, char **argv)
                 print_table(db, &info, ck.ko.topic, rows, n, lag);
         }
         if (kerr[0] || problem[0]) {
-                fprintf(stderr, "orderflow %s: %s\n", CMD,
+                of_cli_error(CMD, "%s",
                         kerr[0] ? kerr : problem);
                 goto out;
         }

@@ -141,7 +141,7 @@ static int run(const writer_cmd *wc, int argc, char **argv)
         /* appdb's messages name the order: "order o-1 exists already". */
         if (of_appdb_open(&app, o.db, errstr, sizeof(errstr)) ||
             wc->change(app, &ev, o.order, o.amount, errstr, sizeof(errstr))) {
-                fprintf(stderr, "orderflow %s: %s\n", wc->name, errstr);
+                of_cli_error(wc->name, "%s", errstr);
                 goto out;
         }
         printf("%s\n", ev.id);

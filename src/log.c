@@ -28,10 +28,17 @@ static void journal_check(void)
                      (unsigned long long)sb.st_ino == ino;
 }
 
+static const char *const priorities[] = {"<3>", "<4>", "<6>", "<7>"};
+
+const char *of_log_journal_prefix(of_log_level level)
+{
+        pthread_once(&journal_once, journal_check);
+        return to_journal ? priorities[level] : "";
+}
+
 void of_log_write(of_log_level level, const char *fmt, ...)
 {
         static const char letters[] = "EWID";
-        static const char *const priorities[] = {"<3>", "<4>", "<6>", "<7>"};
         char when[32];
         char line[2048];
         char *p;

@@ -5,6 +5,7 @@
 
 #include "orderflow/cmd.h"
 #include "orderflow/error.h"
+#include "orderflow/log.h"
 
 static const struct {
         const char *name;
@@ -55,7 +56,8 @@ int main(int argc, char **argv)
                 if (!strcmp(argv[1], commands[i].name))
                         return commands[i].fn(argc - 1, argv + 1);
         fprintf(stderr,
-                "orderflow: '%s' is not a command (see 'orderflow --help')\n",
-                argv[1]);
+                "%sorderflow: '%s' is not a command (see 'orderflow "
+                "--help')\n",
+                of_log_journal_prefix(OF_LOG_ERROR), argv[1]);
         return OF_EXIT_USAGE;
 }

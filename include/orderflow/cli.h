@@ -99,6 +99,14 @@ int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
 int of_cli_usage(const char *cmd, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
+/* A command's last word on stderr: "orderflow CMD: MESSAGE", one line,
+ * with the journal's priority prefix (of_log_journal_prefix) of an error
+ * or, for of_cli_note, of an info line (a clean stop that says why). */
+void of_cli_error(const char *cmd, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+void of_cli_note(const char *cmd, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
 /* The usage error for getopt_long's return of '?' or ':' (opterr = 0 and a
  * leading ':' in the short options), naming the option. */
 int of_cli_bad_option(const char *cmd, int opt, char **argv);

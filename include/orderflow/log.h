@@ -12,6 +12,12 @@ typedef enum of_log_level {
 
 extern int of_log_verbosity; /* entries above this level are dropped */
 
+/* "<3>" ... "<7>", the syslog priority of level, when stderr is the
+ * journal (systemd's $JOURNAL_STREAM); else "". Every line a command
+ * writes to stderr starts with it, so that journalctl -p filters them
+ * all. */
+const char *of_log_journal_prefix(of_log_level level);
+
 void of_log_write(of_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 

@@ -166,6 +166,30 @@ grep -q '^orderflow relay: no broker' "$tmp/q.err" ||
 grep -q ' I ' "$tmp/d.err" || fail "demo -v: no info line"
 ok
 
+# Found 2026-12: the last line of a failing command had no "<N>", so
+# `journalctl -p warning` hid why a unit stopped.
+name="under systemd every stderr line carries its priority, the last too"
+: >"$tmp/journal"
+journal=$(stat -c '%d:%i' "$tmp/journal")
+JOURNAL_STREAM=$journal "$of" relay --db "$app" -b 127.0.0.1:1 --once \
+        2>>"$tmp/journal"
+[ $? -eq 1 ] || fail "relay to no broker: expected exit 1"
+JOURNAL_STREAM=$journal "$of" project --db "$nodb" -b "$addr" -v \
+        2>>"$tmp/journal" && fail "project on no file: expected exit 1"
+JOURNAL_STREAM=$journal "$of" status --bogus 2>>"$tmp/journal"
+[ $? -eq 2 ] || fail "a bad option: expected exit 2"
+JOURNAL_STREAM=$journal "$of" bogus 2>>"$tmp/journal"
+grep -q '^<3>orderflow relay: no broker' "$tmp/journal" ||
+        fail "the relay's last line: $(grep 'orderflow relay' "$tmp/journal")"
+grep -q '^<3>orderflow project: ' "$tmp/journal" || fail "project's last line"
+grep -q '^<3>orderflow status: --bogus: unknown option' "$tmp/journal" ||
+        fail "the usage line: $(grep 'status' "$tmp/journal")"
+grep -q '^<3>orderflow: .bogus. is not a command' "$tmp/journal" ||
+        fail "the unknown command"
+! grep -v -E '^<[3-7]>' "$tmp/journal" | grep . >"$tmp/bare" ||
+        fail "lines without a priority: $(head -2 "$tmp/bare")"
+ok
+
 name="broker -q logs nothing, -v logs librdkafka's debug lines"
 first_broker=$broker_pid
 for v in -q -v; do
