@@ -74,22 +74,22 @@ ok
 # ---- SIGKILL while it applies, same group ----
 # Each kill comes once the run is seen applying (its offsets in the file
 # grew past where it started, by at most a share of what is left), so it
-# lands mid-work whatever the machine's speed (small fetches, each 50 ms
+# lands mid-work whatever the machine's speed (small fetches, each 0.1 s
 # late, keep a run applying for a second or more); a run that finished
 # first fails the test.
 name="SIGKILL while it applies, 6 times"
 offsets() {
         sq "$db" 'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets'
 }
-ctl rtt 1 50
+ctl rtt 1 100
 for run in 1 2 3 4 5 6; do
         from=$(offsets)
         share=$(((total - from) / (8 - run)))
         [ "$share" -gt 0 ] || fail "nothing left to apply for run $run"
         step=$((RANDOM % share + 1))
         "$of" project --db "$db" -b "$addr" -g killed -e -q --batch-max 50 \
-                -X max.partition.fetch.bytes=4000 -X fetch.max.bytes=16000 \
-                -X message.max.bytes=16000 "${fast[@]}" 2>"$tmp/proj.err" &
+                -X max.partition.fetch.bytes=2000 -X fetch.max.bytes=8000 \
+                -X message.max.bytes=8000 "${fast[@]}" 2>"$tmp/proj.err" &
         proj_pid=$!
         applying() {
                 kill -0 "$proj_pid" 2>/dev/null ||
