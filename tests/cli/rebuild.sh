@@ -170,6 +170,9 @@ kcat_pid=$!
 "$of" rebuild --db "$db" -b "$addr" >"$tmp/rebuild.out" \
         2>"$tmp/rebuild.err" || fail "rebuild exited $?"
 wait "$kcat_pid" || fail "kcat could not publish the second part"
+# A projector notices a swap in its next batch or, idle, within 0.5 s.
+wait_for 10 "the projector to notice the swap" \
+        has_line "$tmp/proj.err" 'the read model was replaced'
 # The projector catches up on the new model: every offset applied.
 for _ in $(seq 600); do
         n=$(sqlite3 -cmd ".timeout 2000" "$db" \
