@@ -64,7 +64,7 @@ name="crash after a database commit, 6 times"
 for i in 1 2 3 4 5 6; do
         ORDERFLOW_TEST_EXIT_AFTER_COMMITS=$((RANDOM % 8 + 1)) \
                 "$of" project --db "$db" -b "$addr" -g "crash-$i" -e -q \
-                --batch-max 97 "${fast[@]}" 2>"$tmp/proj.err"
+                --batch-max 50 "${fast[@]}" 2>"$tmp/proj.err"
         rc=$?
         [ "$rc" -eq 99 ] || fail "run $i: expected the test hook's exit 99, got $rc"
         check_consistent
@@ -73,7 +73,8 @@ ok
 
 # ---- SIGKILL while it applies, same group ----
 # Each kill comes once the run is seen applying (its offsets in the file
-# grew past where it started, by at most a share of what is left), so it
+# grew past where it started, by at most 100 or a share of what is left
+# (6 crashes above took at most 2,400 of its 7,362 offsets), so it
 # lands mid-work whatever the machine's speed (small fetches, each 0.1 s
 # late, keep a run applying for a second or more); a run that finished
 # first fails the test.
@@ -86,6 +87,7 @@ for run in 1 2 3 4 5 6; do
         from=$(offsets)
         share=$(((total - from) / (8 - run)))
         [ "$share" -gt 0 ] || fail "nothing left to apply for run $run"
+        [ "$share" -le 100 ] || share=100
         step=$((RANDOM % share + 1))
         "$of" project --db "$db" -b "$addr" -g killed -e -q --batch-max 50 \
                 -X max.partition.fetch.bytes=2000 -X fetch.max.bytes=8000 \
