@@ -103,12 +103,8 @@ void of_projector_mark(of_projector *pj, int32_t partition,
 {
         size_t i;
 
-        if (!pj->opened_ms) {
+        if (!pj->opened_ms)
                 pj->opened_ms = now_ms();
-                of_log(OF_LOG_DEBUG, "batch opened at %s [%" PRId32
-                       "] offset %" PRId64, pj->o.ko.topic, partition,
-                       next_offset - 1);
-        }
         for (i = 0; i < pj->npos; i++) {
                 if (pj->pos[i].partition == partition) {
                         if (next_offset > pj->pos[i].next_offset)
@@ -148,7 +144,10 @@ int of_projector_handle(of_projector *pj, const of_msg *m, char *errstr,
                 return of_errf(errstr, errstr_size,
                                "out of memory holding a message of %zu bytes",
                                m->value_len);
-        pj->n++;
+        if (pj->n++ == 0)
+                of_log(OF_LOG_DEBUG, "batch: first message %s [%" PRId32
+                       "] offset %" PRId64, m->topic, m->partition,
+                       m->offset);
         of_projector_mark(pj, m->partition, m->offset + 1);
         return 0;
 }

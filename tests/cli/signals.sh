@@ -81,7 +81,7 @@ pid=$!
 wait_for 30 "the assignment" has_line "$tmp/err" 'I assigned'
 kcat -P -b "$addr" -t orders -K '|' -l "$tmp/stream.txt" ||
         fail "kcat could not publish"
-wait_for 30 "a batch in hand" has_line "$tmp/err" 'batch opened'
+wait_for 30 "a batch in hand" has_line "$tmp/err" 'batch: first message'
 running
 hup_stop
 applied=$(sq "$db" 'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets')
