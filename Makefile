@@ -42,7 +42,7 @@ LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
 GEN      = $(B)/gen/readmodel_sql.h $(B)/gen/appdb_sql.h
 
-.PHONY: all test test-faults bench fuzz valgrind demo clean install
+.PHONY: all test test-kafka test-faults bench fuzz valgrind demo clean install
 all: $(B)/orderflow $(TESTS)
 
 $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
@@ -88,6 +88,20 @@ test-faults: $(B)/orderflow
 
 bench: $(B)/orderflow $(B)/bench/bench_store
 	B=$(B) tests/bench.sh
+
+# The same command-line tests on a real Apache Kafka cluster
+# (tests/kafka/broker.sh, fetched from Maven Central once into build/kafka/
+# by tests/kafka/fetch.sh: needs Java 17 and Maven), and what only a real
+# broker shows (tests/kafka/cases/). `orderflow broker`'s own test stays on
+# the embedded one.
+KAFKA_TOOLS = $(B)/tests/kafka/kadmin $(B)/tests/kafka/tcpproxy
+KAFKA_TESTS = $(filter-out tests/cli/broker.sh,$(wildcard tests/cli/*.sh)) \
+              $(wildcard tests/kafka/cases/*.sh)
+test-kafka: $(B)/orderflow $(KAFKA_TOOLS)
+	tests/kafka/fetch.sh >/dev/null
+	B=$(B) OF_TEST_BROKER=$(CURDIR)/tests/kafka/broker.sh \
+	  OF_TEST_BROKER_WAIT=180 TEST_JOBS=$${TEST_JOBS:-2} \
+	  tests/run.sh $(or $(T),$(KAFKA_TESTS))
 
 # libFuzzer (clang): build/fuzz/fuzz_<name> from tests/fuzz/fuzz_<name>.c;
 # `make fuzz` runs each for FUZZ_SECONDS on a corpus under build/fuzz/

@@ -335,10 +335,15 @@ int of_kafka_watermarks(rd_kafka_t *rk, const char *topic, int timeout_ms,
                         topic, rd_kafka_err2str(err));
                 goto out;
         }
-        if (md->topic_cnt != 1 || md->topics[0].err) {
+        if (md->topic_cnt != 1 ||
+            md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                of_errf(errstr, errstr_size,
+                        "topic %s does not exist (a wrong --topic?)", topic);
+                goto out;
+        }
+        if (md->topics[0].err) {
                 of_errf(errstr, errstr_size, "topic %s: %s", topic,
-                        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
-                                      : "not found");
+                        rd_kafka_err2str(md->topics[0].err));
                 goto out;
         }
         n = md->topics[0].partition_cnt;
@@ -389,6 +394,14 @@ int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms,
         if (of_kafka_conf_new(&conf, ko, NULL, errstr, errstr_size))
                 return OF_ERROR;
         rd_kafka_conf_set_log_cb(conf, quiet_log_cb);
+        /* A producer's metadata request asks the brokers to create the
+         * topic it names (where they allow it): looking must not create a
+         * mistyped topic. */
+        if (rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", why,
+                              sizeof(why)) != RD_KAFKA_CONF_OK) {
+                rd_kafka_conf_destroy(conf);
+                return of_errf(errstr, errstr_size, "kafka: %s", why);
+        }
         if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
                 rd_kafka_conf_destroy(conf);
                 return of_errf(errstr, errstr_size, "kafka: %s", why);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test program of a build ($B/tests/test_*, cmocka) and every
-# tests/cli/*.sh against $B/orderflow, TEST_JOBS (3) at a time: most of
+# tests/cli/*.sh against $B/orderflow (or the tests named as arguments:
+# programs and scripts), TEST_JOBS (3) at a time: most of
 # them wait on group joins and timeouts rather than the CPU. Each test's
 # output is printed whole when it ends; keep going after a failure, name
 # the failures and the slowest tests, end with "tests: N passed, M failed"
@@ -77,16 +78,17 @@ throttle() {
         done
 }
 
-for t in "$B"/tests/test_*; do
-        # Skip what is not a program (the compiler's .d files, no match).
-        [ -f "$t" ] && [ -x "$t" ] || continue
+if [ $# -eq 0 ]; then
+        set -- "$B"/tests/test_* tests/cli/*.sh
+fi
+for t in "$@"; do
+        # Skip what is not a test (the compiler's .d files, no match).
+        [ -f "$t" ] || continue
         throttle
-        start "${t#"$root"/}" "$t"
-done
-for s in tests/cli/*.sh; do
-        [ -f "$s" ] || continue
-        throttle
-        start "$s" bash "$s"
+        case $t in
+        *.sh) start "$t" bash "$t" ;;
+        *) [ -x "$t" ] && start "${t#"$root"/}" "$t" ;;
+        esac
 done
 wait
 report_ended

@@ -266,8 +266,14 @@ name="truncated history is refused"
 kill "$broker_pid"
 wait "$broker_pid" 2>/dev/null
 start_broker --partitions 2 || fail "the second broker printed no address"
+if real_kafka; then
+        "$kadmin" -b "$addr" create big 2 >/dev/null ||
+                fail "kadmin could not create topic big"
+fi
 # 0 and 1 get 3 MiB each; partition 0 then 4 MiB more: the mock cluster
-# keeps about 5 MiB a partition, so 0 loses its start and 1 does not.
+# keeps about 5 MiB a partition, so 0 loses its start and 1 does not; real
+# Kafka deletes partition 0's first 60 when told (DeleteRecords, as
+# retention would).
 python3 -c '
 import json, sys
 pad = "x" * 60000
@@ -280,6 +286,10 @@ done
 kcat -P -b "$addr" -t big -p 0 -K '|' -l "$tmp/big0.txt" &&
         kcat -P -b "$addr" -t big -p 1 -K '|' -l "$tmp/big1.txt" ||
         fail "kcat could not publish"
+if real_kafka; then
+        "$kadmin" -b "$addr" delete-records big 0 60 >/dev/null ||
+                fail "kadmin delete-records failed"
+fi
 db2=$tmp/big.db
 "$of" rebuild --db "$db2" -b "$addr" -t big -q >"$tmp/rebuild.out" \
         2>"$tmp/rebuild.err"
