@@ -56,10 +56,13 @@ start_broker() {
         broker_pid=$!
         for i in $(seq $((broker_wait * 10))); do
                 [ -s "$tmp/broker.out" ] && break
+                kill -0 "$broker_pid" 2>/dev/null || break
                 sleep 0.1
         done
         addr=$(head -1 "$tmp/broker.out")
-        [ -n "$addr" ]
+        [ -n "$addr" ] && return 0
+        echo "# the broker: $(tail -2 "$tmp/broker.err")" >&2
+        return 1
 }
 
 # sq ARGS...: sqlite3 that waits for locks, as readers should (README).

@@ -98,18 +98,21 @@ finish() {
                 [ -n "${jvm[$i]:-}" ] && kill -KILL "${jvm[$i]}" 2>/dev/null
                 [ -n "${proxy[$i]:-}" ] && kill -TERM "${proxy[$i]}" 2>/dev/null
         done
+        kill $(jobs -p) 2>/dev/null # kadmin while starting, a sleep
         wait 2>/dev/null
         rm -rf "$dir"
         exit "${1:-0}"
 }
 trap 'finish 0' TERM INT HUP
 
-# free_port: a loopback port nothing listens on and none taken here yet.
+# free_port: a loopback port nothing listens on and none taken here yet,
+# below the ephemeral range (32768-60999), where no client's connection
+# can take it before the node binds it.
 taken=" "
 free_port() {
         local p
         while :; do
-                p=$((20000 + RANDOM % 40000))
+                p=$((10000 + RANDOM % 22000))
                 case $taken in *" $p "*) continue ;; esac
                 (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
                 taken="$taken$p "
@@ -243,10 +246,25 @@ admin=("$kadmin" -b "$bootstrap" -T 120)
 # Serving once the topic has a leader for each partition (with no topic:
 # once the metadata answers, through a topic nobody uses).
 if [ -n "$topic" ]; then
-        "${admin[@]}" create "$topic" "$partitions" "$rf" >/dev/null ||
-                { err "creating $topic failed"; finish 1; }
+        "${admin[@]}" create "$topic" "$partitions" "$rf" >/dev/null &
 else
-        "${admin[@]}" watermarks __orderflow_probe >/dev/null 2>&1
+        "${admin[@]}" watermarks __orderflow_probe >/dev/null 2>&1 &
+fi
+ready=$!
+# A node that dies while starting (a port taken after all) ends the wait.
+while kill -0 "$ready" 2>/dev/null; do
+        for i in $(seq "$nodes"); do
+                kill -0 "${jvm[$i]}" 2>/dev/null && continue
+                err "node $i exited while starting:" \
+                    "$(grep -h -m1 -E 'ERROR|Exception' "$dir/n$i/server.log" \
+                       "$dir/n$i/stdout.log" 2>/dev/null | head -1)"
+                finish 1
+        done
+        sleep 0.2
+done
+if ! wait "$ready" && [ -n "$topic" ]; then
+        err "creating $topic failed"
+        finish 1
 fi
 echo "$bootstrap"
 
