@@ -37,6 +37,8 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/dbfile.c src/appdb.c src/relay.c src/relay_metrics.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+# the tools of the tests on real Kafka (tests/kafka/)
+KAFKA_TOOLS = $(B)/tests/kafka/kadmin $(B)/tests/kafka/tcpproxy
 
 LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
@@ -86,15 +88,17 @@ valgrind: all
 test-faults: $(B)/orderflow
 	B=$(B) tests/faults/run.sh
 
-bench: $(B)/orderflow $(B)/bench/bench_store
-	B=$(B) tests/bench.sh
+# BROKER=kafka: on real Apache Kafka (tests/kafka/broker.sh); BROKER=both:
+# the embedded broker, then Kafka, in one run.
+BROKER ?= embedded
+bench: $(B)/orderflow $(B)/bench/bench_store $(KAFKA_TOOLS)
+	B=$(B) BENCH_BROKER=$(BROKER) tests/bench.sh
 
 # The same command-line tests on a real Apache Kafka cluster
 # (tests/kafka/broker.sh, fetched from Maven Central once into build/kafka/
 # by tests/kafka/fetch.sh: needs Java 17 and Maven), and what only a real
 # broker shows (tests/kafka/cases/). `orderflow broker`'s own test stays on
 # the embedded one.
-KAFKA_TOOLS = $(B)/tests/kafka/kadmin $(B)/tests/kafka/tcpproxy
 KAFKA_TESTS = $(filter-out tests/cli/broker.sh,$(wildcard tests/cli/*.sh)) \
               $(wildcard tests/kafka/cases/*.sh)
 test-kafka: $(B)/orderflow $(KAFKA_TOOLS)

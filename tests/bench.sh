@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: the projector from start to -e exit over a pre-filled topic
-# on the embedded broker, for time-ordered (v7) and random (v4) event ids,
-# then `rebuild` of the same topic into the last run's file.
+# on the embedded broker (BENCH_BROKER=kafka: on real Apache Kafka, through
+# tests/kafka/broker.sh; both: one after the other in one run), for
+# time-ordered (v7) and random (v4) event ids, then `rebuild` of the same
+# topic into the last run's file.
 # Reports the steady rate (from the first applied batch to exit: median,
 # min, max of BENCH_RUNS runs) and peak RSS; writes JSON Lines under
 # $B/bench/. Not part of make test: figures are reported, never asserted.
@@ -14,6 +16,18 @@ of=$B/orderflow
 n=${BENCH_EVENTS:-1000000}
 runs=${BENCH_RUNS:-3}
 parts=${BENCH_PARTITIONS:-64} # within the mock's retention per partition
+broker_kind=${BENCH_BROKER:-embedded}
+case $broker_kind in
+both)
+        BENCH_BROKER=embedded "$0" || exit 1
+        exec env BENCH_BROKER=kafka "$0" ;;
+kafka)
+        # Clients straight to the node (no test proxy in the way).
+        export OF_TEST_BROKER=$root/tests/kafka/broker.sh KAFKA_DIRECT=1
+        export OF_TEST_BROKER_WAIT=180 ;;
+embedded) unset OF_TEST_BROKER ;;
+*) echo "bench: BENCH_BROKER: embedded, kafka or both" >&2; exit 2 ;;
+esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-bench.XXXXXX") || exit 1
 . "$root/tests/lib.sh"
 broker_pid=
@@ -32,10 +46,30 @@ command -v kcat >/dev/null || die "kcat is needed"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# stop_broker NAME: stop the broker, saying the CPU seconds it used (the
+# process and its children: Kafka's JVMs) against the wall time since it
+# started, for the case NAME.
+stop_broker() {
+        local cpu wall
+        cpu=$(ps -o cputimes= -p "$broker_pid" --ppid "$broker_pid" |
+                awk '{s += $1} END {print s + 0}')
+        wall=$(($(date +%s) - broker_t0))
+        printf '%-28s %s s CPU in %s s\n' "  broker ($broker_kind), $1" \
+                "$cpu" "$wall"
+        printf '{"case":"broker_cpu","broker":"%s","for":"%s","cpu_s":%s,'`
+                `'"wall_s":%s}\n' "$broker_kind" "$1" "$cpu" "$wall" >>"$out"
+        kill "$broker_pid"
+        wait "$broker_pid" 2>/dev/null
+        broker_pid=
+}
+bench_broker() { broker_t0=$(date +%s); start_broker "$@"; }
+echo "broker: $broker_kind"
+printf '{"case":"broker","broker":"%s"}\n' "$broker_kind" >>"$out"
+
 printf '%-28s %10s %10s %10s %12s   %s\n' case "events/s" min max "peak RSS" \
         "time split of the median run (s)"
 for kind in v7 v4; do
-        start_broker -t bench -p "$parts" ||
+        bench_broker -t bench -p "$parts" ||
                 die "the broker printed no address in 10 s"
         python3 "$root/tests/bench_gen.py" "$n" "$kind" |
                 kcat -P -b "$addr" -t bench -K '|' \
@@ -73,9 +107,7 @@ for kind in v7 v4; do
         done
         got=$(sqlite3 "$tmp/rm.db" 'SELECT count(*) FROM processed_events')
         [ "$got" -eq "$n" ] || die "rebuild: $got of $n events"
-        kill "$broker_pid"
-        wait "$broker_pid" 2>/dev/null
-        broker_pid=
+        stop_broker "publish, project, rebuild $kind"
         rb_med=$(printf '%s\n' "${rb_rates[@]}" | median)
         rb_tmed=$(printf '%s\n' "${rb_total[@]}" | median)
         rb_smed=$(printf '%s\n' "${rb_swap[@]}" | median)
@@ -120,7 +152,7 @@ done
 grow=${BENCH_GROWTH_EVENTS:-5000000}
 for kind in v7 v4; do
         [ "$grow" -gt 0 ] || break
-        start_broker -t grow -p 128 ||
+        bench_broker -t grow -p 128 ||
                 die "the broker printed no address in 10 s"
         python3 "$root/tests/bench_gen.py" "$grow" "$kind" |
                 kcat -P -b "$addr" -t grow -K '|' \
@@ -133,9 +165,7 @@ for kind in v7 v4; do
                 die "project failed: $(tail -2 "$tmp/run.err")"
         got=$(sqlite3 "$tmp/rm.db" 'SELECT count(*) FROM processed_events')
         [ "$got" -eq "$grow" ] || die "$got of $grow events applied"
-        kill "$broker_pid"
-        wait "$broker_pid" 2>/dev/null
-        broker_pid=
+        stop_broker "growth $kind"
         per=$(sed -n 's/.*progress: [0-9]* messages applied, \([0-9]*\)\/s.*/\1/p' \
                 "$tmp/run.err" | tr '\n' ' ')
         first=$(echo "$per" | awk '{print $1}')
@@ -152,7 +182,7 @@ done
 
 # ---- the relay: rows/s publishing BENCH_RELAY_ROWS outbox rows ----
 rows=${BENCH_RELAY_ROWS:-100000}
-start_broker -t orders -p "$parts" ||
+bench_broker -t orders -p "$parts" ||
         die "the broker printed no address in 10 s"
 app=$tmp/app.db
 "$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
@@ -183,9 +213,7 @@ for r in $(seq "$runs"); do
         rates+=("$(awk -v n="$rows" -v a="$start" -v b="$end" \
                 'BEGIN { printf "%d", (n + 1) / (b - a) }')")
 done
-kill "$broker_pid"
-wait "$broker_pid" 2>/dev/null
-broker_pid=
+stop_broker "relay"
 med=$(printf '%s\n' "${rates[@]}" | median)
 min=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
 max=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
@@ -195,7 +223,7 @@ printf '{"case":"relay","rows":%s,"runs":%s,"rows_per_s_median":%s,'`
         `'"min":%s,"max":%s}\n' "$rows" "$runs" "$med" "$min" "$max" \
         >>"$out"
 # ---- latency: events offered at 1,000/s to a live projector ----
-start_broker -t lat -p 4 ||
+bench_broker -t lat -p 4 ||
         die "the broker printed no address in 10 s"
 rm -f "$tmp"/lat.db*
 "$of" project --db "$tmp/lat.db" -b "$addr" -t lat -g lat \
@@ -215,9 +243,7 @@ for _ in $(seq 300); do
 done
 kill -TERM "$proj"
 wait "$proj"
-kill "$broker_pid"
-wait "$broker_pid" 2>/dev/null
-broker_pid=
+stop_broker "latency"
 p50=$(sed -n 's/.*p50 \([0-9]*\) ms.*/\1/p' "$tmp/lat.err")
 p99=$(sed -n 's/.*p99 \([0-9]*\) ms.*/\1/p' "$tmp/lat.err")
 printf '%-28s %10s %10s\n' "latency at 1,000/s (ms)" "p50 $p50" "p99 $p99"

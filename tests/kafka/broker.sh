@@ -36,7 +36,7 @@ Faults, one command a line on stdin; ID is a node (1..N):
   rtt ID MS  the node's answers reach the clients MS ms later (0: at once)
   pid ID     answers "ok pid ID PID"
 
-Environment: KAFKA_LIB (build/kafka/lib, fetched by tests/kafka/fetch.sh
+Environment: KAFKA_DIRECT=1 (as --direct), KAFKA_LIB (build/kafka/lib, fetched by tests/kafka/fetch.sh
 when missing), KAFKA_HEAP (-Xms128m -Xmx512m), KADMIN and TCPPROXY (the
 test tools, built by `make test-kafka`).
 EOF
@@ -59,7 +59,7 @@ kadmin=${KADMIN:-$B/tests/kafka/kadmin}
 tcpproxy=${TCPPROXY:-$B/tests/kafka/tcpproxy}
 heap=${KAFKA_HEAP:--Xms128m -Xmx512m}
 
-topic=orders partitions=4 nodes=1 sasl= direct=0 level=WARN
+topic=orders partitions=4 nodes=1 sasl= direct=${KAFKA_DIRECT:-0} level=WARN
 err() { echo "tests/kafka/broker.sh: $*" >&2; }
 while [ $# -gt 0 ]; do
         case $1 in
