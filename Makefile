@@ -65,7 +65,7 @@ $(B)/gen/%_sql.h: schema/%.sql
 	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo "0x00};"; } > $@
 
-$(B)/tests/%: tests/%.c tests/testutil.h $(B)/liborderflow.a
+$(B)/tests/%: tests/%.c tests/testutil.h tests/tu_broker.h $(B)/liborderflow.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) \
 	  $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< \

@@ -4,12 +4,12 @@
  * a restart, and a second consumer joining the group. Each ends with an
  * exact check of the read model. */
 #include "testutil.h"
+#include "tu_broker.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <librdkafka/rdkafka.h>
 
-#include "orderflow/broker.h"
 #include "orderflow/error.h"
 #include "orderflow/log.h"
 #include "orderflow/projector.h"
@@ -28,7 +28,7 @@ typedef struct fixture {
         char *path;
         of_store *st;
         sqlite3 *db;
-        of_broker *broker; /* NULL for the broker-free tests */
+        tu_broker broker; /* none for the broker-free tests */
         int64_t expect_placed, expect_paid;
         int64_t expect_placed_amount, expect_paid_amount;
         int expect_events;   /* distinct valid ids */
@@ -52,12 +52,10 @@ static int setup(void **state)
 static int setup_broker(void **state)
 {
         fixture *f;
-        char errstr[512];
 
         setup(state);
         f = *state;
-        assert_int_equal(of_broker_start(&f->broker, 1, "orders", 4, errstr,
-                                         sizeof(errstr)), 0);
+        tu_broker_start(&f->broker, "orders", 4);
         return 0;
 }
 
@@ -67,7 +65,7 @@ static int teardown(void **state)
 
         sqlite3_close(f->db);
         of_store_close(f->st);
-        of_broker_stop(f->broker);
+        tu_broker_stop(&f->broker);
         tu_tmp_free(f->path);
         free(f);
         *state = NULL;
@@ -212,7 +210,7 @@ static void produce(fixture *f, stream *s, int from, int to)
         int i;
 
         assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                           of_broker_bootstraps(f->broker),
+                                           tu_broker_bootstraps(&f->broker),
                                            errstr, sizeof(errstr)),
                          RD_KAFKA_CONF_OK);
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -235,7 +233,7 @@ static of_projector_opts opts_for(fixture *f)
 {
         of_projector_opts o = OF_PROJECTOR_OPTS_INIT;
 
-        o.ko.brokers = of_broker_bootstraps(f->broker);
+        o.ko.brokers = tu_broker_bootstraps(&f->broker);
         o.ko.props = test_props;
         o.ko.props_cnt = 2;
         o.group = "test-group";

@@ -5,6 +5,7 @@
  * (published twice, projector still exact), and two relays on one
  * outbox. */
 #include "testutil.h"
+#include "tu_broker.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -12,7 +13,6 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "orderflow/appdb.h"
-#include "orderflow/broker.h"
 #include "orderflow/error.h"
 #include "orderflow/log.h"
 #include "orderflow/projector.h"
@@ -26,7 +26,7 @@ typedef struct fixture {
         char app_path[96];
         of_appdb *app;
         sqlite3 *db;      /* a second connection, for checking */
-        of_broker *broker;
+        tu_broker broker;
 } fixture;
 
 static int setup(void **state)
@@ -41,8 +41,7 @@ static int setup(void **state)
         assert_int_equal(of_appdb_open(&f->app, f->app_path, errstr,
                                        sizeof(errstr)), 0);
         assert_int_equal(sqlite3_open(f->app_path, &f->db), SQLITE_OK);
-        assert_int_equal(of_broker_start(&f->broker, 1, "orders", PARTITIONS,
-                                         errstr, sizeof(errstr)), 0);
+        tu_broker_start(&f->broker, "orders", PARTITIONS);
         *state = f;
         return 0;
 }
@@ -54,7 +53,7 @@ static int teardown(void **state)
 
         sqlite3_close(f->db);
         of_appdb_close(f->app);
-        of_broker_stop(f->broker);
+        tu_broker_stop(&f->broker);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
         assert_int_equal(system(cmd), 0);
         free(f);
@@ -126,7 +125,7 @@ static of_relay_opts relay_opts(fixture *f)
 {
         of_relay_opts o = OF_RELAY_OPTS_INIT;
 
-        o.ko.brokers = of_broker_bootstraps(f->broker);
+        o.ko.brokers = tu_broker_bootstraps(&f->broker);
         o.once = 1;
         o.backoff.base_ms = 1;
         o.backoff.cap_ms = 5;
@@ -189,7 +188,7 @@ static void copy_topic(fixture *f, sqlite3 *db, seen *s)
         int p, eof = 0;
 
         rd_kafka_conf_set(conf, "bootstrap.servers",
-                          of_broker_bootstraps(f->broker), errstr,
+                          tu_broker_bootstraps(&f->broker), errstr,
                           sizeof(errstr));
         rd_kafka_conf_set(conf, "group.id", "reader", errstr, sizeof(errstr));
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
@@ -324,7 +323,7 @@ static void test_relay_produce_errors_back_off_go_dead_then_retry(
         void **state)
 {
         fixture *f = *state;
-        rd_kafka_mock_cluster_t *mc = of_broker_mock(f->broker);
+        rd_kafka_mock_cluster_t *mc = tu_broker_mock(&f->broker);
         of_relay_opts o = relay_opts(f);
         of_relay_stats st = {0};
         char errstr[512];
@@ -437,7 +436,7 @@ static void test_relay_crash_before_mark_publishes_twice_model_exact(
         snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", f->dir);
         assert_int_equal(of_store_open(&store, rm_path, errstr,
                                        sizeof(errstr)), 0);
-        po.ko.brokers = of_broker_bootstraps(f->broker);
+        po.ko.brokers = tu_broker_bootstraps(&f->broker);
         po.ko.props = props;
         po.ko.props_cnt = 2;
         po.exit_at_end = 1;
@@ -617,7 +616,7 @@ static void test_relay_broker_errors_hold_back_only_the_failed_orders(
         void **state)
 {
         fixture *f = *state;
-        rd_kafka_mock_cluster_t *mc = of_broker_mock(f->broker);
+        rd_kafka_mock_cluster_t *mc = tu_broker_mock(&f->broker);
         of_relay_opts o = relay_opts(f);
         of_relay_stats st = {0};
         char errstr[512];
