@@ -160,8 +160,11 @@ static void batch_clear(of_projector *pj)
         pj->opened_ms = 0;
 }
 
-/* Commit the batch's positions to Kafka, for lag tools only: the read
- * model's own offsets decide where the projector resumes. */
+/* Hand the batch's positions to librdkafka, which commits the latest ones
+ * to Kafka every auto.commit.interval.ms and when it leaves, for lag tools
+ * only: the read model's own offsets decide where the projector resumes.
+ * (A commit request per batch queued up ahead of the heartbeats: with
+ * small batches the group took the member for dead.) */
 static void commit_kafka(of_projector *pj)
 {
         rd_kafka_topic_partition_list_t *offsets;
@@ -175,9 +178,11 @@ static void commit_kafka(of_projector *pj)
                 rd_kafka_topic_partition_list_add(offsets, pj->o.ko.topic,
                                                   pj->pos[i].partition)
                         ->offset = pj->pos[i].next_offset;
-        err = rd_kafka_commit(pj->rk, offsets, 1);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                of_log(OF_LOG_DEBUG, "kafka offset commit: %s",
+        /* A partition no longer assigned (revoked meanwhile) is refused:
+         * its new owner commits it. */
+        err = rd_kafka_offsets_store(pj->rk, offsets);
+        if (err)
+                of_log(OF_LOG_DEBUG, "kafka offset store: %s",
                        rd_kafka_err2str(err));
         rd_kafka_topic_partition_list_destroy(offsets);
 }

@@ -293,7 +293,10 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
         char group[600], why[512];
         const char *defaults[] = {
                 group,
-                "enable.auto.commit=false",
+                /* Kafka's committed offsets are for lag tools: the
+                 * positions of applied batches (commit_kafka), committed
+                 * by librdkafka now and then, never per batch. */
+                "enable.auto.commit=true",
                 "enable.auto.offset.store=false",
                 /* Every partition starts at an explicit offset (the read
                  * model's, or the beginning): a fetch out of range means
