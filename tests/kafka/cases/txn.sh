@@ -53,21 +53,27 @@ start_broker -t orders -p "$parts" ||
 python3 "$gen" 120 11 "$tmp" >/dev/null || fail "gen_stream.py failed"
 awk -F'|' '$1 == "x" { exit } { print }' "$tmp/stream.txt" >"$tmp/valid.txt"
 
-# Order o-N goes to partition N % parts in transaction N % txns; odd
-# transactions are aborted, the last one (txns - 1) among them. The
-# committed lines go to committed.P (P: partition), in log order.
+# Order o-N goes to partition N % parts in transaction int(N / 20) (20
+# orders each: every transaction spans every partition); odd transactions
+# are aborted, the last one (txns - 1) among them. The committed lines go
+# to committed.P (P: partition), in log order.
 awk -F'|' -v parts="$parts" -v txns="$txns" -v dir="$tmp" '
-{ n = substr($1, 3) + 0; t = n % txns; p = n % parts
+{ n = substr($1, 3) + 0; t = int(n / 20); p = n % parts
   line[t] = line[t] "send " p " " $1 " " substr($0, length($1) + 2) "\n"
   if (t % 2 == 0) print > (dir "/committed." p)
   else print substr($0, length($1) + 2) > (dir "/aborted.txt") }
 END { f = dir "/txn.in"
       for (t = 0; t < txns; t++)
         printf "begin\n%s%s\n", line[t], (t % 2 ? "abort" : "commit") > f }' "$tmp/valid.txt"
-# Every transaction must span every partition, so that each ends aborted.
-for p in $(seq 0 $((parts - 1))); do
-        [ -s "$tmp/committed.$p" ] || fail "no committed line for [$p]"
-done
+# Every transaction spans every partition, so that each partition ends in
+# an aborted batch and its marker.
+[ "$(grep -c '^begin$' "$tmp/txn.in")" -eq "$txns" ] ||
+        fail "not $txns transactions"
+spans=$(awk '/^begin$/ { if (n) print n; delete seen; n = 0 }
+        /^send / && !seen[$2]++ { n++ } END { print n }' "$tmp/txn.in" |
+        sort -u)
+[ "$spans" = "$parts" ] || fail "a transaction misses a partition"
+tail -1 "$tmp/txn.in" | grep -q '^abort$' || fail "the last is not aborted"
 ok
 
 name="kadmin txn: $txns transactions over $parts partitions, half aborted"
