@@ -19,10 +19,10 @@ once the topic has a leader for every partition.
   -t, --topic TOPIC   the topic to create ("" creates none)
   -p, --partitions N  its partitions
   --nodes N           nodes in the cluster (also --brokers N)
-  --sasl FILE         clients authenticate with SASL/SCRAM-SHA-256: FILE gets
-                      the librdkafka properties (security.protocol,
-                      sasl.mechanism, sasl.username, sasl.password) to pass
-                      with -F; the tests' kadmin uses them too
+  --sasl FILE         clients authenticate with SASL/PLAIN (not SCRAM: see
+                      below): FILE gets the librdkafka properties
+                      (security.protocol, sasl.mechanism, sasl.username,
+                      sasl.password) to pass with -F; kadmin uses them too
   --direct            clients connect to the nodes themselves, not through
                       a proxy (no cut/heal; for benchmarks)
   -v, -q              the nodes' log level: INFO / ERROR (WARN)
@@ -132,8 +132,12 @@ for i in $(seq "$nodes"); do
         voters="$voters${voters:+,}$i@127.0.0.1:${cport[$i]}"
 done
 
-# The clients' listener: SCRAM when --sasl, else plain. Users are created
-# by the storage format (--add-scram), so the first start accepts them.
+# The clients' listener: SASL/PLAIN when --sasl, else plaintext. Not
+# SCRAM: librdkafka before 2.6.1 (Debian's is 2.0.2) appends its nonce
+# twice in the SCRAM client-final-message, which Kafka 4's strict RFC 5802
+# check refuses ("invalid credentials" whatever the password;
+# confluentinc/librdkafka#4895). PLAIN still takes the user and secret
+# from the -F file, and a wrong one fails authentication the same way.
 client_proto=PLAINTEXT
 if [ -n "$sasl" ]; then
         client_proto=SASL_PLAINTEXT
@@ -141,7 +145,7 @@ if [ -n "$sasl" ]; then
         secret=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
         umask 077
         printf '%s\n' "security.protocol=SASL_PLAINTEXT" \
-                "sasl.mechanism=SCRAM-SHA-256" "sasl.username=$user" \
+                "sasl.mechanism=PLAIN" "sasl.username=$user" \
                 "sasl.password=$secret" >"$sasl"
 fi
 
@@ -197,7 +201,11 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 EOF
         if [ -n "$sasl" ]; then
-                echo "sasl.enabled.mechanisms=SCRAM-SHA-256" \
+                # The user and secret in the listener's own JAAS entry
+                # (there is no JAAS file; without an entry the node exits
+                # at startup).
+                printf '%s\n' "sasl.enabled.mechanisms=PLAIN" \
+                        "listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$user=\"$secret\";" \
                         >>"$dir/n$i/server.properties"
         fi
 done
@@ -214,11 +222,9 @@ java_cmd() {
 
 # Format every node's storage with one cluster id, in parallel.
 cluster=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-scram=()
-[ -n "$sasl" ] && scram=(--add-scram "SCRAM-SHA-256=[name=$user,password=$secret]")
 for i in $(seq "$nodes"); do
         (java_cmd "$dir/n$i" kafka.tools.StorageTool format \
-                -t "$cluster" -c "$dir/n$i/server.properties" "${scram[@]}" \
+                -t "$cluster" -c "$dir/n$i/server.properties" \
                 >"$dir/n$i/format.log" 2>&1) &
 done
 for i in $(seq "$nodes"); do
