@@ -10,6 +10,7 @@
 
 #include "orderflow/cli.h"
 #include "orderflow/error.h"
+#include "orderflow/kafka.h"
 #include "orderflow/log.h"
 
 /* Every -F file's properties: one command a process, so they live until
@@ -52,10 +53,15 @@ int of_cli_usage(const char *cmd, const char *fmt, ...)
 
 void of_cli_error(const char *cmd, const char *fmt, ...)
 {
+        char auth[300], suffix[320] = "";
         va_list ap;
 
+        /* A broker that refused the credentials shows to the command as
+         * one that does not answer: say which. */
+        if (of_kafka_auth_error(auth, sizeof(auth)))
+                snprintf(suffix, sizeof(suffix), " (%s)", auth);
         va_start(ap, fmt);
-        say(OF_LOG_ERROR, cmd, "", fmt, ap);
+        say(OF_LOG_ERROR, cmd, suffix, fmt, ap);
         va_end(ap);
 }
 

@@ -4,6 +4,7 @@
  * messages belong to the modules that use them. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,39 @@ int of_kafka_prop_is_secret(const char *prop)
         return key_is_secret(prop, strcspn(prop, "="));
 }
 
+/* The last authentication failure librdkafka logged ("SASL
+ * authentication error: ..."): a broker refusing the credentials shows to
+ * the caller as a mere transport failure, so the command's last line adds
+ * it (of_kafka_auth_error). Written by librdkafka's threads. */
+static pthread_mutex_t auth_lock = PTHREAD_MUTEX_INITIALIZER;
+static char auth_error[300];
+
+static void note_auth_error(const char *buf)
+{
+        const char *at = strstr(buf, "authentication error");
+
+        if (!at)
+                return;
+        /* from the mechanism's name: "SASL authentication error: ..." */
+        while (at > buf && at[-1] != ' ')
+                at--;
+        pthread_mutex_lock(&auth_lock);
+        snprintf(auth_error, sizeof(auth_error), "%s", at);
+        pthread_mutex_unlock(&auth_lock);
+}
+
+int of_kafka_auth_error(char *out, size_t size)
+{
+        int seen;
+
+        pthread_mutex_lock(&auth_lock);
+        seen = auth_error[0] != '\0';
+        if (seen)
+                snprintf(out, size, "%s", auth_error);
+        pthread_mutex_unlock(&auth_lock);
+        return seen;
+}
+
 /* librdkafka's log, through ours: its syslog levels to our letters. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
@@ -60,6 +94,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
         const char *name = rk ? rd_kafka_name(rk) : "-";
         const char *sep, *key;
 
+        note_auth_error(buf);
         /* librdkafka's notices are chatty; keep them for -v. */
         if (level == LOG_NOTICE)
                 ours = OF_LOG_DEBUG;
@@ -84,6 +119,7 @@ static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                          const char *buf)
 {
         (void)level;
+        note_auth_error(buf);
         of_log(OF_LOG_DEBUG, "kafka %s: %s: %s", rk ? rd_kafka_name(rk) : "-",
                fac, buf);
 }

@@ -86,6 +86,10 @@ int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms,
  * (a private key, a token's claims). */
 int of_kafka_prop_is_secret(const char *prop);
 
+/* 1 with the last authentication failure a client of this process met
+ * (librdkafka's words, no secret) in out; 0 when there was none. */
+int of_kafka_auth_error(char *out, size_t size);
+
 /* Append the properties of the file at path to props, in kcat's -F
  * format: one key=value a line; blank lines and lines whose first
  * non-blank character is '#' are ignored; white space around the key and
