@@ -164,6 +164,7 @@ echo "# $notes"
 ok "$hit of $restarts kills landed mid-work, $(cat "$tmp/writer.out") rows written"
 
 name="node restart: every row sent, every offset applied, clean stops"
+ctl rtt 1 0
 rows=$(app_sql 'SELECT count(*) FROM outbox_messages')
 all_sent() {
         alive "$relay_pid" ||
