@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# A three-node Kafka cluster (6 partitions, replication 3,
+# min.insync.replicas 2) loses a node twice while the whole pipeline works:
+# a writer (outbox.py) keeps placing and paying orders, a relay (acks=all)
+# publishes them, two projectors in one group share the partitions and the
+# one read-model file (README: "Failover"). First the leader of the busiest
+# partition is SIGKILLed, then, once it is back, the group's coordinator.
+# Each kill comes after a burst of 3,000 outbox rows, during which the
+# projectors are paused (SIGSTOP, a few s), once the relay has rows pending
+# and the projectors are over 2,000 offsets below the high watermarks; they
+# go on (SIGCONT) just before the kill. A kill landed mid-work when, once
+# the node is dead, rows committed before it are still unsent and offsets
+# below the high watermarks read before it still unapplied; both must land. With the node down the
+# work must go on: rows SENT and every partition applied past its high
+# watermark of before the kill; then the node is started again. Then the
+# writer stops, every row is SENT, every offset applied, relay and
+# projectors stop on SIGTERM with exit 0, and: every outbox event is on the
+# topic as stored (duplicates allowed, counted), each partition's first
+# copies in commit (seq) order except where a row of the order failed and
+# was retried (never behind its own order), and the read model equals the model
+# computed from the outbox (outbox.py model). Only meaningful on real Kafka.
+set -u
+
+of=${ORDERFLOW:-build/orderflow}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-cluster.XXXXXX") || exit 1
+. "$(dirname "$0")/../../lib.sh"
+outbox=$(dirname "$0")/../../faults/outbox.py
+app=$tmp/app.db
+rm=$tmp/rm.db
+group=cluster
+parts=6
+fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+pids=()
+broker_pid=
+name=setup
+t_start=$(date +%s)
+ok() { echo "ok - $name${1:+ ($1)} [$(($(date +%s) - t_start)) s]"; }
+
+cleanup() {
+        local p
+        for p in "${pids[@]}"; do
+                kill -9 "$p" 2>/dev/null
+        done
+        # broker.sh stops its JVMs and removes its folder on SIGTERM.
+        [ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null
+        exec 7>&- 2>/dev/null
+        wait 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! real_kafka; then
+        echo "ok - cluster # SKIP: needs real Kafka"
+        exit 0
+fi
+[ -x "$of" ] || fail "no binary at $of (run make first)"
+[ -x "$kadmin" ] || fail "no kadmin at $kadmin (make test-kafka builds it)"
+for t in kcat sqlite3 python3; do
+        command -v "$t" >/dev/null || fail "$t is needed"
+done
+
+alive() { kill -0 "$1" 2>/dev/null; }
+# wait_for SECONDS WHAT COMMAND...: lib.sh's, by the clock (its count of
+# 50 ms rounds runs long when COMMAND itself takes a while); fails naming
+# WHAT and $why (what COMMAND last saw, when it says).
+wait_for() {
+        local limit=$1 what=$2 end=$(($(date +%s) + $1))
+        shift 2
+        why=
+        until "$@"; do
+                [ "$(date +%s)" -lt "$end" ] ||
+                        fail "timed out after $limit s waiting for $what${why:+ ($why)}"
+                sleep 0.05
+        done
+}
+app_sql() { sq "$app" "$1"; }
+pend() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'"; }
+sent() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'SENT'"; }
+# applied: the offsets the read model has applied (sum over partitions).
+applied() {
+        sq "$rm" 'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets' \
+                2>/dev/null || echo -1
+}
+# offsets_of P: the read model's next offset of partition P (0: none yet).
+offset_of() {
+        sq "$rm" "SELECT ifnull(max(next_offset), 0) FROM partition_offsets
+                  WHERE \"partition\" = $1" 2>/dev/null || echo -1
+}
+# watermarks: "PARTITION LOW HIGH" lines (fails when no broker answers).
+watermarks() { "$kadmin" -T 20 -b "$addr" watermarks orders; }
+# alive_all: relay and both projectors alive, or fail.
+alive_all() {
+        alive "$relay_pid" ||
+                fail "the relay exited by itself: $(tail -3 "$tmp/relay.err")"
+        for p in a b; do
+                eval "pid=\$proj_$p"
+                alive "$pid" || fail "projector $p exited by itself:" \
+                        "$(tail -3 "$tmp/$p.err")"
+        done
+}
+# working S A: since the last look the relay sent more than S rows and
+# the projectors applied more than A offsets.
+working() {
+        alive_all
+        [ "$(sent)" -gt "$1" ] && [ "$(applied)" -gt "$2" ]
+}
+# behind: rows pending, and the projectors over 2,000 offsets below the
+# high watermarks (read into $tmp/hw).
+behind() {
+        alive_all
+        local pending high done
+        pending=$(pend)
+        watermarks >"$tmp/hw" 2>"$tmp/kadmin.err" ||
+                { why="kadmin: $(tail -1 "$tmp/kadmin.err")"; return 1; }
+        # After the watermarks (they take round trips): a fair comparison.
+        done=$(applied)
+        high=$(awk '{ s += $3 } END { print s + 0 }' "$tmp/hw")
+        why="$pending pending, high watermarks $high, $done applied"
+        [ "$pending" -gt 0 ] && [ $((high - done)) -gt 2000 ]
+}
+# resumed S: with the node down, the relay sent more than S rows and every
+# partition is applied past its high watermark of before the kill ($hw).
+resumed() {
+        local p
+        alive_all
+        [ "$(sent)" -gt "$1" ] || return 1
+        for p in $(seq 0 $((parts - 1))); do
+                [ "$(offset_of "$p")" -gt "${hw[p]}" ] || return 1
+        done
+}
+assigned() { grep -o 'assigned orders \[[0-9]*\]' "$1" | sort -u | wc -l; }
+both_assigned() {
+        alive_all
+        [ "$(assigned "$tmp/a.err")" -ge 1 ] && [ "$(assigned "$tmp/b.err")" -ge 1 ]
+}
+
+name="cluster: writer, relay and two projectors at work on 3 nodes"
+start_broker_ctl --nodes 3 -p "$parts"
+# Answers 100 ms late: batches stay in flight, the pipeline has work in
+# hand whenever a node dies, whatever the machine's speed.
+for n in 1 2 3; do
+        ctl rtt "$n" 100
+done
+"$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
+        fail "could not create $app"
+rm -f "$tmp/writer.stop"
+python3 "$outbox" write "$app" 1 "$tmp/writer.stop" \
+        >"$tmp/writer.out" 2>"$tmp/writer.err" &
+writer_pid=$!
+pids+=("$writer_pid")
+"$of" relay --db "$app" -b "$addr" -X acks=all 2>"$tmp/relay.err" &
+relay_pid=$!
+pids+=("$relay_pid")
+# Two projectors, one group, one file, small fetches.
+for p in a b; do
+        "$of" project --db "$rm" -b "$addr" -g "$group" "${fast[@]}" \
+                -X max.partition.fetch.bytes=2000 -X fetch.max.bytes=8000 \
+                -X message.max.bytes=8000 2>"$tmp/$p.err" &
+        eval "proj_$p=\$!"
+        pids+=("$!")
+done
+wait_for 120 "both projectors to get partitions" both_assigned
+wait_for 120 "the relay and the projectors to work" working 100 100
+ok "a has $(assigned "$tmp/a.err"), b $(assigned "$tmp/b.err") partitions"
+
+# fault I WHAT NODE-COMMAND: a burst of orders, then once both are behind
+# SIGKILL the node NODE-COMMAND prints (run just before the kill); count
+# it landed when work was in hand; wait until the work goes on without the
+# node; start it again. Sets node.
+hit=0 notes=
+fault() {
+        local i=$1 what=$2 last s_kill p unsent unapplied after high t0 res_ms
+        shift 2
+        # Which node, first: the kill must follow the look at the work.
+        node=$("$@") || fail "no $what"
+        # The projectors keep up within a round trip: to be sure they have
+        # work in hand at the kill, they are paused (SIGSTOP, shorter than
+        # their session) while a burst of 3,000 rows (2,000 orders, 1,000
+        # paid) reaches the topic, and go on just before the kill.
+        kill -STOP "$proj_a" "$proj_b"
+        python3 "$outbox" fill "$app" $((i * 1000000)) $((i * 1000000 + 1999)) ||
+                fail "could not add a burst of orders"
+        wait_for 30 "work in hand before the $what's kill" behind
+        hw=()
+        high=0
+        while read -r p _ h; do
+                hw[p]=$h
+                high=$((high + h))
+        done <"$tmp/hw"
+        [ "${#hw[@]}" -eq "$parts" ] || fail "watermarks: $(cat "$tmp/hw")"
+        kill -CONT "$proj_a" "$proj_b"
+        last=$(app_sql 'SELECT max(seq) FROM outbox_messages')
+        # Offsets below the high watermarks unapplied just before the
+        # kill, and (what counts) once the node is dead.
+        unapplied=$((high - $(applied)))
+        t0=$(date +%s%N)
+        ctl kill "$node"
+        s_kill=$(sent)
+        after=$((high - $(applied)))
+        # The relay, once the node is dead: rows committed before the kill
+        # still unsent.
+        unsent=$(app_sql "SELECT count(*) FROM outbox_messages
+                          WHERE status = 'PENDING' AND seq <= $last")
+        [ "$unsent" -gt 0 ] && [ "$after" -gt 0 ] && hit=$((hit + 1))
+        wait_for 120 "the work to go on without the $what (node $node)" \
+                resumed $((s_kill + 100))
+        res_ms=$((($(date +%s%N) - t0) / 1000000))
+        ctl start "$node"
+        notes="$notes${notes:+; }$what node $node: $unsent unsent,\
+ $unapplied unapplied ($after once dead), resumed in $res_ms ms"
+}
+# busiest: the leader of the partition with the most offsets unapplied.
+busiest() {
+        local p best=0 most=-1 left h
+        watermarks >"$tmp/hw" || return 1
+        while read -r p _ h; do
+                hw[p]=$h
+        done <"$tmp/hw"
+        for p in $(seq 0 $((parts - 1))); do
+                left=$((hw[p] - $(offset_of "$p")))
+                [ "$left" -gt "$most" ] && most=$left best=$p
+        done
+        "$kadmin" -T 20 -b "$addr" leader orders "$best"
+}
+
+name="cluster: SIGKILL a busy partition's leader, then the group coordinator"
+fault 1 "leader" busiest
+s0=$(sent) a0=$(applied)
+wait_for 120 "progress after the leader's restart" working \
+        $((s0 + 100)) $((a0 + 100))
+fault 2 "coordinator" "$kadmin" -T 20 -b "$addr" coordinator "$group"
+s0=$(sent) a0=$(applied)
+wait_for 120 "progress after the coordinator's restart" working \
+        $((s0 + 100)) $((a0 + 100))
+touch "$tmp/writer.stop"
+wait "$writer_pid" || fail "the writer exited $?: $(tail -2 "$tmp/writer.err")"
+echo "# $notes"
+[ "$hit" -ge 2 ] || fail "only $hit of 2 kills landed mid-work: $notes"
+ok "2 of 2 kills landed mid-work, $(cat "$tmp/writer.out") rows written"
+
+name="cluster: every row sent, every offset applied, clean stops"
+for n in 1 2 3; do
+        ctl rtt "$n" 0
+done
+rows=$(app_sql 'SELECT count(*) FROM outbox_messages')
+all_sent() {
+        alive_all
+        [ "$(sent)" -eq "$rows" ]
+}
+wait_for 120 "all $rows rows SENT ($(pend) pending)" all_sent
+high=$(watermarks | awk '{ s += $3 } END { print s + 0 }') ||
+        fail "no watermarks"
+all_applied() {
+        alive_all
+        [ "$(applied)" -eq "$high" ]
+}
+wait_for 120 "the projectors to apply $high offsets (at $(applied))" all_applied
+for p in relay_pid proj_a proj_b; do
+        eval "pid=\$$p"
+        kill -TERM "$pid"
+done
+for p in relay_pid proj_a proj_b; do
+        eval "pid=\$$p"
+        wait_for 15 "$p to stop on SIGTERM" eval '! alive $pid'
+        wait "$pid" || fail "$p exited $? after SIGTERM"
+done
+pids=()
+ok "$rows rows, $high offsets"
+
+name="cluster: every event on the topic, in commit order per partition"
+kcat -C -b "$addr" -t orders -e -q -o beginning -f '%p\t%o\t%k\t%s\n' \
+        >"$tmp/topic.tsv" 2>"$tmp/kcat.err" || fail "kcat: $(cat "$tmp/kcat.err")"
+dups=$(python3 "$outbox" topic "$app" "$tmp/topic.tsv" 2>"$tmp/check.err") ||
+        fail "outbox.py topic: $(tail -3 "$tmp/check.err")"
+# The first copies of each partition in seq order; a row may stand after
+# a later row of another order only if it or an earlier row of its order
+# failed and was retried (attempts > 0): the contract lets a failed row
+# hold back its own order alone. Prints the count of such rows.
+late=$(python3 - "$app" "$tmp/topic.tsv" <<'PY' 2>"$tmp/check.err"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = {r[0]: r[1:] for r in db.execute(
+    'SELECT id, seq, attempts, aggregate_id FROM outbox_messages')}
+msgs = [l.rstrip('\n').split('\t', 3) for l in open(sys.argv[2])]
+msgs.sort(key=lambda m: (int(m[0]), int(m[1])))
+seen, top, per_order, late, failed_order = set(), {}, {}, 0, {}
+for p, o, key, value in msgs:
+    eid = json.loads(value)['id']
+    if eid in seen:
+        continue
+    seen.add(eid)
+    seq, attempts, order = rows[eid]
+    failed_order[order] = failed_order.get(order, 0) or attempts > 0
+    last = per_order.get(order)
+    assert last is None or (last[0] == p and last[1] < seq), \
+        'order %s: seq %d at %s:%s after its seq %s' % (order, seq, p, o, last)
+    per_order[order] = (p, seq)
+    if seq < top.get(p, 0):
+        assert failed_order[order], 'partition %s offset %s: seq %d ' \
+            'after seq %d (no row of its order failed)' % (p, o, seq, top[p])
+        late += 1
+    top[p] = max(top.get(p, 0), seq)
+print(late)
+PY
+) || fail "commit order: $(tail -3 "$tmp/check.err")"
+ok "$dups duplicate copies, $late rows of retried orders behind later ones"
+
+name="cluster: the read model is exact"
+python3 "$outbox" model "$app" "$rm" >"$tmp/check.err" 2>&1 ||
+        fail "read model differs from the outbox: $(tail -3 "$tmp/check.err")"
+ok
