@@ -428,9 +428,11 @@ static void test_relay_crash_before_mark_publishes_twice_model_exact(
                               "status = 'SENT'"),
                          150);
         s = read_topic(f, f->db);
-        /* Whatever the crashed run delivered, twice; nothing lost. */
-        assert_int_equal(s.count, 150 + first);
-        assert_int_equal(s.dups, first);
+        /* Whatever the crashed run delivered, twice; nothing lost. (A
+         * real broker may still append what the crashed run had in
+         * flight after the first look: more copies, never fewer.) */
+        assert_int_equal(s.count - s.dups, 150);
+        assert_true(s.dups >= first);
         assert_int_equal(s.reordered, 0);
 
         snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", f->dir);
@@ -444,7 +446,7 @@ static void test_relay_crash_before_mark_publishes_twice_model_exact(
                                           sizeof(errstr)), 0);
         of_store_close(store);
         assert_int_equal(ps.applied, 150);
-        assert_int_equal(ps.duplicates, (uint64_t)first);
+        assert_int_equal(ps.duplicates, (uint64_t)(s.count - 150));
         assert_int_equal(ps.dead, 0);
 }
 
