@@ -72,15 +72,18 @@ sq() { sqlite3 -cmd '.timeout 5000' "$@"; }
 has_line() { [ -s "$1" ] && grep -q -- "$2" "$1"; }
 
 # wait_for SECONDS WHAT COMMAND...: run COMMAND every 50 ms until it
-# succeeds; fail naming WHAT after SECONDS.
+# succeeds; fail naming WHAT (and $why, when COMMAND sets it to what it last
+# saw) after SECONDS by the clock (a COMMAND that takes a while itself must
+# not stretch the limit).
 wait_for() {
-        local limit=$(($1 * 20)) what=$2 i
+        local limit=$1 what=$2 end=$(($(date +%s) + $1))
         shift 2
-        for i in $(seq "$limit"); do
-                "$@" && return 0
+        why=
+        until "$@"; do
+                [ "$(date +%s)" -lt "$end" ] ||
+                        fail "timed out after $limit s waiting for $what${why:+ ($why)}"
                 sleep 0.05
         done
-        fail "timed out after $((limit / 20)) s waiting for $what"
 }
 
 # start_broker_ctl ARGS...: like start_broker (a broker already started

@@ -61,19 +61,6 @@ for t in kcat sqlite3 python3; do
 done
 
 alive() { kill -0 "$1" 2>/dev/null; }
-# wait_for SECONDS WHAT COMMAND...: lib.sh's, by the clock (its count of
-# 50 ms rounds runs long when COMMAND itself takes a while); fails naming
-# WHAT and $why (what COMMAND last saw, when it says).
-wait_for() {
-        local limit=$1 what=$2 end=$(($(date +%s) + $1))
-        shift 2
-        why=
-        until "$@"; do
-                [ "$(date +%s)" -lt "$end" ] ||
-                        fail "timed out after $limit s waiting for $what${why:+ ($why)}"
-                sleep 0.05
-        done
-}
 app_sql() { sq "$app" "$1"; }
 pend() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'"; }
 sent() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'SENT'"; }
