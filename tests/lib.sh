@@ -43,14 +43,18 @@ embedded_only() {
         return 1
 }
 
+# fresh FILE...: remove what an earlier process wrote to FILEs before a
+# background one writes them: the shell truncates a redirection only once
+# the child runs, so a wait for a line in them could see the earlier
+# process's line first.
+fresh() { rm -f "$@"; }
+
 # start_broker ARGS...: the broker with ARGS in the background; sets broker_pid,
 # and addr to its first line of output (its address). Returns 1 when none
 # came within $broker_wait s.
 start_broker() {
         local i
-        # A broker.out of an earlier broker must not pass for this one's
-        # (the shell truncates it only once the new one has started).
-        rm -f "$tmp/broker.out"
+        fresh "$tmp/broker.out" "$tmp/broker.err"
         set_broker_cmd
         "${broker_cmd[@]}" "$@" >"$tmp/broker.out" 2>"$tmp/broker.err" &
         broker_pid=$!
@@ -95,7 +99,7 @@ start_broker_ctl() {
                 wait "$broker_pid" 2>/dev/null
                 exec 7>&-
         fi
-        rm -f "$tmp/broker.ctl" "$tmp/broker.out"
+        fresh "$tmp/broker.ctl" "$tmp/broker.out" "$tmp/broker.err"
         mkfifo "$tmp/broker.ctl" || fail "mkfifo"
         exec 7<>"$tmp/broker.ctl"
         set_broker_cmd

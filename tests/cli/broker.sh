@@ -41,15 +41,19 @@ expect_usage() {
 }
 
 # Start a broker with the given arguments; sets pid and addr (the first
-# line of its stdout, waited for up to 10 s). Output goes to $tmp/b.*.
+# line of its stdout, waited for up to 10 s). Output goes to $tmp/b.*;
+# an earlier broker's b.out is removed first, or its address could pass for
+# this one's (the shell truncates the file only once the child runs).
 start_broker() {
         local i
+        rm -f "$tmp/b.out" "$tmp/b.err"
         "$of" broker "$@" >"$tmp/b.out" 2>"$tmp/b.err" &
         pid=$!
         pids+=("$pid")
         addr=
         for ((i = 0; i < 100; i++)); do
-                if [ "$(wc -l <"$tmp/b.out")" -ge 1 ]; then
+                if [ -e "$tmp/b.out" ] &&
+                        [ "$(wc -l <"$tmp/b.out")" -ge 1 ]; then
                         addr=$(head -n 1 "$tmp/b.out")
                         break
                 fi
@@ -153,12 +157,13 @@ stop_broker INT
 ok
 
 name="broker runs fault-injection commands from stdin, one reply each"
+rm -f "$tmp/b.out" "$tmp/b.err"
 printf 'rtt 1 20\nerrors Fetch 2 NOT_LEADER_FOR_PARTITION\nbogus\ndown 9\nup all\n' |
         "$of" broker >"$tmp/b.out" 2>"$tmp/b.err" &
 pid=$!
 pids+=("$pid")
 for ((i = 0; i < 100; i++)); do
-        [ "$(wc -l <"$tmp/b.out")" -ge 6 ] && break
+        [ -e "$tmp/b.out" ] && [ "$(wc -l <"$tmp/b.out")" -ge 6 ] && break
         kill -0 "$pid" 2>/dev/null || fail "broker exited at the end of stdin"
         sleep 0.1
 done

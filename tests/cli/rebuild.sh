@@ -155,6 +155,7 @@ ok
 name="rebuild while a reader queries and a projector runs"
 plant_bug
 start_reader
+fresh "$tmp/proj.err"
 "$of" project --db "$db" -b "$addr" -g live "${fast[@]}" \
         2>"$tmp/proj.err" &
 proj_pid=$!

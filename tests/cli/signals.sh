@@ -103,6 +103,7 @@ name="project: a long join is explained, and a stop while joining is clean"
 pid=$!
 wait_for 30 "the assignment" has_line "$tmp/err" 'I assigned'
 hup_stop
+fresh "$tmp/err"
 "$of" project --db "$tmp/join.db" -b "$addr" -g join 2>"$tmp/err" &
 pid=$!
 wait_for 5 "the join line" has_line "$tmp/err" 'joining group join (topic orders)'
@@ -123,6 +124,7 @@ ok
 name="rebuild: SIGHUP part way is a clean stop, the live file as it was"
 sq "$db" .dump >"$tmp/before.sql"
 ctl rtt 1 100 # slow fetches: the replay lasts seconds
+fresh "$tmp/err"
 "$of" rebuild --db "$db" -b "$addr" --batch-max 50 \
         -X max.partition.fetch.bytes=5000 -X fetch.max.bytes=20000 \
         -X message.max.bytes=20000 >/dev/null 2>"$tmp/err" &
@@ -138,6 +140,7 @@ ls "$db".rebuild* >/dev/null 2>&1 && fail "the replay's file was left"
 ok
 
 name="demo: SIGHUP while it writes is a clean stop"
+fresh "$tmp/out" "$tmp/err"
 "$of" demo --orders 1000000 --dir "$tmp/demo" >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 wait_for 30 "the demo's broker" has_line "$tmp/out" 'embedded broker:'
