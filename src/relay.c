@@ -46,6 +46,8 @@ typedef struct relay {
         const of_relay_opts *o;
         rd_kafka_t *rk;
         batch b[2];
+        int64_t deliver_ms; /* message.timeout.ms as set: our deadline */
+        of_outbox_batch alive; /* the flying batch's rows not failed */
         int fatal;          /* a fatal producer error happened */
         char err[512];
 } relay;
@@ -63,7 +65,12 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 
         (void)rk;
         (void)opaque;
-        fl->err = rkm->err;
+        /* A message purged at the deadline (finish) failed as one that
+         * timed out: say it so. */
+        fl->err = rkm->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                                  rkm->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT
+                          ? RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
+                          : rkm->err;
         fl->b->outstanding--;
 }
 
@@ -99,11 +106,28 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
                 NULL,
         };
         rd_kafka_conf_t *conf;
-        char why[512];
+        char why[512], v[32];
+        size_t vn = sizeof(v);
 
         if (of_kafka_conf_new(&conf, &r->o->ko, defaults, errstr,
                               errstr_size))
                 return OF_ERROR;
+        /* librdkafka times messages out one by one: a message that timed
+         * out in the queue leaves a gap, and a later message of the same
+         * partition (the next row of the order) may still be delivered
+         * after it, out of commit order. So librdkafka never times out
+         * (0), and finish() purges every message still on its way at the
+         * deadline: the later rows fail with the earlier. */
+        if (rd_kafka_conf_get(conf, "message.timeout.ms", v, &vn) !=
+                    RD_KAFKA_CONF_OK ||
+            (r->deliver_ms = strtoll(v, NULL, 10)) <= 0)
+                r->deliver_ms = 0; /* the user's infinity */
+        if (rd_kafka_conf_set(conf, "message.timeout.ms", "0", why,
+                              sizeof(why)) != RD_KAFKA_CONF_OK) {
+                rd_kafka_conf_destroy(conf);
+                return of_errf(errstr, errstr_size,
+                               "message.timeout.ms: %s", why);
+        }
         rd_kafka_conf_set_opaque(conf, r);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
         rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -116,11 +140,63 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
         return 0;
 }
 
+/* At the deadline of messages produced at t_produced: purge every message
+ * still queued or in flight (all fail together, see producer_new); true
+ * when it did. */
+static int purge_at(relay *r, int64_t t_produced)
+{
+        if (r->deliver_ms <= 0 ||
+            of_timestamp_now_ms() < t_produced + r->deliver_ms)
+                return 0;
+        rd_kafka_purge(r->rk,
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        /* Every purged message's report, before anything is claimed:
+         * the next claim must see which rows failed. */
+        while (r->b[0].outstanding + r->b[1].outstanding > 0)
+                rd_kafka_poll(r->rk, 50);
+        return 1;
+}
+
+/* The rows of b that are on their way for the next claim: all of them
+ * but those whose message failed already (the rows of their orders
+ * behind them must not be produced before them); NULL when out of
+ * memory. Only the seqs of the rows are copied. */
+static const of_outbox_batch *on_their_way(relay *r, const batch *b)
+{
+        of_outbox_batch *a = &r->alive;
+        size_t i;
+
+        for (i = 0; i < b->claimed.n && !b->fl[i].err; i++)
+                ;
+        if (i == b->claimed.n)
+                return &b->claimed;
+        if (a->cap < b->claimed.n) {
+                of_outbox_row *rows =
+                        realloc(a->rows, b->claimed.n * sizeof(*rows));
+
+                if (!rows)
+                        return NULL;
+                a->rows = rows;
+                a->cap = b->claimed.n;
+        }
+        a->n = 0;
+        for (i = 0; i < b->claimed.n; i++)
+                if (!b->fl[i].err)
+                        a->rows[a->n++] = (of_outbox_row){
+                                .seq = b->claimed.rows[i].seq};
+        return a;
+}
+
 /* Produce every row of b; their delivery reports come in later. The
- * values are not copied: b keeps them until its reports are in. */
-static void produce(relay *r, batch *b)
+ * values are not copied: b keeps them until its reports are in. A full
+ * queue is waited out, up to the deadline of the batch before (flying,
+ * or NULL): then everything on its way is purged, and b's rows not
+ * produced yet fail with it. */
+static void produce(relay *r, batch *b, const batch *flying)
 {
         const of_outbox_row *rows = b->claimed.rows;
+        int64_t t0 = flying ? flying->t_produced : of_timestamp_now_ms();
+        int cut = 0;
         size_t i;
 
         for (i = 0; i < b->claimed.n; i++) {
@@ -130,6 +206,10 @@ static void produce(relay *r, batch *b)
                                                .attempts = rows[i].attempts,
                                                .behind = rows[i].behind};
                 b->fl[i] = (in_flight){b, RD_KAFKA_RESP_ERR_NO_ERROR};
+                if (cut) {
+                        b->fl[i].err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
+                        continue;
+                }
                 for (;;) {
                         err = rd_kafka_producev(
                                 r->rk, RD_KAFKA_V_TOPIC(r->o->ko.topic),
@@ -143,7 +223,11 @@ static void produce(relay *r, batch *b)
                                 RD_KAFKA_V_OPAQUE(&b->fl[i]), RD_KAFKA_V_END);
                         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                                 break;
+                        if ((cut = purge_at(r, t0)))
+                                err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
                         rd_kafka_poll(r->rk, 50);
+                        if (cut)
+                                break;
                 }
                 if (err)
                         b->fl[i].err = err;
@@ -159,6 +243,7 @@ static int claim(relay *r, of_appdb *app, batch *b, const batch *flying,
                  size_t errstr_size)
 {
         size_t max = r->o->batch_max;
+        const of_outbox_batch *fly = NULL;
         int err;
 
         b->t_claim = of_timestamp_now_ms();
@@ -174,12 +259,13 @@ static int claim(relay *r, of_appdb *app, batch *b, const batch *flying,
                 b->fl = fl;
                 b->cap = max;
         }
-        err = of_appdb_claim(app, &b->claimed, max,
-                             flying ? &flying->claimed : NULL, now_ms,
+        if (flying && !(fly = on_their_way(r, flying)))
+                return of_errf(errstr, errstr_size, "out of memory");
+        err = of_appdb_claim(app, &b->claimed, max, fly, now_ms,
                              r->o->lease_ms, owner, errstr, errstr_size);
         if (err || !b->claimed.n)
                 return err;
-        produce(r, b);
+        produce(r, b, flying);
         b->t_produced = of_timestamp_now_ms();
         return 0;
 }
@@ -195,9 +281,14 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
         of_retry retry = {0};
         int wait, err;
 
-        /* Every message ends in a report within message.timeout.ms. */
-        while (b->outstanding > 0)
+        /* Every message ends in a report by the deadline: then whatever
+         * is still on its way (this batch's and the next one's) is purged
+         * at once, so no later message of a partition is delivered after
+         * an earlier one failed. */
+        while (b->outstanding > 0) {
+                purge_at(r, b->t_produced);
                 rd_kafka_poll(r->rk, 100);
+        }
         t_delivered = of_timestamp_now_ms();
         for (i = 0; i < n; i++)
                 if (b->fl[i].err)
@@ -378,6 +469,7 @@ out:
                 free(r.b[i].res);
                 free(r.b[i].fl);
         }
+        free(r.alive.rows);
         if (stats)
                 *stats = st;
         return err;

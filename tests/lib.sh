@@ -75,19 +75,29 @@ sq() { sqlite3 -cmd '.timeout 5000' "$@"; }
 # has_line FILE PATTERN: FILE is not empty and has a line matching it.
 has_line() { [ -s "$1" ] && grep -q -- "$2" "$1"; }
 
-# wait_for SECONDS WHAT COMMAND...: run COMMAND every 50 ms until it
-# succeeds; fail naming WHAT (and $why, when COMMAND sets it to what it last
-# saw) after SECONDS by the clock (a COMMAND that takes a while itself must
-# not stretch the limit).
+# wait_for SECONDS WHAT COMMAND...: run COMMAND every $poll_s seconds (0.05
+# unless set) until it succeeds; fail naming WHAT (and $why, when COMMAND
+# sets it to what it last saw) after SECONDS by the clock (a COMMAND that
+# takes a while itself must not stretch the limit).
 wait_for() {
-        local limit=$1 what=$2 end=$(($(date +%s) + $1))
+        local limit=$1 what=$2 end
+        end=$(($(date +%s%N) + $1 * 1000000000))
         shift 2
         why=
         until "$@"; do
-                [ "$(date +%s)" -lt "$end" ] ||
+                [ "$(date +%s%N)" -lt "$end" ] ||
                         fail "timed out after $limit s waiting for $what${why:+ ($why)}"
-                sleep 0.05
+                sleep "${poll_s:-0.05}"
         done
+}
+
+# broker_ready: the broker has printed its address; fails the test when
+# it has exited instead.
+broker_ready() {
+        [ -s "$tmp/broker.out" ] && return 0
+        kill -0 "$broker_pid" 2>/dev/null ||
+                fail "the broker exited: $(tail -2 "$tmp/broker.err")"
+        return 1
 }
 
 # start_broker_ctl ARGS...: like start_broker (a broker already started
@@ -105,8 +115,7 @@ start_broker_ctl() {
         set_broker_cmd
         "${broker_cmd[@]}" "$@" <&7 >"$tmp/broker.out" 2>"$tmp/broker.err" &
         broker_pid=$!
-        wait_for "$broker_wait" "the broker's address" \
-                test -s "$tmp/broker.out"
+        wait_for "$broker_wait" "the broker's address" broker_ready
         addr=$(head -1 "$tmp/broker.out")
         ctl_replies=1
 }

@@ -742,6 +742,79 @@ static void test_two_relays_publish_10000_rows_once_each_in_order(
         assert_int_equal(s.late, 0);
 }
 
+/* The broker comes back at the hook's second call: once the report of
+ * the second batch (o-2's place) is in. */
+typedef struct up_hook {
+        rd_kafka_mock_cluster_t *mc;
+        int calls;
+} up_hook;
+
+static int broker_up_at_second_report(void *opaque)
+{
+        up_hook *h = opaque;
+
+        if (++h->calls == 2)
+                rd_kafka_mock_broker_set_up(h->mc, 1);
+        return 0;
+}
+
+/* Found on Kafka (tests/kafka/cases/node_restart.sh): a broker down
+ * longer than message.timeout.ms made the place of an order time out
+ * while its pay, produced a round later behind it, was still queued;
+ * the broker came back and the pay went out first (librdkafka times
+ * messages out one by one). Now the relay purges everything on its way at
+ * the deadline and claims nothing behind a failed row: each order's
+ * first copies stay in seq order. One row a batch: o-1's place, o-2's
+ * place, o-2's pay, each in a batch of its own. */
+static void test_relay_broker_down_past_the_timeout_keeps_each_order_in_order(
+        void **state)
+{
+        fixture *f = *state;
+        rd_kafka_mock_cluster_t *mc = tu_broker_mock(&f->broker);
+        static const char *props[] = {"message.timeout.ms=1500"};
+        static relay_thread t;
+        up_hook h = {mc, 0};
+        pthread_t th;
+        char errstr[512];
+        int i;
+        seen s;
+
+        place_order(f, 1);
+        place_order(f, 2);
+        pay_order(f, 2);
+        rd_kafka_mock_broker_set_down(mc, 1);
+        memset(&t, 0, sizeof(t));
+        t.f = f;
+        assert_int_equal(of_appdb_open(&t.app, f->app_path, errstr,
+                                       sizeof(errstr)), 0);
+        t.o = relay_opts(f);
+        t.o.once = 0;
+        t.o.batch_max = 1;
+        t.o.poll_ms = 20;
+        t.o.ko.props = props;
+        t.o.ko.props_cnt = 1;
+        t.o.after_produce = broker_up_at_second_report;
+        t.o.hook_opaque = &h;
+        t.o.stop = &t.stop;
+        assert_int_equal(pthread_create(&th, NULL, run_relay, &t), 0);
+        for (i = 0; i < 600 && q(f, "SELECT count(*) FROM outbox_messages "
+                                    "WHERE status != 'SENT'");
+             i++)
+                usleep(50 * 1000);
+        t.stop = 1;
+        pthread_join(th, NULL);
+        assert_int_equal(t.rc, 0);
+        of_appdb_close(t.app);
+        assert_true(h.calls >= 2);
+        assert_int_equal(q(f, "SELECT count(*) FROM outbox_messages WHERE "
+                              "status = 'SENT'"),
+                         3);
+        s = read_topic(f, f->db);
+        assert_int_equal(s.bad, 0);
+        assert_int_equal(s.reordered, 0);
+        assert_int_equal(s.disordered, 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -757,6 +830,7 @@ int main(void)
                 T(test_relay_failed_row_holds_back_only_its_orders_later_rows),
                 T(test_relay_broker_errors_hold_back_only_the_failed_orders),
                 T(test_two_relays_publish_10000_rows_once_each_in_order),
+                T(test_relay_broker_down_past_the_timeout_keeps_each_order_in_order),
         };
 
         of_log_verbosity = getenv("OF_TEST_VERBOSE") ? OF_LOG_DEBUG

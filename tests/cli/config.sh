@@ -136,6 +136,27 @@ chmod 600 "$tmp/kafka.properties"
 ! grep -q 'holds a secret' "$tmp/err" || fail "warned about a 0600 file"
 ok
 
+name="-X message.max.bytes above the projector's fetch.max.bytes is taken"
+# The projector bounds a fetch to 1 MiB; librdkafka refuses a fetch.max.bytes
+# below message.max.bytes, so a user's larger message.max.bytes raises it.
+for cmd in project rebuild; do
+        rm -f "$tmp/mmb.db"*
+        "$of" project --db "$tmp/mmb.db" -b "$addr" -e -q "${fast[@]}" \
+                2>/dev/null || fail "project to fill mmb.db exited $?"
+        [ "$cmd" = rebuild ] && set -- --force || set -- -e "${fast[@]}"
+        "$of" "$cmd" --db "$tmp/mmb.db" -b "$addr" -q "$@" \
+                -X message.max.bytes=4000000 >/dev/null 2>"$tmp/err" ||
+                fail "$cmd -X message.max.bytes=4000000 exited $?:" \
+                        "$(head -1 "$tmp/err")"
+        "$of" "$cmd" --db "$tmp/mmb.db" -b "$addr" -q "$@" \
+                -X message.max.bytes=4000000 -X fetch.max.bytes=2000000 \
+                >/dev/null 2>"$tmp/err"
+        [ $? -eq 1 ] && grep -q "fetch.max.bytes. must be" "$tmp/err" ||
+                fail "$cmd: a fetch.max.bytes the user set below" \
+                        "message.max.bytes: $(head -1 "$tmp/err")"
+done
+ok
+
 # ---- -v and -q ----
 name="-v shows debug lines, the default info, -q errors only"
 grep -q -E "$line_re" "$tmp/project.err" &&

@@ -58,7 +58,7 @@ fault() {
         sent1=$(sent) pend1=$(pend)
         for c in "$@"; do ctl "$c"; done
         rows=$((rows + written))
-        wait_until 90 "all $rows events applied after the fault" applied_is
+        wait_for 90 "all $rows events applied after the fault" applied_is
         alive "$relay_pid" || fail "the relay died: $(tail -3 "$tmp/relay.err")"
         alive "$proj_pid" || fail "the projector died: $(tail -3 "$tmp/proj.err")"
         case $seen in
@@ -87,10 +87,10 @@ fault "group coordinator and a leader moved" 2 after \
 fault "every broker down for 4 s, then up" 4 held "down all" -- "up all"
 
 name="broker faults: every row SENT, every event on the topic, model exact"
-wait_until 30 "the outbox to drain" eval \
+wait_for 30 "the outbox to drain" eval \
         'status | grep -q "\"pending\":0,\"sent\":$rows,\"dead\":0"'
 kill -TERM "$relay_pid" "$proj_pid"
-wait_until 15 "relay and projector to stop" eval \
+wait_for 15 "relay and projector to stop" eval \
         '! alive $relay_pid && ! alive $proj_pid'
 wait "$relay_pid" || fail "relay exited $? after SIGTERM"
 wait "$proj_pid" || fail "projector exited $? after SIGTERM"

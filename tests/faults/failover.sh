@@ -39,14 +39,14 @@ for p in a b; do
         eval "pid_$p=\$!"
         pids+=("$!")
 done
-wait_until 40 "both projectors to get partitions" both_assigned
+wait_for 40 "both projectors to get partitions" both_assigned
 a_list=$(grep -o 'assigned orders \[[0-9]*\]' "$tmp/a.err" | tr -dc '0-9\n' |
         sort -un | paste -sd, -)
 # Where a's partitions end: the messages of each.
 a_end=$(kcat -C -b "$addr" -t orders -o beginning -e -q -f '%p\n' |
         awk -v l=",$a_list," 'index(l, "," $1 ",") { n++ } END { print n + 0 }')
 from=$(a_offsets)
-poll_s=0.02 wait_until 60 "a to apply messages of its partitions" \
+poll_s=0.02 wait_for 60 "a to apply messages of its partitions" \
         a_applied_from $((from + 1 + RANDOM % 200))
 ok "a has partitions $a_list, applying"
 
@@ -56,10 +56,10 @@ kill -9 "$pid_a"
 wait "$pid_a" 2>/dev/null
 left=$((a_end - $(a_offsets)))
 landed "failover kills" failover_kills $((left > 0)) 1 1
-wait_until 60 "b to take a's partitions" b_got_more
-wait_until 120 "the stream applied by b" offsets_are "$total"
+wait_for 60 "b to take a's partitions" b_got_more
+wait_for 120 "the stream applied by b" offsets_are "$total"
 kill -TERM "$pid_b"
-wait_until 15 "b to stop on SIGTERM" eval '! alive $pid_b'
+wait_for 15 "b to stop on SIGTERM" eval '! alive $pid_b'
 wait "$pid_b" || fail "b exited $? after SIGTERM"
 model_exact "$db" "$tmp"
 lines=$(grep -c 'assigned orders' "$tmp/b.err")

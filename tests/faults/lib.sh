@@ -7,6 +7,8 @@ set -u
 
 of=${ORDERFLOW:-build/orderflow}
 faults_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# wait_for and sq; what is defined below replaces the rest.
+. "$faults_dir/../lib.sh"
 gen=$faults_dir/../cli/gen_stream.py
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-faults.XXXXXX") || exit 1
 pids=()
@@ -48,23 +50,10 @@ landed() {
                 "(at least $5 promised): the faults missed the work"
 }
 
-# wait_until SECONDS WHAT COMMAND...: poll COMMAND every $poll_s seconds
-# (0.05 unless set) until it succeeds; fail naming WHAT after SECONDS.
-wait_until() {
-        local limit=$1 what=$2 end
-        shift 2
-        end=$(($(date +%s%N) + limit * 1000000000))
-        until "$@"; do
-                [ "$(date +%s%N)" -lt "$end" ] ||
-                        fail "timed out after ${limit}s waiting for $what"
-                sleep "${poll_s:-0.05}"
-        done
-}
 
 now_ms() { date +%s%3N; }
 
 alive() { kill -0 "$1" 2>/dev/null; }
-has_line() { [ -s "$1" ] && grep -q -- "$2" "$1"; }
 lines_at_least() { [ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 
 # start_broker ARGS...: `orderflow broker ARGS` reading commands from the
@@ -75,7 +64,7 @@ start_broker() {
         "$of" broker "$@" <&7 >"$tmp/broker.out" 2>"$tmp/broker.err" &
         broker_pid=$!
         pids+=("$broker_pid")
-        wait_until 10 "the broker's address" lines_at_least "$tmp/broker.out" 1
+        wait_for 10 "the broker's address" lines_at_least "$tmp/broker.out" 1
         addr=$(head -1 "$tmp/broker.out")
         ctl_replies=1
 }
@@ -84,7 +73,7 @@ start_broker() {
 ctl() {
         echo "$*" >&7
         ctl_replies=$((ctl_replies + 1))
-        wait_until 10 "the broker's reply to '$*'" \
+        wait_for 10 "the broker's reply to '$*'" \
                 lines_at_least "$tmp/broker.out" "$ctl_replies"
         [ "$(sed -n "${ctl_replies}p" "$tmp/broker.out")" = "ok $*" ] ||
                 fail "broker: $(sed -n "${ctl_replies}p" "$tmp/broker.out")"

@@ -13,6 +13,12 @@ outbox.py topic APP TSV         every outbox event on the topic (kcat -f
                                 '%p\\t%o\\t%k\\t%s\\n') as stored, keyed by its
                                 order, first OrderPlaced before first
                                 OrderPaid; prints the number of duplicates
+outbox.py order APP TSV         the first copy of each event on the topic
+                                stands in commit (seq) order within its
+                                partition, except a row of an order that
+                                failed and was retried (attempts > 0: it may
+                                fall behind other orders, never its own);
+                                prints the number of such rows
 outbox.py model APP RM          the read model equals the model computed
                                 from the outbox's envelopes
 """
@@ -96,6 +102,33 @@ def topic(app, tsv):
     print(n - len(want))
 
 
+def order(app, tsv):
+    db = sqlite3.connect(app)
+    rows = {r[0]: r[1:] for r in db.execute(
+        'SELECT id, seq, attempts, aggregate_id FROM outbox_messages')}
+    msgs = [l.rstrip('\n').split('\t', 3) for l in open(tsv)]
+    msgs.sort(key=lambda m: (int(m[0]), int(m[1])))
+    seen, top, per_order, late, failed_order = set(), {}, {}, 0, {}
+    for p, o, key, value in msgs:
+        eid = json.loads(value)['id']
+        if eid in seen:
+            continue
+        seen.add(eid)
+        seq, attempts, order_id = rows[eid]
+        failed_order[order_id] = failed_order.get(order_id) or attempts > 0
+        last = per_order.get(order_id)
+        assert last is None or (last[0] == p and last[1] < seq), \
+            'order %s: seq %d at %s:%s after its seq %s' % (
+                order_id, seq, p, o, last)
+        per_order[order_id] = (p, seq)
+        if seq < top.get(p, 0):
+            assert failed_order[order_id], 'partition %s offset %s: seq %d ' \
+                'after seq %d (no row of its order failed)' % (p, o, seq, top[p])
+            late += 1
+        top[p] = max(top.get(p, 0), seq)
+    print(late)
+
+
 def model(app, rmpath):
     app = sqlite3.connect(app)
     rm = sqlite3.connect(rmpath, timeout=10)
@@ -139,6 +172,8 @@ if __name__ == '__main__':
         write(args[0], int(args[1]), args[2])
     elif cmd == 'topic':
         topic(*args)
+    elif cmd == 'order':
+        order(*args)
     elif cmd == 'model':
         model(*args)
     else:

@@ -51,12 +51,12 @@ for i in $(seq "$kills"); do
         pid=$!
         pids+=("$pid")
         if [ $((i % 3)) -eq 0 ]; then
-                poll_s=0.02 wait_until 10 "run $i's early moment" \
+                poll_s=0.02 wait_for 10 "run $i's early moment" \
                         early_moment $(($(now_ms) + RANDOM % 3000))
         else
-                wait_until 30 "run $i to get partitions" \
+                wait_for 30 "run $i to get partitions" \
                         has_line "$tmp/proj.err" assigned
-                poll_s=0.02 wait_until 60 "run $i to apply messages" \
+                poll_s=0.02 wait_for 60 "run $i to apply messages" \
                         applied_from $((from + 1 + RANDOM % 200))
         fi
         alive "$pid" || fail "run $i exited by itself: $(tail -3 "$tmp/proj.err")"

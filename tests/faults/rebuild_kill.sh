@@ -95,7 +95,7 @@ rebuild_round() {
 }
 i=0
 start_projector 0
-wait_until 30 "projector 0 to get partitions" \
+wait_for 30 "projector 0 to get partitions" \
         has_line "$tmp/proj-0.err" assigned
 rb_hit=0 proj_hit=0 swaps_done=0
 for chunk in "$tmp"/chunk.*; do
@@ -104,7 +104,7 @@ for chunk in "$tmp"/chunk.*; do
         publish "$chunk"
         n=$(wc -l <"$chunk")
         published=$((published + n))
-        poll_s=0.02 wait_until 60 "projector $((i - 1)) to apply chunk $i" \
+        poll_s=0.02 wait_for 60 "projector $((i - 1)) to apply chunk $i" \
                 applied_from $((from + 1 + RANDOM % (n / 8 + 1)))
         kill -9 "$proj"
         wait "$proj" 2>/dev/null
@@ -133,11 +133,11 @@ for chunk in "$tmp"/chunk.*; do
                         fail "rebuild $i did not swap a new model in"
                 swaps_done=$((swaps_done + 1))
         fi
-        wait_until 30 "projector $i to get partitions" \
+        wait_for 30 "projector $i to get partitions" \
                 has_line "$tmp/proj-$i.err" assigned
 done
 kill -TERM "$proj"
-wait_until 15 "the last projector to stop on SIGTERM" eval '! alive $proj'
+wait_for 15 "the last projector to stop on SIGTERM" eval '! alive $proj'
 wait "$proj" || fail "the last projector exited $? after SIGTERM"
 swaps=$(cat "$tmp"/proj-*.err | grep -c 'the read model was replaced')
 [ "$swaps" -ge 1 ] || fail "no projector ever saw a swap"

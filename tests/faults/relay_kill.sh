@@ -53,7 +53,7 @@ for i in $(seq "$kills"); do
                 --batch "${batch[i]}" 2>"$tmp/relay.err" &
         pid=$!
         pids+=("$pid")
-        poll_s=0.02 wait_until 60 "run $i to send rows" \
+        poll_s=0.02 wait_for 60 "run $i to send rows" \
                 sent_reached $((from + 1 + RANDOM % (2 * batch[i])))
         kill -9 "$pid"
         wait "$pid" 2>/dev/null

@@ -51,7 +51,7 @@ start_projector() {
 }
 stop_projector() {
         kill -TERM "$pid"
-        wait_until 15 "the projector to stop on SIGTERM" eval '! alive $pid'
+        wait_for 15 "the projector to stop on SIGTERM" eval '! alive $pid'
         wait "$pid"
         local rc=$?
         [ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM: $(tail -3 "$tmp/$1.err")"
@@ -60,7 +60,7 @@ stop_projector() {
 name="SQLite: write lock held 4 s by another process"
 publish "$tmp/part00"
 start_projector lock
-wait_until 30 "part 1 applied" offsets_are "$n_a"
+wait_for 30 "part 1 applied" offsets_are "$n_a"
 coproc LOCK { python3 -c '
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
@@ -73,13 +73,13 @@ pids+=("$LOCK_PID")
 read -r -t 10 line <&"${LOCK[0]}" && [ "$line" = locked ] ||
         fail "the lock holder did not get the lock"
 publish "$tmp/part01"
-wait_until 30 "the projector to log that it waits" \
+wait_for 30 "the projector to log that it waits" \
         has_line "$tmp/lock.err" 'retrying'
 sleep 4 # the fault's length, not a wait for a result
 [ "$(offsets)" -eq "$n_a" ] || fail "applied while the lock was held"
 echo release >&"${LOCK[1]}"
 wait "$LOCK_PID" || fail "the lock holder failed"
-wait_until 30 "part 2 applied after the lock went" offsets_are "$n_b"
+wait_for 30 "part 2 applied after the lock went" offsets_are "$n_b"
 figure sqlite_faults 1
 ok "$(grep -c retrying "$tmp/lock.err") retries logged: $(grep -m1 retrying "$tmp/lock.err" | cut -c26-)"
 stop_projector lock
@@ -106,17 +106,17 @@ if mkdir "$tmp/full" && mount -t tmpfs -o size=64m tmpfs "$tmp/full" \
                         fail "the projector exited: $(tail -2 "$tmp/full.err")"
                 warnings_at_least "$tmp/full.err" "$1"
         }
-        wait_until 60 "the projector to report the full disk" reported 1
+        wait_for 60 "the projector to report the full disk" reported 1
         grep -q 'database or disk is full' "$tmp/full.err" ||
                 fail "not reported as a full disk: $(grep -m1 retrying "$tmp/full.err")"
         # The second warning comes OF_RETRY_LOG_MS (5 s) after the first.
-        wait_until 60 "a second warning" reported 2
+        wait_for 60 "a second warning" reported 2
         stuck=$(offsets)
         [ "$stuck" -lt "$n_c" ] || fail "everything applied despite the full disk"
         sleep 1 # the fault's length, not a wait for a result
         [ "$(offsets)" -eq "$stuck" ] || fail "applied while the disk was full"
         rm "$tmp/full/filler"
-        wait_until 60 "the rest applied once space came back" offsets_are "$n_c"
+        wait_for 60 "the rest applied once space came back" offsets_are "$n_c"
         has_line "$tmp/full.err" 'read model: going on after' ||
                 fail "no line saying it went on"
         lines=$(warnings "$tmp/full.err")
@@ -140,7 +140,7 @@ name="SQLite: an I/O error (file size limit): a few retries, exit 1, one line"
 pid=$!
 pids+=("$pid")
 publish "$tmp/part03"
-wait_until 60 "the projector to give up on the I/O error" eval '! alive $pid'
+wait_for 60 "the projector to give up on the I/O error" eval '! alive $pid'
 wait "$pid"
 rc=$?
 [ "$rc" -eq 1 ] || fail "expected exit 1, got $rc: $(tail -3 "$tmp/io.err")"

@@ -220,11 +220,13 @@ java_cmd() {
                 -Dkafka.logs.dir="$1" -cp "$lib/*" "${@:2}"
 }
 
-# Format every node's storage with one cluster id, in parallel.
+# Format every node's storage with one cluster id, in parallel. (Given as
+# --cluster-id=ID: one in 64 begins with "-", which a separate argument
+# would turn into an option.)
 cluster=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 for i in $(seq "$nodes"); do
         (java_cmd "$dir/n$i" kafka.tools.StorageTool format \
-                -t "$cluster" -c "$dir/n$i/server.properties" \
+                --cluster-id="$cluster" -c "$dir/n$i/server.properties" \
                 >"$dir/n$i/format.log" 2>&1) &
 done
 for i in $(seq "$nodes"); do

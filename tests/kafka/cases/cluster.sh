@@ -10,9 +10,10 @@
 # and the projectors are over 2,000 offsets below the high watermarks; they
 # go on (SIGCONT) just before the kill. A kill landed mid-work when, once
 # the node is dead, rows committed before it are still unsent and offsets
-# below the high watermarks read before it still unapplied; both must land. With the node down the
-# work must go on: rows SENT and every partition applied past its high
-# watermark of before the kill; then the node is started again. Then the
+# below the high watermarks read before it still unapplied; both must
+# land. With the node down the work must go on: rows SENT and every
+# partition applied past its high watermark of before the kill; then the
+# node is started again. Then the
 # writer stops, every row is SENT, every offset applied, relay and
 # projectors stop on SIGTERM with exit 0, and: every outbox event is on the
 # topic as stored (duplicates allowed, counted), each partition's first
@@ -21,61 +22,23 @@
 # computed from the outbox (outbox.py model). Only meaningful on real Kafka.
 set -u
 
-of=${ORDERFLOW:-build/orderflow}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-cluster.XXXXXX") || exit 1
+of=${ORDERFLOW:-build/orderflow} # before lib.sh: its $kadmin is beside $of
 . "$(dirname "$0")/../../lib.sh"
-outbox=$(dirname "$0")/../../faults/outbox.py
+. "$(dirname "$0")/../lib.sh"
+kafka_case cluster
 app=$tmp/app.db
-rm=$tmp/rm.db
+db=$tmp/rm.db
 group=cluster
 parts=6
-fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
-pids=()
-broker_pid=
-name=setup
+logs=(relay.err a.err b.err writer.err)
 t_start=$(date +%s)
 ok() { echo "ok - $name${1:+ ($1)} [$(($(date +%s) - t_start)) s]"; }
 
-cleanup() {
-        local p
-        for p in "${pids[@]}"; do
-                kill -9 "$p" 2>/dev/null
-        done
-        # broker.sh stops its JVMs and removes its folder on SIGTERM.
-        [ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null
-        exec 7>&- 2>/dev/null
-        wait 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if ! real_kafka; then
-        echo "ok - cluster # SKIP: needs real Kafka"
-        exit 0
-fi
-[ -x "$of" ] || fail "no binary at $of (run make first)"
-[ -x "$kadmin" ] || fail "no kadmin at $kadmin (make test-kafka builds it)"
-for t in kcat sqlite3 python3; do
-        command -v "$t" >/dev/null || fail "$t is needed"
-done
-
-alive() { kill -0 "$1" 2>/dev/null; }
-app_sql() { sq "$app" "$1"; }
-pend() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'"; }
-sent() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'SENT'"; }
-# applied: the offsets the read model has applied (sum over partitions).
-applied() {
-        sq "$rm" 'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets' \
-                2>/dev/null || echo -1
-}
-# offsets_of P: the read model's next offset of partition P (0: none yet).
+# offset_of P: the read model's next offset of partition P (0: none yet).
 offset_of() {
-        sq "$rm" "SELECT ifnull(max(next_offset), 0) FROM partition_offsets
+        sq "$db" "SELECT ifnull(max(next_offset), 0) FROM partition_offsets
                   WHERE \"partition\" = $1" 2>/dev/null || echo -1
 }
-# watermarks: "PARTITION LOW HIGH" lines (fails when no broker answers).
-watermarks() { "$kadmin" -T 20 -b "$addr" watermarks orders; }
 # alive_all: relay and both projectors alive, or fail.
 alive_all() {
         alive "$relay_pid" ||
@@ -135,17 +98,14 @@ rm -f "$tmp/writer.stop"
 python3 "$outbox" write "$app" 1 "$tmp/writer.stop" \
         >"$tmp/writer.out" 2>"$tmp/writer.err" &
 writer_pid=$!
-pids+=("$writer_pid")
 "$of" relay --db "$app" -b "$addr" -X acks=all 2>"$tmp/relay.err" &
 relay_pid=$!
-pids+=("$relay_pid")
 # Two projectors, one group, one file, small fetches.
 for p in a b; do
-        "$of" project --db "$rm" -b "$addr" -g "$group" "${fast[@]}" \
+        "$of" project --db "$db" -b "$addr" -g "$group" "${fast[@]}" \
                 -X max.partition.fetch.bytes=2000 -X fetch.max.bytes=8000 \
                 -X message.max.bytes=8000 2>"$tmp/$p.err" &
         eval "proj_$p=\$!"
-        pids+=("$!")
 done
 wait_for 120 "both projectors to get partitions" both_assigned
 wait_for 120 "the relay and the projectors to work" working 100 100
@@ -236,8 +196,7 @@ all_sent() {
         [ "$(sent)" -eq "$rows" ]
 }
 wait_for 120 "all $rows rows SENT ($(pend) pending)" all_sent
-high=$(watermarks | awk '{ s += $3 } END { print s + 0 }') ||
-        fail "no watermarks"
+high=$(highs) || fail "no watermarks"
 all_applied() {
         alive_all
         [ "$(applied)" -eq "$high" ]
@@ -252,48 +211,8 @@ for p in relay_pid proj_a proj_b; do
         wait_for 15 "$p to stop on SIGTERM" eval '! alive $pid'
         wait "$pid" || fail "$p exited $? after SIGTERM"
 done
-pids=()
 ok "$rows rows, $high offsets"
 
-name="cluster: every event on the topic, in commit order per partition"
-kcat -C -b "$addr" -t orders -e -q -o beginning -f '%p\t%o\t%k\t%s\n' \
-        >"$tmp/topic.tsv" 2>"$tmp/kcat.err" || fail "kcat: $(cat "$tmp/kcat.err")"
-dups=$(python3 "$outbox" topic "$app" "$tmp/topic.tsv" 2>"$tmp/check.err") ||
-        fail "outbox.py topic: $(tail -3 "$tmp/check.err")"
-# The first copies of each partition in seq order; a row may stand after
-# a later row of another order only if it or an earlier row of its order
-# failed and was retried (attempts > 0): the contract lets a failed row
-# hold back its own order alone. Prints the count of such rows.
-late=$(python3 - "$app" "$tmp/topic.tsv" <<'PY' 2>"$tmp/check.err"
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-rows = {r[0]: r[1:] for r in db.execute(
-    'SELECT id, seq, attempts, aggregate_id FROM outbox_messages')}
-msgs = [l.rstrip('\n').split('\t', 3) for l in open(sys.argv[2])]
-msgs.sort(key=lambda m: (int(m[0]), int(m[1])))
-seen, top, per_order, late, failed_order = set(), {}, {}, 0, {}
-for p, o, key, value in msgs:
-    eid = json.loads(value)['id']
-    if eid in seen:
-        continue
-    seen.add(eid)
-    seq, attempts, order = rows[eid]
-    failed_order[order] = failed_order.get(order, 0) or attempts > 0
-    last = per_order.get(order)
-    assert last is None or (last[0] == p and last[1] < seq), \
-        'order %s: seq %d at %s:%s after its seq %s' % (order, seq, p, o, last)
-    per_order[order] = (p, seq)
-    if seq < top.get(p, 0):
-        assert failed_order[order], 'partition %s offset %s: seq %d ' \
-            'after seq %d (no row of its order failed)' % (p, o, seq, top[p])
-        late += 1
-    top[p] = max(top.get(p, 0), seq)
-print(late)
-PY
-) || fail "commit order: $(tail -3 "$tmp/check.err")"
+name="cluster: every event on the topic in commit order, the read model exact"
+check_outcome
 ok "$dups duplicate copies, $late rows of retried orders behind later ones"
-
-name="cluster: the read model is exact"
-python3 "$outbox" model "$app" "$rm" >"$tmp/check.err" 2>&1 ||
-        fail "read model differs from the outbox: $(tail -3 "$tmp/check.err")"
-ok

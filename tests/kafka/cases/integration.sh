@@ -7,23 +7,12 @@
 # skip themselves there; the rest must pass as on the embedded broker.
 set -u
 
-of=${ORDERFLOW:-build/orderflow}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-integration.XXXXXX") || exit 1
+of=${ORDERFLOW:-build/orderflow} # before lib.sh: its $kadmin is beside $of
 . "$(dirname "$0")/../../lib.sh"
-broker_pid=
-cleanup() {
-        [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null
-        wait 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-name=setup
+. "$(dirname "$0")/../lib.sh"
+kafka_case integration
 tests=$(dirname "$of")/tests
-
-if ! real_kafka; then
-        echo "ok - integration programs on real Kafka # SKIP: needs real Kafka"
-        exit 0
-fi
+name=setup
 start_broker -p 1 || fail "the broker printed no address in $broker_wait s"
 for t in test_relay test_projector; do
         name="$t on real Kafka"

@@ -18,103 +18,22 @@
 # outbox (outbox.py model). Only meaningful on real Kafka.
 set -u
 
-of=${ORDERFLOW:-build/orderflow}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-node-restart.XXXXXX") || exit 1
+of=${ORDERFLOW:-build/orderflow} # before lib.sh: its $kadmin is beside $of
 . "$(dirname "$0")/../../lib.sh"
-outbox=$(dirname "$0")/../../faults/outbox.py
+. "$(dirname "$0")/../lib.sh"
+kafka_case node-restart
 restarts=${RESTARTS:-3}
 app=$tmp/app.db
-rm=$tmp/rm.db
+db=$tmp/rm.db
 group=node-restart
-fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
-pids=()
-broker_pid=
-name=setup
-ok() { echo "ok - $name${1:+ ($1)}"; }
-
-cleanup() {
-        local p
-        for p in "${pids[@]}"; do
-                kill -9 "$p" 2>/dev/null
-        done
-        # broker.sh stops its JVMs and removes its folder on SIGTERM.
-        [ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null
-        exec 7>&- 2>/dev/null
-        wait 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if ! real_kafka; then
-        echo "ok - node restart # SKIP: needs real Kafka"
-        exit 0
-fi
-[ -x "$of" ] || fail "no binary at $of (run make first)"
-[ -x "$kadmin" ] || fail "no kadmin at $kadmin (make test-kafka builds it)"
-for t in kcat sqlite3 python3; do
-        command -v "$t" >/dev/null || fail "$t is needed"
-done
-
-alive() { kill -0 "$1" 2>/dev/null; }
-app_sql() { sq "$app" "$1"; }
-pend() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'"; }
-sent() { app_sql "SELECT count(*) FROM outbox_messages WHERE status = 'SENT'"; }
-# applied: the offsets the read model has applied (sum over partitions).
-applied() {
-        sq "$rm" 'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets' \
-                2>/dev/null || echo -1
-}
-# highs: the sum of the topic's high watermarks (fails with the broker).
-highs() {
-        "$kadmin" -T 10 -b "$addr" watermarks orders |
-                awk '{ s += $3 } END { print s + 0 }'
-}
-# working: relay and projector are alive (fail otherwise), and since the
-# last restart the relay has sent more than $1 rows and the projector
-# applied more than $2 offsets.
-working() {
-        alive "$relay_pid" ||
-                fail "the relay exited by itself: $(tail -3 "$tmp/relay.err")"
-        alive "$proj_pid" ||
-                fail "the projector exited by itself: $(tail -3 "$tmp/proj.err")"
-        [ "$(sent)" -gt "$1" ] && [ "$(applied)" -gt "$2" ]
-}
+logs=(relay.err proj.err writer.err)
 
 name="node restart: writer, relay and projector at work"
-start_broker_ctl -p 4
-# Answers 100 ms late: batches stay in flight, the pipeline has work in
-# hand whenever the node dies, whatever the machine's speed.
-ctl rtt 1 100
-"$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
-        fail "could not create $app"
-rm -f "$tmp/writer.stop"
-python3 "$outbox" write "$app" 1 "$tmp/writer.stop" \
-        >"$tmp/writer.out" 2>"$tmp/writer.err" &
-writer_pid=$!
-pids+=("$writer_pid")
-"$of" relay --db "$app" -b "$addr" 2>"$tmp/relay.err" &
-relay_pid=$!
-pids+=("$relay_pid")
-# Small fetches (about 200 messages a 0.1 s round trip): a burst of orders
-# leaves the projector seconds behind the relay.
-"$of" project --db "$rm" -b "$addr" -g "$group" "${fast[@]}" \
-        -X max.partition.fetch.bytes=16000 -X fetch.max.bytes=64000 \
-        -X message.max.bytes=64000 \
-        2>"$tmp/proj.err" &
-proj_pid=$!
-pids+=("$proj_pid")
-wait_for 120 "the relay and the projector to work" working 100 100
+start_pipeline "$group"
 ok
 
 name="node restart: SIGKILL the node and start it $restarts times mid-work"
 hit=0 notes=
-# behind: the relay has rows pending and the projector has applied fewer
-# offsets than the relay has rows SENT (the topic holds at least that
-# many: duplicates only add), by more than 300.
-behind() {
-        [ "$(pend)" -gt 0 ] && [ $(($(sent) - $(applied))) -gt 300 ]
-}
 for i in $(seq "$restarts"); do
         # Progress since the last restart: both found the node again.
         s0=$(sent) a0=$(applied)
@@ -151,69 +70,9 @@ echo "# $notes"
 ok "$hit of $restarts kills landed mid-work, $(cat "$tmp/writer.out") rows written"
 
 name="node restart: every row sent, every offset applied, clean stops"
-ctl rtt 1 0
-rows=$(app_sql 'SELECT count(*) FROM outbox_messages')
-all_sent() {
-        alive "$relay_pid" ||
-                fail "the relay exited by itself: $(tail -3 "$tmp/relay.err")"
-        [ "$(sent)" -eq "$rows" ]
-}
-wait_for 120 "all $rows rows SENT (status: $(pend) pending)" all_sent
-high=$(highs) || fail "no watermarks"
-all_applied() {
-        alive "$proj_pid" ||
-                fail "the projector exited by itself: $(tail -3 "$tmp/proj.err")"
-        [ "$(applied)" -eq "$high" ]
-}
-wait_for 120 "the projector to apply $high offsets (at $(applied))" all_applied
-for p in relay proj; do
-        eval "pid=\$${p}_pid"
-        kill -TERM "$pid"
-        wait_for 15 "$p to stop on SIGTERM" eval '! alive $pid'
-        wait "$pid" || fail "$p exited $? after SIGTERM: $(tail -3 "$tmp/$p.err")"
-done
-pids=()
+finish_pipeline
 ok "$rows rows, $high offsets"
 
-name="node restart: every event on the topic, in commit order per partition"
-kcat -C -b "$addr" -t orders -e -q -o beginning -f '%p\t%o\t%k\t%s\n' \
-        >"$tmp/topic.tsv" 2>"$tmp/kcat.err" || fail "kcat: $(cat "$tmp/kcat.err")"
-dups=$(python3 "$outbox" topic "$app" "$tmp/topic.tsv" 2>"$tmp/check.err") ||
-        fail "outbox.py topic: $(tail -3 "$tmp/check.err")"
-# The first copies of each partition in seq order; a row may stand after
-# a later row of another order only if it or an earlier row of its order
-# failed and was retried (attempts > 0): the contract lets a failed row
-# hold back its own order alone. Prints the count of such rows.
-late=$(python3 - "$app" "$tmp/topic.tsv" <<'PY' 2>"$tmp/check.err"
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-rows = {r[0]: r[1:] for r in db.execute(
-    'SELECT id, seq, attempts, aggregate_id FROM outbox_messages')}
-msgs = [l.rstrip('\n').split('\t', 3) for l in open(sys.argv[2])]
-msgs.sort(key=lambda m: (int(m[0]), int(m[1])))
-seen, top, per_order, late, failed_order = set(), {}, {}, 0, {}
-for p, o, key, value in msgs:
-    eid = json.loads(value)['id']
-    if eid in seen:
-        continue
-    seen.add(eid)
-    seq, attempts, order = rows[eid]
-    failed_order[order] = failed_order.get(order, 0) or attempts > 0
-    last = per_order.get(order)
-    assert last is None or (last[0] == p and last[1] < seq), \
-        'order %s: seq %d at %s:%s after its seq %s' % (order, seq, p, o, last)
-    per_order[order] = (p, seq)
-    if seq < top.get(p, 0):
-        assert failed_order[order], 'partition %s offset %s: seq %d ' \
-            'after seq %d (no row of its order failed)' % (p, o, seq, top[p])
-        late += 1
-    top[p] = max(top.get(p, 0), seq)
-print(late)
-PY
-) || fail "commit order: $(tail -3 "$tmp/check.err")"
+name="node restart: every event on the topic in commit order, the read model exact"
+check_outcome
 ok "$dups duplicate copies, $late rows of retried orders behind later ones"
-
-name="node restart: the read model is exact"
-python3 "$outbox" model "$app" "$rm" >"$tmp/check.err" 2>&1 ||
-        fail "read model differs from the outbox: $(tail -3 "$tmp/check.err")"
-ok

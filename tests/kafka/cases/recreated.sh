@@ -12,36 +12,12 @@ set -u
 of=${ORDERFLOW:-build/orderflow} # before lib.sh: its $kadmin is beside $of
 . "$(dirname "$0")/../../lib.sh"
 gen=$(dirname "$0")/../../cli/gen_stream.py
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-recreated.XXXXXX") || exit 1
-broker_pid= proj_pid=
-cleanup() {
-        for p in $proj_pid $broker_pid; do
-                kill -9 "$p" 2>/dev/null
-        done
-        wait 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-name=recreated
+. "$(dirname "$0")/../lib.sh"
+kafka_case recreated
+logs=(proj.err status.err rebuild.err check.err)
 db=$tmp/rm.db parts=3
-fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
-
-if ! real_kafka; then
-        echo "ok - $name # SKIP: needs real Kafka"
-        exit 0
-fi
-
-fail() {
-        echo "not ok - $name: $*"
-        for f in proj.err status.err rebuild.err check.err; do
-                [ -s "$tmp/$f" ] && { echo "# $f:"; tail -5 "$tmp/$f"; }
-        done
-        exit 1
-}
 
 name=setup
-[ -x "$of" ] || fail "no binary at $of (run make first)"
-command -v kcat >/dev/null || fail "kcat is needed to publish events"
 start_broker -t orders -p "$parts" ||
         fail "the broker printed no address in $broker_wait s"
 mkdir "$tmp/old" "$tmp/new"
@@ -50,11 +26,6 @@ python3 "$gen" 400 5 "$tmp/old" >/dev/null &&
 total=$(wc -l <"$tmp/old/stream.txt")
 ok
 
-alive() { kill -0 "$1" 2>/dev/null; }
-applied() {
-        sq "$db" 'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets' \
-                2>/dev/null || echo -1
-}
 all_applied() {
         alive "$proj_pid" || fail "the projector exited by itself"
         [ "$(applied)" -eq "$total" ]

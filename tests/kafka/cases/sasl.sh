@@ -9,25 +9,11 @@
 set -u
 of=${ORDERFLOW:-build/orderflow} # before lib.sh: its $kadmin is beside $of
 . "$(dirname "$0")/../../lib.sh"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-sasl.XXXXXX") || exit 1
-broker_pid=
-cleanup() {
-        [ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null
-        wait 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-name=sasl
-fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+. "$(dirname "$0")/../lib.sh"
+kafka_case sasl
 app=$tmp/app.db db=$tmp/rm.db props=$tmp/client.properties
 
-if ! real_kafka; then
-        echo "ok - $name # SKIP: needs real Kafka"
-        exit 0
-fi
-
 name=setup
-[ -x "$of" ] || fail "no binary at $of (run make first)"
 start_broker -t orders -p 2 --sasl "$props" ||
         fail "the broker printed no address in $broker_wait s"
 secret=$(sed -n 's/^sasl.password=//p' "$props")

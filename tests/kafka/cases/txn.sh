@@ -13,37 +13,13 @@ set -u
 of=${ORDERFLOW:-build/orderflow} # before lib.sh: its $kadmin is beside $of
 . "$(dirname "$0")/../../lib.sh"
 gen=$(dirname "$0")/../../cli/gen_stream.py
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-txn.XXXXXX") || exit 1
-broker_pid= proj_pid=
-cleanup() {
-        for p in $proj_pid $broker_pid; do
-                kill -9 "$p" 2>/dev/null
-        done
-        wait 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-name=txn
-fast=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+. "$(dirname "$0")/../lib.sh"
+kafka_case txn
+logs=(proj.err ref.err rebuild.err status.err txn.err)
 db=$tmp/rm.db ref=$tmp/ref.db
 parts=3 txns=6
 
-if ! real_kafka; then
-        echo "ok - $name # SKIP: needs real Kafka"
-        exit 0
-fi
-
-fail() {
-        echo "not ok - $name: $*"
-        for f in proj.err ref.err rebuild.err status.err txn.err; do
-                [ -s "$tmp/$f" ] && { echo "# $f:"; tail -5 "$tmp/$f"; }
-        done
-        exit 1
-}
-
 name=setup
-[ -x "$of" ] || fail "no binary at $of (run make first)"
-command -v kcat >/dev/null || fail "kcat is needed"
 start_broker -t orders -p "$parts" ||
         fail "the broker printed no address in $broker_wait s"
 "$kadmin" -b "$addr" create ref "$parts" >/dev/null || fail "create ref"
