@@ -1,6 +1,5 @@
 /* Kafka client setup shared by the Kafka-facing modules: the client conf
- * from -b/-t/-X, and of_msg, the broker-free view of one message that the
- * store and the projector work on. rdkafka.h is not included here. */
+ * from -b/-t/-X. rdkafka.h is not included here. */
 #ifndef ORDERFLOW_KAFKA_H
 #define ORDERFLOW_KAFKA_H
 
@@ -13,18 +12,6 @@ typedef struct rd_kafka_s rd_kafka_t;
 #define OF_DEFAULT_TOPIC   "orders"
 #define OF_DEFAULT_GROUP   "orderflow-projector"
 #define OF_DEFAULT_BROKERS "localhost:9092"
-
-/* One message. Every pointer borrows from whoever made the of_msg (a
- * librdkafka message, a test's buffer) and lives as long as it does. */
-typedef struct of_msg {
-        const char *topic;  /* NUL-terminated */
-        int32_t partition;
-        int64_t offset;
-        const void *key;    /* NULL when the message has no key */
-        size_t key_len;
-        const void *value;  /* NULL when the message has no value */
-        size_t value_len;
-} of_msg;
 
 /* Properties read from -F files, in the order read (see
  * of_kafka_props_read). Zero-initialise; of_kafka_props_clear frees. */

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "orderflow/event.h"
-#include "orderflow/kafka.h"
+#include "orderflow/msg.h"
 #include "orderflow/timestamp.h"
 
 #define OF_SCHEMA_VERSION 1
