@@ -69,6 +69,24 @@ start_broker() {
         return 1
 }
 
+# start_writer APP FIRST: tests/faults/outbox.py's writer, placing orders
+# o-FIRST ... and paying the even ones into APP every few ms until
+# stop_writer, which sets written (the rows it committed).
+start_writer() {
+        rm -f "$tmp/writer.stop"
+        python3 "$(dirname "${BASH_SOURCE[0]}")/faults/outbox.py" write \
+                "$1" "$2" "$tmp/writer.stop" \
+                >"$tmp/writer.out" 2>"$tmp/writer.err" &
+        writer_pid=$!
+        pids+=("$writer_pid")
+}
+stop_writer() {
+        touch "$tmp/writer.stop"
+        wait "$writer_pid" ||
+                fail "the writer exited $?: $(tail -2 "$tmp/writer.err")"
+        written=$(cat "$tmp/writer.out")
+}
+
 # sq ARGS...: sqlite3 that waits for locks, as readers should (README).
 sq() { sqlite3 -cmd '.timeout 5000' "$@"; }
 

@@ -87,23 +87,6 @@ applied_offsets() {
                 2>/dev/null || echo -1
 }
 
-# start_writer APP FIRST: outbox.py's writer, placing orders o-FIRST ...
-# and paying the even ones into APP every few ms until stop_writer, which
-# sets written (the rows it committed).
-start_writer() {
-        rm -f "$tmp/writer.stop"
-        python3 "$faults_dir/outbox.py" write "$1" "$2" "$tmp/writer.stop" \
-                >"$tmp/writer.out" 2>"$tmp/writer.err" &
-        writer_pid=$!
-        pids+=("$writer_pid")
-}
-stop_writer() {
-        touch "$tmp/writer.stop"
-        wait "$writer_pid" ||
-                fail "the writer exited $?: $(tail -2 "$tmp/writer.err")"
-        written=$(cat "$tmp/writer.out")
-}
-
 # publish FILE: key|value lines onto topic orders with kcat.
 publish() {
         kcat -P -b "$addr" -t orders -K '|' -l "$1" 2>"$tmp/kcat.err" ||

@@ -100,7 +100,7 @@ behind() {
 # start_pipeline GROUP: a one-node broker (start_broker_ctl -p 4) that
 # answers 100 ms late, so that batches stay in flight and work is in hand
 # whatever the machine's speed; the seed order in $app, outbox.py's writer
-# ($writer_pid, until $tmp/writer.stop exists), a relay ($relay_pid, with
+# (start_writer), a relay ($relay_pid, with
 # the options in $relay_args) and a
 # projector of GROUP on $db with small fetches (about 200 messages a round
 # trip: a burst of orders leaves it seconds behind; $proj_pid); returns
@@ -110,10 +110,7 @@ start_pipeline() {
         ctl rtt 1 100
         "$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
                 fail "could not create $app"
-        rm -f "$tmp/writer.stop"
-        python3 "$outbox" write "$app" 1 "$tmp/writer.stop" \
-                >"$tmp/writer.out" 2>"$tmp/writer.err" &
-        writer_pid=$!
+        start_writer "$app" 1
         "$of" relay --db "$app" -b "$addr" "${relay_args[@]}" \
                 2>"$tmp/relay.err" &
         relay_pid=$!

@@ -94,10 +94,7 @@ for n in 1 2 3; do
 done
 "$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
         fail "could not create $app"
-rm -f "$tmp/writer.stop"
-python3 "$outbox" write "$app" 1 "$tmp/writer.stop" \
-        >"$tmp/writer.out" 2>"$tmp/writer.err" &
-writer_pid=$!
+start_writer "$app" 1
 "$of" relay --db "$app" -b "$addr" -X acks=all 2>"$tmp/relay.err" &
 relay_pid=$!
 # Two projectors, one group, one file, small fetches.
@@ -180,11 +177,10 @@ fault 2 "coordinator" "$kadmin" -T 20 -b "$addr" coordinator "$group"
 s0=$(sent) a0=$(applied)
 wait_for 120 "progress after the coordinator's restart" working \
         $((s0 + 100)) $((a0 + 100))
-touch "$tmp/writer.stop"
-wait "$writer_pid" || fail "the writer exited $?: $(tail -2 "$tmp/writer.err")"
+stop_writer
 echo "# $notes"
 [ "$hit" -ge 2 ] || fail "only $hit of 2 kills landed mid-work: $notes"
-ok "2 of 2 kills landed mid-work, $(cat "$tmp/writer.out") rows written"
+ok "2 of 2 kills landed mid-work, $written rows written"
 
 name="cluster: every row sent, every offset applied, clean stops"
 for n in 1 2 3; do

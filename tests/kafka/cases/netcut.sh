@@ -82,11 +82,10 @@ ok
 
 name="netcut: the node hung (SIGSTOP) and continued mid-work"
 fault 2 stop cont
-touch "$tmp/writer.stop"
-wait "$writer_pid" || fail "the writer exited $?: $(tail -2 "$tmp/writer.err")"
+stop_writer
 echo "# $notes"
 [ "$hit" -ge 2 ] || fail "only $hit of 2 faults landed mid-work: $notes"
-ok "2 of 2 faults landed mid-work, $(cat "$tmp/writer.out") rows written"
+ok "2 of 2 faults landed mid-work, $written rows written"
 
 name="netcut: every row sent, every offset applied, clean stops"
 finish_pipeline

@@ -62,12 +62,11 @@ done
 # Progress after the last restart too.
 s0=$(sent) a0=$(applied)
 wait_for 120 "progress after the last restart" working $((s0 + 50)) $((a0 + 50))
-touch "$tmp/writer.stop"
-wait "$writer_pid" || fail "the writer exited $?: $(tail -2 "$tmp/writer.err")"
+stop_writer
 echo "# $notes"
 [ "$hit" -ge "$restarts" ] ||
         fail "only $hit of $restarts kills landed mid-work: $notes"
-ok "$hit of $restarts kills landed mid-work, $(cat "$tmp/writer.out") rows written"
+ok "$hit of $restarts kills landed mid-work, $written rows written"
 
 name="node restart: every row sent, every offset applied, clean stops"
 finish_pipeline
