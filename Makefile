@@ -34,7 +34,8 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/store_swap.c src/metrics.c \
            src/projector.c src/projector_consumer.c src/projector_metrics.c \
            src/broker.c \
-           src/dbfile.c src/appdb.c src/relay.c src/relay_metrics.c
+           src/dbfile.c src/appdb.c src/relay.c src/relay_metrics.c \
+           src/rebuild.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 # the tools of the tests on real Kafka (tests/kafka/)
@@ -65,7 +66,7 @@ $(B)/gen/%_sql.h: schema/%.sql
 	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo "0x00};"; } > $@
 
-$(B)/tests/%: tests/%.c tests/testutil.h tests/tu_broker.h $(B)/liborderflow.a
+$(B)/tests/%: tests/%.c $(B)/liborderflow.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) \
 	  $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< \
@@ -84,9 +85,12 @@ valgrind: all
 	B=$(B) tests/valgrind.sh
 
 # The fault suite (tests/faults/): kills, SQLite and broker faults; a few
-# minutes.
+# minutes. The long projector-kill scenario first, beside the others.
+FAULTS = projector_kill relay_kill sqlite_faults failover broker_faults \
+         rebuild_kill
 test-faults: $(B)/orderflow
-	B=$(B) tests/faults/run.sh
+	B=$(B) TEST_JOBS=$${FAULTS_JOBS:-2} TEST_TIMEOUT=$${FAULTS_TIMEOUT:-400} \
+	  tests/run.sh $(patsubst %,tests/faults/%.sh,$(FAULTS))
 
 # BROKER=kafka: on real Apache Kafka (tests/kafka/broker.sh); BROKER=both:
 # the embedded broker, then Kafka, in one run.
@@ -148,4 +152,7 @@ install: $(B)/orderflow
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(B)/orderflow $(DESTDIR)$(PREFIX)/bin/orderflow
 
--include $(wildcard $(B)/obj/*.d)
+# Header dependencies (-MMD -MP) of everything compiled: the library, the
+# binary, the test programs and their tools, the benchmark, the fuzzers.
+-include $(wildcard $(B)/obj/*.d $(B)/tests/*.d $(B)/tests/kafka/*.d \
+                    $(B)/bench/*.d build/fuzz/*.d build/fuzz/obj/*.d)

@@ -9,6 +9,55 @@ fail() {
 }
 ok() { echo "ok - $name"; }
 
+# run ARGS...: the binary with ARGS; its exit code in rc, its output in
+# $tmp/out and $tmp/err.
+run() {
+        "$of" "$@" >"$tmp/out" 2>"$tmp/err"
+        rc=$?
+}
+
+expect_rc() {
+        [ "$rc" -eq "$1" ] ||
+                fail "expected exit $1, got $rc; stderr: $(cat "$tmp/err")"
+}
+
+# expect_usage TEXT: a usage error: exit 2, nothing on stdout, one stderr
+# line containing TEXT.
+expect_usage() {
+        expect_rc 2
+        [ ! -s "$tmp/out" ] ||
+                fail "expected no stdout, got: $(cat "$tmp/out")"
+        [ "$(wc -l <"$tmp/err")" -eq 1 ] ||
+                fail "expected one stderr line, got: $(cat "$tmp/err")"
+        grep -qF -- "$1" "$tmp/err" ||
+                fail "expected stderr to name '$1', got: $(cat "$tmp/err")"
+}
+
+# expect_failure LINE: a runtime failure: exit 1, nothing on stdout,
+# stderr exactly LINE.
+expect_failure() {
+        expect_rc 1
+        [ ! -s "$tmp/out" ] ||
+                fail "expected no stdout, got: $(cat "$tmp/out")"
+        [ "$(cat "$tmp/err")" = "$1" ] ||
+                fail "expected stderr '$1', got: $(cat "$tmp/err")"
+}
+
+# expect_ok_out LINE: success: exit 0, no stderr, stdout exactly LINE.
+expect_ok_out() {
+        expect_rc 0
+        [ ! -s "$tmp/err" ] ||
+                fail "expected no stderr, got: $(cat "$tmp/err")"
+        [ "$(cat "$tmp/out")" = "$1" ] ||
+                fail "expected stdout '$1', got: $(cat "$tmp/out")"
+}
+
+# expect_out: stdout equals $tmp/expected.
+expect_out() {
+        diff -u "$tmp/expected" "$tmp/out" >&2 ||
+                fail "stdout is not the expected one (diff above: - expected)"
+}
+
 # The broker the tests run on: the embedded one (`orderflow broker`) unless
 # OF_TEST_BROKER names a command with its interface (tests/kafka/broker.sh:
 # real Apache Kafka, `make test-kafka`). Same options (-t, -p, --brokers),

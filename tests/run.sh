@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Run every test program of a build ($B/tests/test_*, cmocka) and every
-# tests/cli/*.sh against $B/orderflow (or the tests named as arguments:
-# programs and scripts), TEST_JOBS (3) at a time: most of
-# them wait on group joins and timeouts rather than the CPU. Each test's
-# output is printed whole when it ends; keep going after a failure, name
-# the failures and the slowest tests, end with "tests: N passed, M failed"
-# and exit 1 if any failed.
+# The one test runner: every test program of a build ($B/tests/test_*,
+# cmocka) and every tests/cli/*.sh against $B/orderflow, or the tests named
+# as arguments (programs and scripts: make test-kafka, make test-faults),
+# TEST_JOBS (3) at a time: most of them wait on group joins and timeouts
+# rather than the CPU. Each test's output is printed whole when it ends;
+# keep going after a failure, name the failures and the slowest tests, sum
+# the figures the tests report (tests/faults: kills and faults sent and
+# landed), end with "tests: N passed, M failed" and exit 1 if any failed.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,10 @@ export ORDERFLOW=$B/orderflow
 limit=${TEST_TIMEOUT:-600}
 jobs=${TEST_JOBS:-3}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-tests.XXXXXX") || exit 1
+# Lines "KEY N" a test appends (tests/faults/lib.sh, figure), summed.
+export TEST_FIGURES=$logs/figures
+: >"$TEST_FIGURES"
+t_start=$(date +%s)
 trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$logs"' EXIT
 trap 'exit 130' INT TERM
 
@@ -98,5 +103,19 @@ for f in "${failures[@]}"; do
 done
 echo "# slowest:"
 sort -rn "$logs/times" | head -5 | sed 's/^/#   /'
-echo "tests: $passed passed, $failed failed"
+# KEY_landed beside KEY: "KEY: landed/sent"; other keys: "KEY: sum".
+if [ -s "$TEST_FIGURES" ]; then
+        awk '{ if (!($1 in n)) order[++k] = $1; n[$1] += $2 }
+             END {
+                for (i = 1; i <= k; i++) {
+                        key = order[i]
+                        if (key ~ /_landed$/) continue
+                        if ((key "_landed") in n)
+                                print "#   " key ": " n[key "_landed"] "/" n[key] " landed mid-work"
+                        else
+                                print "#   " key ": " n[key]
+                }
+             }' "$TEST_FIGURES" | sed '1i # figures:'
+fi
+echo "tests: $passed passed, $failed failed in $(($(date +%s) - t_start)) s"
 [ "$failed" -eq 0 ]

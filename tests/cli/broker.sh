@@ -5,6 +5,8 @@
 set -u
 
 of=${ORDERFLOW:-build/orderflow}
+. "$(dirname "$0")/../lib.sh"
+unset OF_TEST_BROKER # this is the embedded broker's own test
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-broker.XXXXXX") || exit 1
 pids=()
 cleanup() {
@@ -17,68 +19,26 @@ cleanup() {
 trap cleanup EXIT
 name=setup
 
-fail() {
-        echo "not ok - $name: $*" >&2
-        exit 1
-}
-
-ok() {
-        echo "ok - $name"
-}
-
-run() {
-        "$of" "$@" >"$tmp/out" 2>"$tmp/err"
-        rc=$?
-}
-
-expect_usage() {
-        [ "$rc" -eq 2 ] || fail "expected exit 2, got $rc"
-        [ ! -s "$tmp/out" ] || fail "expected no stdout, got: $(cat "$tmp/out")"
-        [ "$(wc -l <"$tmp/err")" -eq 1 ] ||
-                fail "expected one stderr line, got: $(cat "$tmp/err")"
-        grep -qF -- "$1" "$tmp/err" ||
-                fail "expected stderr to name '$1', got: $(cat "$tmp/err")"
-}
-
-# Start a broker with the given arguments; sets pid and addr (the first
-# line of its stdout, waited for up to 10 s). Output goes to $tmp/b.*;
-# an earlier broker's b.out is removed first, or its address could pass for
-# this one's (the shell truncates the file only once the child runs).
-start_broker() {
-        local i
-        rm -f "$tmp/b.out" "$tmp/b.err"
-        "$of" broker "$@" >"$tmp/b.out" 2>"$tmp/b.err" &
-        pid=$!
+# start ARGS...: the broker with ARGS (lib.sh's start_broker, always the
+# embedded one: this is its test); pid is its process, addr its address.
+start() {
+        start_broker "$@" ||
+                fail "expected an address on stdout within $broker_wait s"
+        pid=$broker_pid
         pids+=("$pid")
-        addr=
-        for ((i = 0; i < 100; i++)); do
-                if [ -e "$tmp/b.out" ] &&
-                        [ "$(wc -l <"$tmp/b.out")" -ge 1 ]; then
-                        addr=$(head -n 1 "$tmp/b.out")
-                        break
-                fi
-                kill -0 "$pid" 2>/dev/null ||
-                        fail "broker exited early: $(cat "$tmp/b.err")"
-                sleep 0.1
-        done
-        [ -n "$addr" ] || fail "expected an address on stdout within 10 s"
 }
 
-# Send signal $1 to the broker and expect exit 0 within 10 s.
-stop_broker() {
-        local i
+# Send signal $1 to the broker and expect exit 0 within 10 s, with only
+# the address on stdout.
+stop() {
         kill "-$1" "$pid" || fail "could not signal the broker"
-        for ((i = 0; i < 100; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && fail "expected exit within 10 s of $1"
+        wait_for 10 "exit after $1" eval '! kill -0 "$pid" 2>/dev/null'
         wait "$pid"
         rc=$?
         [ "$rc" -eq 0 ] ||
-                fail "expected exit 0 after $1, got $rc: $(cat "$tmp/b.err")"
-        [ "$(wc -l <"$tmp/b.out")" -eq 1 ] ||
-                fail "expected only the address on stdout: $(cat "$tmp/b.out")"
+                fail "expected exit 0 after $1, got $rc: $(cat "$tmp/broker.err")"
+        [ "$(wc -l <"$tmp/broker.out")" -eq 1 ] ||
+                fail "expected only the address on stdout: $(cat "$tmp/broker.out")"
 }
 
 # kcat's metadata for topic $1 must show $2 partitions.
@@ -125,18 +85,18 @@ expect_usage "-t"
 ok
 
 name="broker prints its address first and serves topic orders"
-start_broker -p 3
+start -p 3
 [[ "$addr" =~ ^127\.0\.0\.1:[0-9]+$ ]] ||
         fail "expected 127.0.0.1:PORT, got '$addr'"
 expect_topic orders 3
 ok
 
 name="broker exits 0 on SIGTERM"
-stop_broker TERM
+stop TERM
 ok
 
 name="broker defaults to 4 partitions; --brokers and --topic"
-start_broker --brokers 2 --topic other
+start --brokers 2 --topic other
 [[ "$addr" =~ ^127\.0\.0\.1:[0-9]+,127\.0\.0\.1:[0-9]+$ ]] ||
         fail "expected two addresses, got '$addr'"
 expect_topic other 4
@@ -153,20 +113,20 @@ got=$(timeout 20 kcat -b "$addr" -C -t other -p 2 -o beginning -e -q \
 ok
 
 name="broker exits 0 on SIGINT"
-stop_broker INT
+stop INT
 ok
 
 name="broker runs fault-injection commands from stdin, one reply each"
-rm -f "$tmp/b.out" "$tmp/b.err"
+fresh "$tmp/b.out" "$tmp/b.err"
 printf 'rtt 1 20\nerrors Fetch 2 NOT_LEADER_FOR_PARTITION\nbogus\ndown 9\nup all\n' |
         "$of" broker >"$tmp/b.out" 2>"$tmp/b.err" &
 pid=$!
 pids+=("$pid")
-for ((i = 0; i < 100; i++)); do
-        [ -e "$tmp/b.out" ] && [ "$(wc -l <"$tmp/b.out")" -ge 6 ] && break
+replied() {
         kill -0 "$pid" 2>/dev/null || fail "broker exited at the end of stdin"
-        sleep 0.1
-done
+        [ -e "$tmp/b.out" ] && [ "$(wc -l <"$tmp/b.out")" -ge 6 ]
+}
+wait_for 10 "six lines on stdout" replied
 [ "$(tail -n +2 "$tmp/b.out" | cut -d: -f1-2)" = "ok rtt 1 20
 ok errors Fetch 2 NOT_LEADER_FOR_PARTITION
 error: bogus

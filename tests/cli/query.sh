@@ -5,6 +5,7 @@
 set -u
 
 of=${ORDERFLOW:-build/orderflow}
+. "$(dirname "$0")/../lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 schema=$root/schema/readmodel.sql
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-query.XXXXXX") || exit 1
@@ -16,42 +17,6 @@ cleanup() {
 trap cleanup EXIT
 db=$tmp/readmodel.db
 name=setup
-
-fail() {
-        echo "not ok - $name: $*" >&2
-        exit 1
-}
-
-ok() {
-        echo "ok - $name"
-}
-
-# Run the binary; leaves the exit code in rc, output in $tmp/out, $tmp/err.
-run() {
-        "$of" "$@" >"$tmp/out" 2>"$tmp/err"
-        rc=$?
-}
-
-expect_rc() {
-        [ "$rc" -eq "$1" ] ||
-                fail "expected exit $1, got $rc; stderr: $(cat "$tmp/err")"
-}
-
-# A usage error: exit 2, nothing on stdout, one stderr line containing $1.
-expect_usage() {
-        expect_rc 2
-        [ ! -s "$tmp/out" ] || fail "expected no stdout, got: $(cat "$tmp/out")"
-        [ "$(wc -l <"$tmp/err")" -eq 1 ] ||
-                fail "expected one stderr line, got: $(cat "$tmp/err")"
-        grep -qF -- "$1" "$tmp/err" ||
-                fail "expected stderr to name '$1', got: $(cat "$tmp/err")"
-}
-
-# stdout must equal $tmp/expected.
-expect_out() {
-        diff -u "$tmp/expected" "$tmp/out" >&2 ||
-                fail "stdout is not the expected one (diff above: - expected)"
-}
 
 [ -x "$of" ] || fail "no binary at $of (run make first)"
 command -v sqlite3 >/dev/null || fail "sqlite3 is needed to build a fixture"

@@ -6,6 +6,7 @@
 set -u
 
 of=${ORDERFLOW:-build/orderflow}
+. "$(dirname "$0")/../lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-writer.XXXXXX") || exit 1
 cleanup() {
         rm -rf "$tmp"
@@ -13,55 +14,6 @@ cleanup() {
 trap cleanup EXIT
 db=$tmp/app.db
 name=setup
-
-fail() {
-        echo "not ok - $name: $*" >&2
-        exit 1
-}
-
-ok() {
-        echo "ok - $name"
-}
-
-# Run the binary; leaves the exit code in rc, output in $tmp/out, $tmp/err.
-run() {
-        "$of" "$@" >"$tmp/out" 2>"$tmp/err"
-        rc=$?
-}
-
-expect_rc() {
-        [ "$rc" -eq "$1" ] ||
-                fail "expected exit $1, got $rc; stderr: $(cat "$tmp/err")"
-}
-
-# A usage error: exit 2, nothing on stdout, one stderr line containing $1.
-expect_usage() {
-        expect_rc 2
-        [ ! -s "$tmp/out" ] ||
-                fail "expected no stdout, got: $(cat "$tmp/out")"
-        [ "$(wc -l <"$tmp/err")" -eq 1 ] ||
-                fail "expected one stderr line, got: $(cat "$tmp/err")"
-        grep -qF -- "$1" "$tmp/err" ||
-                fail "expected stderr to name '$1', got: $(cat "$tmp/err")"
-}
-
-# A runtime failure: exit 1, nothing on stdout, stderr exactly the line $1.
-expect_failure() {
-        expect_rc 1
-        [ ! -s "$tmp/out" ] ||
-                fail "expected no stdout, got: $(cat "$tmp/out")"
-        [ "$(cat "$tmp/err")" = "$1" ] ||
-                fail "expected stderr '$1', got: $(cat "$tmp/err")"
-}
-
-# Success: exit 0, no stderr, stdout exactly the line $1.
-expect_ok_out() {
-        expect_rc 0
-        [ ! -s "$tmp/err" ] ||
-                fail "expected no stderr, got: $(cat "$tmp/err")"
-        [ "$(cat "$tmp/out")" = "$1" ] ||
-                fail "expected stdout '$1', got: $(cat "$tmp/out")"
-}
 
 # Success printing one UUIDv7 (RFC 9562): sets id.
 expect_event_id() {

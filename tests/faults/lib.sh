@@ -2,7 +2,7 @@
 # every started process cleaned up on exit, "ok -"/"not ok -" lines,
 # bounded waits, the embedded broker with its fault-injection stdin, a
 # writer that keeps placing orders, and figures (faults sent, faults that
-# landed mid-work) appended to $FAULTS_FIGURES for run.sh.
+# landed mid-work) appended to $TEST_FIGURES for tests/run.sh.
 set -u
 
 of=${ORDERFLOW:-build/orderflow}
@@ -36,7 +36,7 @@ ok() { echo "ok - $name${1:+ ($1)}"; }
 
 # figure KEY N: add N to a figure of the summary (kills, faults ...).
 figure() {
-        [ -n "${FAULTS_FIGURES:-}" ] && echo "$1 $2" >>"$FAULTS_FIGURES"
+        [ -n "${TEST_FIGURES:-}" ] && echo "$1 $2" >>"$TEST_FIGURES"
         return 0
 }
 
