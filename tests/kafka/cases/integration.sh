@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The integration test programs (test_relay, test_projector: the relay and
+# The integration test programs (test_relay, test_projector, test_rebuild:
 # the projector over TCP, crashes between commits, a second consumer
 # joining, partition order read back) on real Kafka: one broker for both,
 # each test's topic deleted and created again empty (tests/tu_broker.h).
@@ -14,7 +14,7 @@ kafka_case integration
 tests=$(dirname "$of")/tests
 name=setup
 start_broker -p 1 || fail "the broker printed no address in $broker_wait s"
-for t in test_relay test_projector; do
+for t in test_relay test_projector test_rebuild; do
         name="$t on real Kafka"
         [ -x "$tests/$t" ] || fail "no program $tests/$t (make first)"
         OF_TEST_KAFKA=$addr "$tests/$t" >"$tmp/$t.out" 2>&1
