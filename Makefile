@@ -45,7 +45,8 @@ LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
 GEN      = $(B)/gen/readmodel_sql.h $(B)/gen/appdb_sql.h
 
-.PHONY: all test test-kafka test-faults bench fuzz valgrind demo clean install
+.PHONY: all test test-kafka test-faults bench fuzz valgrind demo clean install \
+        lint
 all: $(B)/orderflow $(TESTS)
 
 $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
@@ -83,6 +84,10 @@ test: all
 
 valgrind: all
 	B=$(B) tests/valgrind.sh
+
+# The layout rules: file and function lengths, .clang-format (tests/lint.sh).
+lint:
+	tests/lint.sh
 
 # The fault suite (tests/faults/): kills, SQLite and broker faults; a few
 # minutes. The long projector-kill scenario first, beside the others.

@@ -147,33 +147,12 @@ static int drain(int fd, pipe_buf *b)
         return 1;
 }
 
-int main(int argc, char **argv)
+/* The listening socket on a free loopback port, printed on stdout. */
+static int listen_loopback(void)
 {
-        static conn conns[PROXY_MAX_CONNS];
-        struct pollfd pfd[1 + 2 * PROXY_MAX_CONNS];
         struct sockaddr_in sa;
         socklen_t salen = sizeof(sa);
-        struct sigaction act;
-        const char *rtt_file = argc > 2 ? argv[2] : NULL;
-        int lfd, port, cut = 0, rtt = 0, i, one = 1;
-
-        if (argc < 2 || argc > 3 || (port = atoi(argv[1])) <= 0 ||
-            port > 65535) {
-                fprintf(stderr, "usage: tcpproxy TARGET_PORT [RTT_FILE]\n");
-                return 2;
-        }
-        /* Ends with broker.sh, even when that is SIGKILLed. */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() == 1)
-                return 0;
-        memset(&act, 0, sizeof(act));
-        act.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
-        sigaction(SIGUSR1, &act, NULL);
-        sigaction(SIGUSR2, &act, NULL);
-        sigaction(SIGHUP, &act, NULL);
-        sigaction(SIGTERM, &act, NULL);
-        sigaction(SIGINT, &act, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        int lfd, one = 1;
 
         lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (lfd < 0)
@@ -188,13 +167,109 @@ int main(int argc, char **argv)
                 die("listen");
         printf("%d\n", ntohs(sa.sin_port));
         fflush(stdout);
+        return lfd;
+}
+
+/* The descriptors to poll: the listener first, then for each forwarded
+ * connection the side each direction waits on (a direction held back by
+ * the delay is left out and shortens *timeout instead). Returns how many. */
+static nfds_t poll_set(struct pollfd *pfd, int lfd, conn *conns,
+                       int *timeout)
+{
+        long long now = now_ms();
+        nfds_t n = 0;
+        int i;
+
+        pfd[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+        for (i = 0; i < PROXY_MAX_CONNS; i++) {
+                conn *c = &conns[i];
+
+                if (c->cfd < 0 || c->sfd < 0)
+                        continue;
+                pfd[n++] = (struct pollfd){
+                        .fd = c->up.off < c->up.len ? c->sfd : c->cfd,
+                        .events = c->up.off < c->up.len ? POLLOUT : POLLIN
+                };
+                if (c->down.off < c->down.len && now < c->down.ready) {
+                        /* Held back by the delay: wake in time. */
+                        if (c->down.ready - now < *timeout)
+                                *timeout = (int)(c->down.ready - now);
+                        continue;
+                }
+                pfd[n++] = (struct pollfd){
+                        .fd = c->down.off < c->down.len ? c->cfd : c->sfd,
+                        .events = c->down.off < c->down.len ? POLLOUT
+                                                            : POLLIN
+                };
+        }
+        return n;
+}
+
+/* A new client: forwarded to the node (or held unconnected while cut);
+ * refused when every slot is taken. */
+static void accept_one(int lfd, conn *conns, int port, int cut)
+{
+        int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int i, one = 1;
+        conn *c;
+
+        if (cfd < 0)
+                return;
+        for (i = 0; i < PROXY_MAX_CONNS; i++)
+                if (conns[i].cfd < 0)
+                        break;
+        if (i == PROXY_MAX_CONNS) {
+                close(cfd);
+                return;
+        }
+        c = &conns[i];
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->up.off = c->up.len = 0;
+        c->down.off = c->down.len = 0;
+        c->cfd = cfd;
+        c->sfd = cut ? -1 : connect_node(port);
+        if (!cut && c->sfd < 0)
+                conn_close(c);
+}
+
+static void catch_signals(void)
+{
+        struct sigaction act;
+
+        memset(&act, 0, sizeof(act));
+        act.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
+        sigaction(SIGUSR1, &act, NULL);
+        sigaction(SIGUSR2, &act, NULL);
+        sigaction(SIGHUP, &act, NULL);
+        sigaction(SIGTERM, &act, NULL);
+        sigaction(SIGINT, &act, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+        static conn conns[PROXY_MAX_CONNS];
+        struct pollfd pfd[1 + 2 * PROXY_MAX_CONNS];
+        const char *rtt_file = argc > 2 ? argv[2] : NULL;
+        int lfd, port, cut = 0, rtt = 0, i;
+
+        if (argc < 2 || argc > 3 || (port = atoi(argv[1])) <= 0 ||
+            port > 65535) {
+                fprintf(stderr, "usage: tcpproxy TARGET_PORT [RTT_FILE]\n");
+                return 2;
+        }
+        /* Ends with broker.sh, even when that is SIGKILLed. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1)
+                return 0;
+        catch_signals();
+        lfd = listen_loopback();
         for (i = 0; i < PROXY_MAX_CONNS; i++)
                 conns[i].cfd = conns[i].sfd = -1;
 
         while (!stop_req) {
-                nfds_t n = 0;
-                long long now = now_ms();
                 int timeout = 1000;
+                nfds_t n;
 
                 if (cut_req || heal_req) {
                         /* A cut drops what is open; a heal drops what was
@@ -208,59 +283,14 @@ int main(int argc, char **argv)
                         rtt = read_rtt(rtt_file);
                         rtt_req = 0;
                 }
-                pfd[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
-                for (i = 0; i < PROXY_MAX_CONNS; i++) {
-                        conn *c = &conns[i];
-
-                        if (c->cfd < 0 || c->sfd < 0)
-                                continue;
-                        pfd[n++] = (struct pollfd){
-                                .fd = c->up.off < c->up.len ? c->sfd : c->cfd,
-                                .events = c->up.off < c->up.len ? POLLOUT
-                                                                : POLLIN
-                        };
-                        if (c->down.off < c->down.len &&
-                            now < c->down.ready) {
-                                /* Held back by the delay: wake in time. */
-                                if (c->down.ready - now < timeout)
-                                        timeout = (int)(c->down.ready - now);
-                                continue;
-                        }
-                        pfd[n++] = (struct pollfd){
-                                .fd = c->down.off < c->down.len ? c->cfd
-                                                                : c->sfd,
-                                .events = c->down.off < c->down.len
-                                                  ? POLLOUT
-                                                  : POLLIN
-                        };
-                }
+                n = poll_set(pfd, lfd, conns, &timeout);
                 if (poll(pfd, n, timeout) < 0) {
                         if (errno == EINTR)
                                 continue;
                         die("poll");
                 }
-                if (pfd[0].revents & POLLIN) {
-                        int cfd = accept4(lfd, NULL, NULL,
-                                          SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-                        for (i = 0; cfd >= 0 && i < PROXY_MAX_CONNS; i++)
-                                if (conns[i].cfd < 0)
-                                        break;
-                        if (cfd >= 0 && i == PROXY_MAX_CONNS) {
-                                close(cfd);
-                        } else if (cfd >= 0) {
-                                conn *c = &conns[i];
-
-                                setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY,
-                                           &one, sizeof(one));
-                                c->up.off = c->up.len = 0;
-                                c->down.off = c->down.len = 0;
-                                c->cfd = cfd;
-                                c->sfd = cut ? -1 : connect_node(port);
-                                if (!cut && c->sfd < 0)
-                                        conn_close(c);
-                        }
-                }
+                if (pfd[0].revents & POLLIN)
+                        accept_one(lfd, conns, port, cut);
                 /* Move bytes both ways for every forwarded connection; the
                  * revents only say which side is ready, the reads and
                  * writes are non-blocking. */
