@@ -380,17 +380,75 @@ static int reachable(relay *r, char *errstr, size_t errstr_size)
         return 0;
 }
 
+/* The relay's loop: claim and publish batch after batch until stopped
+ * (or, --once, until nothing is due), two batches at a time. Returns 0
+ * or what ended it, with a message. */
+static int run(relay *r, of_appdb *app, const char *owner,
+               of_relay_stats *st, char *errstr, size_t errstr_size)
+{
+        const of_relay_opts *o = r->o;
+        int64_t start_ms = of_timestamp_now_ms();
+        batch *cur = &r->b[0], *prev = NULL;
+        of_retry retry = {0};
+        int wait = 0, err = 0;
+
+        for (;;) {
+                int go = !stopping(r) && !r->fatal, busy = 0, marked = 0;
+
+                /* Claim and produce the next batch while the one before
+                 * is still being delivered: its rows count as on their
+                 * way, so their orders' later rows go in this claim
+                 * (and are held back at the mark should an earlier one
+                 * fail). --once publishes what was due when it started:
+                 * a row that fails now waits for a later run, however
+                 * short its backoff. */
+                if (go)
+                        err = claim(r, app, cur, prev, owner,
+                                    o->once ? start_ms
+                                            : of_timestamp_now_ms(),
+                                    errstr, errstr_size);
+                if ((err == OF_EBUSY || err == OF_EIO) &&
+                    (wait = of_retry_failed(&retry, err, "outbox", errstr,
+                                            errstr_size,
+                                            of_timestamp_now_ms())) >= 0) {
+                        err = 0;
+                        busy = 1;
+                } else if (go && !err) {
+                        of_retry_ok(&retry, "outbox", of_timestamp_now_ms());
+                }
+                if (!err && prev) {
+                        err = finish(r, app, prev, st, errstr, errstr_size);
+                        prev = NULL;
+                        marked = 1;
+                        if (!err && o->metrics)
+                                of_relay_metrics_publish(o->metrics, st);
+                }
+                if (err)
+                        return err;
+                if (cur->claimed.n) {
+                        prev = cur;
+                        cur = cur == &r->b[0] ? &r->b[1] : &r->b[0];
+                        continue;
+                }
+                if (!go)
+                        return 0;
+                /* Marking may have freed later rows of those orders. */
+                if (marked && !busy)
+                        continue;
+                if (o->once && !busy)
+                        return 0;
+                idle(r, busy ? wait : o->poll_ms);
+        }
+}
+
 int of_relay_run(of_appdb *app, const of_relay_opts *o,
                  of_relay_stats *stats, char *errstr, size_t errstr_size)
 {
         relay r = {.o = o};
         of_relay_stats st = {0};
         char owner[300], host[256] = "localhost";
-        int64_t start_ms = of_timestamp_now_ms();
-        batch *cur = &r.b[0], *prev = NULL;
-        of_retry retry = {0};
         size_t i;
-        int wait = 0, err;
+        int err;
 
         if (!o->owner) {
                 gethostname(host, sizeof(host) - 1);
@@ -405,54 +463,7 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
                 return err;
         if (o->once && (err = reachable(&r, errstr, errstr_size)))
                 goto out;
-        for (;;) {
-                int go = !stopping(&r) && !r.fatal, busy = 0, marked = 0;
-
-                /* Claim and produce the next batch while the one before
-                 * is still being delivered: its rows count as on their
-                 * way, so their orders' later rows go in this claim
-                 * (and are held back at the mark should an earlier one
-                 * fail). --once publishes what was due when it started:
-                 * a row that fails now waits for a later run, however
-                 * short its backoff. */
-                if (go)
-                        err = claim(&r, app, cur, prev, owner,
-                                    o->once ? start_ms
-                                            : of_timestamp_now_ms(),
-                                    errstr, errstr_size);
-                if ((err == OF_EBUSY || err == OF_EIO) &&
-                    (wait = of_retry_failed(&retry, err, "outbox", errstr,
-                                            errstr_size,
-                                            of_timestamp_now_ms())) >= 0) {
-                        err = 0;
-                        busy = 1;
-                } else if (go && !err) {
-                        of_retry_ok(&retry, "outbox", of_timestamp_now_ms());
-                }
-                if (!err && prev) {
-                        err = finish(&r, app, prev, &st, errstr,
-                                     errstr_size);
-                        prev = NULL;
-                        marked = 1;
-                        if (!err && o->metrics)
-                                of_relay_metrics_publish(o->metrics, &st);
-                }
-                if (err)
-                        break;
-                if (cur->claimed.n) {
-                        prev = cur;
-                        cur = cur == &r.b[0] ? &r.b[1] : &r.b[0];
-                        continue;
-                }
-                if (!go)
-                        break;
-                /* Marking may have freed later rows of those orders. */
-                if (marked && !busy)
-                        continue;
-                if (o->once && !busy)
-                        break;
-                idle(&r, busy ? wait : o->poll_ms);
-        }
+        err = run(&r, app, owner, &st, errstr, errstr_size);
         if (!err && r.fatal)
                 err = of_errf(errstr, errstr_size, "%s", r.err);
 out:
