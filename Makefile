@@ -70,9 +70,19 @@ $(B)/gen/%_sql.h: schema/%.sql
 $(B)/tests/%: tests/%.c $(B)/liborderflow.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) \
-	  $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< \
+	  $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< $(filter %.o,$^) \
 	  $(LDFLAGS) $(B)/liborderflow.a $(LDLIBS) \
 	  $(shell pkg-config --libs $(TEST_PKGS))
+
+# test_property's parts (tests/prop/), compiled like the tests and linked
+# into it; named here so that make keeps them (no intermediate files).
+PROP_OBJS = $(patsubst tests/%.c,$(B)/tests/%.o,$(wildcard tests/prop/*.c))
+$(B)/tests/test_property: $(PROP_OBJS)
+
+$(B)/tests/prop/%.o: tests/prop/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) \
+	  $(shell pkg-config --cflags $(TEST_PKGS)) -c -o $@ $<
 
 $(B)/bench/%: tests/bench/%.c $(B)/liborderflow.a
 	@mkdir -p $(dir $@)
@@ -159,5 +169,6 @@ install: $(B)/orderflow
 
 # Header dependencies (-MMD -MP) of everything compiled: the library, the
 # binary, the test programs and their tools, the benchmark, the fuzzers.
--include $(wildcard $(B)/obj/*.d $(B)/tests/*.d $(B)/tests/kafka/*.d \
-                    $(B)/bench/*.d build/fuzz/*.d build/fuzz/obj/*.d)
+-include $(wildcard $(B)/obj/*.d $(B)/tests/*.d $(B)/tests/prop/*.d \
+                    $(B)/tests/kafka/*.d $(B)/bench/*.d build/fuzz/*.d \
+                    build/fuzz/obj/*.d)
