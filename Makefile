@@ -29,6 +29,8 @@ LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
+           src/event_fast.c \
+           src/event_general.c \
            src/json.c \
            src/kafka.c \
            src/store.c src/store_apply.c src/store_runs.c src/store_query.c \
