@@ -29,10 +29,15 @@ LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
+           src/event_fast.c \
+           src/event_general.c \
+           src/json.c \
            src/kafka.c \
            src/store.c src/store_apply.c src/store_runs.c src/store_query.c \
            src/store_swap.c src/metrics.c \
            src/projector.c src/projector_consumer.c src/projector_metrics.c \
+           src/projector_partitions.c \
+           src/print.c \
            src/broker.c \
            src/dbfile.c src/appdb.c src/relay.c src/relay_metrics.c \
            src/rebuild.c

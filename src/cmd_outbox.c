@@ -11,6 +11,7 @@
 #include "orderflow/cli.h"
 #include "orderflow/cmd.h"
 #include "orderflow/error.h"
+#include "orderflow/json.h"
 
 #define CMD "outbox"
 
@@ -115,6 +116,40 @@ static int open_existing(of_appdb **out, const char *cmd, const char *path)
 
 /* ---- status ---- */
 
+static void print_status(const of_outbox_status *s)
+{
+        printf("pending             %" PRId64 "\n"
+               "sent                %" PRId64 "\n"
+               "dead                %" PRId64 "\n",
+               s->pending, s->sent, s->dead);
+        if (s->oldest_pending_age_s < 0)
+                printf("oldest pending age  none\n");
+        else
+                printf("oldest pending age  %.3f s\n",
+                       s->oldest_pending_age_s);
+}
+
+/* One line; the age is null when nothing is pending. */
+static void print_status_json(const of_outbox_status *s)
+{
+        of_json j = {.f = stdout};
+
+        of_json_object_begin(&j);
+        of_json_key(&j, "pending");
+        of_json_int(&j, s->pending);
+        of_json_key(&j, "sent");
+        of_json_int(&j, s->sent);
+        of_json_key(&j, "dead");
+        of_json_int(&j, s->dead);
+        of_json_key(&j, "oldest_pending_age_s");
+        if (s->oldest_pending_age_s < 0)
+                of_json_null(&j);
+        else
+                of_json_fixed(&j, s->oldest_pending_age_s, 3);
+        of_json_object_end(&j);
+        of_json_end_line(&j);
+}
+
 static int outbox_status(int argc, char **argv)
 {
         static const char cmd[] = CMD " status";
@@ -127,7 +162,7 @@ static int outbox_status(int argc, char **argv)
         of_appdb *app = NULL;
         of_outbox_status s;
         const char *db = NULL;
-        char errstr[512], age[32];
+        char errstr[512];
         int opt, json = 0, rc;
 
         opterr = 0;
@@ -162,21 +197,10 @@ static int outbox_status(int argc, char **argv)
                 of_cli_error(cmd, "%s", errstr);
                 goto out;
         }
-        if (s.oldest_pending_age_s < 0)
-                snprintf(age, sizeof(age), "%s", json ? "null" : "none");
-        else
-                snprintf(age, sizeof(age), "%.3f%s", s.oldest_pending_age_s,
-                         json ? "" : " s");
         if (json)
-                printf("{\"pending\":%" PRId64 ",\"sent\":%" PRId64
-                       ",\"dead\":%" PRId64 ",\"oldest_pending_age_s\":%s}\n",
-                       s.pending, s.sent, s.dead, age);
+                print_status_json(&s);
         else
-                printf("pending             %" PRId64 "\n"
-                       "sent                %" PRId64 "\n"
-                       "dead                %" PRId64 "\n"
-                       "oldest pending age  %s\n",
-                       s.pending, s.sent, s.dead, age);
+                print_status(&s);
         rc = of_cli_close_stdout(cmd);
 out:
         of_appdb_close(app);

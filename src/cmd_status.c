@@ -8,11 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cJSON.h>
-
 #include "orderflow/cli.h"
 #include "orderflow/cmd.h"
 #include "orderflow/error.h"
+#include "orderflow/json.h"
 #include "orderflow/log.h"
 #include "orderflow/store.h"
 
@@ -93,71 +92,64 @@ static part_row *rows_of(const of_store_info *info, const char *topic,
         return rows;
 }
 
-static cJSON *num_or_null(int64_t v)
+/* A count or offset; unknown (negative) is null. */
+static void num_or_null(of_json *j, const char *key, int64_t v)
 {
-        return v < 0 ? cJSON_CreateNull() : cJSON_CreateNumber((double)v);
+        of_json_key(j, key);
+        if (v < 0)
+                of_json_null(j);
+        else
+                of_json_int(j, v);
 }
 
-static cJSON *text_or_null(const char *s)
+/* A text; absent (empty) is null. */
+static void text_or_null(of_json *j, const char *key, const char *s)
 {
-        return *s ? cJSON_CreateString(s) : cJSON_CreateNull();
+        of_json_key(j, key);
+        if (*s)
+                of_json_text(j, s);
+        else
+                of_json_null(j);
 }
 
-static int print_json(const char *db, const of_store_info *info,
-                      const char *topic, const part_row *rows, size_t n,
-                      int64_t lag, const char *problem)
+static void print_json(const char *db, const of_store_info *info,
+                       const char *topic, const part_row *rows, size_t n,
+                       int64_t lag, const char *problem)
 {
-        cJSON *o = cJSON_CreateObject(), *parts = cJSON_CreateArray();
-        char *text;
+        of_json j = {.f = stdout};
         size_t i;
 
-        if (!o || !parts)
-                goto oom;
-        cJSON_AddItemToObject(o, "db", cJSON_CreateString(db));
-        cJSON_AddItemToObject(o, "generation",
-                              cJSON_CreateNumber((double)info->generation));
-        cJSON_AddItemToObject(o, "applied", num_or_null(info->applied));
-        cJSON_AddItemToObject(o, "ignored", num_or_null(info->ignored));
-        cJSON_AddItemToObject(o, "duplicates",
-                              num_or_null(info->duplicates));
-        cJSON_AddItemToObject(o, "dead_letters", num_or_null(info->dead));
-        cJSON_AddItemToObject(o, "batches", num_or_null(info->batches));
-        cJSON_AddItemToObject(o, "last_batch_at",
-                              text_or_null(info->last_batch_at));
-        cJSON_AddItemToObject(o, "rebuilt_at",
-                              text_or_null(info->rebuilt_at));
-        cJSON_AddItemToObject(o, "truncated", text_or_null(info->truncated));
-        cJSON_AddItemToObject(o, "topic", cJSON_CreateString(topic));
-        cJSON_AddItemToObject(o, "lag", num_or_null(lag));
-        cJSON_AddItemToObject(o, "problem", text_or_null(problem));
+        of_json_object_begin(&j);
+        of_json_key(&j, "db");
+        of_json_text(&j, db);
+        of_json_key(&j, "generation");
+        of_json_int(&j, info->generation);
+        num_or_null(&j, "applied", info->applied);
+        num_or_null(&j, "ignored", info->ignored);
+        num_or_null(&j, "duplicates", info->duplicates);
+        num_or_null(&j, "dead_letters", info->dead);
+        num_or_null(&j, "batches", info->batches);
+        text_or_null(&j, "last_batch_at", info->last_batch_at);
+        text_or_null(&j, "rebuilt_at", info->rebuilt_at);
+        text_or_null(&j, "truncated", info->truncated);
+        of_json_key(&j, "topic");
+        of_json_text(&j, topic);
+        num_or_null(&j, "lag", lag);
+        text_or_null(&j, "problem", problem);
+        of_json_key(&j, "partitions");
+        of_json_array_begin(&j);
         for (i = 0; i < n; i++) {
-                cJSON *p = cJSON_CreateObject();
-
-                if (!p)
-                        goto oom;
-                cJSON_AddItemToArray(parts, p);
-                cJSON_AddItemToObject(
-                        p, "partition",
-                        cJSON_CreateNumber((double)rows[i].partition));
-                cJSON_AddItemToObject(p, "applied",
-                                      num_or_null(rows[i].applied));
-                cJSON_AddItemToObject(p, "end", num_or_null(rows[i].end));
-                cJSON_AddItemToObject(p, "lag",
-                                      num_or_null(lag_of(&rows[i])));
+                of_json_object_begin(&j);
+                of_json_key(&j, "partition");
+                of_json_int(&j, rows[i].partition);
+                num_or_null(&j, "applied", rows[i].applied);
+                num_or_null(&j, "end", rows[i].end);
+                num_or_null(&j, "lag", lag_of(&rows[i]));
+                of_json_object_end(&j);
         }
-        cJSON_AddItemToObject(o, "partitions", parts);
-        parts = NULL;
-        if (!(text = cJSON_PrintUnformatted(o)))
-                goto oom;
-        printf("%s\n", text);
-        cJSON_free(text);
-        cJSON_Delete(o);
-        return 0;
-oom:
-        cJSON_Delete(parts);
-        cJSON_Delete(o);
-        of_cli_error(CMD, "out of memory");
-        return OF_ERROR;
+        of_json_array_end(&j);
+        of_json_object_end(&j);
+        of_json_end_line(&j);
 }
 
 static void print_cell(int64_t v)
@@ -279,12 +271,10 @@ int cmd_status(int argc, char **argv)
         if (fit == OF_FIT_MISSING || fit == OF_FIT_AHEAD)
                 strncat(problem, OF_STORE_REBUILD_HINT,
                         sizeof(problem) - strlen(problem) - 1);
-        if (json) {
-                if (print_json(db, &info, ck.ko.topic, rows, n, lag, problem))
-                        goto out;
-        } else {
+        if (json)
+                print_json(db, &info, ck.ko.topic, rows, n, lag, problem);
+        else
                 print_table(db, &info, ck.ko.topic, rows, n, lag);
-        }
         if (kerr[0] || problem[0]) {
                 of_cli_error(CMD, "%s",
                         kerr[0] ? kerr : problem);

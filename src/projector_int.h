@@ -1,6 +1,7 @@
 /* Private to the projector module: the of_projector structure shared by
- * the batch (projector.c) and the consumer loop (projector_consumer.c),
- * and its metrics (projector_metrics.c). */
+ * the batch (projector.c), the consumer loop (projector_consumer.c), its
+ * partitions (projector_partitions.c) and its metrics
+ * (projector_metrics.c). */
 #ifndef ORDERFLOW_PROJECTOR_INT_H
 #define ORDERFLOW_PROJECTOR_INT_H
 
@@ -55,7 +56,7 @@ struct of_projector {
         int64_t checked_ms; /* when the file's generation was last seen */
         int64_t *expect;   /* by partition: the next offset the read model
                             * needs (-1: unknown), to tell deleted history
-                            * from gaps (see take()) */
+                            * from gaps (projector_take()) */
         int32_t expect_cnt;
         int64_t prune_at;  /* dedupe retention: next of_store_prune() */
         int64_t joining_ms; /* when it asked to join the group; 0: not
@@ -98,6 +99,36 @@ static inline int stopping(const of_projector *pj)
 /* projector.c: the batch's commit to Kafka (lag tools only) is inside
  * of_projector_flush(); the summary lines at the end of a run: */
 void projector_report(const of_projector *pj);
+
+/* projector_partitions.c, for the consumer loop: */
+
+/* Remember the first failure of a callback (code, "<prefix><detail>"),
+ * which stops the loop. */
+void projector_fail(of_projector *pj, int code, const char *prefix,
+                    const char *detail);
+
+/* Assign parts (incrementally under the cooperative protocol), each
+ * partition from the read model's offset, once that offset is checked to
+ * lie within the partition; a failure goes to projector_fail(). */
+void projector_assign(of_projector *pj, rd_kafka_t *rk,
+                      rd_kafka_topic_partition_list_t *parts,
+                      int incremental);
+
+/* The consumer's rebalance callback (opaque: pj): assign, or apply the
+ * batch in hand before the partitions are revoked. */
+void projector_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts,
+                            void *opaque);
+
+/* Take one message or event of the consumer (end of a partition, a fetch
+ * out of range, a gap) into the batch. 0 or a negative OF_E*. */
+int projector_take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
+                   size_t errstr_size);
+
+/* After a rebuild swapped the file: move every assigned partition to the
+ * new model's offset for it (the beginning where it has none). librdkafka
+ * drops what it fetched before the seek. 0 or OF_ERROR. */
+int projector_resync(of_projector *pj, char *errstr, size_t errstr_size);
 
 /* Declare the projector's families in m, every dead-letter reason at 0. */
 void projector_metrics_declare(of_metrics *m);

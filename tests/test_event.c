@@ -338,6 +338,47 @@ static void test_event_parse_other_type_needs_only_an_id(void **state)
         assert_int_equal(ev.amount, -1);
 }
 
+/* The outbox's envelope, byte for byte as cJSON's printer wrote it before
+ * json.c did: compact, members in CONTRACT 1's order, the amount in plain
+ * digits, '"', '\\' and control characters escaped, UTF-8 as it is; and
+ * it decodes to the same event. */
+static void test_event_format_writes_the_envelope(void **state)
+{
+        of_event ev = {
+                .type = OF_EVENT_PLACED,
+                .id = "e-\"\\\x01/" E_ACUTE,
+                .type_name = "OrderPlaced",
+                .aggregate_id = "o-" EURO,
+                .occurred_at = TS,
+                .amount = 1000000000000000LL,
+        };
+        char reason[OF_REASON_MAX] = "", *text = NULL;
+        of_event back;
+
+        (void)state;
+        assert_int_equal(of_event_format(&text, &ev), 0);
+        assert_string_equal(
+                text, "{\"id\":\"e-\\\"\\\\\\u0001/" E_ACUTE "\","
+                      "\"type\":\"OrderPlaced\",\"aggregateId\":\"o-" EURO
+                      "\",\"occurredAt\":\"" TS "\",\"payload\":{"
+                      "\"orderId\":\"o-" EURO "\",\"total\":"
+                      "1000000000000000}}");
+        assert_int_equal(of_event_parse(&back, text, strlen(text), reason,
+                                        sizeof(reason)),
+                         0);
+        assert_true(of_event_agrees(&ev, &back));
+        assert_string_equal(back.id, ev.id);
+        free(text);
+
+        ev.type = OF_EVENT_PAID;
+        ev.amount = 7;
+        assert_int_equal(of_event_format(&text, &ev), 0);
+        assert_non_null(strstr(text, "\"type\":\"OrderPaid\""));
+        assert_non_null(strstr(text, "{\"orderId\":\"o-" EURO
+                                     "\",\"amount\":7}}"));
+        free(text);
+}
+
 /* Parses the len bytes at v (which it frees), expecting the verdict rc
  * and a reason that starts with want (when rc is 1). */
 static void expect_verdict(char *v, size_t len, int rc, const char *want,
@@ -692,6 +733,7 @@ int main(void)
                 cmocka_unit_test(test_event_parse_decodes_contract_examples),
                 cmocka_unit_test(
                         test_event_parse_other_type_needs_only_an_id),
+                cmocka_unit_test(test_event_format_writes_the_envelope),
                 cmocka_unit_test(
                         test_event_parse_survives_10000_deep_nesting),
                 cmocka_unit_test(

@@ -1,6 +1,7 @@
 /* The event envelope of CONTRACT 1: decoding a message value into a
- * validated of_event, or into a dead-letter reason. Uses cJSON internally;
- * no cJSON node outlives a call. */
+ * validated of_event, or into a dead-letter reason; writing the envelope
+ * of an outbox row. Uses cJSON internally; no cJSON node outlives a
+ * call. */
 #ifndef ORDERFLOW_EVENT_H
 #define ORDERFLOW_EVENT_H
 
@@ -83,7 +84,9 @@ int of_event_reason_index(const char *reason);
 
 /* Write the envelope of a valid OrderPlaced/OrderPaid event (CONTRACT 1)
  * as compact JSON into *out (NUL-terminated; the caller frees it with
- * free()). Returns 0, or OF_ERROR when out of memory. */
+ * free()). Bytes of its strings that are not UTF-8 are written as they
+ * are, so that of_event_parse() of the result says so. Returns 0, or
+ * OF_ERROR when out of memory. */
 int of_event_format(char **out, const of_event *ev);
 
 #endif
