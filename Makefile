@@ -40,8 +40,8 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/print.c \
            src/broker.c \
            src/dbfile.c src/appdb.c src/relay.c src/relay_metrics.c \
-           src/rebuild.c
-BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
+           src/rebuild.c src/cli.c src/cli_opt.c
+BIN_SRCS = src/main.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 # the tools of the tests on real Kafka (tests/kafka/)
 KAFKA_TOOLS = $(B)/tests/kafka/kadmin $(B)/tests/kafka/tcpproxy

@@ -1,5 +1,7 @@
-/* Shared command-line helpers: usage errors, -b/-t/-F/-X, -v/-q, numbers,
- * stdout. Exit codes are chosen by the cmd_*.c files that call these. */
+/* Shared command-line helpers: usage errors; the tables of -v/-q,
+ * -b/-t/-F/-X and --metrics-*, and the start of the Kafka-facing commands;
+ * numbers, signals, stdout. The option parser is cli_opt.c's. Exit codes
+ * are chosen by the cmd_*.c files that call these. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -12,19 +14,6 @@
 #include "orderflow/error.h"
 #include "orderflow/kafka.h"
 #include "orderflow/log.h"
-
-/* Every -F file's properties: one command a process, so they live until
- * it exits (of_kafka_opts.files borrows them; being static keeps them
- * reachable, not leaked, for leak checkers). */
-static of_kafka_props files;
-
-void of_cli_kafka_init(of_cli_kafka *ck)
-{
-        memset(ck, 0, sizeof(*ck));
-        ck->ko.brokers = OF_DEFAULT_BROKERS;
-        ck->ko.topic = OF_DEFAULT_TOPIC;
-        ck->ko.props = ck->props;
-}
 
 /* "orderflow CMD: MESSAGESUFFIX" on stderr in one write, with the
  * journal's priority prefix for level. */
@@ -74,36 +63,53 @@ void of_cli_note(const char *cmd, const char *fmt, ...)
         va_end(ap);
 }
 
-int of_cli_bad_option(const char *cmd, int opt, char **argv)
-{
-        const char *arg = argv[optind - 1];
+/* ---- -v and -q ---- */
 
-        if (opt == ':')
-                return of_cli_usage(cmd, "%s: missing argument", arg);
-        if (optopt)
-                return of_cli_usage(cmd, "-%c: unknown option", optopt);
-        return of_cli_usage(cmd, "%s: unknown option", arg);
+static int on_verbose(void *base, const char *cmd, const char *arg)
+{
+        (void)base, (void)cmd, (void)arg;
+        if (of_log_verbosity < OF_LOG_DEBUG)
+                of_log_verbosity++;
+        return 0;
 }
 
-int of_cli_log_opt(int opt)
+static int on_quiet(void *base, const char *cmd, const char *arg)
 {
-        switch (opt) {
-        case 'v':
-                if (of_log_verbosity < OF_LOG_DEBUG)
-                        of_log_verbosity++;
-                return 0;
-        case 'q':
-                of_log_verbosity = OF_LOG_ERROR;
-                return 0;
-        default:
-                return 1;
-        }
+        (void)base, (void)cmd, (void)arg;
+        of_log_verbosity = OF_LOG_ERROR;
+        return 0;
+}
+
+const of_cli_spec of_cli_log_specs[] = {
+        OF_CLI_OPT_CALL("verbose", 'v', OF_CLI_REPEAT, on_verbose, NULL,
+                        "more log lines, a level more each time: info, "
+                        "then debug, librdkafka's included"),
+        OF_CLI_OPT_CALL("quiet", 'q', 0, on_quiet, NULL,
+                        "errors only (no info or warning lines)"),
+        OF_CLI_OPT_END,
+};
+
+/* ---- -b, -t, -F, -X ---- */
+
+/* Every -F file's properties: one command a process, so they live until
+ * it exits (of_kafka_opts.files borrows them; being static keeps them
+ * reachable, not leaked, for leak checkers). */
+static of_kafka_props files;
+
+static int on_brokers(void *base, const char *cmd, const char *arg)
+{
+        of_cli_kafka *ck = base;
+
+        (void)cmd, (void)arg;
+        ck->brokers_given = 1;
+        return 0;
 }
 
 /* -F FILE: read it now, so that a bad file is a usage error whatever the
  * command. Its bootstrap.servers stands in for -b unless -b was given. */
-static int read_file(of_cli_kafka *ck, const char *cmd, const char *path)
+static int on_config(void *base, const char *cmd, const char *path)
 {
+        of_cli_kafka *ck = base;
         char errstr[1024];
         size_t i, first = files.cnt;
 
@@ -121,80 +127,87 @@ static int read_file(of_cli_kafka *ck, const char *cmd, const char *path)
         return 0;
 }
 
-int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
-                     const char *arg)
+static int on_property(void *base, const char *cmd, const char *arg)
 {
-        size_t n;
+        of_cli_kafka *ck = base;
+        size_t n = strcspn(arg, "=");
 
-        switch (opt) {
-        case 'b':
-                if (!*arg)
-                        return of_cli_usage(cmd, "--brokers: empty list");
-                ck->ko.brokers = arg;
-                ck->brokers_given = 1;
-                return 0;
-        case 't':
-                if (!*arg)
-                        return of_cli_usage(cmd, "--topic: empty name");
-                ck->ko.topic = arg;
-                return 0;
-        case 'F':
-                return read_file(ck, cmd, arg);
-        case 'X':
-                /* Name the key only: what follows '=' may be a secret. */
-                n = strcspn(arg, "=");
-                if (!arg[n] || n == 0)
-                        return of_cli_usage(cmd, "-X %.*s: expected "
-                                                 "key=value", (int)n, arg);
-                if (ck->ko.props_cnt == OF_CLI_MAX_PROPS)
-                        return of_cli_usage(cmd, "-X: more than %d properties "
-                                                 "(put them in a -F file)",
-                                            OF_CLI_MAX_PROPS);
-                ck->props[ck->ko.props_cnt++] = arg;
-                return 0;
-        default:
-                return of_cli_log_opt(opt);
-        }
+        /* Name the key only: what follows '=' may be a secret. */
+        if (!arg[n] || n == 0)
+                return of_cli_usage(cmd, "-X %.*s: expected key=value",
+                                    (int)n, arg);
+        if (ck->ko.props_cnt == OF_CLI_MAX_PROPS)
+                return of_cli_usage(cmd, "-X: more than %d properties (put "
+                                         "them in a -F file)",
+                                    OF_CLI_MAX_PROPS);
+        ck->ko.props = ck->props;
+        ck->props[ck->ko.props_cnt++] = arg;
+        return 0;
 }
 
-int of_cli_metrics_opt(of_cli_metrics *cm, const char *cmd, int opt,
-                       const char *arg)
+const of_cli_spec of_cli_kafka_specs[] = {
+        OF_CLI_OPT_STRING(of_cli_kafka, ko.brokers, "brokers", 'b', 0, 1, 0,
+                          on_brokers, "LIST",
+                          "bootstrap brokers; without -b, a -F file's "
+                          "bootstrap.servers stands in for the default"),
+        OF_CLI_OPT_STRING(of_cli_kafka, ko.topic, "topic", 't', 0, 1, 0,
+                          NULL, "NAME", "topic"),
+        OF_CLI_OPT_CALL("config", 'F', OF_CLI_REPEAT, on_config, "FILE",
+                        "librdkafka properties file, applied before every "
+                        "-X: key=value lines, and comment lines that start "
+                        "with #"),
+        OF_CLI_OPT_CALL(NULL, 'X', OF_CLI_REPEAT, on_property, "key=value",
+                        "librdkafka property, passed as is"),
+        OF_CLI_INCLUDE(of_cli_log_specs),
+        OF_CLI_OPT_END,
+};
+
+/* ---- --metrics-port, --metrics-addr ---- */
+
+static int on_metrics_addr(void *base, const char *cmd, const char *arg)
 {
         unsigned char addr[sizeof(struct in6_addr)];
-        int64_t n;
 
-        switch (opt) {
-        case 'P':
-                if (of_cli_parse_int(&n, arg, 0, 65535))
-                        return of_cli_usage(cmd, "--metrics-port: not an "
-                                                 "integer from 0 to 65535");
-                cm->port = (int)n;
-                return 0;
-        case 'A':
-                if (inet_pton(AF_INET, arg, addr) != 1 &&
-                    inet_pton(AF_INET6, arg, addr) != 1)
-                        return of_cli_usage(cmd, "--metrics-addr %s: not a "
-                                                 "numeric IPv4 or IPv6 "
-                                                 "address", arg);
-                cm->addr = arg;
-                return 0;
-        default:
-                return 1;
-        }
+        (void)base;
+        if (inet_pton(AF_INET, arg, addr) != 1 &&
+            inet_pton(AF_INET6, arg, addr) != 1)
+                return of_cli_usage(cmd, "--metrics-addr %s: not a numeric "
+                                         "IPv4 or IPv6 address", arg);
+        return 0;
 }
 
-int of_cli_metrics_check(const of_cli_metrics *cm, const char *cmd)
+const of_cli_spec of_cli_metrics_specs[] = {
+        OF_CLI_OPT_INT(of_cli_metrics, port, "metrics-port", 0, 0, 0, 65535,
+                       "N", "serve Prometheus metrics on "
+                            "http://ADDR:N/metrics; 0: any free port, "
+                            "logged"),
+        OF_CLI_OPT_STRING(of_cli_metrics, addr, "metrics-addr", 0, 0, 0, 0,
+                          on_metrics_addr, "ADDR",
+                          "numeric IPv4 or IPv6 address to listen on "
+                          "(default " OF_CLI_METRICS_ADDR ": every IPv4 "
+                          "interface)"),
+        OF_CLI_OPT_END,
+};
+
+/* ---- The start of a Kafka-facing command ---- */
+
+int of_cli_kafka_check(const of_cli_kafka *ck, const of_cli_metrics *cm,
+                       const char *cmd)
 {
-        if (cm->addr && cm->port < 0)
+        char errstr[1024];
+
+        if (cm && cm->addr && cm->port < 0)
                 return of_cli_usage(cmd, "--metrics-addr: needs "
                                          "--metrics-port");
+        if (of_kafka_check_opts(&ck->ko, errstr, sizeof(errstr)))
+                return of_cli_usage(cmd, "%s", errstr);
         return 0;
 }
 
 int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
                          const char *cmd)
 {
-        const char *addr = cm->addr ? cm->addr : "0.0.0.0";
+        const char *addr = cm->addr ? cm->addr : OF_CLI_METRICS_ADDR;
         char errstr[512];
 
         *out = NULL;
@@ -212,6 +225,8 @@ int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
                strchr(addr, ':') ? "]" : "", of_metrics_port(*out));
         return 0;
 }
+
+/* ---- Numbers, signals, stdout ---- */
 
 int of_cli_parse_int(int64_t *out, const char *s, int64_t min, int64_t max)
 {
@@ -277,6 +292,13 @@ int of_cli_catch_stop(void)
         return 0;
 }
 
+long of_cli_test_hook(const char *env)
+{
+        const char *count = getenv(env);
+
+        return count ? atol(count) : 0;
+}
+
 int of_cli_crash_hook(void *opaque)
 {
         long *left = opaque;
@@ -298,4 +320,110 @@ int of_cli_close_stdout(const char *cmd)
                 return OF_EXIT_FAILURE;
         }
         return OF_EXIT_OK;
+}
+
+/* ---- The helpers of the getopt_long loops ---- */
+
+void of_cli_kafka_init(of_cli_kafka *ck)
+{
+        memset(ck, 0, sizeof(*ck));
+        ck->ko.brokers = OF_DEFAULT_BROKERS;
+        ck->ko.topic = OF_DEFAULT_TOPIC;
+        ck->ko.props = ck->props;
+}
+
+int of_cli_bad_option(const char *cmd, int opt, char **argv)
+{
+        const char *arg = argv[optind - 1];
+
+        if (opt == ':')
+                return of_cli_usage(cmd, "%s: missing argument", arg);
+        if (optopt)
+                return of_cli_usage(cmd, "-%c: unknown option", optopt);
+        return of_cli_usage(cmd, "%s: unknown option", arg);
+}
+
+int of_cli_log_opt(int opt)
+{
+        switch (opt) {
+        case 'v':
+                if (of_log_verbosity < OF_LOG_DEBUG)
+                        of_log_verbosity++;
+                return 0;
+        case 'q':
+                of_log_verbosity = OF_LOG_ERROR;
+                return 0;
+        default:
+                return 1;
+        }
+}
+
+int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
+                     const char *arg)
+{
+        size_t n;
+
+        switch (opt) {
+        case 'b':
+                if (!*arg)
+                        return of_cli_usage(cmd, "--brokers: empty list");
+                ck->ko.brokers = arg;
+                ck->brokers_given = 1;
+                return 0;
+        case 't':
+                if (!*arg)
+                        return of_cli_usage(cmd, "--topic: empty name");
+                ck->ko.topic = arg;
+                return 0;
+        case 'F':
+                return on_config(ck, cmd, arg);
+        case 'X':
+                /* Name the key only: what follows '=' may be a secret. */
+                n = strcspn(arg, "=");
+                if (!arg[n] || n == 0)
+                        return of_cli_usage(cmd, "-X %.*s: expected "
+                                                 "key=value", (int)n, arg);
+                if (ck->ko.props_cnt == OF_CLI_MAX_PROPS)
+                        return of_cli_usage(cmd, "-X: more than %d properties "
+                                                 "(put them in a -F file)",
+                                            OF_CLI_MAX_PROPS);
+                ck->props[ck->ko.props_cnt++] = arg;
+                return 0;
+        default:
+                return of_cli_log_opt(opt);
+        }
+}
+
+int of_cli_metrics_opt(of_cli_metrics *cm, const char *cmd, int opt,
+                       const char *arg)
+{
+        unsigned char addr[sizeof(struct in6_addr)];
+        int64_t n;
+
+        switch (opt) {
+        case 'P':
+                if (of_cli_parse_int(&n, arg, 0, 65535))
+                        return of_cli_usage(cmd, "--metrics-port: not an "
+                                                 "integer from 0 to 65535");
+                cm->port = (int)n;
+                return 0;
+        case 'A':
+                if (inet_pton(AF_INET, arg, addr) != 1 &&
+                    inet_pton(AF_INET6, arg, addr) != 1)
+                        return of_cli_usage(cmd, "--metrics-addr %s: not a "
+                                                 "numeric IPv4 or IPv6 "
+                                                 "address", arg);
+                cm->addr = arg;
+                return 0;
+        default:
+                return 1;
+        }
+}
+
+int of_cli_metrics_check(const of_cli_metrics *cm, const char *cmd)
+{
+        if (cm->addr && cm->port < 0)
+                return of_cli_usage(cmd, "--metrics-addr: needs "
+                                         "--metrics-port");
+        return 0;
 }
