@@ -276,7 +276,7 @@ static void on_stop_signal(int sig)
         of_cli_stop = 1;
 }
 
-int of_cli_catch_stop(void)
+int of_cli_catch_stop(const char *cmd)
 {
         struct sigaction sa;
 
@@ -287,8 +287,10 @@ int of_cli_catch_stop(void)
          * (the batch in hand committed, the group left), not a kill. */
         if (sigaction(SIGINT, &sa, NULL) != 0 ||
             sigaction(SIGTERM, &sa, NULL) != 0 ||
-            sigaction(SIGHUP, &sa, NULL) != 0)
-                return OF_ERROR;
+            sigaction(SIGHUP, &sa, NULL) != 0) {
+                of_cli_error(cmd, "sigaction: %s", strerror(errno));
+                return OF_EXIT_FAILURE;
+        }
         return 0;
 }
 
@@ -320,110 +322,4 @@ int of_cli_close_stdout(const char *cmd)
                 return OF_EXIT_FAILURE;
         }
         return OF_EXIT_OK;
-}
-
-/* ---- The helpers of the getopt_long loops ---- */
-
-void of_cli_kafka_init(of_cli_kafka *ck)
-{
-        memset(ck, 0, sizeof(*ck));
-        ck->ko.brokers = OF_DEFAULT_BROKERS;
-        ck->ko.topic = OF_DEFAULT_TOPIC;
-        ck->ko.props = ck->props;
-}
-
-int of_cli_bad_option(const char *cmd, int opt, char **argv)
-{
-        const char *arg = argv[optind - 1];
-
-        if (opt == ':')
-                return of_cli_usage(cmd, "%s: missing argument", arg);
-        if (optopt)
-                return of_cli_usage(cmd, "-%c: unknown option", optopt);
-        return of_cli_usage(cmd, "%s: unknown option", arg);
-}
-
-int of_cli_log_opt(int opt)
-{
-        switch (opt) {
-        case 'v':
-                if (of_log_verbosity < OF_LOG_DEBUG)
-                        of_log_verbosity++;
-                return 0;
-        case 'q':
-                of_log_verbosity = OF_LOG_ERROR;
-                return 0;
-        default:
-                return 1;
-        }
-}
-
-int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
-                     const char *arg)
-{
-        size_t n;
-
-        switch (opt) {
-        case 'b':
-                if (!*arg)
-                        return of_cli_usage(cmd, "--brokers: empty list");
-                ck->ko.brokers = arg;
-                ck->brokers_given = 1;
-                return 0;
-        case 't':
-                if (!*arg)
-                        return of_cli_usage(cmd, "--topic: empty name");
-                ck->ko.topic = arg;
-                return 0;
-        case 'F':
-                return on_config(ck, cmd, arg);
-        case 'X':
-                /* Name the key only: what follows '=' may be a secret. */
-                n = strcspn(arg, "=");
-                if (!arg[n] || n == 0)
-                        return of_cli_usage(cmd, "-X %.*s: expected "
-                                                 "key=value", (int)n, arg);
-                if (ck->ko.props_cnt == OF_CLI_MAX_PROPS)
-                        return of_cli_usage(cmd, "-X: more than %d properties "
-                                                 "(put them in a -F file)",
-                                            OF_CLI_MAX_PROPS);
-                ck->props[ck->ko.props_cnt++] = arg;
-                return 0;
-        default:
-                return of_cli_log_opt(opt);
-        }
-}
-
-int of_cli_metrics_opt(of_cli_metrics *cm, const char *cmd, int opt,
-                       const char *arg)
-{
-        unsigned char addr[sizeof(struct in6_addr)];
-        int64_t n;
-
-        switch (opt) {
-        case 'P':
-                if (of_cli_parse_int(&n, arg, 0, 65535))
-                        return of_cli_usage(cmd, "--metrics-port: not an "
-                                                 "integer from 0 to 65535");
-                cm->port = (int)n;
-                return 0;
-        case 'A':
-                if (inet_pton(AF_INET, arg, addr) != 1 &&
-                    inet_pton(AF_INET6, arg, addr) != 1)
-                        return of_cli_usage(cmd, "--metrics-addr %s: not a "
-                                                 "numeric IPv4 or IPv6 "
-                                                 "address", arg);
-                cm->addr = arg;
-                return 0;
-        default:
-                return 1;
-        }
-}
-
-int of_cli_metrics_check(const of_cli_metrics *cm, const char *cmd)
-{
-        if (cm->addr && cm->port < 0)
-                return of_cli_usage(cmd, "--metrics-addr: needs "
-                                         "--metrics-port");
-        return 0;
 }

@@ -2,8 +2,6 @@
  * SIGTERM or SIGHUP. Its bootstrap address is the first line on stdout, so
  * that scripts can read it; each fault-injection command read from stdin gets
  * one reply line on stdout; everything else goes to stderr. */
-#include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -30,128 +28,71 @@ typedef struct broker_opts {
         int brokers;       /* in the cluster */
 } broker_opts;
 
-static void print_help(void)
-{
-        printf("usage: orderflow broker [-t TOPIC] [-p N] [--brokers N] "
-               "[-v|-q]\n"
-               "\n"
-               "Run an embedded Kafka-protocol broker (librdkafka's mock "
-               "cluster) on\n"
-               "127.0.0.1, on ports chosen by the system, for local use "
-               "and tests. Its\n"
-               "bootstrap address (\"127.0.0.1:PORT,...\") is printed as "
-               "the first line\n"
-               "on stdout; it serves until SIGINT, SIGTERM or SIGHUP, then "
-               "exits 0. Data is\n"
-               "kept in memory only.\n"
-               "\n"
-               "Faults are injected by lines on stdin (end of input only "
-               "stops reading);\n"
-               "each gets one line on stdout, \"ok COMMAND\" or "
-               "\"error: COMMAND: REASON\":\n"
-               "  down ID, up ID         broker ID (1, 2, ... or all) "
-               "refuses connections\n"
-               "                         (drops those open) or accepts "
-               "them again\n"
-               "  rtt ID MS              delay broker ID's responses by "
-               "MS ms (0: none)\n"
-               "  errors API N ERR       the next N requests of type API "
-               "(Produce, Fetch,\n"
-               "                         ListOffsets, Metadata, "
-               "OffsetCommit, OffsetFetch,\n"
-               "                         FindCoordinator, JoinGroup, "
-               "Heartbeat, SyncGroup,\n"
-               "                         ... or a number) fail with ERR, "
-               "a librdkafka error\n"
-               "                         name (NOT_LEADER_FOR_PARTITION, "
-               "_TRANSPORT: disconnect)\n"
-               "                         or number\n"
-               "  coordinator group|transaction KEY ID   move a "
-               "coordinator to broker ID\n"
-               "  leader TOPIC PARTITION ID              move a "
-               "partition's leader\n"
-               "\n"
-               "options:\n"
-               "  -t, --topic NAME     topic to create (default "
-               OF_DEFAULT_TOPIC ")\n"
-               "  -p, --partitions N   its partitions, 1 to %d (default 4)\n"
-               "      --brokers N      brokers in the cluster, 1 to %d "
-               "(default 1)\n"
-               OF_CLI_LOG_HELP
-               "  -h, --help           print this help\n",
-               BROKER_MAX_PARTITIONS, BROKER_MAX_BROKERS);
-}
-
 /* Kafka's rule: 1 to 249 of [a-zA-Z0-9._-]. */
-static int topic_is_valid(const char *s)
+static int on_topic(void *base, const char *cmd, const char *s)
 {
         size_t n = strlen(s);
 
-        return n > 0 && n <= BROKER_TOPIC_MAX &&
-               strspn(s, "abcdefghijklmnopqrstuvwxyz"
-                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+        (void)base;
+        if (n > 0 && n <= BROKER_TOPIC_MAX &&
+            strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n)
+                return 0;
+        return of_cli_usage(cmd, "--topic: '%s' is not a topic name (1 to %d "
+                                 "of a-z A-Z 0-9 . _ -)",
+                            s, BROKER_TOPIC_MAX);
 }
 
-/* Fill *o from argv: 0, -1 for --help, or OF_EXIT_USAGE (reported). */
-static int parse_args(broker_opts *o, int argc, char **argv)
-{
-        static const struct option longopts[] = {
-                {"topic", required_argument, NULL, 't'},
-                {"partitions", required_argument, NULL, 'p'},
-                {"brokers", required_argument, NULL, 'B'},
-                OF_CLI_LOG_LONGOPTS,
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
-        int64_t n;
-        int opt;
+static const broker_opts defaults = {
+        .topic = OF_DEFAULT_TOPIC,
+        .partitions = 4,
+        .brokers = 1,
+};
 
-        opterr = 0;
-        while ((opt = getopt_long(argc, argv, ":t:p:" OF_CLI_LOG_SHORTOPTS "h",
-                                  longopts, NULL)) != -1) {
-                if (!of_cli_log_opt(opt))
-                        continue;
-                switch (opt) {
-                case 't':
-                        if (!topic_is_valid(optarg))
-                                return of_cli_usage(
-                                    CMD,
-                                    "--topic: '%s' is not a topic name "
-                                    "(1 to %d of a-z A-Z 0-9 . _ -)",
-                                    optarg, BROKER_TOPIC_MAX);
-                        o->topic = optarg;
-                        break;
-                case 'p':
-                        if (of_cli_parse_int(&n, optarg, 1,
-                                             BROKER_MAX_PARTITIONS) != 0)
-                                return of_cli_usage(
-                                    CMD,
-                                    "--partitions: '%s' is not a whole "
-                                    "number from 1 to %d",
-                                    optarg, BROKER_MAX_PARTITIONS);
-                        o->partitions = (int)n;
-                        break;
-                case 'B':
-                        if (of_cli_parse_int(&n, optarg, 1,
-                                             BROKER_MAX_BROKERS) != 0)
-                                return of_cli_usage(
-                                    CMD,
-                                    "--brokers: '%s' is not a whole "
-                                    "number from 1 to %d",
-                                    optarg, BROKER_MAX_BROKERS);
-                        o->brokers = (int)n;
-                        break;
-                case 'h':
-                        return -1;
-                default:
-                        return of_cli_bad_option(CMD, opt, argv);
-                }
-        }
-        if (optind < argc)
-                return of_cli_usage(CMD, "%s: unexpected argument",
-                                    argv[optind]);
-        return 0;
-}
+static const of_cli_spec specs[] = {
+        OF_CLI_OPT_STRING(broker_opts, topic, "topic", 't', 0, 0, 0,
+                          on_topic, "NAME", "topic to create"),
+        OF_CLI_OPT_INT(broker_opts, partitions, "partitions", 'p', 0, 1,
+                       BROKER_MAX_PARTITIONS, "N", "its partitions"),
+        OF_CLI_OPT_INT(broker_opts, brokers, "brokers", 0, 0, 1,
+                       BROKER_MAX_BROKERS, "N", "brokers in the cluster"),
+        OF_CLI_INCLUDE(of_cli_log_specs),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd broker_cmd = {
+        CMD, specs, &defaults,
+        "Run an embedded Kafka-protocol broker (librdkafka's mock cluster) "
+        "on\n127.0.0.1, on ports chosen by the system, for local use and "
+        "tests. Its\nbootstrap address (\"127.0.0.1:PORT,...\") is printed "
+        "as the first line\non stdout; it serves until SIGINT, SIGTERM or "
+        "SIGHUP, then exits 0. Data is\nkept in memory only.\n"
+        "\n"
+        "Faults are injected by lines on stdin (end of input only stops "
+        "reading);\neach gets one line on stdout, \"ok COMMAND\" or "
+        "\"error: COMMAND: REASON\":\n"
+        "  down ID, up ID         broker ID (1, 2, ... or all) refuses "
+        "connections\n"
+        "                         (drops those open) or accepts them "
+        "again\n"
+        "  rtt ID MS              delay broker ID's responses by MS ms "
+        "(0: none)\n"
+        "  errors API N ERR       the next N requests of type API "
+        "(Produce, Fetch,\n"
+        "                         ListOffsets, Metadata, OffsetCommit, "
+        "OffsetFetch,\n"
+        "                         FindCoordinator, JoinGroup, Heartbeat, "
+        "SyncGroup,\n"
+        "                         ... or a number) fail with ERR, a "
+        "librdkafka error\n"
+        "                         name (NOT_LEADER_FOR_PARTITION, "
+        "_TRANSPORT: disconnect)\n"
+        "                         or number\n"
+        "  coordinator group|transaction KEY ID   move a coordinator to "
+        "broker ID\n"
+        "  leader TOPIC PARTITION ID              move a partition's leader",
+        NULL,
+};
 
 #define CONTROL_LINE_MAX 512
 
@@ -229,30 +170,18 @@ static int control_poll(of_broker *b, control *c)
 
 int cmd_broker(int argc, char **argv)
 {
-        broker_opts o = {
-                .topic = OF_DEFAULT_TOPIC,
-                .partitions = 4,
-                .brokers = 1,
-        };
+        broker_opts o = defaults;
         control c = {.fd = STDIN_FILENO};
         of_broker *b = NULL;
         char errstr[512];
         int rc;
 
-        rc = parse_args(&o, argc, argv);
-        if (rc == -1) {
-                print_help();
-                return of_cli_close_stdout(CMD);
-        }
-        if (rc != 0)
+        if (of_cli_parse(&rc, &broker_cmd, &o, argc, argv))
                 return rc;
         /* Before the address is out, so a quick SIGTERM from a script that
          * read it still means a clean stop. */
-        if (of_cli_catch_stop() != 0) {
-                of_cli_error(CMD, "sigaction: %s",
-                        strerror(errno));
-                return OF_EXIT_FAILURE;
-        }
+        if ((rc = of_cli_catch_stop(CMD)))
+                return rc;
         if (of_broker_start(&b, o.brokers, o.topic, o.partitions, errstr,
                             sizeof(errstr)) != 0) {
                 of_cli_error(CMD, "%s", errstr);

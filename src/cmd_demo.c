@@ -26,23 +26,33 @@ typedef struct expected {
         int64_t placed, paid, placed_amount, paid_amount;
 } expected;
 
-static void print_help(void)
-{
-        printf("usage: orderflow demo [--orders N] [--dir DIR] [-v|-q]\n\n"
-               "Run the whole outbox pipeline on an embedded broker: place "
-               "N orders and pay\ntwo in three (writer, DIR/app.db), publish "
-               "the outbox (relay), apply the\ntopic to DIR/readmodel.db "
-               "(projector), then print the totals, checked\nagainst what "
-               "was written, and the first orders.\n\noptions:\n"
-               "  --orders N   orders to place, 1 to 1000000 (default "
-               "1000)\n"
-               "  --dir DIR    where the databases go (default: a new "
-               "folder under /tmp)\n"
-               "  -v, --verbose  more log lines: info, then debug "
-               "(repeatable)\n"
-               "  -q, --quiet    errors only\n"
-               "  -h, --help   this help\n");
-}
+/* What the options fill. */
+typedef struct demo_args {
+        int64_t orders;  /* --orders */
+        const char *dir; /* --dir; NULL: a new folder under /tmp */
+} demo_args;
+
+static const demo_args defaults = {.orders = 1000};
+
+static const of_cli_spec specs[] = {
+        OF_CLI_OPT_INT(demo_args, orders, "orders", 0, 0, 1, 1000000, "N",
+                       "orders to place"),
+        OF_CLI_OPT_STRING(demo_args, dir, "dir", 0, 0, 0, 0, NULL, "DIR",
+                          "where the databases go (default: a new folder "
+                          "under /tmp)"),
+        OF_CLI_INCLUDE(of_cli_log_specs),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd demo_cmd = {
+        CMD, specs, &defaults,
+        "Run the whole outbox pipeline on an embedded broker: place N orders "
+        "and pay\ntwo in three (writer, DIR/app.db), publish the outbox "
+        "(relay), apply the\ntopic to DIR/readmodel.db (projector), then "
+        "print the totals, checked\nagainst what was written, and the "
+        "first orders.",
+        NULL,
+};
 
 static int write_orders(of_appdb *app, int n, expected *ex, char *errstr,
                         size_t errstr_size)
@@ -143,46 +153,6 @@ static int check_totals(const char *path, const expected *ex, char *errstr,
         return err;
 }
 
-static int parse(int argc, char **argv, int64_t *orders, const char **dir)
-{
-        static const struct option longopts[] = {
-                {"orders", required_argument, NULL, 'n'},
-                {"dir", required_argument, NULL, 'd'},
-                OF_CLI_LOG_LONGOPTS,
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
-        int opt;
-
-        opterr = 0;
-        optind = 1;
-        while ((opt = getopt_long(argc, argv, ":" OF_CLI_LOG_SHORTOPTS "h",
-                                  longopts, NULL)) != -1) {
-                if (!of_cli_log_opt(opt))
-                        continue;
-                switch (opt) {
-                case 'n':
-                        if (of_cli_parse_int(orders, optarg, 1, 1000000))
-                                return of_cli_usage(CMD,
-                                                    "--orders: not an integer "
-                                                    "from 1 to 1000000");
-                        break;
-                case 'd':
-                        *dir = optarg;
-                        break;
-                case 'h':
-                        print_help();
-                        return -1;
-                default:
-                        return of_cli_bad_option(CMD, opt, argv);
-                }
-        }
-        if (optind < argc)
-                return of_cli_usage(CMD, "%s: unexpected argument",
-                                    argv[optind]);
-        return 0;
-}
-
 int cmd_demo(int argc, char **argv)
 {
         static const char *props[] = {"session.timeout.ms=6000",
@@ -195,15 +165,16 @@ int cmd_demo(int argc, char **argv)
         of_broker *b = NULL;
         of_appdb *app = NULL;
         of_store *st = NULL;
-        const char *dir = NULL;
+        demo_args a = defaults;
+        const char *dir;
         char tmpl[] = "/tmp/orderflow-demo-XXXXXX";
         char app_path[4200], rm_path[4200], errstr[1024];
-        int64_t orders = 1000;
         int rc, err;
 
         of_log_verbosity = OF_LOG_WARN; /* the demo prints its own story */
-        if ((rc = parse(argc, argv, &orders, &dir)))
-                return rc < 0 ? of_cli_close_stdout(CMD) : rc;
+        if (of_cli_parse(&rc, &demo_cmd, &a, argc, argv))
+                return rc;
+        dir = a.dir;
         if (!dir && !(dir = mkdtemp(tmpl))) {
                 of_cli_error(CMD, "%s: %s", tmpl,
                         strerror(errno));
@@ -214,11 +185,8 @@ int cmd_demo(int argc, char **argv)
                         strerror(errno));
                 return OF_EXIT_FAILURE;
         }
-        if (of_cli_catch_stop()) {
-                of_cli_error(CMD, "sigaction: %s",
-                        strerror(errno));
-                return OF_EXIT_FAILURE;
-        }
+        if ((rc = of_cli_catch_stop(CMD)))
+                return rc;
         snprintf(app_path, sizeof(app_path), "%s/app.db", dir);
         snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", dir);
         printf("demo folder: %s\n", dir);
@@ -231,7 +199,7 @@ int cmd_demo(int argc, char **argv)
                of_broker_bootstraps(b), OF_DEFAULT_TOPIC);
         fflush(stdout);
         if ((err = of_appdb_open(&app, app_path, errstr, sizeof(errstr))) ||
-            (err = write_orders(app, (int)orders, &ex, errstr,
+            (err = write_orders(app, (int)a.orders, &ex, errstr,
                                 sizeof(errstr))))
                 goto out;
         printf("writer: placed %" PRId64 " orders and paid %" PRId64

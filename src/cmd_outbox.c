@@ -1,7 +1,6 @@
 /* orderflow outbox: operations on the outbox of an existing application
  * database: status (counts, oldest pending age), retry (DEAD rows back to
  * PENDING) and prune (delete old SENT rows). The SQL is appdb.c's. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,74 +31,6 @@ static void print_help(void)
                "'orderflow outbox COMMAND --help' describes one of them.\n");
 }
 
-static void print_status_help(void)
-{
-        printf("usage: orderflow outbox status --db PATH [--json]\n"
-               "\n"
-               "Print the number of pending, sent and dead outbox rows and "
-               "the age of the\n"
-               "oldest pending row (from its commit time), all from one "
-               "snapshot.\n"
-               "\n"
-               "With --json: one line,\n"
-               "  {\"pending\":N,\"sent\":N,\"dead\":N,"
-               "\"oldest_pending_age_s\":X}\n"
-               "where X is the age in seconds, or null when nothing is "
-               "pending.\n"
-               "\n"
-               "options:\n"
-               "      --db PATH   the application database (required; "
-               "never created)\n"
-               "      --json      one JSON object instead of a table\n"
-               "  -h, --help      print this help\n");
-}
-
-static void print_retry_help(void)
-{
-        printf("usage: orderflow outbox retry --db PATH (--id ID | "
-               "--all-dead)\n"
-               "\n"
-               "Put DEAD outbox rows (those that failed too often) back to "
-               "PENDING with\n"
-               "their attempts reset, so the next `orderflow relay` "
-               "publishes them and the\n"
-               "rows of the same orders behind them. Prints how many rows "
-               "were reset.\n"
-               "\n"
-               "options:\n"
-               "      --db PATH    the application database (required; "
-               "never created)\n"
-               "      --id ID      the DEAD row with event id ID (exit 1 "
-               "when there is none)\n"
-               "      --all-dead   every DEAD row\n"
-               "  -h, --help       print this help\n");
-}
-
-static void print_prune_help(void)
-{
-        printf("usage: orderflow outbox prune --db PATH --older-than "
-               "DURATION\n"
-               "\n"
-               "Delete the SENT outbox rows sent more than DURATION ago, "
-               "in small\n"
-               "transactions so that a running relay never waits long. "
-               "PENDING and DEAD\n"
-               "rows are kept. Prints how many rows were deleted.\n"
-               "\n"
-               "DURATION is a whole number with a unit: s (seconds), m "
-               "(minutes), h (hours)\n"
-               "or d (days), e.g. 30s, 15m, 12h, 7d; from 1s to 3650d (10 "
-               "years).\n"
-               "\n"
-               "options:\n"
-               "      --db PATH              the application database "
-               "(required; never\n"
-               "                             created)\n"
-               "      --older-than DURATION  the age of the rows to delete "
-               "(required)\n"
-               "  -h, --help                 print this help\n");
-}
-
 /* Open the application database at path, which must exist: an outbox
  * operation on a mistyped path must not leave a new, empty database
  * behind. 0, or OF_EXIT_FAILURE (reported). */
@@ -113,6 +44,24 @@ static int open_existing(of_appdb **out, const char *cmd, const char *path)
         }
         return 0;
 }
+
+/* What the options of the three fill. */
+typedef struct outbox_args {
+        const char *db;   /* --db */
+        int json;         /* status --json */
+        const char *id;   /* retry --id */
+        int all;          /* retry --all-dead */
+        int64_t older_ms; /* prune --older-than; -1: none */
+} outbox_args;
+
+static const outbox_args defaults = {.older_ms = -1};
+
+static const of_cli_spec db_specs[] = {
+        OF_CLI_OPT_STRING(outbox_args, db, "db", 0, OF_CLI_REQUIRED, 1, 0,
+                          NULL, "PATH", "the application database, never "
+                                        "created"),
+        OF_CLI_OPT_END,
+};
 
 /* ---- status ---- */
 
@@ -150,47 +99,37 @@ static void print_status_json(const of_outbox_status *s)
         of_json_end_line(&j);
 }
 
+static const of_cli_spec status_specs[] = {
+        OF_CLI_INCLUDE(db_specs),
+        OF_CLI_OPT_FLAG(outbox_args, json, "json", 0,
+                        "one JSON object instead of a table"),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd status_cmd = {
+        CMD " status", status_specs, &defaults,
+        "Print the number of pending, sent and dead outbox rows and the "
+        "age of the\noldest pending row (from its commit time), all from "
+        "one snapshot.\n\nWith --json: one line,\n"
+        "  {\"pending\":N,\"sent\":N,\"dead\":N,"
+        "\"oldest_pending_age_s\":X}\nwhere X is the age in seconds, or "
+        "null when nothing is pending.",
+        NULL,
+};
+
 static int outbox_status(int argc, char **argv)
 {
-        static const char cmd[] = CMD " status";
-        static const struct option longopts[] = {
-                {"db", required_argument, NULL, 'd'},
-                {"json", no_argument, NULL, 'j'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
+        const char *cmd = status_cmd.name;
+        outbox_args a = defaults;
         of_appdb *app = NULL;
         of_outbox_status s;
-        const char *db = NULL;
         char errstr[512];
-        int opt, json = 0, rc;
+        int json, rc;
 
-        opterr = 0;
-        optind = 1;
-        while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-                switch (opt) {
-                case 'd':
-                        if (!*optarg)
-                                return of_cli_usage(cmd, "--db: empty path");
-                        db = optarg;
-                        break;
-                case 'j':
-                        json = 1;
-                        break;
-                case 'h':
-                        print_status_help();
-                        return of_cli_close_stdout(cmd);
-                default:
-                        return of_cli_bad_option(cmd, opt, argv);
-                }
-        }
-        if (optind < argc)
-                return of_cli_usage(cmd, "%s: unexpected argument",
-                                    argv[optind]);
-        if (!db)
-                return of_cli_usage(cmd, "--db: required");
-
-        if ((rc = open_existing(&app, cmd, db)))
+        if (of_cli_parse(&rc, &status_cmd, &a, argc, argv))
+                return rc;
+        json = a.json;
+        if ((rc = open_existing(&app, cmd, a.db)))
                 goto out;
         rc = OF_EXIT_FAILURE;
         if (of_appdb_outbox_status(app, &s, errstr, sizeof(errstr))) {
@@ -209,56 +148,42 @@ out:
 
 /* ---- retry ---- */
 
+static const of_cli_spec retry_specs[] = {
+        OF_CLI_INCLUDE(db_specs),
+        OF_CLI_OPT_STRING(outbox_args, id, "id", 0, 0, 1, 0, NULL, "ID",
+                          "the DEAD row with event id ID (exit 1 when there "
+                          "is none)"),
+        OF_CLI_OPT_FLAG(outbox_args, all, "all-dead", 0, "every DEAD row"),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd retry_cmd = {
+        CMD " retry", retry_specs, &defaults,
+        "Put DEAD outbox rows (those that failed too often) back to PENDING "
+        "with\ntheir attempts reset, so the next `orderflow relay` "
+        "publishes them and the\nrows of the same orders behind them. "
+        "Prints how many rows were reset.\nExactly one of --id and "
+        "--all-dead.",
+        NULL,
+};
+
 static int outbox_retry(int argc, char **argv)
 {
-        static const char cmd[] = CMD " retry";
-        static const struct option longopts[] = {
-                {"db", required_argument, NULL, 'd'},
-                {"id", required_argument, NULL, 'i'},
-                {"all-dead", no_argument, NULL, 'a'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
+        const char *cmd = retry_cmd.name;
+        outbox_args a = defaults;
         of_appdb *app = NULL;
-        const char *db = NULL, *id = NULL;
+        const char *id;
         char errstr[512];
         int64_t changed = 0;
-        int opt, all = 0, rc, err;
+        int rc, err;
 
-        opterr = 0;
-        optind = 1;
-        while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-                switch (opt) {
-                case 'd':
-                        if (!*optarg)
-                                return of_cli_usage(cmd, "--db: empty path");
-                        db = optarg;
-                        break;
-                case 'i':
-                        if (!*optarg)
-                                return of_cli_usage(cmd, "--id: empty id");
-                        id = optarg;
-                        break;
-                case 'a':
-                        all = 1;
-                        break;
-                case 'h':
-                        print_retry_help();
-                        return of_cli_close_stdout(cmd);
-                default:
-                        return of_cli_bad_option(cmd, opt, argv);
-                }
-        }
-        if (optind < argc)
-                return of_cli_usage(cmd, "%s: unexpected argument",
-                                    argv[optind]);
-        if (!db)
-                return of_cli_usage(cmd, "--db: required");
-        if (!id == !all)
+        if (of_cli_parse(&rc, &retry_cmd, &a, argc, argv))
+                return rc;
+        if (!a.id == !a.all)
                 return of_cli_usage(cmd, "expected exactly one of --id and "
                                          "--all-dead");
-
-        if ((rc = open_existing(&app, cmd, db)))
+        id = a.id;
+        if ((rc = open_existing(&app, cmd, a.db)))
                 goto out;
         rc = OF_EXIT_FAILURE;
         err = of_appdb_retry(app, id, &changed, errstr, sizeof(errstr));
@@ -276,54 +201,37 @@ out:
 
 /* ---- prune ---- */
 
+static const of_cli_spec prune_specs[] = {
+        OF_CLI_INCLUDE(db_specs),
+        OF_CLI_OPT_DURATION(outbox_args, older_ms, "older-than", 0,
+                            OF_CLI_REQUIRED, "DURATION",
+                            "the age of the rows to delete: a whole number "
+                            "with a unit, s (seconds), m (minutes), h "
+                            "(hours) or d (days), e.g. 30s, 15m, 12h, 7d"),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd prune_cmd = {
+        CMD " prune", prune_specs, &defaults,
+        "Delete the SENT outbox rows sent more than DURATION ago, in small\n"
+        "transactions so that a running relay never waits long. PENDING "
+        "and DEAD\nrows are kept. Prints how many rows were deleted.",
+        NULL,
+};
+
 static int outbox_prune(int argc, char **argv)
 {
-        static const char cmd[] = CMD " prune";
-        static const struct option longopts[] = {
-                {"db", required_argument, NULL, 'd'},
-                {"older-than", required_argument, NULL, 'o'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
+        const char *cmd = prune_cmd.name;
+        outbox_args a = defaults;
         of_appdb *app = NULL;
-        const char *db = NULL;
         char errstr[512];
-        int64_t older_ms = -1, deleted = 0;
-        int opt, rc;
+        int64_t older_ms, deleted = 0;
+        int rc;
 
-        opterr = 0;
-        optind = 1;
-        while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-                switch (opt) {
-                case 'd':
-                        if (!*optarg)
-                                return of_cli_usage(cmd, "--db: empty path");
-                        db = optarg;
-                        break;
-                case 'o':
-                        if (of_cli_parse_duration(&older_ms, optarg))
-                                return of_cli_usage(cmd,
-                                                    "--older-than: %s: not a "
-                                                    "duration like 90m, 36h "
-                                                    "or 7d (at least 1s)",
-                                                    optarg);
-                        break;
-                case 'h':
-                        print_prune_help();
-                        return of_cli_close_stdout(cmd);
-                default:
-                        return of_cli_bad_option(cmd, opt, argv);
-                }
-        }
-        if (optind < argc)
-                return of_cli_usage(cmd, "%s: unexpected argument",
-                                    argv[optind]);
-        if (!db)
-                return of_cli_usage(cmd, "--db: required");
-        if (older_ms < 0)
-                return of_cli_usage(cmd, "--older-than: required");
-
-        if ((rc = open_existing(&app, cmd, db)))
+        if (of_cli_parse(&rc, &prune_cmd, &a, argc, argv))
+                return rc;
+        older_ms = a.older_ms;
+        if ((rc = open_existing(&app, cmd, a.db)))
                 goto out;
         rc = OF_EXIT_FAILURE;
         if (of_appdb_prune(app, older_ms, &deleted, errstr,

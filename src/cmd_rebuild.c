@@ -3,7 +3,6 @@
  * group), then swap it into the live file in one transaction, and compare
  * the two. History deleted by retention is refused unless
  * --allow-truncated. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,45 +20,6 @@
 
 /* Progress on a terminal is redrawn at most this often. */
 #define REDRAW_MS 250
-
-static void print_help(void)
-{
-        printf("usage: orderflow rebuild --db PATH [-b LIST] [-t NAME] "
-               "[-F FILE] [-X key=value]...\n"
-               "                         [--allow-truncated] [--force] "
-               "[-v|-q]\n\n"
-               "Replay every partition of the topic from its first offset "
-               "to the end it has\nnow into a new read model beside PATH "
-               "(PATH.rebuild-PID), then swap it into\nPATH in one "
-               "transaction: "
-               "readers of PATH see the old model until the new one is\n"
-               "complete, then the new one. A projector running on PATH "
-               "notices the swap,\ndrops the batch in hand and resumes from "
-               "the new model's offsets. Prints the\nold and new model side "
-               "by side at the end (stdout); progress goes to stderr,\n"
-               "redrawn on a terminal, a line per 10%% otherwise, none with "
-               "-q.\nOne rebuild of PATH at a time (PATH.lock); SIGINT, "
-               "SIGTERM or SIGHUP stop it\ncleanly (exit 0), PATH "
-               "unchanged.\n\n"
-               "Refused (exit 1, PATH unchanged) unless --force: PATH holds "
-               "offsets of\nanother topic, or of partitions the topic does "
-               "not have; or the replay would\nhold no event while PATH "
-               "has applied some (a wrong or empty topic).\n\n"
-               "options:\n"
-               "  --db PATH            the live read-model file (required; "
-               "created if missing)\n" OF_CLI_KAFKA_HELP
-               "  --allow-truncated    rebuild even though retention has "
-               "deleted the start of\n"
-               "                       the topic (recorded in the new "
-               "file)\n"
-               "  --force              rebuild although PATH's offsets do "
-               "not fit the topic\n"
-               "                       or the topic holds no event\n"
-               "  --batch-max N        messages per transaction of the "
-               "replay (default %d)\n"
-               "  -h, --help           this help\n",
-               OF_DEFAULT_BATCH_MAX);
-}
 
 /* Where the replay stands, for the progress line. */
 typedef struct progress {
@@ -170,83 +130,80 @@ out:
         return err;
 }
 
+/* What the options fill. */
+typedef struct rebuild_args {
+        const char *db;     /* --db */
+        of_cli_kafka kafka; /* -b, -t, -F, -X, -v, -q */
+        of_rebuild_opts ro; /* the rest; ro.ko from kafka */
+} rebuild_args;
+
+static const rebuild_args defaults = {
+        .kafka = OF_CLI_KAFKA_INIT,
+        .ro = OF_REBUILD_OPTS_INIT,
+};
+
+static const of_cli_spec specs[] = {
+        OF_CLI_OPT_STRING(rebuild_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
+                          NULL, "PATH", "the live read-model file, created "
+                                        "if missing"),
+        OF_CLI_GROUP_AT(rebuild_args, kafka, of_cli_kafka_specs),
+        OF_CLI_OPT_FLAG(rebuild_args, ro.allow_truncated, "allow-truncated",
+                        0, "rebuild even though retention has deleted the "
+                           "start of the topic (recorded in the new file)"),
+        OF_CLI_OPT_FLAG(rebuild_args, ro.force, "force", 0,
+                        "rebuild although PATH's offsets do not fit the "
+                        "topic or the topic holds no event"),
+        OF_CLI_OPT_INT(rebuild_args, ro.batch_max, "batch-max", 0, 0, 1,
+                       1000000, "N", "messages per transaction of the "
+                                     "replay"),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd rebuild_cmd = {
+        CMD, specs, &defaults,
+        "Replay every partition of the topic from its first offset to the "
+        "end it has\nnow into a new read model beside PATH "
+        "(PATH.rebuild-PID), then swap it into\nPATH in one transaction: "
+        "readers of PATH see the old model until the new one is\n"
+        "complete, then the new one. A projector running on PATH notices "
+        "the swap,\ndrops the batch in hand and resumes from the new "
+        "model's offsets. Prints the\nold and new model side by side at "
+        "the end (stdout); progress goes to stderr,\nredrawn on a "
+        "terminal, a line per 10% otherwise, none with -q.\nOne rebuild "
+        "of PATH at a time (PATH.lock); SIGINT, SIGTERM or SIGHUP stop "
+        "it\ncleanly (exit 0), PATH unchanged.\n\n"
+        "Refused (exit 1, PATH unchanged) unless --force: PATH holds "
+        "offsets of\nanother topic, or of partitions the topic does not "
+        "have; or the replay would\nhold no event while PATH has applied "
+        "some (a wrong or empty topic).",
+        NULL,
+};
+
 int cmd_rebuild(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-                {"db", required_argument, NULL, 'D'},
-                OF_CLI_KAFKA_LONGOPTS,
-                {"allow-truncated", no_argument, NULL, 'A'},
-                {"force", no_argument, NULL, 'f'},
-                {"batch-max", required_argument, NULL, 'M'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
-        of_rebuild_opts a = OF_REBUILD_OPTS_INIT;
-        const char *db = NULL;
-        long crash_left = 0;
-        const char *hook = getenv("ORDERFLOW_TEST_EXIT_AFTER_COMMITS");
-        int64_t n;
-        of_cli_kafka ck;
+        rebuild_args args = defaults;
+        of_rebuild_opts a;
+        const char *db;
+        long crash_left;
         char errstr[1400];
-        int opt, rc;
+        int rc;
 
-        of_cli_kafka_init(&ck);
         /* The replay's own lines (assignments, rates) are for -v. */
         of_log_verbosity = OF_LOG_WARN;
-        opterr = 0;
-        optind = 1;
-        while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "h", longopts,
-                                  NULL)) != -1) {
-                rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
-                if (rc != 1) {
-                        if (rc)
-                                return rc;
-                        continue;
-                }
-                switch (opt) {
-                case 'D':
-                        db = optarg;
-                        break;
-                case 'A':
-                        a.allow_truncated = 1;
-                        break;
-                case 'f':
-                        a.force = 1;
-                        break;
-                case 'M':
-                        if (of_cli_parse_int(&n, optarg, 1, 1000000))
-                                return of_cli_usage(CMD,
-                                                    "--batch-max: not an "
-                                                    "integer from 1 to "
-                                                    "1000000");
-                        a.batch_max = (size_t)n;
-                        break;
-                case 'h':
-                        print_help();
-                        return of_cli_close_stdout(CMD);
-                default:
-                        return of_cli_bad_option(CMD, opt, argv);
-                }
-        }
-        if (optind < argc)
-                return of_cli_usage(CMD, "%s: unexpected argument",
-                                    argv[optind]);
-        if (!db)
-                return of_cli_usage(CMD, "--db: required");
+        if (of_cli_parse(&rc, &rebuild_cmd, &args, argc, argv) ||
+            (rc = of_cli_kafka_check(&args.kafka, NULL, CMD)))
+                return rc;
+        db = args.db;
+        a = args.ro;
+        a.ko = args.kafka.ko;
         /* Test hook: die right after the Nth commit of the replay. */
-        if (hook && (crash_left = atol(hook)) > 0) {
+        if ((crash_left = of_cli_test_hook(
+                     "ORDERFLOW_TEST_EXIT_AFTER_COMMITS")) > 0) {
                 a.after_db_commit = of_cli_crash_hook;
                 a.hook_opaque = &crash_left;
         }
-        a.ko = ck.ko;
-        if (of_kafka_check_opts(&a.ko, errstr, sizeof(errstr)))
-                return of_cli_usage(CMD, "%s", errstr);
-        if (of_cli_catch_stop()) {
-                of_cli_error(CMD, "sigaction: %s",
-                        strerror(errno));
-                return OF_EXIT_FAILURE;
-        }
+        if ((rc = of_cli_catch_stop(CMD)))
+                return rc;
         a.stop = &of_cli_stop;
         /* -q: no progress */
         rc = rebuild(db, &a, of_log_verbosity <= OF_LOG_ERROR, errstr,

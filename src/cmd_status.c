@@ -17,31 +17,41 @@
 
 #define CMD "status"
 
-static void print_help(void)
-{
-        printf("usage: orderflow status --db PATH [-b LIST] [-t NAME] "
-               "[--json] [-F FILE] [-X key=value]...\n\n"
-               "How far the read model at PATH is: for each partition of "
-               "the topic the offset\napplied (stored in the file), the end "
-               "offset (asked of the brokers) and the\nlag between them; "
-               "events applied, ignored, duplicates and dead letters; the\n"
-               "time of the last batch. When no broker answers, the file's "
-               "part is printed,\nend and lag are unknown, and the exit "
-               "code is 1.\n\n"
-               "options:\n"
-               "  --db PATH            the read-model file (required; never "
-               "created)\n" OF_CLI_KAFKA_HELP
-               "  --json               one JSON object on one line instead "
-               "of a table\n"
-               "  -h, --help           this help\n\n"
-               "--json keys: db, generation, applied, ignored, duplicates, "
-               "dead_letters,\nbatches, last_batch_at, rebuilt_at, "
-               "truncated, topic, lag, problem, partitions\n(each: "
-               "partition, applied, end, lag); unknown or absent values "
-               "are null.\nExit 1 also when the file's offsets do not fit "
-               "the topic (another topic's,\npartitions it lacks, past its "
-               "end: deleted and created again?): problem\nsays which.\n");
-}
+/* What the options fill. */
+typedef struct status_args {
+        const char *db;     /* --db */
+        of_cli_kafka kafka; /* -b, -t, -F, -X, -v, -q */
+        int json;           /* --json */
+} status_args;
+
+static const status_args defaults = {.kafka = OF_CLI_KAFKA_INIT};
+
+static const of_cli_spec specs[] = {
+        OF_CLI_OPT_STRING(status_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
+                          NULL, "PATH", "the read-model file, never "
+                                        "created"),
+        OF_CLI_GROUP_AT(status_args, kafka, of_cli_kafka_specs),
+        OF_CLI_OPT_FLAG(status_args, json, "json", 0,
+                        "one JSON object on one line instead of a table"),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd status_cmd = {
+        CMD, specs, &defaults,
+        "How far the read model at PATH is: for each partition of the topic "
+        "the offset\napplied (stored in the file), the end offset (asked of "
+        "the brokers) and the\nlag between them; events applied, ignored, "
+        "duplicates and dead letters; the\ntime of the last batch. When no "
+        "broker answers, the file's part is printed,\nend and lag are "
+        "unknown, and the exit code is 1.",
+        "--json keys: db, generation, applied, ignored, duplicates, "
+        "dead_letters,\nbatches, last_batch_at, rebuilt_at, truncated, "
+        "topic, lag, problem, partitions\n(each: partition, applied, end, "
+        "lag); unknown or absent values are null.\nExit 1 also when the "
+        "file's offsets do not fit the topic (another topic's,\npartitions "
+        "it lacks, past its end: deleted and created again?): problem\n"
+        "says which.",
+};
 
 /* One partition's line: next offset applied (-1: none stored), the end
  * offset and first offset at the broker (-1: unknown). */
@@ -195,57 +205,24 @@ static void print_table(const char *db, const of_store_info *info,
 
 int cmd_status(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-                {"db", required_argument, NULL, 'D'},
-                OF_CLI_KAFKA_LONGOPTS,
-                {"json", no_argument, NULL, 'j'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
+        status_args a = defaults;
         of_store_info info = {0};
         of_cli_kafka ck;
         part_row *rows = NULL;
         int64_t *low = NULL, *high = NULL, lag = 0;
-        const char *db = NULL;
+        const char *db;
         char errstr[1024], kerr[1024] = "", problem[1024] = "";
         size_t n = 0, i;
         int32_t cnt = 0;
-        int opt, rc, json = 0, exit_code = OF_EXIT_FAILURE;
+        int rc, json, exit_code = OF_EXIT_FAILURE;
         of_store_fit fit;
 
-        of_cli_kafka_init(&ck);
-        opterr = 0;
-        optind = 1;
-        while ((opt = getopt_long(argc, argv,
-                                  ":" OF_CLI_KAFKA_SHORTOPTS "h", longopts,
-                                  NULL)) != -1) {
-                rc = of_cli_kafka_opt(&ck, CMD, opt, optarg);
-                if (rc != 1) {
-                        if (rc)
-                                return rc;
-                        continue;
-                }
-                switch (opt) {
-                case 'D':
-                        db = optarg;
-                        break;
-                case 'j':
-                        json = 1;
-                        break;
-                case 'h':
-                        print_help();
-                        return of_cli_close_stdout(CMD);
-                default:
-                        return of_cli_bad_option(CMD, opt, argv);
-                }
-        }
-        if (optind < argc)
-                return of_cli_usage(CMD, "%s: unexpected argument",
-                                    argv[optind]);
-        if (!db)
-                return of_cli_usage(CMD, "--db: required");
-        if (of_kafka_check_opts(&ck.ko, errstr, sizeof(errstr)))
-                return of_cli_usage(CMD, "%s", errstr);
+        if (of_cli_parse(&rc, &status_cmd, &a, argc, argv) ||
+            (rc = of_cli_kafka_check(&a.kafka, NULL, CMD)))
+                return rc;
+        db = a.db;
+        ck = a.kafka;
+        json = a.json;
         if (of_store_info_read(&info, db, 0, errstr, sizeof(errstr))) {
                 of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;

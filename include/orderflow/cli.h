@@ -169,8 +169,8 @@ int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
 extern volatile sig_atomic_t of_cli_stop;
 
 /* Make SIGINT, SIGTERM and SIGHUP set of_cli_stop instead of killing the
- * process: 0, or OF_ERROR with errno set. */
-int of_cli_catch_stop(void);
+ * process: 0, or OF_EXIT_FAILURE after saying why. */
+int of_cli_catch_stop(const char *cmd);
 
 /* The count of the test hook named by environment variable env
  * (ORDERFLOW_TEST_*), 0 when unset. */
@@ -214,75 +214,5 @@ int of_cli_parse_duration(int64_t *out_ms, const char *s);
 /* Flush and close stdout; OF_EXIT_FAILURE (with a message) when writing
  * failed (closed pipe, full disk), else OF_EXIT_OK. */
 int of_cli_close_stdout(const char *cmd);
-
-/* ---- The helpers of the getopt_long loops (until every command has its
- * table) ---- */
-
-#include <getopt.h>
-
-/* -v and -q, for every command that logs (the Kafka-facing ones get them
- * through the OF_CLI_KAFKA_* macros). */
-#define OF_CLI_LOG_SHORTOPTS "vq"
-#define OF_CLI_LOG_LONGOPTS                                                    \
-        {"verbose", no_argument, NULL, 'v'},                                   \
-                {"quiet", no_argument, NULL, 'q'}
-#define OF_CLI_LOG_HELP                                                        \
-        "  -v, --verbose        debug lines too, librdkafka's included\n"      \
-        "  -q, --quiet          errors only (no info or warning lines)\n"
-
-/* Handle 'v' (one level more: info to debug) or 'q' (errors only). Returns
- * 0 when handled, 1 when opt is neither. */
-int of_cli_log_opt(int opt);
-
-#define OF_CLI_KAFKA_SHORTOPTS "b:t:F:X:" OF_CLI_LOG_SHORTOPTS
-#define OF_CLI_KAFKA_LONGOPTS                                                  \
-        {"brokers", required_argument, NULL, 'b'},                             \
-                {"topic", required_argument, NULL, 't'},                       \
-                {"config", required_argument, NULL, 'F'},                      \
-                OF_CLI_LOG_LONGOPTS
-
-#define OF_CLI_KAFKA_HELP                                                      \
-        "  -b, --brokers LIST   bootstrap brokers (default "                   \
-        OF_DEFAULT_BROKERS ",\n"                                              \
-        "                       or a -F file's bootstrap.servers)\n"           \
-        "  -t, --topic NAME     topic (default " OF_DEFAULT_TOPIC ")\n"        \
-        "  -F, --config FILE    librdkafka properties file: key=value lines, " \
-        "# comments;\n"                                                       \
-        "                       applied before every -X (repeatable)\n"       \
-        "  -X key=value         librdkafka property, passed as is "            \
-        "(repeatable)\n" OF_CLI_LOG_HELP
-
-void of_cli_kafka_init(of_cli_kafka *ck);
-
-/* Handle option opt ('b', 't', 'F', 'X', 'v' or 'q') with its argument.
- * -F reads and checks the file at once; its properties live until the
- * process exits. Returns 0 when handled, 1 when opt is not one of them,
- * OF_EXIT_USAGE after printing the usage error (for -F:
- * "orderflow CMD: -F FILE: why" or "-F FILE:LINE: why"). */
-int of_cli_kafka_opt(of_cli_kafka *ck, const char *cmd, int opt,
-                     const char *arg);
-
-#define OF_CLI_METRICS_LONGOPTS                                                \
-        {"metrics-port", required_argument, NULL, 'P'},                        \
-                {"metrics-addr", required_argument, NULL, 'A'}
-
-#define OF_CLI_METRICS_HELP                                                    \
-        "  --metrics-port N     serve Prometheus metrics on "                  \
-        "http://ADDR:N/metrics\n"                                              \
-        "                       (0: any free port, logged)\n"                  \
-        "  --metrics-addr ADDR  numeric IPv4 or IPv6 address to listen on\n"   \
-        "                       (default 0.0.0.0: every IPv4 interface)\n"
-
-/* Handle option opt ('P' or 'A') like of_cli_kafka_opt(). */
-int of_cli_metrics_opt(of_cli_metrics *cm, const char *cmd, int opt,
-                       const char *arg);
-
-/* After parsing: OF_EXIT_USAGE (printed) for an address without a port,
- * else 0. */
-int of_cli_metrics_check(const of_cli_metrics *cm, const char *cmd);
-
-/* The usage error for getopt_long's return of '?' or ':' (opterr = 0 and a
- * leading ':' in the short options), naming the option. */
-int of_cli_bad_option(const char *cmd, int opt, char **argv);
 
 #endif
