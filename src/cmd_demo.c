@@ -15,6 +15,7 @@
 #include "orderflow/cmd.h"
 #include "orderflow/error.h"
 #include "orderflow/log.h"
+#include "orderflow/print.h"
 #include "orderflow/projector.h"
 #include "orderflow/relay.h"
 #include "orderflow/store.h"
@@ -81,45 +82,18 @@ static int write_orders(of_appdb *app, int n, expected *ex, char *errstr,
 }
 
 /* Print the first max rows of order_list as a table. */
-static int show(const char *path, int max, char *errstr, size_t errstr_size)
+static int show(const char *path, size_t max, char *errstr,
+                size_t errstr_size)
 {
-        static const int w[] = {10, 9, 10, 13, 26, 26}; /* column widths */
         of_store_cursor *cur = NULL;
-        int rc, rows = 0, c;
+        int err;
 
         if (of_store_cursor_open(&cur, path, "order_list", errstr,
                                  errstr_size))
                 return OF_ERROR;
-        while (rows < max && (rc = of_store_cursor_next(cur, errstr,
-                                                        errstr_size)) == 1) {
-                if (rows++ == 0) {
-                        for (c = 0; c < 6; c++)
-                                printf("%-*s", w[c],
-                                       of_store_cursor_name(cur, c));
-                        printf("\n");
-                }
-                for (c = 0; c < 6; c++) {
-                        size_t len = 0;
-                        const void *p;
-
-                        switch (of_store_cursor_type(cur, c)) {
-                        case OF_COL_INT:
-                                printf("%-*" PRId64, w[c],
-                                       of_store_cursor_int(cur, c));
-                                break;
-                        case OF_COL_NULL:
-                                printf("%-*s", w[c], "");
-                                break;
-                        default:
-                                p = of_store_cursor_bytes(cur, c, &len);
-                                printf("%-*.*s", w[c], (int)len,
-                                       (const char *)p);
-                        }
-                }
-                printf("\n");
-        }
+        err = of_print_table(stdout, cur, max, errstr, errstr_size);
         of_store_cursor_close(cur);
-        return rc < 0 ? OF_ERROR : 0;
+        return err;
 }
 
 /* The totals row, compared with what the writer did. */
@@ -153,77 +127,40 @@ static int check_totals(const char *path, const expected *ex, char *errstr,
         return err;
 }
 
-int cmd_demo(int argc, char **argv)
+/* The relay publishes every outbox row once. */
+static int relay_all(of_appdb *app, const of_broker *b, char *errstr,
+                     size_t errstr_size)
 {
-        static const char *props[] = {"session.timeout.ms=6000",
-                                      "heartbeat.interval.ms=500"};
-        of_projector_opts po = OF_PROJECTOR_OPTS_INIT;
         of_relay_opts ro = OF_RELAY_OPTS_INIT;
         of_relay_stats rs = {0};
-        of_store_stats ps = {0};
-        expected ex = {0};
-        of_broker *b = NULL;
-        of_appdb *app = NULL;
-        of_store *st = NULL;
-        demo_args a = defaults;
-        const char *dir;
-        char tmpl[] = "/tmp/orderflow-demo-XXXXXX";
-        char app_path[4200], rm_path[4200], errstr[1024];
-        int rc, err;
 
-        of_log_verbosity = OF_LOG_WARN; /* the demo prints its own story */
-        if (of_cli_parse(&rc, &demo_cmd, &a, argc, argv))
-                return rc;
-        dir = a.dir;
-        if (!dir && !(dir = mkdtemp(tmpl))) {
-                of_cli_error(CMD, "%s: %s", tmpl,
-                        strerror(errno));
-                return OF_EXIT_FAILURE;
-        }
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-                of_cli_error(CMD, "%s: %s", dir,
-                        strerror(errno));
-                return OF_EXIT_FAILURE;
-        }
-        if ((rc = of_cli_catch_stop(CMD)))
-                return rc;
-        snprintf(app_path, sizeof(app_path), "%s/app.db", dir);
-        snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", dir);
-        printf("demo folder: %s\n", dir);
-        fflush(stdout);
-
-        if ((err = of_broker_start(&b, 1, OF_DEFAULT_TOPIC, 4, errstr,
-                                   sizeof(errstr))))
-                goto out;
-        printf("embedded broker: %s (topic %s, 4 partitions)\n",
-               of_broker_bootstraps(b), OF_DEFAULT_TOPIC);
-        fflush(stdout);
-        if ((err = of_appdb_open(&app, app_path, errstr, sizeof(errstr))) ||
-            (err = write_orders(app, (int)a.orders, &ex, errstr,
-                                sizeof(errstr))))
-                goto out;
-        printf("writer: placed %" PRId64 " orders and paid %" PRId64
-               " (each with its outbox row, in one transaction)\n",
-               ex.placed, ex.paid);
-        fflush(stdout);
-
-        if (of_cli_stop)
-                goto out;
         ro.ko.brokers = of_broker_bootstraps(b);
         ro.once = 1;
         ro.stop = &of_cli_stop;
-        if ((err = of_relay_run(app, &ro, &rs, errstr, sizeof(errstr))))
-                goto out;
+        if (of_relay_run(app, &ro, &rs, errstr, errstr_size))
+                return OF_ERROR;
         printf("relay: published %" PRIu64 " events in %" PRIu64
                " batches\n",
                rs.published, rs.batches);
         fflush(stdout);
-        if (rs.failed && !of_cli_stop) {
-                err = of_errf(errstr, sizeof(errstr),
-                              "the relay failed %" PRIu64 " time(s)",
-                              rs.failed);
-                goto out;
-        }
+        if (rs.failed && !of_cli_stop)
+                return of_errf(errstr, errstr_size,
+                               "the relay failed %" PRIu64 " time(s)",
+                               rs.failed);
+        return 0;
+}
+
+/* The projector applies the topic to the read model at rm_path, to the
+ * end. */
+static int project_all(const char *rm_path, const of_broker *b,
+                       char *errstr, size_t errstr_size)
+{
+        static const char *props[] = {"session.timeout.ms=6000",
+                                      "heartbeat.interval.ms=500"};
+        of_projector_opts po = OF_PROJECTOR_OPTS_INIT;
+        of_store_stats ps = {0};
+        of_store *st = NULL;
+        int err;
 
         po.ko.brokers = of_broker_bootstraps(b);
         po.ko.props = props;
@@ -231,19 +168,68 @@ int cmd_demo(int argc, char **argv)
         po.group = "orderflow-demo";
         po.exit_at_end = 1;
         po.stop = &of_cli_stop;
-        if (of_cli_stop ||
-            (err = of_store_open(&st, rm_path, errstr, sizeof(errstr))) ||
-            (err = of_projector_run(st, &po, &ps, errstr, sizeof(errstr))) ||
-            of_cli_stop)
-                goto out;
+        if ((err = of_store_open(&st, rm_path, errstr, errstr_size)))
+                return err;
+        err = of_projector_run(st, &po, &ps, errstr, errstr_size);
+        of_store_close(st);
+        if (err || of_cli_stop)
+                return err;
         printf("projector: applied %" PRIu64 " events (%" PRIu64
                " duplicates, %" PRIu64 " dead letters)\n\n",
                ps.applied, ps.duplicates, ps.dead);
+        return 0;
+}
+
+/* The demo's folder: dir (created if missing), or a new one in /tmp
+ * (tmpl, overwritten); NULL after the error line. */
+static const char *demo_dir(const char *dir, char *tmpl)
+{
+        if (!dir && !(dir = mkdtemp(tmpl))) {
+                of_cli_error(CMD, "%s: %s", tmpl, strerror(errno));
+                return NULL;
+        }
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+                of_cli_error(CMD, "%s: %s", dir, strerror(errno));
+                return NULL;
+        }
+        return dir;
+}
+
+/* Write, relay, project, then show and check the read model. */
+static int demo(const char *dir, int orders, char *errstr,
+                size_t errstr_size)
+{
+        char app_path[4200], rm_path[4200];
+        expected ex = {0};
+        of_broker *b = NULL;
+        of_appdb *app = NULL;
+        int err;
+
+        snprintf(app_path, sizeof(app_path), "%s/app.db", dir);
+        snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", dir);
+        if ((err = of_broker_start(&b, 1, OF_DEFAULT_TOPIC, 4, errstr,
+                                   errstr_size)))
+                goto out;
+        printf("embedded broker: %s (topic %s, 4 partitions)\n",
+               of_broker_bootstraps(b), OF_DEFAULT_TOPIC);
+        fflush(stdout);
+        if ((err = of_appdb_open(&app, app_path, errstr, errstr_size)) ||
+            (err = write_orders(app, orders, &ex, errstr, errstr_size)))
+                goto out;
+        printf("writer: placed %" PRId64 " orders and paid %" PRId64
+               " (each with its outbox row, in one transaction)\n",
+               ex.placed, ex.paid);
+        fflush(stdout);
+        if (of_cli_stop ||
+            (err = relay_all(app, b, errstr, errstr_size)) || of_cli_stop ||
+            (err = project_all(rm_path, b, errstr, errstr_size)) ||
+            of_cli_stop)
+                goto out;
         printf("order_totals:\n");
-        if ((err = check_totals(rm_path, &ex, errstr, sizeof(errstr))))
+        if ((err = check_totals(rm_path, &ex, errstr, errstr_size)))
                 goto out;
         printf("\nfirst orders:\n");
-        if ((err = show(rm_path, 5, errstr, sizeof(errstr))))
+        if ((err = show(rm_path, 5, errstr, errstr_size)))
                 goto out;
         printf("\nlook further:\n"
                "  sqlite3 %s 'SELECT * FROM daily_totals'\n"
@@ -251,9 +237,29 @@ int cmd_demo(int argc, char **argv)
                "  orderflow outbox status --db %s\n",
                rm_path, rm_path, app_path);
 out:
-        of_store_close(st);
         of_appdb_close(app);
         of_broker_stop(b);
+        return err;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+        demo_args a = defaults;
+        const char *dir;
+        char tmpl[] = "/tmp/orderflow-demo-XXXXXX";
+        char errstr[1024];
+        int rc, err;
+
+        of_log_verbosity = OF_LOG_WARN; /* the demo prints its own story */
+        if (of_cli_parse(&rc, &demo_cmd, &a, argc, argv))
+                return rc;
+        if (!(dir = demo_dir(a.dir, tmpl)))
+                return OF_EXIT_FAILURE;
+        if ((rc = of_cli_catch_stop(CMD)))
+                return rc;
+        printf("demo folder: %s\n", dir);
+        fflush(stdout);
+        err = demo(dir, (int)a.orders, errstr, sizeof(errstr));
         /* SIGINT, SIGTERM, SIGHUP: each stage stopped cleanly (the relay's
          * batches marked, the projector's batch committed): a clean stop,
          * not a failure. */

@@ -106,7 +106,7 @@ int cmd_query(int argc, char **argv)
         if (o.json)
                 rc = of_print_json_lines(stdout, cur, errstr, sizeof(errstr));
         else
-                rc = of_print_table(stdout, cur, errstr, sizeof(errstr));
+                rc = of_print_table(stdout, cur, 0, errstr, sizeof(errstr));
         if (rc < 0) {
                 of_cli_error(CMD, "%s", errstr);
                 rc = OF_EXIT_FAILURE;

@@ -220,8 +220,8 @@ static int table_print(FILE *f, const table *t)
         return line.oom ? OF_ERROR : 0;
 }
 
-int of_print_table(FILE *f, of_store_cursor *cur, char *errstr,
-                   size_t errstr_size)
+int of_print_table(FILE *f, of_store_cursor *cur, size_t max_rows,
+                   char *errstr, size_t errstr_size)
 {
         table t = {.ncols = of_store_cursor_columns(cur)};
         size_t i;
@@ -245,6 +245,10 @@ int of_print_table(FILE *f, of_store_cursor *cur, char *errstr,
                 if (table_add_row(&t, cur, 0) != 0) {
                         rc = of_errf(errstr, errstr_size, "out of memory");
                         goto out;
+                }
+                if (max_rows && t.nrows > max_rows) { /* the header too */
+                        rc = 0;
+                        break;
                 }
         }
         if (rc == 0 && table_print(f, &t) != 0)

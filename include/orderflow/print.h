@@ -20,12 +20,13 @@
 int of_print_json_lines(FILE *f, of_store_cursor *cur, char *errstr,
                         size_t errstr_size);
 
-/* Print a header row and every row of cur to f, each cell padded to its
+/* Print a header row and every row of cur (the first max_rows; 0: all)
+ * to f, each cell padded to its
  * column's width: integers to the right, the rest to the left, NULL as an
  * empty cell; control characters and bytes that are not UTF-8 as \n, \t,
  * \r or \xHH. Reads every row first (widths need them all). Returns 0, or
  * the cursor's error or OF_ERROR when out of memory (in errstr). */
-int of_print_table(FILE *f, of_store_cursor *cur, char *errstr,
-                   size_t errstr_size);
+int of_print_table(FILE *f, of_store_cursor *cur, size_t max_rows,
+                   char *errstr, size_t errstr_size);
 
 #endif
