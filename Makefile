@@ -35,7 +35,7 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/store_swap.c src/metrics.c \
            src/projector.c src/projector_consumer.c src/projector_metrics.c \
            src/broker.c \
-           src/sqldb.c src/appdb.c \
+           src/sqldb.c src/appdb.c src/outbox.c src/uuid.c \
            src/relay.c src/relay_metrics.c
 BIN_SRCS = src/main.c src/cli.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
@@ -79,7 +79,8 @@ $(B)/obj/schema.o: $(B)/gen/schema.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Isrc $(CFLAGS) -c -o $@ $<
 
-$(B)/tests/%: tests/%.c tests/testutil.h tests/tu_broker.h $(B)/liborderflow.a
+$(B)/tests/%: tests/%.c tests/testutil.h tests/tu_broker.h tests/tu_appdb.h \
+            $(B)/liborderflow.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) \
 	  $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< \
