@@ -1,9 +1,7 @@
 /* What the read model (store*.c) and the application database (appdb.c,
- * outbox.c) share about their SQLite files: the open that refuses a file
- * of the other kind or of another program before writing to it, the
- * set-up of a writer (pragmas, schema, migrations), statement tables, the
- * step/fail/rollback helpers and the classes of SQLite failures. Their
- * schemas, migrations and statements are their own. */
+ * outbox.c) share about their SQLite files: the checked open, a writer's
+ * set-up, statement tables, step/fail/rollback and the classes of
+ * failures. Their schemas, migrations and statements are their own. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

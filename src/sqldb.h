@@ -1,9 +1,7 @@
-/* Private to the SQLite modules (store*.c, appdb.c, outbox.c): what they
- * share about an SQLite file of ours. Opening one checks what it holds
- * before anything is written to it, then runs its pragmas, schema and
- * migrations in one transaction; statements come in tables prepared and
- * finalised in one loop; a failed call is classed as worth waiting out,
- * worth a few retries, or final. */
+/* Private to the SQLite modules (store*.c, appdb.c, outbox.c): opening a
+ * file of ours checks what it holds before writing, then sets it up in one
+ * transaction; statements come in tables prepared in one loop; a failure
+ * is worth waiting out, worth a few retries, or final. */
 #ifndef ORDERFLOW_SQLDB_H
 #define ORDERFLOW_SQLDB_H
 

@@ -1,9 +1,7 @@
 /* The read-model store: opens and migrates the SQLite file, and runs a
- * batch of messages in one transaction (processed_events, projections, dead
- * letters, partition offsets). Decoding the batch first is store_batch.c's;
- * one message is store_apply.c's; the sealed runs of processed_events are
- * store_runs.c's; reading the relations for people is store_query.c's;
- * when to apply a batch is the projector's. */
+ * decoded batch in one transaction (processed_events, projections, dead
+ * letters, partition offsets). Decoding is store_batch.c's, one message
+ * store_apply.c's, the runs store_runs.c's, when to apply the projector's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,8 +1,7 @@
 /* Applying the messages of a batch inside its transaction (CONTRACT 2):
  * record each id, project, or write the dead letter; the batch's totals are
- * summed in memory and written once at its end. Decoding came before
- * (store_batch.c), the transaction is store.c's, and where known ids are
- * found is store_runs.c's. */
+ * summed in memory and written once at its end. The transaction is
+ * store.c's; where known ids are found, store_runs.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,7 @@
-/* Private to the store module: the of_store structure, its fields grouped
- * by the file that owns them, and what its files call of one another.
- * Calls go one way: store.c -> store_apply.c -> store_runs.c -> sqldb.c;
- * store_batch.c (decoding) is under store.c and store_apply.c,
- * store_prune.c (retention) over store_runs.c, and store_query.c and
- * store_swap.c use store.c's opens. */
+/* Private to the store module: of_store, its fields grouped by owning
+ * file, and what the files call of one another, one way only: store.c ->
+ * store_apply.c -> store_runs.c -> sqldb.c; store_batch.c under the first
+ * two, store_prune.c over store_runs.c, store_query/swap.c on store.c. */
 #ifndef ORDERFLOW_STORE_INT_H
 #define ORDERFLOW_STORE_INT_H
 

@@ -1,8 +1,7 @@
 /* sqldb.c, shared by the read model and the application database: the
- * classes of SQLite failures (wait, a few retries, give up), the check
- * that refuses a file of another kind or program before writing to it,
- * the writer's set-up with its migrations, and the statement tables, here
- * with a kind of two tables. */
+ * classes of SQLite failures, the check that refuses a file of another
+ * kind or program before writing to it, the writer's set-up with its
+ * migrations, and the statement tables, here with a kind of two tables. */
 #include "testutil.h"
 
 #include <errno.h>
