@@ -22,7 +22,7 @@ B       ?= build
 endif
 comma := ,
 
-CPPFLAGS += -Iinclude -I$(B)/gen -D_GNU_SOURCE -MMD -MP
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -MMD -MP
 CFLAGS   += -std=c11 -g -O2 $(WARN) $(SANFLAGS) \
             $(shell pkg-config --cflags $(PKGS))
 LDFLAGS  += $(SANFLAGS)
@@ -33,22 +33,26 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/event_general.c \
            src/json.c \
            src/kafka.c \
-           src/store.c src/store_apply.c src/store_runs.c src/store_query.c \
+           src/store.c src/store_batch.c src/store_apply.c src/store_runs.c \
+           src/store_prune.c src/store_query.c \
            src/store_swap.c src/metrics.c \
            src/projector.c src/projector_consumer.c src/projector_metrics.c \
            src/projector_partitions.c \
            src/print.c \
            src/broker.c \
-           src/dbfile.c src/appdb.c src/relay.c src/relay_metrics.c \
+           src/sqldb.c src/appdb.c src/outbox.c src/uuid.c \
+           src/relay.c src/relay_metrics.c \
            src/rebuild.c src/cli.c src/cli_opt.c
 BIN_SRCS = src/main.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 # the tools of the tests on real Kafka (tests/kafka/)
 KAFKA_TOOLS = $(B)/tests/kafka/kadmin $(B)/tests/kafka/tcpproxy
 
-LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
+# schema/<name>.sql, in the order of_schema_<name>[] is written
+SCHEMAS  = readmodel appdb
+
+LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/schema.o
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
-GEN      = $(B)/gen/readmodel_sql.h $(B)/gen/appdb_sql.h
 
 .PHONY: all test test-kafka test-faults bench fuzz valgrind demo clean install \
         lint
@@ -60,17 +64,27 @@ $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
 $(B)/liborderflow.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
-$(B)/obj/%.o: src/%.c | $(GEN)
+$(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-# The binary carries its schema: each schema/*.sql becomes a NUL-terminated
-# byte array (od keeps this free of xxd).
-$(B)/gen/%_sql.h: schema/%.sql
+# The binary carries its schema: each schema/<name>.sql becomes the
+# NUL-terminated byte array of_schema_<name>[] of one generated file (od
+# keeps this free of xxd), compiled once into the library and declared in
+# src/schema.h.
+$(B)/gen/schema.c: $(patsubst %,schema/%.sql,$(SCHEMAS))
 	@mkdir -p $(dir $@)
-	{ echo "static const char $*_sql[] = {"; \
-	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
-	  echo "0x00};"; } > $@
+	{ echo '#include "schema.h"'; \
+	  for s in $(SCHEMAS); do \
+	    echo "const char of_schema_$$s[] = {"; \
+	    od -An -v -tx1 schema/$$s.sql | \
+	      sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo "0x00};"; \
+	  done; } > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/schema.o: $(B)/gen/schema.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Isrc $(CFLAGS) -c -o $@ $<
 
 $(B)/tests/%: tests/%.c $(B)/liborderflow.a
 	@mkdir -p $(dir $@)
@@ -142,12 +156,18 @@ FUZZ_FLAGS    = -std=c11 -g -O1 $(WARN) -Wno-gnu-statement-expression \
                 $(shell pkg-config --cflags $(PKGS))
 FUZZ_TARGETS  = $(patsubst tests/fuzz/%.c,build/fuzz/%,\
                   $(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_OBJS     = $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRCS))
+FUZZ_OBJS     = $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRCS)) \
+                build/fuzz/obj/schema.o
 
-build/fuzz/obj/%.o: src/%.c | $(GEN)
+build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link \
 	  -c -o $@ $<
+
+build/fuzz/obj/schema.o: $(B)/gen/schema.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -Isrc $(FUZZ_FLAGS) \
+	  -fsanitize=fuzzer-no-link -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ \

@@ -1,12 +1,10 @@
-/* The writer's application database: orders and their outbox rows, each
- * change with its outbox row in one transaction, and the outbox's counts.
- * The envelope's JSON is event.c's; publishing is the relay's. */
-#include <assert.h>
-#include <stddef.h>
+/* The writer's application database: opening it (schema, migrations),
+ * placing and paying orders, each change with its outbox row in one
+ * transaction, and the outbox's counts. The relay's side of the outbox is
+ * outbox.c's; the envelope's JSON is event.c's; event ids are uuid.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -14,164 +12,49 @@
 #include "orderflow/appdb.h"
 #include "orderflow/error.h"
 #include "orderflow/timestamp.h"
+#include "orderflow/uuid.h"
 
-#include "appdb_sql.h"
-#include "dbfile.h"
+#include "appdb_int.h"
+#include "schema.h"
 
-/* The application database as a kind of file (dbfile_open()). */
-static const dbfile_kind appdb_kind = {"an application database", appdb_sql,
-                                       NULL, "order_list", "a read model"};
-
-struct of_appdb {
-        sqlite3 *db;
-        sqlite3_stmt *begin, *commit, *rollback;
-        sqlite3_stmt *order_get, *order_put, *order_pay, *outbox_put;
-        sqlite3_stmt *payload_put, *count, *oldest;
-        sqlite3_stmt *leases, *due, *lease, *release, *sent, *failed;
-        sqlite3_stmt *held, *retry_one, *retry_all, *prune, *seqs;
-        char *json;       /* mark's lists of seqs, kept for the next mark */
-        size_t json_cap;
-        char *behind_json;
-        size_t behind_cap;
+static const char *const appdb_sql[APP_COUNT] = {
+        [APP_BEGIN] = "BEGIN IMMEDIATE",
+        [APP_COMMIT] = "COMMIT",
+        [APP_ROLLBACK] = "ROLLBACK",
+        [APP_ORDER_GET] = "SELECT status FROM orders WHERE order_id = ?1",
+        [APP_ORDER_PUT] = "INSERT INTO orders (order_id, status, total,"
+                          " placed_at) VALUES (?1, 'ORDERED', ?2, ?3)",
+        [APP_ORDER_PAY] = "UPDATE orders SET status = 'PAID',"
+                          " paid_amount = ?2, paid_at = ?3"
+                          " WHERE order_id = ?1",
+        [APP_OUTBOX_PUT] = "INSERT INTO outbox_messages (id, type,"
+                           " aggregate_id, occurred_at)"
+                           " VALUES (?1, ?2, ?3, ?4)",
+        [APP_PAYLOAD_PUT] = "INSERT INTO outbox_payloads (seq, payload)"
+                            " VALUES (last_insert_rowid(), ?1)",
+        /* Literal statuses, so that the partial indexes answer; SENT
+         * rows are the rest, so their count needs no index of its own. */
+        [APP_COUNT_ROWS] =
+                "SELECT (SELECT count(*) FROM outbox_messages),"
+                " (SELECT count(*) FROM outbox_messages"
+                " WHERE status = 'PENDING'),"
+                " (SELECT count(*) FROM outbox_messages"
+                " WHERE status = 'DEAD')",
+        [APP_OLDEST] = "SELECT occurred_at FROM outbox_messages"
+                       " WHERE status = 'PENDING' ORDER BY seq LIMIT 1",
 };
 
-static const char sql_order_get[] =
-        "SELECT status FROM orders WHERE order_id = ?1";
-static const char sql_order_put[] =
-        "INSERT INTO orders (order_id, status, total, placed_at)"
-        " VALUES (?1, 'ORDERED', ?2, ?3)";
-static const char sql_order_pay[] =
-        "UPDATE orders SET status = 'PAID', paid_amount = ?2, paid_at = ?3"
-        " WHERE order_id = ?1";
-static const char sql_outbox_put[] =
-        "INSERT INTO outbox_messages (id, type, aggregate_id, occurred_at)"
-        " VALUES (?1, ?2, ?3, ?4)";
-static const char sql_payload_put[] =
-        "INSERT INTO outbox_payloads (seq, payload)"
-        " VALUES (last_insert_rowid(), ?1)";
-/* Literal statuses, so that the partial indexes answer; SENT rows are
- * the rest, so their count needs no index of its own. */
-static const char sql_count[] =
-        "SELECT (SELECT count(*) FROM outbox_messages),"
-        " (SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'),"
-        " (SELECT count(*) FROM outbox_messages WHERE status = 'DEAD')";
-static const char sql_oldest[] =
-        "SELECT occurred_at FROM outbox_messages WHERE status = 'PENDING'"
-        " ORDER BY seq LIMIT 1";
-
-/* The ranges of the live leases of every relay, this one's earlier
- * claims included: the claim reads the gaps between them. */
-static const char sql_leases[] =
-        "SELECT first_seq, last_seq FROM outbox_leases"
-        " WHERE lease_until > ?1 ORDER BY first_seq";
-/* The due rows of one gap, [?2, ?3], in commit order: read from the
- * pending index in seq order (so no sort, and a leased range is never
- * walked, nor a SENT row); CROSS JOIN keeps it the outer loop. The last
- * column lists the seq of the earlier rows of the row's order that are
- * not SENT, NULL when none (the common case; an order has a row or two):
- * the claim takes the row only when those are all in this claim or in
- * the relay's batch in flight. No LIMIT: a row held back is stepped
- * over, and the claim stops stepping once it has its rows. */
-static const char sql_due[] =
-        "SELECT m.seq, m.id, m.type, m.aggregate_id, p.payload, m.attempts,"
-        " (SELECT group_concat(e.seq) FROM outbox_messages e"
-        "  WHERE e.aggregate_id = m.aggregate_id AND e.seq < m.seq"
-        "  AND e.status != 'SENT')"
-        " FROM outbox_messages m INDEXED BY outbox_pending"
-        " CROSS JOIN outbox_payloads p"
-        " ON p.seq = m.seq"
-        " WHERE m.status = 'PENDING' AND m.seq BETWEEN ?2 AND ?3"
-        " AND m.next_attempt_at <= ?1"
-        " ORDER BY m.seq";
-/* One row leases the whole claim: no row of it is written. */
-static const char sql_lease[] =
-        "INSERT INTO outbox_leases (owner, first_seq, last_seq, lease_until)"
-        " VALUES (?1, ?2, ?3, ?4)";
-/* A marked claim gives its range back; so does a lease run out (its
- * relay died, or took longer than the lease). */
-static const char sql_release[] =
-        "DELETE FROM outbox_leases WHERE id = ?1 OR lease_until <= ?2";
-/* ?1 is a JSON array of the delivered rows' seq: one statement a batch
- * (stepping one a row costs more). */
-static const char sql_sent[] =
-        "UPDATE outbox_messages SET status = 'SENT', sent_at = ?2"
-        " WHERE seq IN (SELECT value FROM json_each(?1))";
-/* ?1: the seq of the rows claimed behind earlier unsent rows of their
- * order (row.behind > 0), delivered or not; ?2: every delivered row's
- * seq. Those of ?1 with an earlier row of their order that stays unsent
- * (neither SENT nor delivered now: it failed, or is DEAD, or was itself
- * held back) are held back. */
-static const char sql_held[] =
-        "SELECT c.value FROM json_each(?1) c"
-        " WHERE EXISTS (SELECT 1 FROM outbox_messages m"
-        "  JOIN outbox_messages e ON e.aggregate_id = m.aggregate_id"
-        "  AND e.seq < m.seq"
-        "  WHERE m.seq = c.value AND e.status != 'SENT'"
-        "  AND e.seq NOT IN (SELECT value FROM json_each(?2)))";
-static const char sql_failed[] =
-        "UPDATE outbox_messages SET attempts = attempts + 1,"
-        " last_error = ?2, next_attempt_at = ?3,"
-        " status = CASE WHEN attempts + 1 >= ?4 THEN 'DEAD' ELSE status END"
-        " WHERE seq = ?1"
-        " RETURNING status = 'DEAD'";
-static const char sql_retry_one[] =
-        "UPDATE outbox_messages SET status = 'PENDING', attempts = 0,"
-        " next_attempt_at = 0 WHERE status = 'DEAD' AND id = ?1";
-static const char sql_retry_all[] =
-        "UPDATE outbox_messages SET status = 'PENDING', attempts = 0,"
-        " next_attempt_at = 0 WHERE status = 'DEAD'";
-/* One window of PRUNE_SEQS seq: prune walks the table window by window,
- * each its own short transaction. */
-#define PRUNE_SEQS 1000
-static const char sql_prune[] =
-        "DELETE FROM outbox_messages WHERE seq >= ?1 AND seq < ?2"
-        " AND status = 'SENT' AND sent_at < ?3";
-static const char sql_seqs[] =
-        "SELECT min(seq), max(seq) FROM outbox_messages";
-
-/* The message and OF_E* code of the call on app that just failed: busy,
- * locked or a full disk OF_EBUSY, an I/O error OF_EIO (dbfile_code()). */
-static int fail(of_appdb *app, const char *what, char *errstr,
-                size_t errstr_size)
-{
-        of_errf(errstr, errstr_size, "%s: %s", what, sqlite3_errmsg(app->db));
-        return dbfile_code_of(app->db, sqlite3_extended_errcode(app->db));
-}
-
-static int run(of_appdb *app, sqlite3_stmt *stmt, char *errstr,
-               size_t errstr_size)
-{
-        int rc = sqlite3_step(stmt), err = 0;
-
-        if (rc != SQLITE_DONE)
-                err = fail(app, sqlite3_sql(stmt), errstr, errstr_size);
-        sqlite3_reset(stmt);
-        return err;
-}
-
-/* Whether the query sql answers a row: SQLITE_ROW yes, SQLITE_DONE no, or
- * the failure's code. */
-static int answers(sqlite3 *db, const char *sql)
-{
-        sqlite3_stmt *stmt = NULL;
-        int rc;
-
-        rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(stmt);
-        sqlite3_finalize(stmt);
-        return rc;
-}
+/* ---- the file and its migrations ---- */
 
 /* A database from before the envelope moved to outbox_payloads has it in
  * outbox_messages.payload: move it over, once (in open's transaction). */
 static int move_payloads(sqlite3 *db, char **msg)
 {
-        int rc = answers(db, "SELECT 1 FROM pragma_table_info("
-                             "'outbox_messages') WHERE name = 'payload'");
+        int has, rc = sqldb_has_column(&has, db, "outbox_messages",
+                                       "payload");
 
-        if (rc != SQLITE_ROW)
-                return rc == SQLITE_DONE ? SQLITE_OK : rc;
+        if (rc != SQLITE_OK || !has)
+                return rc;
         return sqlite3_exec(db,
                             "INSERT OR IGNORE INTO outbox_payloads (seq,"
                             " payload) SELECT seq, payload FROM"
@@ -187,16 +70,18 @@ static int move_payloads(sqlite3 *db, char **msg)
  * the key, trigger, view or foreign key) refers to orders. */
 static int order_status_ordered(sqlite3 *db, char **msg)
 {
-        int rc = answers(db, "SELECT 1 FROM sqlite_master WHERE type ="
-                             " 'table' AND name = 'orders' AND"
-                             " instr(sql, '''PLACED''') > 0");
+        int has, rc = sqldb_exists(&has, db,
+                                   "SELECT 1 FROM sqlite_master WHERE type ="
+                                   " 'table' AND name = 'orders' AND"
+                                   " instr(sql, '''PLACED''') > 0",
+                                   NULL, NULL);
 
-        if (rc != SQLITE_ROW)
-                return rc == SQLITE_DONE ? SQLITE_OK : rc;
+        if (rc != SQLITE_OK || !has)
+                return rc;
         rc = sqlite3_exec(db, "ALTER TABLE orders RENAME TO orders_placed",
                           NULL, NULL, msg);
         if (rc == SQLITE_OK)
-                rc = sqlite3_exec(db, appdb_sql, NULL, NULL, msg);
+                rc = sqlite3_exec(db, of_schema_appdb, NULL, NULL, msg);
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(db,
                                   "INSERT INTO orders (order_id, status,"
@@ -218,81 +103,38 @@ static int migrate(sqlite3 *db, char **msg)
         return rc == SQLITE_OK ? order_status_ordered(db, msg) : rc;
 }
 
+/* The application database as a kind of file (sqldb_open()). */
+static const sqldb_kind appdb_kind = {
+        .name = "an application database",
+        .schema = of_schema_appdb,
+        .other_table = "order_list",
+        .other_name = "a read model",
+        .pragmas = "PRAGMA journal_mode = WAL;"
+                   "PRAGMA synchronous = FULL;",
+        .after = migrate,
+};
+
 static int open_with(of_appdb **out, const char *path, int flags,
                      char *errstr, size_t errstr_size)
 {
         of_appdb *app = calloc(1, sizeof(*app));
-        char *msg = NULL;
-        size_t i;
-        int rc, err;
+        int err;
 
         *out = NULL;
         if (!app)
                 return of_errf(errstr, errstr_size, "out of memory");
-        if ((err = dbfile_open(&app->db, path, flags | SQLITE_OPEN_NOMUTEX,
-                               &appdb_kind, 5000, errstr, errstr_size))) {
+        if ((err = sqldb_open(&app->db, path, flags | SQLITE_OPEN_NOMUTEX,
+                              &appdb_kind, 5000, errstr, errstr_size))) {
                 if (err == OF_ENOTFOUND)
                         of_errf(errstr, errstr_size,
                                 "no application database at %s", path);
                 goto fail;
         }
-        rc = sqlite3_exec(app->db,
-                          "PRAGMA journal_mode = WAL;"
-                          "PRAGMA synchronous = FULL;"
-                          "BEGIN IMMEDIATE;",
-                          NULL, NULL, &msg);
-        /* Again under the write lock: another program may have made a
-         * table since the check of dbfile_open(). */
-        if (rc == SQLITE_OK &&
-            dbfile_check(app->db, path, &appdb_kind, errstr, errstr_size)) {
-                sqlite3_exec(app->db, "ROLLBACK", NULL, NULL, NULL);
+        if (sqldb_setup(app->db, path, &appdb_kind, errstr, errstr_size) ||
+            sqldb_prepare_all(app->db, app->stmt, appdb_sql, APP_COUNT,
+                              errstr, errstr_size) ||
+            outbox_open(app, errstr, errstr_size))
                 goto fail;
-        }
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(app->db, appdb_sql, NULL, NULL, &msg);
-        if (rc == SQLITE_OK)
-                rc = migrate(app->db, &msg);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(app->db, "COMMIT", NULL, NULL, &msg);
-        if (rc != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        msg ? msg : sqlite3_errmsg(app->db));
-                sqlite3_free(msg);
-                goto fail;
-        }
-        {
-                sqlite3_stmt **stmts[] = {&app->begin,     &app->commit,
-                                          &app->rollback,  &app->order_get,
-                                          &app->order_put, &app->order_pay,
-                                          &app->outbox_put, &app->payload_put,
-                                          &app->count,     &app->oldest,
-                                          &app->leases,    &app->due,
-                                          &app->lease,     &app->release,
-                                          &app->sent,      &app->held,
-                                          &app->failed,    &app->retry_one,
-                                          &app->retry_all, &app->prune,
-                                          &app->seqs};
-                const char *sqls[] = {"BEGIN IMMEDIATE", "COMMIT",
-                                      "ROLLBACK",        sql_order_get,
-                                      sql_order_put,     sql_order_pay,
-                                      sql_outbox_put,    sql_payload_put,
-                                      sql_count,         sql_oldest,
-                                      sql_leases,        sql_due,
-                                      sql_lease,         sql_release,
-                                      sql_sent,          sql_held,
-                                      sql_failed,        sql_retry_one,
-                                      sql_retry_all,     sql_prune,
-                                      sql_seqs};
-
-                for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
-                        if (sqlite3_prepare_v2(app->db, sqls[i], -1,
-                                               stmts[i], NULL) != SQLITE_OK) {
-                                fail(app, "preparing statements", errstr,
-                                     errstr_size);
-                                goto fail;
-                        }
-                }
-        }
         *out = app;
         return 0;
 fail:
@@ -316,40 +158,12 @@ int of_appdb_open_existing(of_appdb **out, const char *path, char *errstr,
 
 void of_appdb_close(of_appdb *app)
 {
-        sqlite3_stmt *stmt;
-
         if (!app)
                 return;
-        if (app->db) {
-                while ((stmt = sqlite3_next_stmt(app->db, NULL)))
-                        sqlite3_finalize(stmt);
-                sqlite3_close(app->db);
-        }
-        free(app->json);
-        free(app->behind_json);
+        outbox_close(app);
+        sqldb_finalize_all(app->stmt, APP_COUNT);
+        sqlite3_close(app->db);
         free(app);
-}
-
-/* ---- event ids and times ---- */
-
-int of_appdb_uuid7(char out[37], char *errstr, size_t errstr_size)
-{
-        unsigned char b[16];
-        uint64_t ms = (uint64_t)of_timestamp_now_ms();
-        int i;
-
-        if (getrandom(b + 6, 10, 0) != 10)
-                return of_errf(errstr, errstr_size, "getrandom failed");
-        for (i = 0; i < 6; i++)
-                b[i] = (unsigned char)(ms >> (40 - 8 * i));
-        b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
-        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10 */
-        snprintf(out, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-                 "%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-                 b[10], b[11], b[12], b[13], b[14], b[15]);
-        return 0;
 }
 
 /* ---- place and pay ---- */
@@ -358,7 +172,7 @@ int of_appdb_uuid7(char out[37], char *errstr, size_t errstr_size)
 static int order_status(of_appdb *app, int *paid, const char *order_id,
                         char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *stmt = app->order_get;
+        sqlite3_stmt *stmt = app->stmt[APP_ORDER_GET];
         int rc, found = 0;
 
         sqlite3_bind_text(stmt, 1, order_id, -1, SQLITE_STATIC);
@@ -368,7 +182,8 @@ static int order_status(of_appdb *app, int *paid, const char *order_id,
                 *paid = !strcmp((const char *)sqlite3_column_text(stmt, 0),
                                 "PAID");
         } else if (rc != SQLITE_DONE) {
-                found = fail(app, "reading orders", errstr, errstr_size);
+                found = sqldb_fail(app->db, rc, "reading orders", errstr,
+                                   errstr_size);
         }
         sqlite3_reset(stmt);
         return found;
@@ -380,7 +195,7 @@ static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
                       const char *order_id, int64_t amount, char *errstr,
                       size_t errstr_size)
 {
-        sqlite3_stmt *stmt = app->outbox_put;
+        sqlite3_stmt *stmt = app->stmt[APP_OUTBOX_PUT];
         char reason[OF_REASON_MAX], *json = NULL;
         of_event back;
         int err;
@@ -395,7 +210,7 @@ static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
                  type == OF_EVENT_PLACED ? "OrderPlaced" : "OrderPaid");
         ev->amount = amount;
         of_timestamp_from_ms(ev->occurred_at, of_timestamp_now_ms());
-        if ((err = of_appdb_uuid7(ev->id, errstr, errstr_size)))
+        if ((err = of_uuid7(ev->id, errstr, errstr_size)))
                 return err;
         if (of_event_format(&json, ev))
                 return of_errf(errstr, errstr_size, "out of memory");
@@ -417,10 +232,11 @@ static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
         sqlite3_bind_text(stmt, 2, ev->type_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 3, ev->aggregate_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 4, ev->occurred_at, -1, SQLITE_STATIC);
-        if ((err = run(app, stmt, errstr, errstr_size)))
+        if ((err = sqldb_step(app->db, stmt, errstr, errstr_size)))
                 goto out;
-        sqlite3_bind_text(app->payload_put, 1, json, -1, SQLITE_STATIC);
-        err = run(app, app->payload_put, errstr, errstr_size);
+        stmt = app->stmt[APP_PAYLOAD_PUT];
+        sqlite3_bind_text(stmt, 1, json, -1, SQLITE_STATIC);
+        err = sqldb_step(app->db, stmt, errstr, errstr_size);
 out:
         free(json);
         return err;
@@ -434,7 +250,8 @@ static int change(of_appdb *app, of_event *out, of_event_type type,
         of_event ev;
         int err, paid = 0, found;
 
-        if ((err = run(app, app->begin, errstr, errstr_size)))
+        if ((err = sqldb_step(app->db, app->stmt[APP_BEGIN], errstr,
+                              errstr_size)))
                 return err;
         found = order_status(app, &paid, order_id, errstr, errstr_size);
         if (found < 0) {
@@ -456,18 +273,20 @@ static int change(of_appdb *app, of_event *out, of_event_type type,
         if ((err = put_outbox(app, &ev, type, order_id, amount, errstr,
                               errstr_size)))
                 goto out;
-        stmt = type == OF_EVENT_PLACED ? app->order_put : app->order_pay;
+        stmt = app->stmt[type == OF_EVENT_PLACED ? APP_ORDER_PUT
+                                                 : APP_ORDER_PAY];
         sqlite3_bind_text(stmt, 1, order_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 2, amount);
         sqlite3_bind_text(stmt, 3, ev.occurred_at, -1, SQLITE_STATIC);
-        if ((err = run(app, stmt, errstr, errstr_size)) ||
-            (err = run(app, app->commit, errstr, errstr_size)))
+        if ((err = sqldb_step(app->db, stmt, errstr, errstr_size)) ||
+            (err = sqldb_step(app->db, app->stmt[APP_COMMIT], errstr,
+                              errstr_size)))
                 goto out;
         if (out)
                 *out = ev;
 out:
-        if (err && !sqlite3_get_autocommit(app->db))
-                run(app, app->rollback, NULL, 0);
+        if (err)
+                sqldb_rollback(app->db, app->stmt[APP_ROLLBACK]);
         return err;
 }
 
@@ -490,7 +309,7 @@ int of_appdb_pay(of_appdb *app, of_event *out, const char *order_id,
 static int count(of_appdb *app, of_outbox_status *out, char *errstr,
                  size_t errstr_size)
 {
-        sqlite3_stmt *stmt = app->count;
+        sqlite3_stmt *stmt = app->stmt[APP_COUNT_ROWS];
         int rc, err = 0;
 
         rc = sqlite3_step(stmt);
@@ -500,7 +319,8 @@ static int count(of_appdb *app, of_outbox_status *out, char *errstr,
                 out->sent = sqlite3_column_int64(stmt, 0) - out->pending -
                             out->dead;
         } else {
-                err = fail(app, "counting outbox rows", errstr, errstr_size);
+                err = sqldb_fail(app->db, rc, "counting outbox rows", errstr,
+                                 errstr_size);
         }
         sqlite3_reset(stmt);
         return err;
@@ -529,13 +349,14 @@ static double age_s(const char *ts)
 int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
                            char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *stmt = app->oldest;
+        sqlite3_stmt *stmt = app->stmt[APP_OLDEST];
         int rc, err;
 
         memset(out, 0, sizeof(*out));
         /* One read transaction, so the four figures agree. */
-        if (sqlite3_exec(app->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-                return fail(app, "BEGIN", errstr, errstr_size);
+        if ((rc = sqlite3_exec(app->db, "BEGIN", NULL, NULL, NULL)) !=
+            SQLITE_OK)
+                return sqldb_fail(app->db, rc, "BEGIN", errstr, errstr_size);
         if ((err = count(app, out, errstr, errstr_size)))
                 goto out;
         out->oldest_pending_age_s = -1;
@@ -544,438 +365,10 @@ int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
                 out->oldest_pending_age_s =
                         age_s((const char *)sqlite3_column_text(stmt, 0));
         else if (rc != SQLITE_DONE)
-                err = fail(app, "reading the outbox", errstr, errstr_size);
+                err = sqldb_fail(app->db, rc, "reading the outbox", errstr,
+                                 errstr_size);
         sqlite3_reset(stmt);
 out:
         sqlite3_exec(app->db, "COMMIT", NULL, NULL, NULL);
         return err;
-}
-
-/* ---- the relay's side ---- */
-
-void of_appdb_batch_free(of_outbox_batch *b)
-{
-        if (!b)
-                return;
-        free(b->rows);
-        free(b->text);
-        memset(b, 0, sizeof(*b));
-}
-
-/* Room for need more bytes of text. A move rebases the rows' strings
- * (malloc, copy, free: their offsets are taken while the old buffer is
- * still there). */
-static int text_reserve(of_outbox_batch *b, size_t need)
-{
-        size_t cap = b->text_cap ? b->text_cap : 64 * 1024, i;
-        char *text;
-
-        if (b->text_len + need <= b->text_cap)
-                return 0;
-        while (cap < b->text_len + need)
-                cap *= 2;
-        if (!(text = malloc(cap)))
-                return OF_ERROR;
-        if (b->text_len)
-                memcpy(text, b->text, b->text_len);
-        for (i = 0; i < b->n; i++) {
-                of_outbox_row *r = &b->rows[i];
-
-                r->id = text + (r->id - b->text);
-                r->type = text + (r->type - b->text);
-                r->aggregate_id = text + (r->aggregate_id - b->text);
-                r->payload = text + (r->payload - b->text);
-        }
-        free(b->text);
-        b->text = text;
-        b->text_cap = cap;
-        return 0;
-}
-
-/* Column col of the current row, copied into b's text with a NUL. */
-static char *text_put(of_outbox_batch *b, sqlite3_stmt *stmt, int col)
-{
-        const void *p = sqlite3_column_blob(stmt, col);
-        size_t n = (size_t)sqlite3_column_bytes(stmt, col);
-        char *s = b->text + b->text_len;
-
-        if (n)
-                memcpy(s, p, n);
-        s[n] = '\0';
-        b->text_len += n + 1;
-        return s;
-}
-
-/* The seq of each result as a JSON array, for json_each(), in *buf
- * (reused: a fresh 200 KiB a batch costs more than its writing): of the
- * delivered rows not held back, or with behind of the rows claimed behind
- * earlier unsent rows of their order. NULL when out of memory. */
-static char *seqs_json(char **buf, size_t *cap, const of_outbox_result *res,
-                       size_t n, int behind)
-{
-        char *p;
-        size_t i;
-
-        if (*cap < n * 21 + 3) {
-                free(*buf);
-                *cap = n * 21 + 3;
-                if (!(*buf = malloc(*cap))) {
-                        *cap = 0;
-                        return NULL;
-                }
-        }
-        p = *buf;
-        *p++ = '[';
-        for (i = 0; i < n; i++) {
-                if (behind ? res[i].behind <= 0
-                           : res[i].error || res[i].held)
-                        continue;
-                if (p[-1] != '[')
-                        *p++ = ',';
-                p += sprintf(p, "%lld", (long long)res[i].seq);
-        }
-        *p++ = ']';
-        *p = '\0';
-        return *buf;
-}
-
-/* The index of the first of the n elements of size bytes at base (rows
- * or results, in seq order: seq is their first member) whose seq is at
- * least seq; n when none is. */
-static size_t seq_index(const void *base, size_t n, size_t size, int64_t seq)
-{
-        size_t lo = 0, hi = n, mid;
-        int64_t at;
-
-        _Static_assert(offsetof(of_outbox_row, seq) == 0, "seq first");
-        _Static_assert(offsetof(of_outbox_result, seq) == 0, "seq first");
-        while (lo < hi) {
-                mid = lo + (hi - lo) / 2;
-                memcpy(&at, (const char *)base + mid * size, sizeof(at));
-                if (at < seq)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
-
-/* ---- the claim ---- */
-
-/* Whether b (NULL: none) holds the row with seq. */
-static int has_seq(const of_outbox_batch *b, int64_t seq)
-{
-        size_t i;
-
-        if (!b)
-                return 0;
-        i = seq_index(b->rows, b->n, sizeof(b->rows[0]), seq);
-        return i < b->n && b->rows[i].seq == seq;
-}
-
-/* How many seqs the list ("12,15") names when every one is on its way:
- * in b (the claim so far) or in in_flight; -1 when one is not. */
-static int on_their_way(const char *list, const of_outbox_batch *b,
-                        const of_outbox_batch *in_flight)
-{
-        int n = 0;
-        char *end;
-
-        for (; *list; list = *end ? end + 1 : end, n++) {
-                int64_t seq = strtoll(list, &end, 10);
-
-                if (!has_seq(b, seq) && !has_seq(in_flight, seq))
-                        return -1;
-        }
-        return n;
-}
-
-/* Append the due rows with seq in [lo, hi] to b, up to max rows in all,
- * taking a row only when the earlier rows of its order that are not SENT
- * are all on their way: in in_flight, or taken into b already. */
-static int read_due(of_appdb *app, of_outbox_batch *b,
-                    const of_outbox_batch *in_flight, int64_t lo,
-                    int64_t hi, size_t max, int64_t now_ms, char *errstr,
-                    size_t errstr_size)
-{
-        sqlite3_stmt *stmt = app->due;
-        int rc = SQLITE_DONE;
-
-        sqlite3_bind_int64(stmt, 1, now_ms);
-        sqlite3_bind_int64(stmt, 2, lo);
-        sqlite3_bind_int64(stmt, 3, hi);
-        while (b->n < max && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                of_outbox_row *r = &b->rows[b->n];
-                const char *before =
-                        (const char *)sqlite3_column_text(stmt, 6);
-                size_t need = 4;
-                int col, behind = 0;
-
-                /* An earlier row failed, is DEAD, waits out a backoff or
-                 * lies in another relay's lease: the row waits too. */
-                if (before &&
-                    (behind = on_their_way(before, b, in_flight)) < 0)
-                        continue;
-                for (col = 1; col <= 4; col++)
-                        need += (size_t)sqlite3_column_bytes(stmt, col);
-                if (text_reserve(b, need)) {
-                        rc = SQLITE_NOMEM;
-                        break;
-                }
-                r->seq = sqlite3_column_int64(stmt, 0);
-                r->id = text_put(b, stmt, 1);
-                r->type = text_put(b, stmt, 2);
-                r->aggregate_id = text_put(b, stmt, 3);
-                r->payload = text_put(b, stmt, 4);
-                r->payload_len = (size_t)sqlite3_column_bytes(stmt, 4);
-                r->attempts = sqlite3_column_int(stmt, 5);
-                r->behind = behind;
-                b->n++;
-        }
-        sqlite3_reset(stmt);
-        if (rc == SQLITE_NOMEM)
-                return of_errf(errstr, errstr_size, "out of memory");
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-                return fail(app, "claiming outbox rows", errstr, errstr_size);
-        return 0;
-}
-
-/* Read the due rows outside every live lease into b, in seq order. */
-static int read_gaps(of_appdb *app, of_outbox_batch *b,
-                     const of_outbox_batch *in_flight, size_t max,
-                     int64_t now_ms, char *errstr, size_t errstr_size)
-{
-        sqlite3_stmt *stmt = app->leases;
-        int64_t lo = 0, first, last;
-        int rc = SQLITE_DONE, err = 0;
-
-        sqlite3_bind_int64(stmt, 1, now_ms);
-        while (b->n < max && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                first = sqlite3_column_int64(stmt, 0);
-                last = sqlite3_column_int64(stmt, 1);
-                if (first > lo &&
-                    (err = read_due(app, b, in_flight, lo, first - 1, max,
-                                    now_ms, errstr, errstr_size)))
-                        break;
-                if (last >= lo) /* ranges may overlap */
-                        lo = last + 1;
-        }
-        sqlite3_reset(stmt);
-        if (err)
-                return err;
-        if (b->n < max && rc != SQLITE_DONE)
-                return fail(app, "reading outbox leases", errstr,
-                            errstr_size);
-        if (b->n < max)
-                err = read_due(app, b, in_flight, lo, INT64_MAX, max,
-                               now_ms, errstr, errstr_size);
-        return err;
-}
-
-int of_appdb_claim(of_appdb *app, of_outbox_batch *out, size_t max,
-                   const of_outbox_batch *in_flight, int64_t now_ms,
-                   int lease_ms, const char *owner, char *errstr,
-                   size_t errstr_size)
-{
-        sqlite3_stmt *stmt = app->lease;
-        int err;
-
-        out->n = 0;
-        out->text_len = 0;
-        out->lease = 0;
-        if (out->cap < max) {
-                of_outbox_row *rows = realloc(out->rows,
-                                              max * sizeof(*rows));
-
-                if (!rows)
-                        return of_errf(errstr, errstr_size, "out of memory");
-                out->rows = rows;
-                out->cap = max;
-        }
-        assert(in_flight != out);
-        if ((err = run(app, app->begin, errstr, errstr_size)))
-                return err;
-        if ((err = read_gaps(app, out, in_flight, max, now_ms, errstr,
-                             errstr_size)))
-                goto out;
-        if (out->n) {
-                sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(stmt, 2, out->rows[0].seq);
-                sqlite3_bind_int64(stmt, 3, out->rows[out->n - 1].seq);
-                sqlite3_bind_int64(stmt, 4, now_ms + lease_ms);
-                if (!(err = run(app, stmt, errstr, errstr_size)))
-                        out->lease = sqlite3_last_insert_rowid(app->db);
-        }
-        if (!err)
-                err = run(app, app->commit, errstr, errstr_size);
-out:
-        if (err) {
-                if (!sqlite3_get_autocommit(app->db))
-                        run(app, app->rollback, NULL, 0);
-                out->n = 0;
-                out->lease = 0;
-        }
-        return err;
-}
-
-/* ---- the mark ---- */
-
-/* The wait before attempt number attempts+1, in ms. */
-static int64_t backoff_ms(const of_backoff *bo, int attempts)
-{
-        int64_t d = bo->base_ms;
-        uint32_t r = 0;
-
-        while (attempts-- > 0 && d < bo->cap_ms)
-                d *= 2;
-        if (d > bo->cap_ms)
-                d = bo->cap_ms;
-        /* Up to 20% less, so relays that failed together spread out. */
-        if (getrandom(&r, sizeof(r), 0) == sizeof(r) && d >= 5)
-                d -= (int64_t)(r % (uint32_t)(d / 5 + 1));
-        return d;
-}
-
-/* Set held on the results that must stay PENDING behind an earlier row
- * of their order that stays unsent. Only rows claimed behind unsent rows
- * can be: for the others every earlier row was SENT at the claim. res is
- * in seq order. */
-static int find_held(of_appdb *app, of_outbox_result *res, size_t n,
-                     char *errstr, size_t errstr_size)
-{
-        sqlite3_stmt *stmt = app->held;
-        char *behind, *delivered;
-        size_t i;
-        int rc;
-
-        for (i = 0; i < n && res[i].behind <= 0; i++)
-                ;
-        if (i == n)
-                return 0;
-        behind = seqs_json(&app->behind_json, &app->behind_cap, res, n, 1);
-        delivered = seqs_json(&app->json, &app->json_cap, res, n, 0);
-        if (!behind || !delivered)
-                return of_errf(errstr, errstr_size, "out of memory");
-        sqlite3_bind_text(stmt, 1, behind, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, delivered, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                i = seq_index(res, n, sizeof(res[0]),
-                              sqlite3_column_int64(stmt, 0));
-                assert(i < n);
-                res[i].held = 1;
-        }
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_DONE)
-                return fail(app, "reading held rows", errstr, errstr_size);
-        return 0;
-}
-
-int of_appdb_mark(of_appdb *app, int64_t lease, of_outbox_result *res,
-                  size_t n, const of_backoff *bo, int64_t now_ms,
-                  size_t *dead, char *errstr, size_t errstr_size)
-{
-        char now[OF_TS_LEN + 1], *json;
-        size_t i, went_dead = 0;
-        int err, rc;
-
-        of_timestamp_from_ms(now, now_ms);
-        for (i = 0; i < n; i++)
-                res[i].held = 0;
-        if ((err = run(app, app->begin, errstr, errstr_size)))
-                return err;
-        if ((err = find_held(app, res, n, errstr, errstr_size)))
-                goto out;
-        if (!(json = seqs_json(&app->json, &app->json_cap, res, n, 0))) {
-                err = of_errf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        sqlite3_bind_text(app->sent, 1, json, -1, SQLITE_STATIC);
-        sqlite3_bind_text(app->sent, 2, now, -1, SQLITE_STATIC);
-        if ((err = run(app, app->sent, errstr, errstr_size)))
-                goto out;
-        for (i = 0; i < n; i++) {
-                sqlite3_stmt *stmt = app->failed;
-
-                if (!res[i].error || res[i].held)
-                        continue;
-                sqlite3_bind_int64(stmt, 1, res[i].seq);
-                sqlite3_bind_text(stmt, 2, res[i].error, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(stmt, 3,
-                                   now_ms + backoff_ms(bo, res[i].attempts));
-                sqlite3_bind_int(stmt, 4, bo->max_attempts);
-                rc = sqlite3_step(stmt);
-                if (rc == SQLITE_ROW) {
-                        went_dead += sqlite3_column_int(stmt, 0) != 0;
-                        rc = sqlite3_step(stmt);
-                }
-                sqlite3_reset(stmt);
-                if (rc != SQLITE_DONE) {
-                        err = fail(app, "marking a failed row", errstr,
-                                   errstr_size);
-                        goto out;
-                }
-        }
-        sqlite3_bind_int64(app->release, 1, lease);
-        sqlite3_bind_int64(app->release, 2, now_ms);
-        if (!(err = run(app, app->release, errstr, errstr_size)))
-                err = run(app, app->commit, errstr, errstr_size);
-out:
-        if (err && !sqlite3_get_autocommit(app->db))
-                run(app, app->rollback, NULL, 0);
-        if (!err && dead)
-                *dead = went_dead;
-        return err;
-}
-
-/* ---- operations ---- */
-
-int of_appdb_retry(of_appdb *app, const char *id, int64_t *changed,
-                   char *errstr, size_t errstr_size)
-{
-        sqlite3_stmt *stmt = id ? app->retry_one : app->retry_all;
-        int err;
-
-        if (id)
-                sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-        if ((err = run(app, stmt, errstr, errstr_size)))
-                return err;
-        *changed = sqlite3_changes(app->db);
-        if (id && !*changed) {
-                of_errf(errstr, errstr_size, "no DEAD outbox row with id %s",
-                        id);
-                return OF_ENOTFOUND;
-        }
-        return 0;
-}
-
-int of_appdb_prune(of_appdb *app, int64_t older_than_ms, int64_t *deleted,
-                   char *errstr, size_t errstr_size)
-{
-        sqlite3_stmt *stmt = app->seqs;
-        char cutoff[OF_TS_LEN + 1];
-        int64_t lo = 0, last = -1;
-        int err, rc;
-
-        of_timestamp_from_ms(cutoff, of_timestamp_now_ms() - older_than_ms);
-        *deleted = 0;
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
-                lo = sqlite3_column_int64(stmt, 0);
-                last = sqlite3_column_int64(stmt, 1);
-        }
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_ROW)
-                return fail(app, "reading the outbox", errstr, errstr_size);
-        /* Each DELETE is its own short transaction: a relay waiting for the
-         * write lock gets it between two of them. Rows committed after
-         * last are younger than the cutoff anyway. */
-        for (; lo <= last; lo += PRUNE_SEQS) {
-                sqlite3_bind_int64(app->prune, 1, lo);
-                sqlite3_bind_int64(app->prune, 2, lo + PRUNE_SEQS);
-                sqlite3_bind_text(app->prune, 3, cutoff, -1, SQLITE_STATIC);
-                if ((err = run(app, app->prune, errstr, errstr_size)))
-                        return err;
-                *deleted += sqlite3_changes(app->db);
-        }
-        return 0;
 }

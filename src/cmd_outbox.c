@@ -1,12 +1,12 @@
 /* orderflow outbox: operations on the outbox of an existing application
  * database: status (counts, oldest pending age), retry (DEAD rows back to
- * PENDING) and prune (delete old SENT rows). The SQL is appdb.c's. */
+ * PENDING) and prune (delete old SENT rows). The SQL: appdb.c, outbox.c. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "orderflow/appdb.h"
+#include "orderflow/outbox.h"
 #include "orderflow/cli.h"
 #include "orderflow/cmd.h"
 #include "orderflow/error.h"
@@ -186,7 +186,7 @@ static int outbox_retry(int argc, char **argv)
         if ((rc = open_existing(&app, cmd, a.db)))
                 goto out;
         rc = OF_EXIT_FAILURE;
-        err = of_appdb_retry(app, id, &changed, errstr, sizeof(errstr));
+        err = of_outbox_retry(app, id, &changed, errstr, sizeof(errstr));
         if (err) { /* OF_ENOTFOUND says "no DEAD outbox row with id ..." */
                 of_cli_error(cmd, "%s", errstr);
                 goto out;
@@ -234,8 +234,8 @@ static int outbox_prune(int argc, char **argv)
         if ((rc = open_existing(&app, cmd, a.db)))
                 goto out;
         rc = OF_EXIT_FAILURE;
-        if (of_appdb_prune(app, older_ms, &deleted, errstr,
-                           sizeof(errstr))) {
+        if (of_outbox_prune(app, older_ms, &deleted, errstr,
+                            sizeof(errstr))) {
                 of_cli_error(cmd, "%s", errstr);
                 goto out;
         }

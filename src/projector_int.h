@@ -50,6 +50,8 @@ struct of_projector {
         uint64_t done_at_mark; /* done at the last progress line */
         int64_t mark_ms;   /* when that line was written */
         uint64_t fetch_ns; /* in rd_kafka_consumer_poll() */
+        uint64_t decode_ns; /* in of_store_batch_decode() */
+        of_store_batch *decoded; /* the batch in hand, decoded to apply */
         uint32_t *lat;     /* LAT_MAX_MS + 1 buckets: ms from the message's
                             * timestamp to its commit; NULL: not kept */
         int64_t ts_next;   /* the timestamp of the next handled message */

@@ -261,8 +261,8 @@ static int claim(relay *r, of_appdb *app, batch *b, const batch *flying,
         }
         if (flying && !(fly = on_their_way(r, flying)))
                 return of_errf(errstr, errstr_size, "out of memory");
-        err = of_appdb_claim(app, &b->claimed, max, fly, now_ms,
-                             r->o->lease_ms, owner, errstr, errstr_size);
+        err = of_outbox_claim(app, &b->claimed, max, fly, now_ms,
+                              r->o->lease_ms, owner, errstr, errstr_size);
         if (err || !b->claimed.n)
                 return err;
         produce(r, b, flying);
@@ -297,10 +297,10 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
                 of_errf(errstr, errstr_size, "stopped by the test hook");
                 return OF_EABORT;
         }
-        while ((err = of_appdb_mark(app, b->claimed.lease, b->res, n,
-                                    &r->o->backoff,
-                                    of_timestamp_now_ms(), &dead, errstr,
-                                    errstr_size)) == OF_EBUSY ||
+        while ((err = of_outbox_mark(app, b->claimed.lease, b->res, n,
+                                     &r->o->backoff,
+                                     of_timestamp_now_ms(), &dead, errstr,
+                                     errstr_size)) == OF_EBUSY ||
                err == OF_EIO) {
                 if ((wait = of_retry_failed(&retry, err, "outbox", errstr,
                                             errstr_size,
@@ -476,7 +476,7 @@ out:
         rd_kafka_destroy(r.rk);
         /* Only now: the producer no longer holds the batches' values. */
         for (i = 0; i < 2; i++) {
-                of_appdb_batch_free(&r.b[i].claimed);
+                of_outbox_batch_free(&r.b[i].claimed);
                 free(r.b[i].res);
                 free(r.b[i].fl);
         }

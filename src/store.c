@@ -1,14 +1,15 @@
-/* The read-model store: opens and migrates the SQLite file, and applies a
- * batch of messages in one transaction (processed_events, projections, dead
- * letters, partition offsets). One message is store_apply.c's; the sealed
- * runs of processed_events are store_runs.c's; decoding is event.c's;
- * reading the relations for people is store_query.c's; when to apply a
- * batch is the projector's. */
+/* The read-model store: opens and migrates the SQLite file, and runs a
+ * decoded batch in one transaction (processed_events, projections, dead
+ * letters, partition offsets). Decoding is store_batch.c's, one message
+ * store_apply.c's, the runs store_runs.c's, when to apply the projector's. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -18,19 +19,33 @@
 #include "orderflow/store.h"
 #include "orderflow/timestamp.h"
 
+#include "schema.h"
 #include "store_int.h"
 
-#include "readmodel_sql.h"
+/* How long a reader waits (ms) for a writer's lock, e.g. a WAL checkpoint
+ * in progress or a rebuild swapping the file in. */
+#define READ_BUSY_TIMEOUT_MS 5000
 
-/* Tables of ours that readmodel.sql does not make: the sealed runs, and
- * processed_events as a table in files from before them. */
-static const char *const older_tables[] = {"processed_run_[0-9]*",
-                                           "processed_events", NULL};
+static const char *const store_sql[ST_COUNT] = {
+        [ST_BEGIN] = "BEGIN IMMEDIATE",
+        [ST_COMMIT] = "COMMIT",
+        [ST_ROLLBACK] = "ROLLBACK",
+        [ST_GEN_GET] = "SELECT generation FROM store_info",
+        [ST_INFO_ADD] =
+                "UPDATE store_info SET applied = applied + ?1,"
+                " ignored = ignored + ?2, duplicates = duplicates + ?3,"
+                " dead_letters = dead_letters + ?4, batches = batches + 1,"
+                " last_batch_at = ?5",
+        [ST_OFFSET_GET] = "SELECT next_offset FROM partition_offsets"
+                          " WHERE topic = ?1 AND partition = ?2",
+        [ST_OFFSET_PUT] =
+                "INSERT INTO partition_offsets (topic, partition,"
+                " next_offset) VALUES (?1, ?2, ?3)"
+                " ON CONFLICT (topic, partition) DO UPDATE"
+                " SET next_offset = max(next_offset, excluded.next_offset)",
+};
 
-const dbfile_kind store_kind = {"a read model", readmodel_sql, older_tables,
-                                "outbox_messages", "an application database"};
-
-uint64_t store_mono_ns(void)
+static uint64_t mono_ns(void)
 {
         struct timespec ts;
 
@@ -38,141 +53,118 @@ uint64_t store_mono_ns(void)
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- the file and its migrations ---- */
 
-static const char sql_begin[] = "BEGIN IMMEDIATE";
-static const char sql_commit[] = "COMMIT";
-static const char sql_rollback[] = "ROLLBACK";
-static const char sql_totals_get[] =
-        "SELECT orders_placed, orders_paid, placed_amount, paid_amount"
-        " FROM order_totals";
-static const char sql_totals_add[] =
-        "UPDATE order_totals SET orders_placed = orders_placed + ?1,"
-        " orders_paid = orders_paid + ?2,"
-        " placed_amount = placed_amount + ?3, paid_amount = paid_amount + ?4";
-static const char sql_day_add[] =
-        "INSERT INTO daily_totals (day, orders_placed, orders_paid,"
-        " placed_amount, paid_amount) VALUES (?1, ?2, ?3, ?4, ?5)"
-        " ON CONFLICT (day) DO UPDATE SET"
-        " orders_placed = orders_placed + excluded.orders_placed,"
-        " orders_paid = orders_paid + excluded.orders_paid,"
-        " placed_amount = placed_amount + excluded.placed_amount,"
-        " paid_amount = paid_amount + excluded.paid_amount";
-static const char sql_event_get[] =
-        "SELECT event_type, aggregate_id, occurred_at, amount"
-        " FROM processed_recent WHERE event_id = ?1";
-/* Records a new id; a known one changes nothing (sqlite3_changes() == 0),
- * so one statement both probes and inserts. */
-static const char sql_event_put[] =
-        "INSERT INTO processed_recent (event_id, event_type, aggregate_id,"
-        " occurred_at, amount) VALUES (?1, ?2, ?3, ?4, ?5)"
-        " ON CONFLICT (event_id) DO NOTHING";
-static const char sql_event_del[] =
-        "DELETE FROM processed_recent WHERE event_id = ?1";
-/* The WHERE turns a second OrderPlaced of an order into "no change", so one
- * statement both detects the duplicate and applies the event. */
-static const char sql_place[] =
-        "INSERT INTO order_list (order_id, status, total, placed_at)"
-        " VALUES (?1, 'ORDERED', ?2, ?3) ON CONFLICT (order_id) DO UPDATE"
-        " SET total = excluded.total, placed_at = excluded.placed_at"
-        " WHERE placed_at IS NULL";
-static const char sql_pay[] =
-        "INSERT INTO order_list (order_id, status, paid_amount, paid_at)"
-        " VALUES (?1, 'PAID', ?2, ?3) ON CONFLICT (order_id) DO UPDATE"
-        " SET status = 'PAID', paid_amount = excluded.paid_amount,"
-        " paid_at = excluded.paid_at WHERE paid_at IS NULL";
-static const char sql_order_get[] =
-        "SELECT placed_at IS NOT NULL, paid_at IS NOT NULL FROM order_list"
-        " WHERE order_id = ?1";
-static const char sql_dead_put[] =
-        "INSERT INTO dead_letters (topic, partition, offset, key, value,"
-        " reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-        " ON CONFLICT DO NOTHING";
-static const char sql_gen_get[] = "SELECT generation FROM store_info";
-static const char sql_info_add[] =
-        "UPDATE store_info SET applied = applied + ?1,"
-        " ignored = ignored + ?2, duplicates = duplicates + ?3,"
-        " dead_letters = dead_letters + ?4, batches = batches + 1,"
-        " last_batch_at = ?5";
-static const char sql_offset_get[] =
-        "SELECT next_offset FROM partition_offsets"
-        " WHERE topic = ?1 AND partition = ?2";
-static const char sql_offset_put[] =
-        "INSERT INTO partition_offsets (topic, partition, next_offset)"
-        " VALUES (?1, ?2, ?3) ON CONFLICT (topic, partition) DO UPDATE"
-        " SET next_offset = max(next_offset, excluded.next_offset)";
-
-int store_fail(of_store *st, int rc, const char *what, char *errstr,
-               size_t errstr_size)
+/* Files from before the runs: their processed_events table becomes
+ * processed_recent, sealed by the first batch when large. */
+static int migrate_before(sqlite3 *db, char **msg)
 {
-        of_errf(errstr, errstr_size, "%s: %s", what, sqlite3_errmsg(st->db));
-        return dbfile_code_of(st->db, rc);
+        int has, rc = sqldb_has_table(&has, db, "processed_events");
+
+        if (rc != SQLITE_OK || !has)
+                return rc;
+        return sqlite3_exec(db,
+                            "ALTER TABLE processed_events RENAME TO"
+                            " processed_recent",
+                            NULL, NULL, msg);
 }
 
-/* Step a statement that returns no row, then reset it. */
-int store_step(of_store *st, sqlite3_stmt *stmt, char *errstr,
-               size_t errstr_size)
+/* Run sql, which may use ?1 for now_ms; an SQLite result code. */
+static int exec_at(sqlite3 *db, const char *sql, int64_t now_ms)
 {
-        int rc = sqlite3_step(stmt);
+        sqlite3_stmt *stmt = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
 
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_DONE)
-                return store_fail(st, rc, sqlite3_sql(stmt), errstr,
-                                  errstr_size);
-        return 0;
+        if (rc == SQLITE_OK) {
+                if (sqlite3_bind_parameter_count(stmt))
+                        sqlite3_bind_int64(stmt, 1, now_ms);
+                rc = sqlite3_step(stmt);
+        }
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-void store_rollback(of_store *st)
+/* Files from before dedupe retention: processed_runs.sealed_at. */
+static int migrate_after(sqlite3 *db, char **msg)
 {
-        if (!sqlite3_get_autocommit(st->db))
-                sqlite3_step(st->rollback), sqlite3_reset(st->rollback);
+        int64_t now_ms = of_timestamp_now_ms();
+        int has, rc;
+
+        (void)msg;
+        rc = sqldb_has_column(&has, db, "processed_runs", "sealed_at");
+        if (rc != SQLITE_OK || has)
+                return rc;
+        /* Runs sealed before retention existed get this moment: later
+         * than their real one, so they are kept longer, never shorter.
+         * processed_recent's rows likewise. */
+        if ((rc = exec_at(db,
+                          "ALTER TABLE processed_runs ADD COLUMN sealed_at"
+                          " INTEGER",
+                          now_ms)) == SQLITE_OK &&
+            (rc = exec_at(db, "UPDATE processed_runs SET sealed_at = ?1",
+                          now_ms)) == SQLITE_OK)
+                rc = exec_at(db,
+                             "UPDATE processed_recent_since SET since_ms ="
+                             " ?1 WHERE since_ms IS NULL AND EXISTS (SELECT"
+                             " 1 FROM processed_recent)",
+                             now_ms);
+        return rc;
+}
+
+/* Tables of ours that readmodel.sql does not make: the sealed runs, and
+ * processed_events as a table in files from before them. */
+static const char *const older_tables[] = {"processed_run_[0-9]*",
+                                           "processed_events", NULL};
+
+const sqldb_kind store_kind = {
+        .name = "a read model",
+        .schema = of_schema_readmodel,
+        .older = older_tables,
+        .other_table = "outbox_messages",
+        .other_name = "an application database",
+        /* WAL lets readers query while we write; NORMAL sync may lose the
+         * last batches on power loss, which Kafka then delivers again.
+         * Measured (README, Performance): checkpoints every 50,000 pages
+         * instead of 1,000 write a page dirtied by many batches once;
+         * 16 MiB of cache holds processed_recent (64 MiB was no faster)
+         * and keeps peak RSS under 96 MiB. */
+        .pragmas = "PRAGMA journal_mode = WAL;"
+                   "PRAGMA synchronous = NORMAL;"
+                   "PRAGMA wal_autocheckpoint = 50000;"
+                   "PRAGMA journal_size_limit = 67108864;"
+                   "PRAGMA cache_size = -16384;",
+        .before = migrate_before,
+        .after = migrate_after,
+};
+
+int store_open_ro(sqlite3 **db, const char *path, char *errstr,
+                  size_t errstr_size)
+{
+        struct stat sb;
+
+        *db = NULL;
+        /* SQLITE_OPEN_READONLY never creates the file, but it would report
+         * only "unable to open database file": say what is wrong. */
+        if (stat(path, &sb) != 0) {
+                if (errno != ENOENT)
+                        return of_errf(errstr, errstr_size, "%s: %s", path,
+                                       strerror(errno));
+                of_errf(errstr, errstr_size, "no read model at %s (%s)",
+                        path, strerror(errno));
+                return OF_ENOTFOUND;
+        }
+        if (S_ISDIR(sb.st_mode))
+                return of_errf(errstr, errstr_size,
+                               "%s is a directory, not a read model", path);
+        /* SQLite would say only "unable to open database file". */
+        if (access(path, R_OK) != 0)
+                return of_errf(errstr, errstr_size, "%s: %s", path,
+                               strerror(errno));
+        return sqldb_open(db, path, SQLITE_OPEN_READONLY, &store_kind,
+                          READ_BUSY_TIMEOUT_MS, errstr, errstr_size);
 }
 
 /* ---- open and close ---- */
-
-int store_prepare(of_store *st, sqlite3_stmt **out, const char *sql,
-                  char *errstr, size_t errstr_size)
-{
-        int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                    out, NULL);
-
-        if (rc != SQLITE_OK)
-                return store_fail(st, rc, "preparing statements", errstr,
-                                  errstr_size);
-        return 0;
-}
-
-static int prepare_all(of_store *st, char *errstr, size_t errstr_size)
-{
-        const struct {
-                sqlite3_stmt **stmt;
-                const char *sql;
-        } all[] = {
-                {&st->begin, sql_begin},
-                {&st->commit, sql_commit},
-                {&st->rollback, sql_rollback},
-                {&st->totals_get, sql_totals_get},
-                {&st->totals_add, sql_totals_add},
-                {&st->day_add, sql_day_add},
-                {&st->event_get, sql_event_get},
-                {&st->event_put, sql_event_put},
-                {&st->event_del, sql_event_del},
-                {&st->place, sql_place},
-                {&st->pay, sql_pay},
-                {&st->order_get, sql_order_get},
-                {&st->dead_put, sql_dead_put},
-                {&st->offset_get, sql_offset_get},
-                {&st->offset_put, sql_offset_put},
-                {&st->gen_get, sql_gen_get},
-                {&st->info_add, sql_info_add},
-        };
-        size_t i;
-
-        for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-                if (store_prepare(st, all[i].stmt, all[i].sql, errstr,
-                                  errstr_size))
-                        return OF_ERROR;
-        return 0;
-}
 
 static int check_version(of_store *st, char *errstr, size_t errstr_size)
 {
@@ -185,7 +177,7 @@ static int check_version(of_store *st, char *errstr, size_t errstr_size)
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(stmt);
         if (rc != SQLITE_ROW)
-                err = store_fail(st, rc, "reading schema_info", errstr,
+                err = sqldb_fail(st->db, rc, "reading schema_info", errstr,
                                  errstr_size);
         else if (sqlite3_column_int64(stmt, 0) > OF_SCHEMA_VERSION)
                 err = of_errf(errstr, errstr_size,
@@ -202,41 +194,22 @@ static int check_version(of_store *st, char *errstr, size_t errstr_size)
 static int read_generation(of_store *st, int64_t *out, char *errstr,
                            size_t errstr_size)
 {
-        int rc = sqlite3_step(st->gen_get);
+        sqlite3_stmt *stmt = st->stmt[ST_GEN_GET];
+        int rc = sqlite3_step(stmt), err = 0;
 
         if (rc == SQLITE_ROW)
-                *out = sqlite3_column_int64(st->gen_get, 0);
-        sqlite3_reset(st->gen_get);
-        if (rc != SQLITE_ROW)
-                return store_fail(st, rc, "reading store_info", errstr,
-                                  errstr_size);
-        return 0;
-}
-
-/* Whether the file holds table name already: 1 yes, 0 no, <0 failure. */
-static int has_table(sqlite3 *db, const char *name)
-{
-        sqlite3_stmt *stmt = NULL;
-        int rc;
-
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT 1 FROM sqlite_master WHERE type ="
-                                " 'table' AND name = ?1",
-                                -1, &stmt, NULL);
-        if (rc == SQLITE_OK) {
-                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-                rc = sqlite3_step(stmt);
-        }
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : OF_ERROR;
+                *out = sqlite3_column_int64(stmt, 0);
+        else
+                err = sqldb_fail(st->db, rc, "reading store_info", errstr,
+                                 errstr_size);
+        sqlite3_reset(stmt);
+        return err;
 }
 
 int of_store_open(of_store **out, const char *path, char *errstr,
                   size_t errstr_size)
 {
         of_store *st;
-        char *msg = NULL;
-        int rc;
 
         *out = NULL;
         st = calloc(1, sizeof(*st));
@@ -244,65 +217,26 @@ int of_store_open(of_store **out, const char *path, char *errstr,
                 return of_errf(errstr, errstr_size, "out of memory");
         /* Each of_store is used by one thread at a time (see store.h), so
          * SQLite's per-call mutexes are pure cost. */
-        if (dbfile_open(&st->db, path,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                SQLITE_OPEN_NOMUTEX,
-                        &store_kind, 5000, errstr, errstr_size))
+        if (sqldb_open(&st->db, path,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                               SQLITE_OPEN_NOMUTEX,
+                       &store_kind, 5000, errstr, errstr_size))
                 goto fail;
         /* Readers who may not write the folder read only while the -wal
          * and -shm exist: keep them when we close. */
-        dbfile_persist_wal(st->db);
-        /* WAL lets readers query while we write; NORMAL sync may lose the
-         * last batches on power loss, which Kafka then delivers again. */
-        rc = sqlite3_exec(st->db,
-                          "PRAGMA journal_mode = WAL;"
-                          "PRAGMA synchronous = NORMAL;"
-                          /* Measured (README, Performance): checkpoints
-                           * every 50,000 pages instead of 1,000 write a
-                           * page dirtied by many batches once; 16 MiB of
-                           * cache holds processed_recent (64 MiB was no
-                           * faster) and keeps peak RSS under 96 MiB. */
-                          "PRAGMA wal_autocheckpoint = 50000;"
-                          "PRAGMA journal_size_limit = 67108864;"
-                          "PRAGMA cache_size = -16384;"
-                          "BEGIN IMMEDIATE;",
-                          NULL, NULL, &msg);
-        /* Again under the write lock: another program may have made a
-         * table since the check of dbfile_open(). */
-        if (rc == SQLITE_OK &&
-            dbfile_check(st->db, path, &store_kind, errstr, errstr_size)) {
-                sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-                goto fail;
-        }
-        /* Files from before the runs: their table becomes
-         * processed_recent, sealed by the first batch when large. */
-        if (rc == SQLITE_OK && has_table(st->db, "processed_events") == 1)
-                rc = sqlite3_exec(st->db,
-                                  "ALTER TABLE processed_events RENAME TO"
-                                  " processed_recent",
-                                  NULL, NULL, &msg);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(st->db, readmodel_sql, NULL, NULL, &msg);
-        if (rc == SQLITE_OK)
-                rc = store_runs_migrate(st->db, of_timestamp_now_ms());
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg);
-        if (rc != SQLITE_OK) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        msg ? msg : sqlite3_errmsg(st->db));
-                sqlite3_free(msg);
-                goto fail;
-        }
-        if (check_version(st, errstr, errstr_size) ||
-            prepare_all(st, errstr, errstr_size) ||
+        sqldb_persist_wal(st->db);
+        if (sqldb_setup(st->db, path, &store_kind, errstr, errstr_size) ||
+            check_version(st, errstr, errstr_size) ||
+            sqldb_prepare_all(st->db, st->stmt, store_sql, ST_COUNT, errstr,
+                              errstr_size) ||
+            store_apply_open(st, errstr, errstr_size) ||
             read_generation(st, &st->generation, errstr, errstr_size) ||
-            store_runs_load(st, errstr, errstr_size))
+            store_runs_open(st, errstr, errstr_size))
                 goto fail;
         if (!(st->path = strdup(path))) {
                 of_errf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        st->seal_events = SEAL_EVENTS;
         st->busy_ms = 1000;
         sqlite3_busy_timeout(st->db, st->busy_ms);
         *out = st;
@@ -327,31 +261,26 @@ static int reopen(of_store *st, char *errstr, size_t errstr_size)
 
         if (of_store_open(&fresh, st->path, errstr, errstr_size))
                 return OF_ERROR;
-        fresh->seal_events = st->seal_events;
+        of_store_set_seal_events(fresh, st->seal_events);
         of_store_set_busy_timeout(fresh, st->busy_ms);
         old = *st;
         *st = *fresh;
         *fresh = old;
+        st->own = fresh->own; /* a batch is no connection's */
+        fresh->own = NULL;
         of_store_close(fresh);
         return 0;
 }
 
 void of_store_close(of_store *st)
 {
-        sqlite3_stmt *stmt;
-
         if (!st)
                 return;
-        store_runs_free(st);
-        if (st->db) {
-                while ((stmt = sqlite3_next_stmt(st->db, NULL)))
-                        sqlite3_finalize(stmt);
-                sqlite3_close(st->db);
-        }
-        free(st->days);
-        free(st->order);
-        free(st->ids);
-        free(st->aggs);
+        store_runs_close(st);
+        store_apply_close(st);
+        sqldb_finalize_all(st->stmt, ST_COUNT);
+        sqlite3_close(st->db);
+        of_store_batch_free(st->own);
         free(st->path);
         free(st);
 }
@@ -359,7 +288,7 @@ void of_store_close(of_store *st)
 int of_store_offset(int64_t *out, of_store *st, const char *topic,
                     int32_t partition, char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *stmt = st->offset_get;
+        sqlite3_stmt *stmt = st->stmt[ST_OFFSET_GET];
         int rc, err = 0;
 
         sqlite3_bind_text(stmt, 1, topic, -1, SQLITE_STATIC);
@@ -370,8 +299,8 @@ int of_store_offset(int64_t *out, of_store *st, const char *topic,
         else if (rc == SQLITE_DONE)
                 err = OF_ENOTFOUND;
         else
-                err = store_fail(st, rc, "reading partition_offsets", errstr,
-                                 errstr_size);
+                err = sqldb_fail(st->db, rc, "reading partition_offsets",
+                                 errstr, errstr_size);
         sqlite3_reset(stmt);
         return err;
 }
@@ -391,7 +320,7 @@ static int follow_replacement(of_store *st, const char *what, char *errstr,
 
 int of_store_check_replaced(of_store *st, char *errstr, size_t errstr_size)
 {
-        int64_t generation;
+        int64_t generation = 0;
         int err = read_generation(st, &generation, errstr, errstr_size);
 
         if (err || generation == st->generation)
@@ -401,57 +330,10 @@ int of_store_check_replaced(of_store *st, char *errstr, size_t errstr_size)
 
 /* ---- the batch transaction ---- */
 
-static int load_totals(of_store *st, char *errstr, size_t errstr_size)
-{
-        sqlite3_stmt *stmt = st->totals_get;
-        int rc = sqlite3_step(stmt);
-
-        if (rc == SQLITE_ROW) {
-                st->base.orders_placed = sqlite3_column_int64(stmt, 0);
-                st->base.orders_paid = sqlite3_column_int64(stmt, 1);
-                st->base.placed_amount = sqlite3_column_int64(stmt, 2);
-                st->base.paid_amount = sqlite3_column_int64(stmt, 3);
-        }
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_ROW)
-                return store_fail(st, rc, "reading order_totals", errstr,
-                                  errstr_size);
-        return 0;
-}
-
-static int write_sums(of_store *st, char *errstr, size_t errstr_size)
-{
-        sqlite3_stmt *stmt = st->totals_add;
-        size_t i;
-        int err;
-
-        sqlite3_bind_int64(stmt, 1, st->batch.orders_placed);
-        sqlite3_bind_int64(stmt, 2, st->batch.orders_paid);
-        sqlite3_bind_int64(stmt, 3, st->batch.placed_amount);
-        sqlite3_bind_int64(stmt, 4, st->batch.paid_amount);
-        if ((err = store_step(st, stmt, errstr, errstr_size)))
-                return err;
-        stmt = st->day_add;
-        for (i = 0; i < st->days_cap; i++) {
-                const day_sums *d = &st->days[i];
-
-                if (!d->day[0])
-                        continue;
-                sqlite3_bind_text(stmt, 1, d->day, 10, SQLITE_STATIC);
-                sqlite3_bind_int64(stmt, 2, d->s.orders_placed);
-                sqlite3_bind_int64(stmt, 3, d->s.orders_paid);
-                sqlite3_bind_int64(stmt, 4, d->s.placed_amount);
-                sqlite3_bind_int64(stmt, 5, d->s.paid_amount);
-                if ((err = store_step(st, stmt, errstr, errstr_size)))
-                        return err;
-        }
-        return 0;
-}
-
 static int write_offsets(of_store *st, const of_store_pos *pos, size_t npos,
                          char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *stmt = st->offset_put;
+        sqlite3_stmt *stmt = st->stmt[ST_OFFSET_PUT];
         size_t i;
         int err;
 
@@ -459,7 +341,7 @@ static int write_offsets(of_store *st, const of_store_pos *pos, size_t npos,
                 sqlite3_bind_text(stmt, 1, pos[i].topic, -1, SQLITE_STATIC);
                 sqlite3_bind_int(stmt, 2, pos[i].partition);
                 sqlite3_bind_int64(stmt, 3, pos[i].next_offset);
-                if ((err = store_step(st, stmt, errstr, errstr_size)))
+                if ((err = sqldb_step(st->db, stmt, errstr, errstr_size)))
                         return err;
         }
         return 0;
@@ -468,7 +350,7 @@ static int write_offsets(of_store *st, const of_store_pos *pos, size_t npos,
 /* The batch's counters and time into store_info (orderflow status). */
 static int write_info(of_store *st, char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *stmt = st->info_add;
+        sqlite3_stmt *stmt = st->stmt[ST_INFO_ADD];
         char now[OF_TS_LEN + 1];
 
         of_timestamp_from_ms(now, of_timestamp_now_ms());
@@ -477,90 +359,94 @@ static int write_info(of_store *st, char *errstr, size_t errstr_size)
         sqlite3_bind_int64(stmt, 3, (int64_t)st->pending.duplicates);
         sqlite3_bind_int64(stmt, 4, (int64_t)st->pending.dead);
         sqlite3_bind_text(stmt, 5, now, -1, SQLITE_TRANSIENT);
-        return store_step(st, stmt, errstr, errstr_size);
-}
-
-static int key_cmp(const void *pa, const void *pb)
-{
-        const keyed_msg *a = pa, *b = pb;
-        size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-        int c = n ? memcmp(a->key, b->key, n) : 0;
-
-        if (c)
-                return c;
-        if (a->key_len != b->key_len)
-                return a->key_len < b->key_len ? -1 : 1;
-        return a->at < b->at ? -1 : a->at > b->at;
-}
-
-/* Get the bookkeeping of keyed mode ready for n messages. */
-static int keyed_prepare(of_store *st, const of_msg *msgs, size_t n)
-{
-        size_t i, cap = 16;
-
-        while (cap < n + n / 2)
-                cap <<= 1;
-        if (n > st->order_cap) {
-                keyed_msg *o = realloc(st->order, n * sizeof(*o));
-
-                if (!o)
-                        return OF_ERROR;
-                st->order = o;
-                st->order_cap = n;
-        }
-        if (cap > st->slots_cap) {
-                free(st->ids);
-                free(st->aggs);
-                st->ids = malloc(cap * sizeof(*st->ids));
-                st->aggs = malloc(cap * sizeof(*st->aggs));
-                st->slots_cap = st->ids && st->aggs ? cap : 0;
-                if (!st->slots_cap)
-                        return OF_ERROR;
-        }
-        memset(st->ids, 0, st->slots_cap * sizeof(*st->ids));
-        memset(st->aggs, 0, st->slots_cap * sizeof(*st->aggs));
-        for (i = 0; i < n; i++)
-                st->order[i] = (keyed_msg){
-                        msgs[i].key, msgs[i].key ? msgs[i].key_len : 0, i};
-        qsort(st->order, n, sizeof(*st->order), key_cmp);
-        return 0;
+        return sqldb_step(st->db, stmt, errstr, errstr_size);
 }
 
 /* Everything of one batch but the COMMIT. Keyed: the messages are applied
- * in the order of their keys (the order id, by convention), so order_list
- * is visited in its own order, page after page, instead of all over; the
- * result is the log order's as long as as_in_log_order() holds for every
- * event and no sum comes near overflow, else OUT_OF_ORDER. */
-static int apply_txn(of_store *st, const of_msg *msgs, size_t n,
+ * in b's key order (by aggregateId), so order_list is visited in its own
+ * order, page after page, instead of all over; the result is the log
+ * order's as long as store_apply_msg() finds so for every event, else
+ * OUT_OF_ORDER. */
+static int apply_txn(of_store *st, const of_store_batch *b,
                      const of_store_pos *pos, size_t npos, int keyed,
                      char *errstr, size_t errstr_size)
 {
-        size_t i, at;
-        int64_t generation;
+        size_t i;
+        int64_t generation = 0;
         int err;
 
-        store_batch_reset(st);
-        st->keyed = keyed;
-        if ((err = store_step(st, st->begin, errstr, errstr_size)) ||
+        if ((err = sqldb_step(st->db, st->stmt[ST_BEGIN], errstr,
+                              errstr_size)) ||
             (err = read_generation(st, &generation, errstr, errstr_size)))
                 return err;
         if (generation != st->generation)
                 return OF_ESTALE;
         if ((err = store_runs_refresh(st, errstr, errstr_size)) ||
-            (err = load_totals(st, errstr, errstr_size)))
+            (err = store_apply_begin(st, keyed, errstr, errstr_size)))
                 return err;
-        for (i = 0; i < n; i++) {
-                at = keyed ? st->order[i].at : i;
-                if ((err = store_apply_msg(st, &msgs[at], at, errstr,
-                                           errstr_size)))
+        for (i = 0; i < b->n; i++)
+                if ((err = store_apply_msg(st, b, keyed ? b->order[i].at : i,
+                                           errstr, errstr_size)))
                         return err;
-        }
-        if ((err = write_sums(st, errstr, errstr_size)) ||
+        if ((err = store_apply_end(st, errstr, errstr_size)) ||
             (err = write_offsets(st, pos, npos, errstr, errstr_size)) ||
-            (err = write_info(st, errstr, errstr_size)) ||
-            (err = store_runs_note_recent(st, errstr, errstr_size)))
+            (err = write_info(st, errstr, errstr_size)))
                 return err;
         return 0;
+}
+
+static void add_stats(of_store_stats *stats, const of_store_stats *p)
+{
+        int i;
+
+        stats->applied += p->applied;
+        stats->ignored += p->ignored;
+        stats->duplicates += p->duplicates;
+        stats->dead += p->dead;
+        for (i = 0; i < OF_REASON_COUNT; i++)
+                stats->dead_by_reason[i] += p->dead_by_reason[i];
+        stats->batches++;
+}
+
+int of_store_apply_decoded(of_store *st, const of_store_batch *b,
+                           const of_store_pos *pos, size_t npos,
+                           of_store_stats *stats, char *errstr,
+                           size_t errstr_size)
+{
+        uint64_t t0 = mono_ns(), t_commit;
+        int err;
+
+        if ((err = store_runs_seal_for(st, b->n, errstr, errstr_size))) {
+                /* The model is right without the seal: it is tried again
+                 * before the next batch. */
+                of_log(OF_LOG_WARN, "sealing processed_events: %s", errstr);
+        }
+        err = apply_txn(st, b, pos, npos, store_apply_keyed(st, b), errstr,
+                        errstr_size);
+        if (err == OUT_OF_ORDER) {
+                sqldb_rollback(st->db, st->stmt[ST_ROLLBACK]);
+                stats->in_log_order++;
+                err = apply_txn(st, b, pos, npos, 0, errstr, errstr_size);
+        }
+        if (err == OF_ESTALE) {
+                sqldb_rollback(st->db, st->stmt[ST_ROLLBACK]);
+                return follow_replacement(st, "; its batch was not applied",
+                                          errstr, errstr_size);
+        }
+        if (err)
+                goto out;
+        t_commit = mono_ns();
+        if ((err = sqldb_step(st->db, st->stmt[ST_COMMIT], errstr,
+                              errstr_size)))
+                goto out;
+        stats->commit_ns += mono_ns() - t_commit;
+        stats->apply_ns += mono_ns() - t0;
+        add_stats(stats, &st->pending);
+        store_runs_committed(st, st->recorded);
+        return 0;
+out:
+        sqldb_rollback(st->db, st->stmt[ST_ROLLBACK]);
+        return err;
 }
 
 int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
@@ -568,51 +454,14 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                          of_store_stats *stats, char *errstr,
                          size_t errstr_size)
 {
-        uint64_t t0 = store_mono_ns(), t_commit = 0;
-        int err, keyed, i;
+        int err;
 
-        /* Sealed before the batch could take processed_recent past
-         * seal_events, so every run has at most that many ids. */
-        if (st->recent_events > 0 &&
-            st->recent_events + (int64_t)n > st->seal_events &&
-            st->nruns < MAX_RUNS &&
-            (err = store_seal(st, errstr, errstr_size))) {
-                /* The model is right without the seal: it is tried again
-                 * before the next batch. */
-                of_log(OF_LOG_WARN, "sealing processed_events: %s", errstr);
-        }
-        keyed = n > 1 && keyed_prepare(st, msgs, n) == 0;
-
-        err = apply_txn(st, msgs, n, pos, npos, keyed, errstr, errstr_size);
-        if (err == OUT_OF_ORDER) {
-                store_rollback(st);
-                stats->in_log_order++;
-                err = apply_txn(st, msgs, n, pos, npos, 0, errstr,
-                                errstr_size);
-        }
-        if (err == OF_ESTALE) {
-                store_rollback(st);
-                return follow_replacement(st, "; its batch was not applied",
-                                          errstr, errstr_size);
-        }
-        if (err)
-                goto out;
-        t_commit = store_mono_ns();
-        if ((err = store_step(st, st->commit, errstr, errstr_size)))
-                goto out;
-        stats->commit_ns += store_mono_ns() - t_commit;
-        stats->apply_ns += store_mono_ns() - t0;
-        stats->decode_ns += st->pending.decode_ns;
-        stats->applied += st->pending.applied;
-        stats->ignored += st->pending.ignored;
-        stats->duplicates += st->pending.duplicates;
-        stats->dead += st->pending.dead;
-        for (i = 0; i < OF_REASON_COUNT; i++)
-                stats->dead_by_reason[i] += st->pending.dead_by_reason[i];
-        stats->batches++;
-        st->recent_events += st->recorded;
-        return 0;
-out:
-        store_rollback(st);
-        return err;
+        if (!st->own &&
+            (err = of_store_batch_new(&st->own, errstr, errstr_size)))
+                return err;
+        if ((err = of_store_batch_decode(st->own, msgs, n, errstr,
+                                         errstr_size)))
+                return err;
+        return of_store_apply_decoded(st, st->own, pos, npos, stats, errstr,
+                                      errstr_size);
 }

@@ -1,6 +1,7 @@
-/* Applying one message inside the batch transaction (CONTRACT 2): decode,
- * record the id, project, or write the dead letter; the batch's totals are
- * summed in memory for store.c to write once. */
+/* Applying the messages of a batch inside its transaction (CONTRACT 2):
+ * record each id, project, or write the dead letter; the batch's totals are
+ * summed in memory and written once at its end. The transaction is
+ * store.c's; where known ids are found, store_runs.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,68 @@
 #include "orderflow/timestamp.h"
 
 #include "store_int.h"
+
+static const char *const apply_sql[AP_COUNT] = {
+        [AP_TOTALS_GET] =
+                "SELECT orders_placed, orders_paid, placed_amount,"
+                " paid_amount FROM order_totals",
+        [AP_TOTALS_ADD] =
+                "UPDATE order_totals SET orders_placed = orders_placed + ?1,"
+                " orders_paid = orders_paid + ?2,"
+                " placed_amount = placed_amount + ?3,"
+                " paid_amount = paid_amount + ?4",
+        [AP_DAY_ADD] =
+                "INSERT INTO daily_totals (day, orders_placed, orders_paid,"
+                " placed_amount, paid_amount) VALUES (?1, ?2, ?3, ?4, ?5)"
+                " ON CONFLICT (day) DO UPDATE SET"
+                " orders_placed = orders_placed + excluded.orders_placed,"
+                " orders_paid = orders_paid + excluded.orders_paid,"
+                " placed_amount = placed_amount + excluded.placed_amount,"
+                " paid_amount = paid_amount + excluded.paid_amount",
+        /* Records a new id; a known one changes nothing (sqlite3_changes()
+         * == 0), so one statement both probes and inserts. */
+        [AP_EVENT_PUT] =
+                "INSERT INTO processed_recent (event_id, event_type,"
+                " aggregate_id, occurred_at, amount)"
+                " VALUES (?1, ?2, ?3, ?4, ?5)"
+                " ON CONFLICT (event_id) DO NOTHING",
+        [AP_EVENT_DEL] = "DELETE FROM processed_recent WHERE event_id = ?1",
+        /* The WHERE turns a second OrderPlaced of an order into "no
+         * change", so one statement both detects the duplicate and
+         * applies the event. */
+        [AP_PLACE] =
+                "INSERT INTO order_list (order_id, status, total, placed_at)"
+                " VALUES (?1, 'ORDERED', ?2, ?3) ON CONFLICT (order_id)"
+                " DO UPDATE SET total = excluded.total,"
+                " placed_at = excluded.placed_at WHERE placed_at IS NULL",
+        [AP_PAY] =
+                "INSERT INTO order_list (order_id, status, paid_amount,"
+                " paid_at) VALUES (?1, 'PAID', ?2, ?3)"
+                " ON CONFLICT (order_id) DO UPDATE SET status = 'PAID',"
+                " paid_amount = excluded.paid_amount,"
+                " paid_at = excluded.paid_at WHERE paid_at IS NULL",
+        [AP_ORDER_GET] =
+                "SELECT placed_at IS NOT NULL, paid_at IS NOT NULL"
+                " FROM order_list WHERE order_id = ?1",
+        [AP_DEAD_PUT] =
+                "INSERT INTO dead_letters (topic, partition, offset, key,"
+                " value, reason, received_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+};
+
+int store_apply_open(of_store *st, char *errstr, size_t errstr_size)
+{
+        return sqldb_prepare_all(st->db, st->apply, apply_sql, AP_COUNT,
+                                 errstr, errstr_size);
+}
+
+void store_apply_close(of_store *st)
+{
+        sqldb_finalize_all(st->apply, AP_COUNT);
+        free(st->days);
+        free(st->ids);
+        free(st->aggs);
+}
 
 /* ---- per-batch day sums ---- */
 
@@ -57,7 +120,7 @@ static sums *day_slot(of_store *st, const char *ts)
         }
 }
 
-void store_batch_reset(of_store *st)
+static void batch_reset(of_store *st)
 {
         memset(&st->batch, 0, sizeof(st->batch));
         memset(&st->pending, 0, sizeof(st->pending));
@@ -65,6 +128,91 @@ void store_batch_reset(of_store *st)
         if (st->days)
                 memset(st->days, 0, st->days_cap * sizeof(*st->days));
         st->days_used = 0;
+}
+
+static int load_totals(of_store *st, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = st->apply[AP_TOTALS_GET];
+        int rc = sqlite3_step(stmt), err = 0;
+
+        if (rc == SQLITE_ROW) {
+                st->base.orders_placed = sqlite3_column_int64(stmt, 0);
+                st->base.orders_paid = sqlite3_column_int64(stmt, 1);
+                st->base.placed_amount = sqlite3_column_int64(stmt, 2);
+                st->base.paid_amount = sqlite3_column_int64(stmt, 3);
+        } else {
+                err = sqldb_fail(st->db, rc, "reading order_totals", errstr,
+                                 errstr_size);
+        }
+        sqlite3_reset(stmt);
+        return err;
+}
+
+int store_apply_keyed(of_store *st, const of_store_batch *b)
+{
+        size_t cap = 16;
+
+        if (!b->keyed)
+                return 0;
+        while (cap < b->n + b->n / 2)
+                cap <<= 1;
+        if (cap > st->slots_cap) {
+                free(st->ids);
+                free(st->aggs);
+                st->ids = malloc(cap * sizeof(*st->ids));
+                st->aggs = malloc(cap * sizeof(*st->aggs));
+                st->slots_cap = st->ids && st->aggs ? cap : 0;
+                if (!st->slots_cap)
+                        return 0;
+        }
+        memset(st->ids, 0, st->slots_cap * sizeof(*st->ids));
+        memset(st->aggs, 0, st->slots_cap * sizeof(*st->aggs));
+        return 1;
+}
+
+int store_apply_begin(of_store *st, int keyed, char *errstr,
+                      size_t errstr_size)
+{
+        batch_reset(st);
+        st->keyed = keyed;
+        return load_totals(st, errstr, errstr_size);
+}
+
+static int write_sums(of_store *st, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *stmt = st->apply[AP_TOTALS_ADD];
+        size_t i;
+        int err;
+
+        sqlite3_bind_int64(stmt, 1, st->batch.orders_placed);
+        sqlite3_bind_int64(stmt, 2, st->batch.orders_paid);
+        sqlite3_bind_int64(stmt, 3, st->batch.placed_amount);
+        sqlite3_bind_int64(stmt, 4, st->batch.paid_amount);
+        if ((err = sqldb_step(st->db, stmt, errstr, errstr_size)))
+                return err;
+        stmt = st->apply[AP_DAY_ADD];
+        for (i = 0; i < st->days_cap; i++) {
+                const day_sums *d = &st->days[i];
+
+                if (!d->day[0])
+                        continue;
+                sqlite3_bind_text(stmt, 1, d->day, 10, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 2, d->s.orders_placed);
+                sqlite3_bind_int64(stmt, 3, d->s.orders_paid);
+                sqlite3_bind_int64(stmt, 4, d->s.placed_amount);
+                sqlite3_bind_int64(stmt, 5, d->s.paid_amount);
+                if ((err = sqldb_step(st->db, stmt, errstr, errstr_size)))
+                        return err;
+        }
+        return 0;
+}
+
+int store_apply_end(of_store *st, char *errstr, size_t errstr_size)
+{
+        int err = write_sums(st, errstr, errstr_size);
+
+        return err ? err : store_runs_note_recent(st, st->recorded, errstr,
+                                                  errstr_size);
 }
 
 /* ---- applying one message ---- */
@@ -81,7 +229,7 @@ static void bind_blob_or_null(sqlite3_stmt *stmt, int i, const void *p,
 static int dead_letter(of_store *st, const of_msg *m, const char *reason,
                        char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *stmt = st->dead_put;
+        sqlite3_stmt *stmt = st->apply[AP_DEAD_PUT];
         char now[OF_TS_LEN + 1];
         int err;
 
@@ -93,7 +241,7 @@ static int dead_letter(of_store *st, const of_msg *m, const char *reason,
         bind_blob_or_null(stmt, 5, m->value, m->value_len);
         sqlite3_bind_text(stmt, 6, reason, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 7, now, -1, SQLITE_STATIC);
-        err = store_step(st, stmt, errstr, errstr_size);
+        err = sqldb_step(st->db, stmt, errstr, errstr_size);
         if (!err && sqlite3_changes(st->db) > 0) {
                 int i = of_event_reason_index(reason);
 
@@ -104,47 +252,15 @@ static int dead_letter(of_store *st, const of_msg *m, const char *reason,
         return err;
 }
 
-/* Look the id up with stmt (processed_recent's or a run's). Returns 1 and
- * fills *out when it is there, 0 when not, <0 on failure. */
-int store_read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
-                     const char *id, char *errstr, size_t errstr_size)
-{
-        int rc, found = 0;
-
-        sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW) {
-                found = 1;
-                memset(out, 0, sizeof(*out));
-                snprintf(out->type_name, sizeof(out->type_name), "%s",
-                         (const char *)sqlite3_column_text(stmt, 0));
-                snprintf(out->aggregate_id, sizeof(out->aggregate_id), "%s",
-                         (const char *)sqlite3_column_text(stmt, 1));
-                snprintf(out->occurred_at, sizeof(out->occurred_at), "%s",
-                         (const char *)sqlite3_column_text(stmt, 2));
-                out->amount = sqlite3_column_type(stmt, 3) == SQLITE_NULL
-                                      ? -1
-                                      : sqlite3_column_int64(stmt, 3);
-        } else if (rc != SQLITE_DONE) {
-                found = store_fail(st, rc, "reading processed_events", errstr,
-                                   errstr_size);
-        }
-        sqlite3_reset(stmt);
-        return found;
-}
-
-
 /* Look the id up in processed_events: 1 and *out filled, 0 not there, <0
  * failure. */
 static int known_event(of_store *st, of_event *out, const char *id,
-                       char *errstr, size_t errstr_size)
+                       uint64_t hash, char *errstr, size_t errstr_size)
 {
-        int rc = store_read_event(st, st->event_get, out, id, errstr,
-                                  errstr_size);
+        int rc = store_runs_find_recent(st, out, id, errstr, errstr_size);
 
-        return rc ? rc : store_sealed_event(st, out, id,
-                                            of_id_hash(id, strlen(id)), errstr,
-                                            errstr_size);
+        return rc ? rc : store_runs_find_sealed(st, out, id, hash, errstr,
+                                                errstr_size);
 }
 
 /* Record ev's id in processed_events unless it is known: 1 recorded, 0
@@ -152,7 +268,7 @@ static int known_event(of_store *st, of_event *out, const char *id,
 static int record_event(of_store *st, const of_event *ev, char *errstr,
                         size_t errstr_size)
 {
-        sqlite3_stmt *stmt = st->event_put;
+        sqlite3_stmt *stmt = st->apply[AP_EVENT_PUT];
         int err;
 
         sqlite3_bind_text(stmt, 1, ev->id, -1, SQLITE_STATIC);
@@ -163,7 +279,7 @@ static int record_event(of_store *st, const of_event *ev, char *errstr,
                 sqlite3_bind_null(stmt, 5);
         else
                 sqlite3_bind_int64(stmt, 5, ev->amount);
-        if ((err = store_step(st, stmt, errstr, errstr_size)))
+        if ((err = sqldb_step(st->db, stmt, errstr, errstr_size)))
                 return err;
         if (sqlite3_changes(st->db) == 0)
                 return 0;
@@ -175,9 +291,11 @@ static int record_event(of_store *st, const of_event *ev, char *errstr,
 static int unrecord_event(of_store *st, const of_event *ev, char *errstr,
                           size_t errstr_size)
 {
-        sqlite3_bind_text(st->event_del, 1, ev->id, -1, SQLITE_STATIC);
+        sqlite3_stmt *stmt = st->apply[AP_EVENT_DEL];
+
+        sqlite3_bind_text(stmt, 1, ev->id, -1, SQLITE_STATIC);
         st->recorded--;
-        return store_step(st, st->event_del, errstr, errstr_size);
+        return sqldb_step(st->db, stmt, errstr, errstr_size);
 }
 
 /* Name the first field on which two deliveries of one id disagree. */
@@ -197,7 +315,7 @@ static const char *disagreement(const of_event *a, const of_event *b)
 static int already_has(of_store *st, const of_event *ev, char *errstr,
                        size_t errstr_size)
 {
-        sqlite3_stmt *stmt = st->order_get;
+        sqlite3_stmt *stmt = st->apply[AP_ORDER_GET];
         int rc, has = 0;
 
         sqlite3_bind_text(stmt, 1, ev->aggregate_id, -1, SQLITE_STATIC);
@@ -206,7 +324,7 @@ static int already_has(of_store *st, const of_event *ev, char *errstr,
                 has = sqlite3_column_int(stmt,
                                          ev->type == OF_EVENT_PLACED ? 0 : 1);
         else if (rc != SQLITE_DONE)
-                has = store_fail(st, rc, "reading order_list", errstr,
+                has = sqldb_fail(st->db, rc, "reading order_list", errstr,
                                  errstr_size);
         sqlite3_reset(stmt);
         return has;
@@ -242,14 +360,14 @@ static int apply_order_event(of_store *st, const of_event *ev, char *reason,
                              size_t errstr_size)
 {
         int placed = ev->type == OF_EVENT_PLACED;
-        sqlite3_stmt *stmt = placed ? st->place : st->pay;
+        sqlite3_stmt *stmt = st->apply[placed ? AP_PLACE : AP_PAY];
         sums *day;
         int err;
 
         sqlite3_bind_text(stmt, 1, ev->aggregate_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 2, ev->amount);
         sqlite3_bind_text(stmt, 3, ev->occurred_at, -1, SQLITE_STATIC);
-        if ((err = store_step(st, stmt, errstr, errstr_size)))
+        if ((err = sqldb_step(st->db, stmt, errstr, errstr_size)))
                 return err;
         if (sqlite3_changes(st->db) == 0) {
                 /* Rare: a second event of this type for the order. */
@@ -300,23 +418,22 @@ static slot *slot_find(slot *tab, size_t cap, uint64_t hash)
         return &tab[i];
 }
 
-/* In key order, whether ev (at index at of the batch) has the effect it
- * has in log order: yes when no other event of the batch has its id and
- * no later event of its order was applied already. Hash collisions can
- * only make it say no. */
-static int as_in_log_order(of_store *st, const of_event *ev,
-                           uint64_t id_hash, size_t at)
+/* In key order, whether the event d (at index at of the batch) has the
+ * effect it has in log order: yes when no other event of the batch has
+ * its id and no later event of its order was applied already. Hash
+ * collisions can only make it say no. */
+static int as_in_log_order(of_store *st, const decoded *d, size_t at)
 {
         slot *s;
-        uint64_t hash = id_hash | 1;
+        uint64_t hash = d->id_hash | 1;
 
         s = slot_find(st->ids, st->slots_cap, hash);
         if (s->hash)
                 return 0;
         s->hash = hash;
-        if (ev->type == OF_EVENT_OTHER)
+        if (d->type == OF_EVENT_OTHER)
                 return 1;
-        hash = of_id_hash(ev->aggregate_id, strlen(ev->aggregate_id)) | 1;
+        hash = d->agg_hash | 1;
         s = slot_find(st->aggs, st->slots_cap, hash);
         if (s->hash && s->at > at)
                 return 0;
@@ -325,59 +442,65 @@ static int as_in_log_order(of_store *st, const of_event *ev,
         return 1;
 }
 
-int store_apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
-                    size_t errstr_size)
+/* A valid event that would carry its sum past 2^63-1: reported as a
+ * duplicate when it is one, else as the overflow (0 and the reason
+ * written; 1 when its id is known, seen filled; <0 failure). */
+static int overflow(of_store *st, const of_event *ev, uint64_t id_hash,
+                    of_event *seen, char *reason, size_t reason_size,
+                    char *errstr, size_t errstr_size)
 {
-        /* Two clock reads per event would weigh on the hot path: time
-         * one event in DECODE_SAMPLE and scale. */
-        int timed = st->decoded++ % DECODE_SAMPLE == 0;
-        uint64_t t0 = timed ? store_mono_ns() : 0;
-        char reason[OF_REASON_MAX];
-        of_event ev, seen;
-        uint64_t id_hash;
         int rc;
 
-        rc = of_event_parse(&ev, m->value, m->value_len, reason,
-                            sizeof(reason));
-        if (timed)
-                st->pending.decode_ns += (store_mono_ns() - t0) * DECODE_SAMPLE;
-        if (rc < 0)
-                return of_errf(errstr, errstr_size, "decoding: %s", reason);
-        if (rc)
-                goto dead;
-        id_hash = of_id_hash(ev.id, strlen(ev.id));
-        if (st->keyed && (!as_in_log_order(st, &ev, id_hash, at) ||
-                          would_overflow(st, &ev)))
+        if ((rc = known_event(st, seen, ev->id, id_hash, errstr,
+                              errstr_size)) != 0)
+                return rc;
+        /* A duplicate is reported before an overflow. */
+        if ((rc = already_has(st, ev, errstr, errstr_size)) < 0)
+                return rc;
+        if (rc == 1)
+                reason_duplicate(reason, reason_size, ev);
+        else
+                snprintf(reason, reason_size, "%s: %s would pass 2^63-1",
+                         OF_REASON_OVERFLOW,
+                         ev->type == OF_EVENT_PLACED ? "placed_amount"
+                                                     : "paid_amount");
+        return 0;
+}
+
+int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
+                    char *errstr, size_t errstr_size)
+{
+        const decoded *d = &b->d[at];
+        char reason[OF_REASON_MAX];
+        of_event ev, seen;
+        int rc;
+
+        if (d->dead)
+                return dead_letter(st, &b->msgs[at],
+                                   store_batch_reason(b, at), errstr,
+                                   errstr_size);
+        store_batch_event(&ev, b, at);
+        if (st->keyed &&
+            (!as_in_log_order(st, d, at) || would_overflow(st, &ev)))
                 return OUT_OF_ORDER;
         if (would_overflow(st, &ev)) {
                 /* Rare: is it known, or a new id to reject? */
-                if ((rc = known_event(st, &seen, ev.id, errstr,
-                                      errstr_size)) != 0)
+                rc = overflow(st, &ev, d->id_hash, &seen, reason,
+                              sizeof(reason), errstr, errstr_size);
+                if (rc != 0)
                         goto known;
-                /* A duplicate is reported before an overflow. */
-                if ((rc = already_has(st, &ev, errstr, errstr_size)) < 0)
-                        return rc;
-                if (rc == 1)
-                        reason_duplicate(reason, sizeof(reason), &ev);
-                else
-                        snprintf(reason, sizeof(reason),
-                                 "%s: %s would pass 2^63-1",
-                                 OF_REASON_OVERFLOW,
-                                 ev.type == OF_EVENT_PLACED
-                                         ? "placed_amount"
-                                         : "paid_amount");
                 goto dead;
         }
         /* The common path: the runs' filters rule the id out and one
          * statement records it in processed_recent. */
-        if ((rc = store_sealed_event(st, &seen, ev.id, id_hash, errstr,
-                                     errstr_size)) != 0)
+        if ((rc = store_runs_find_sealed(st, &seen, ev.id, d->id_hash,
+                                         errstr, errstr_size)) != 0)
                 goto known;
         if ((rc = record_event(st, &ev, errstr, errstr_size)) < 0)
                 return rc;
         if (rc == 0) {
-                rc = store_read_event(st, st->event_get, &seen, ev.id,
-                                      errstr, errstr_size);
+                rc = store_runs_find_recent(st, &seen, ev.id, errstr,
+                                            errstr_size);
                 if (rc != 1)
                         return rc < 0 ? rc : of_errf(errstr, errstr_size,
                                                      "event %s vanished",
@@ -401,5 +524,5 @@ known:
         if (!known_again(st, &ev, &seen, reason, sizeof(reason)))
                 return 0;
 dead:
-        return dead_letter(st, m, reason, errstr, errstr_size);
+        return dead_letter(st, &b->msgs[at], reason, errstr, errstr_size);
 }

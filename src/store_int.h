@@ -1,5 +1,7 @@
-/* Private to the store module (store.c, store_apply.c, store_runs.c): the
- * of_store structure and the helpers its files share. */
+/* Private to the store module: of_store, its fields grouped by owning
+ * file, and what the files call of one another, one way only: store.c ->
+ * store_apply.c -> store_runs.c -> sqldb.c; store_batch.c under the first
+ * two, store_prune.c over store_runs.c, store_query/swap.c on store.c. */
 #ifndef ORDERFLOW_STORE_INT_H
 #define ORDERFLOW_STORE_INT_H
 
@@ -12,9 +14,7 @@
 #include "orderflow/idfilter.h"
 #include "orderflow/store.h"
 
-#include "dbfile.h"
-
-#define DECODE_SAMPLE 16 /* decode time is measured on 1 event in this */
+#include "sqldb.h"
 
 /* processed_recent is sealed into a run at this many rows: about 15 MiB of
  * table, the most whose random inserts stay in or near the page cache
@@ -27,13 +27,56 @@
  * applied (store.c only, never returned). */
 #define OUT_OF_ORDER (-1000)
 
-/* A batch is applied in message-key order when that gives the log order's
- * result (see apply_keyed()); these are its bookkeeping. */
+/* ---- store_batch.c: a batch decoded before its transaction ---- */
+
+/* One message of a batch as of_store_batch_decode() left it: compact,
+ * since a batch holds tens of thousands (store_batch_event() makes the
+ * of_event again). */
+typedef struct decoded {
+        uint64_t id_hash;  /* of_id_hash() of the id */
+        uint64_t agg_hash; /* of_id_hash() of the aggregateId */
+        int64_t amount;
+        size_t text;       /* where its strings start in the batch's text:
+                            * id, type, aggregateId, occurredAt, each with
+                            * its NUL; a dead letter's reason instead */
+        uint8_t len[4];    /* their lengths (each at most OF_ID_MAX) */
+        int8_t type;       /* of_event_type */
+        uint8_t dead;      /* 1: not a valid event, text is the reason */
+} decoded;
+
+/* A batch is applied in the order of the aggregateIds when that gives the
+ * log order's result (see store_apply_msg()); this is that order. */
 typedef struct keyed_msg {
-        const char *key;
+        const char *key; /* the aggregateId; "" for a dead letter */
         size_t key_len;
-        size_t at; /* index in the batch: log order */
+        size_t at;       /* index in the batch: log order */
 } keyed_msg;
+
+struct of_store_batch {
+        const of_msg *msgs;   /* borrowed: d[i] is msgs[i] decoded */
+        decoded *d;
+        size_t n, cap;
+        char *text;           /* the decoded strings, back to back */
+        size_t text_len, text_cap;
+        keyed_msg *order;     /* the batch in key order, when keyed */
+        size_t order_cap;
+        int keyed;            /* order is set (n > 1, memory found) */
+};
+
+/* Message at of b as an of_event (valid ones only), its reason (dead
+ * ones only). */
+void store_batch_event(of_event *out, const of_store_batch *b, size_t at);
+const char *store_batch_reason(const of_store_batch *b, size_t at);
+
+/* ---- the store ---- */
+
+/* store.c's statements (store.c's table); store_apply.c's; store_runs.c's. */
+enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_GEN_GET, ST_INFO_ADD,
+       ST_OFFSET_GET, ST_OFFSET_PUT, ST_COUNT };
+enum { AP_TOTALS_GET, AP_TOTALS_ADD, AP_DAY_ADD, AP_EVENT_PUT, AP_EVENT_DEL,
+       AP_PLACE, AP_PAY, AP_ORDER_GET, AP_DEAD_PUT, AP_COUNT };
+enum { RU_BEGIN, RU_COMMIT, RU_ROLLBACK, RU_EVENT_GET, RU_SINCE_PUT,
+       RU_COUNT };
 
 typedef struct slot {
         uint64_t hash; /* 0: free */
@@ -50,8 +93,7 @@ typedef struct sealed_run {
         sqlite3_stmt *get;  /* its row of an id */
 } sealed_run;
 
-/* ---- in-memory sums of one batch ---- */
-
+/* In-memory sums of one batch. */
 typedef struct sums {
         int64_t orders_placed;
         int64_t orders_paid;
@@ -65,85 +107,104 @@ typedef struct day_sums {
 } day_sums;
 
 struct of_store {
+        /* store.c: the connection, the batch transaction, the file */
         sqlite3 *db;
-        sqlite3_stmt *begin, *commit, *rollback;
-        sqlite3_stmt *totals_get, *totals_add, *day_add;
-        sqlite3_stmt *event_get, *event_put, *event_del;
-        sqlite3_stmt *place, *pay, *order_get;
-        sqlite3_stmt *dead_put;
-        sqlite3_stmt *offset_get, *offset_put;
-        sqlite3_stmt *gen_get, *info_add;
+        sqlite3_stmt *stmt[ST_COUNT];
         char *path;            /* the file, for reopening */
         int64_t generation;    /* store_info's when the file was opened */
         int busy_ms;           /* of_store_set_busy_timeout's */
+        of_store_batch *own;   /* of_store_apply_batch()'s; NULL: none yet */
+
+        /* store_apply.c: one message, and the batch's sums in memory */
+        sqlite3_stmt *apply[AP_COUNT];
+        slot *ids, *aggs;      /* ids and aggregates applied, keyed mode */
+        size_t slots_cap;
+        int keyed;             /* applying in key order */
+        sums base;             /* order_totals when the batch began */
+        sums batch;            /* what the batch adds to order_totals */
+        day_sums *days;        /* open addressing on day, days_cap slots */
+        size_t days_cap;       /* a power of two */
+        size_t days_used;
+        of_store_stats pending; /* counters of the uncommitted batch */
+        int64_t recorded;      /* ids the open batch added to
+                                * processed_recent */
+
+        /* store_runs.c (and store_prune.c): processed_recent, the runs */
+        sqlite3_stmt *runs_stmt[RU_COUNT];
         sealed_run *runs;      /* oldest first */
         size_t nruns;
         of_idfilter_set set;   /* the filters of the runs of one size */
         size_t *set_run;       /* runs index of each filter in set */
         int64_t recent_events; /* rows in processed_recent */
         int64_t seal_events;   /* seal processed_recent at this many */
-        int64_t recorded;      /* ids the open batch added to it */
         int schema_seen;       /* PRAGMA schema_version runs were read at */
-        keyed_msg *order;      /* the batch in key order */
-        slot *ids, *aggs;      /* ids and aggregates applied, keyed mode */
-        size_t order_cap, slots_cap;
-        int keyed;             /* applying in key order */
-        sums base;       /* order_totals when the batch began */
-        sums batch;      /* what the batch adds to order_totals */
-        day_sums *days;  /* open addressing on day, days_cap slots */
-        size_t days_cap; /* a power of two */
-        size_t days_used;
-        of_store_stats pending; /* counters of the uncommitted batch */
-        uint64_t decoded;       /* messages decoded, for timing samples */
-        sqlite3_stmt *since_put; /* processed_recent_since, once needed */
         int64_t (*clock)(void *opaque); /* ms since 1970; NULL: real */
         void *clock_opaque;
 };
 
 /* store.c */
-/* The read model as a kind of file (dbfile_open(), dbfile_check()). */
-extern const dbfile_kind store_kind;
-uint64_t store_mono_ns(void);
-/* The OF_E* code of a failed SQLite call rc, its message in errstr. */
-int store_fail(of_store *st, int rc, const char *what, char *errstr,
-               size_t errstr_size);
-/* Step a statement that returns no row, then reset it. */
-int store_step(of_store *st, sqlite3_stmt *stmt, char *errstr,
-               size_t errstr_size);
-int store_prepare(of_store *st, sqlite3_stmt **out, const char *sql,
-                  char *errstr, size_t errstr_size);
-void store_rollback(of_store *st); /* when a transaction is open */
-
-/* store_apply.c: one message of the open batch transaction */
-void store_batch_reset(of_store *st);
-int store_apply_msg(of_store *st, const of_msg *m, size_t at, char *errstr,
-                    size_t errstr_size);
-int store_read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
-                     const char *id, char *errstr, size_t errstr_size);
-
-/* store_query.c: a read-only connection to the read model at path (never
- * created: a missing file is OF_ENOTFOUND, "no read model at PATH (...)"),
- * waiting for a writer's lock like any reader should. A file of another
- * kind is refused as by of_store_open(). */
+/* The read model as a kind of file (sqldb_open()). */
+extern const sqldb_kind store_kind;
+/* A read-only connection to the read model at path (never created: a
+ * missing file is OF_ENOTFOUND, "no read model at PATH (...)"), waiting
+ * for a writer's lock like any reader should. A file of another kind is
+ * refused as by of_store_open(). */
 int store_open_ro(sqlite3 **db, const char *path, char *errstr,
                   size_t errstr_size);
 
-/* store_runs.c: the sealed runs of processed_events */
+/* store_apply.c: the messages of the open batch transaction */
+int store_apply_open(of_store *st, char *errstr, size_t errstr_size);
+void store_apply_close(of_store *st);
+/* Before the batch transaction: whether b can go in key order (decoded
+ * with one, and memory found for the checks of store_apply_msg()). */
+int store_apply_keyed(of_store *st, const of_store_batch *b);
+/* In the batch transaction, first: the sums start from order_totals;
+ * keyed: the messages come in b's key order. */
+int store_apply_begin(of_store *st, int keyed, char *errstr,
+                      size_t errstr_size);
+/* Message at of b; OUT_OF_ORDER when keyed and it may not go now. */
+int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
+                    char *errstr, size_t errstr_size);
+/* Last: the batch's sums into order_totals and daily_totals, and the
+ * note of processed_recent's first row. */
+int store_apply_end(of_store *st, char *errstr, size_t errstr_size);
+
+/* store_runs.c: processed_recent and the sealed runs of processed_events */
 /* The wall clock (ms since 1970) of recording times and retention. */
 int64_t store_now(const of_store *st);
-/* In the open transaction: the migration of files from before dedupe
- * retention (processed_runs.sealed_at). Returns an SQLite result code. */
-int store_runs_migrate(sqlite3 *db, int64_t now_ms);
-/* In the batch transaction, after its ids are recorded: note when
- * processed_recent got its first row, if it was empty. */
-int store_runs_note_recent(of_store *st, char *errstr, size_t errstr_size);
-int store_runs_load(of_store *st, char *errstr, size_t errstr_size);
+/* Prepare the runs' statements and read the runs (open); close. */
+int store_runs_open(of_store *st, char *errstr, size_t errstr_size);
+void store_runs_close(of_store *st);
 /* In a write transaction: read the runs again if another connection sealed
  * one since (two projectors on one file). */
 int store_runs_refresh(of_store *st, char *errstr, size_t errstr_size);
-void store_runs_free(of_store *st);
-int store_seal(of_store *st, char *errstr, size_t errstr_size);
-int store_sealed_event(of_store *st, of_event *out, const char *id,
-                       uint64_t hash, char *errstr, size_t errstr_size);
+/* In the batch transaction, after its ids are recorded (recorded of them
+ * new): note when processed_recent got its first row, if it was empty. */
+int store_runs_note_recent(of_store *st, int64_t recorded, char *errstr,
+                           size_t errstr_size);
+/* After the batch's COMMIT: recorded more ids are in processed_recent. */
+void store_runs_committed(of_store *st, int64_t recorded);
+/* Seal processed_recent into run N+1 in a transaction of its own; *sealed
+ * says whether there was anything to seal. store_runs_seal_for(): when
+ * n more ids could take it past seal_events. */
+int store_runs_seal(of_store *st, int *sealed, char *errstr,
+                    size_t errstr_size);
+int store_runs_seal_for(of_store *st, size_t n, char *errstr,
+                        size_t errstr_size);
+/* Look the id up in processed_recent; in the sealed runs whose filters
+ * may hold it (hash: of_id_hash() of it). 1 and *out filled, 0 not
+ * there, <0 failure. */
+int store_runs_find_recent(of_store *st, of_event *out, const char *id,
+                           char *errstr, size_t errstr_size);
+int store_runs_find_sealed(of_store *st, of_event *out, const char *id,
+                           uint64_t hash, char *errstr, size_t errstr_size);
+/* For store_prune.c, in a write transaction: run SQL that changes
+ * processed_events; the view over processed_recent and every run but
+ * skip, plus run add (0: none, for both; sqlite3_free() it); note the
+ * schema version after a change of the runs. */
+int store_runs_exec(of_store *st, const char *sql, char *errstr,
+                    size_t errstr_size);
+char *store_runs_view_sql(const of_store *st, int64_t add, int64_t skip);
+int store_runs_schema_seen(of_store *st, char *errstr, size_t errstr_size);
 
 #endif

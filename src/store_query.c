@@ -1,13 +1,10 @@
 /* Reading the contract's relations (CONTRACT 2) from a read model that a
  * projector may be writing at the same time: a read-only connection, one
- * fixed SELECT per relation, rows in a stable order. Writing, migrating
- * and the schema itself belong to store.c. */
+ * fixed SELECT per relation, rows in a stable order. Opening it, writing,
+ * migrating and the schema itself belong to store.c. */
 #include <assert.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -15,10 +12,6 @@
 #include "orderflow/store.h"
 
 #include "store_int.h"
-
-/* How long a read waits (ms) for a writer's lock, e.g. a WAL checkpoint
- * in progress or a rebuild swapping the file in. */
-#define QUERY_BUSY_TIMEOUT_MS 5000
 
 /* The whole query surface. Statements come only from this table, so no
  * SQL is ever built from the caller's input. */
@@ -60,33 +53,6 @@ static const char *relation_sql(const char *relation)
         return NULL;
 }
 
-int store_open_ro(sqlite3 **db, const char *path, char *errstr,
-                  size_t errstr_size)
-{
-        struct stat sb;
-
-        *db = NULL;
-        /* SQLITE_OPEN_READONLY never creates the file, but it would report
-         * only "unable to open database file": say what is wrong. */
-        if (stat(path, &sb) != 0) {
-                if (errno != ENOENT)
-                        return of_errf(errstr, errstr_size, "%s: %s", path,
-                                       strerror(errno));
-                of_errf(errstr, errstr_size, "no read model at %s (%s)",
-                        path, strerror(errno));
-                return OF_ENOTFOUND;
-        }
-        if (S_ISDIR(sb.st_mode))
-                return of_errf(errstr, errstr_size,
-                               "%s is a directory, not a read model", path);
-        /* SQLite would say only "unable to open database file". */
-        if (access(path, R_OK) != 0)
-                return of_errf(errstr, errstr_size, "%s: %s", path,
-                               strerror(errno));
-        return dbfile_open(db, path, SQLITE_OPEN_READONLY, &store_kind,
-                           QUERY_BUSY_TIMEOUT_MS, errstr, errstr_size);
-}
-
 int of_store_cursor_open(of_store_cursor **out, const char *path,
                          const char *relation, char *errstr,
                          size_t errstr_size)
@@ -112,10 +78,9 @@ int of_store_cursor_open(of_store_cursor **out, const char *path,
         if (src != SQLITE_OK) {
                 /* The usual cause: some other SQLite file, or none at all
                  * ("file is not a database", "no such table"). */
+                rc = sqldb_code_of(cur->db, src);
                 of_errf(errstr, errstr_size, "%s is not a read model: %s",
                         path, sqlite3_errmsg(cur->db));
-                if (src == SQLITE_BUSY || src == SQLITE_LOCKED)
-                        rc = OF_EBUSY;
                 goto out;
         }
         cur->ncols = sqlite3_column_count(cur->stmt);
@@ -140,13 +105,9 @@ int of_store_cursor_next(of_store_cursor *cur, char *errstr,
 
         if (src == SQLITE_DONE)
                 return 0;
-        if (src != SQLITE_ROW) {
-                of_errf(errstr, errstr_size, "reading the read model: %s",
-                        sqlite3_errmsg(cur->db));
-                if (src == SQLITE_BUSY || src == SQLITE_LOCKED)
-                        return OF_EBUSY;
-                return OF_ERROR;
-        }
+        if (src != SQLITE_ROW)
+                return sqldb_fail(cur->db, src, "reading the read model",
+                                  errstr, errstr_size);
         /* Taken now: sqlite3_column_type() is undefined once a value has
          * been converted by reading it as another type. */
         for (i = 0; i < cur->ncols; i++) {

@@ -1,6 +1,7 @@
-/* The sealed runs of processed_events: processed_recent becomes run N when
- * it is full, each run's ids get a filter (idfilter.c) saved beside it, and
- * an id is looked up only in the runs whose filters may hold it. */
+/* processed_events and its sealed runs: processed_recent becomes run N
+ * when it is full, each run's ids get a filter (idfilter.c) saved beside
+ * it, and an id is looked up in processed_recent and in only the runs
+ * whose filters may hold it. Dropping old runs is store_prune.c's. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,18 +11,29 @@
 #include "orderflow/error.h"
 #include "orderflow/timestamp.h"
 
+#include "schema.h"
 #include "store_int.h"
 
-#include "readmodel_sql.h"
+static const char *const runs_sql[RU_COUNT] = {
+        [RU_BEGIN] = "BEGIN IMMEDIATE",
+        [RU_COMMIT] = "COMMIT",
+        [RU_ROLLBACK] = "ROLLBACK",
+        [RU_EVENT_GET] = "SELECT event_type, aggregate_id, occurred_at,"
+                         " amount FROM processed_recent WHERE event_id = ?1",
+        /* Changes a row only when processed_recent was empty: one page
+         * written a seal, not a batch. */
+        [RU_SINCE_PUT] = "UPDATE processed_recent_since SET since_ms = ?1"
+                         " WHERE since_ms IS NULL",
+};
 
-static int exec(of_store *st, const char *sql, char *errstr,
-                size_t errstr_size)
+int store_runs_exec(of_store *st, const char *sql, char *errstr,
+                    size_t errstr_size)
 {
         int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 
         if (rc != SQLITE_OK)
-                return store_fail(st, rc, "changing processed_events", errstr,
-                                  errstr_size);
+                return sqldb_fail(st->db, rc, "changing processed_events",
+                                  errstr, errstr_size);
         return 0;
 }
 
@@ -47,7 +59,7 @@ static int filter_fill(of_store *st, of_idfilter *f, const char *table,
         sqlite3_finalize(stmt);
         sqlite3_free(sql);
         if (rc != SQLITE_DONE)
-                return store_fail(st, rc, "reading event ids", errstr,
+                return sqldb_fail(st->db, rc, "reading event ids", errstr,
                                   errstr_size);
         return 0;
 }
@@ -56,15 +68,17 @@ static int run_prepare(of_store *st, sealed_run *r, char *errstr,
                        size_t errstr_size)
 {
         char sql[160];
+        const char *table[1] = {sql};
 
         snprintf(sql, sizeof(sql),
                  "SELECT event_type, aggregate_id, occurred_at, amount"
                  " FROM processed_run_%" PRId64 " WHERE event_id = ?1",
                  r->id);
-        return store_prepare(st, &r->get, sql, errstr, errstr_size);
+        return sqldb_prepare_all(st->db, &r->get, table, 1, errstr,
+                                 errstr_size);
 }
 
-void store_runs_free(of_store *st)
+static void runs_free(of_store *st)
 {
         size_t i;
 
@@ -140,23 +154,12 @@ static int schema_version(of_store *st, int *out, char *errstr,
                 *out = sqlite3_column_int(stmt, 0);
         sqlite3_finalize(stmt);
         if (rc != SQLITE_ROW)
-                return store_fail(st, rc, "reading the schema version",
+                return sqldb_fail(st->db, rc, "reading the schema version",
                                   errstr, errstr_size);
         return 0;
 }
 
-int store_runs_refresh(of_store *st, char *errstr, size_t errstr_size)
-{
-        int version, err;
-
-        if ((err = schema_version(st, &version, errstr, errstr_size)) ||
-            version == st->schema_seen)
-                return err;
-        store_runs_free(st);
-        return store_runs_load(st, errstr, errstr_size);
-}
-
-int store_runs_load(of_store *st, char *errstr, size_t errstr_size)
+static int runs_load(of_store *st, char *errstr, size_t errstr_size)
 {
         sqlite3_stmt *stmt = NULL;
         int rc, err = 0;
@@ -184,8 +187,8 @@ int store_runs_load(of_store *st, char *errstr, size_t errstr_size)
                         run_adopt(st, st->nruns - 1);
         }
         if (!err && rc != SQLITE_DONE)
-                err = store_fail(st, rc, "reading processed_runs", errstr,
-                                 errstr_size);
+                err = sqldb_fail(st->db, rc, "reading processed_runs",
+                                 errstr, errstr_size);
         sqlite3_finalize(stmt);
         stmt = NULL;
         if (!err &&
@@ -195,15 +198,46 @@ int store_runs_load(of_store *st, char *errstr, size_t errstr_size)
             (rc = sqlite3_step(stmt)) == SQLITE_ROW)
                 st->recent_events = sqlite3_column_int64(stmt, 0);
         else if (!err)
-                err = store_fail(st, rc, "counting processed_recent", errstr,
-                                 errstr_size);
+                err = sqldb_fail(st->db, rc, "counting processed_recent",
+                                 errstr, errstr_size);
         sqlite3_finalize(stmt);
         return err;
 }
 
+int store_runs_schema_seen(of_store *st, char *errstr, size_t errstr_size)
+{
+        return schema_version(st, &st->schema_seen, errstr, errstr_size);
+}
+
+int store_runs_refresh(of_store *st, char *errstr, size_t errstr_size)
+{
+        int version, err;
+
+        if ((err = schema_version(st, &version, errstr, errstr_size)) ||
+            version == st->schema_seen)
+                return err;
+        runs_free(st);
+        return runs_load(st, errstr, errstr_size);
+}
+
+int store_runs_open(of_store *st, char *errstr, size_t errstr_size)
+{
+        st->seal_events = SEAL_EVENTS;
+        if (sqldb_prepare_all(st->db, st->runs_stmt, runs_sql, RU_COUNT,
+                              errstr, errstr_size))
+                return OF_ERROR;
+        return runs_load(st, errstr, errstr_size);
+}
+
+void store_runs_close(of_store *st)
+{
+        runs_free(st);
+        sqldb_finalize_all(st->runs_stmt, RU_COUNT);
+}
+
 /* The view over processed_recent and every run but skip, plus run add
  * (0: none, for both). */
-static char *view_sql(const of_store *st, int64_t add, int64_t skip)
+char *store_runs_view_sql(const of_store *st, int64_t add, int64_t skip)
 {
         sqlite3_str *sql = sqlite3_str_new(NULL);
         const char *cols =
@@ -257,8 +291,8 @@ static int run_record(of_store *st, const sealed_run *r, char *errstr,
         sqlite3_finalize(stmt);
         free(blob);
         if (rc != SQLITE_DONE)
-                return store_fail(st, rc, "writing processed_runs", errstr,
-                                  errstr_size);
+                return sqldb_fail(st->db, rc, "writing processed_runs",
+                                  errstr, errstr_size);
         return 0;
 }
 
@@ -266,7 +300,8 @@ static int run_record(of_store *st, const sealed_run *r, char *errstr,
  * filter, the table is renamed, an empty processed_recent takes its place
  * and the view is made anew. The rows are not copied: a B-tree is already
  * sorted. *sealed says whether there was anything to seal. */
-static int seal(of_store *st, int *sealed, char *errstr, size_t errstr_size)
+int store_runs_seal(of_store *st, int *sealed, char *errstr,
+                    size_t errstr_size)
 {
         sealed_run r = {0};
         char *sql = NULL;
@@ -275,14 +310,15 @@ static int seal(of_store *st, int *sealed, char *errstr, size_t errstr_size)
 
         *sealed = 0;
 
-        if ((err = store_step(st, st->begin, errstr, errstr_size)))
+        if ((err = sqldb_step(st->db, st->runs_stmt[RU_BEGIN], errstr,
+                              errstr_size)))
                 return err;
         /* Another projector on the file may have sealed it already. */
         if ((err = store_runs_refresh(st, errstr, errstr_size)) ||
             st->recent_events == 0)
                 goto out;
         r.id = st->nruns ? st->runs[st->nruns - 1].id + 1 : 1;
-        /* Sealed before it outgrows seal_events (see of_store_apply_batch),
+        /* Sealed before it outgrows seal_events (store_runs_seal_for()),
          * so runs share one filter size, hence the set. */
         if (of_idfilter_init(&r.filter,
                              (uint64_t)(st->recent_events > st->seal_events
@@ -305,19 +341,20 @@ static int seal(of_store *st, int *sealed, char *errstr, size_t errstr_size)
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
-        if ((err = exec(st, sql, errstr, errstr_size)) ||
-            (err = exec(st, readmodel_sql, errstr, errstr_size)) ||
+        if ((err = store_runs_exec(st, sql, errstr, errstr_size)) ||
+            (err = store_runs_exec(st, of_schema_readmodel, errstr,
+                                   errstr_size)) ||
             (err = run_record(st, &r, errstr, errstr_size)))
                 goto out;
         sqlite3_free(sql);
-        if (!(sql = view_sql(st, r.id, 0))) {
+        if (!(sql = store_runs_view_sql(st, r.id, 0))) {
                 err = of_errf(errstr, errstr_size, "out of memory");
                 goto out;
         }
-        if ((err = exec(st, sql, errstr, errstr_size)) ||
-            (err = schema_version(st, &st->schema_seen, errstr,
-                                  errstr_size)) ||
-            (err = store_step(st, st->commit, errstr, errstr_size)) ||
+        if ((err = store_runs_exec(st, sql, errstr, errstr_size)) ||
+            (err = store_runs_schema_seen(st, errstr, errstr_size)) ||
+            (err = sqldb_step(st->db, st->runs_stmt[RU_COMMIT], errstr,
+                              errstr_size)) ||
             (err = run_prepare(st, &r, errstr, errstr_size)))
                 goto out;
         if (!(grown = realloc(st->runs, (st->nruns + 1) * sizeof(r)))) {
@@ -332,18 +369,25 @@ static int seal(of_store *st, int *sealed, char *errstr, size_t errstr_size)
         memset(&r, 0, sizeof(r));
         *sealed = 1;
 out:
-        store_rollback(st);
+        sqldb_rollback(st->db, st->runs_stmt[RU_ROLLBACK]);
         sqlite3_finalize(r.get);
         of_idfilter_free(&r.filter);
         sqlite3_free(sql);
         return err;
 }
 
-int store_seal(of_store *st, char *errstr, size_t errstr_size)
+int store_runs_seal_for(of_store *st, size_t n, char *errstr,
+                        size_t errstr_size)
 {
         int sealed;
 
-        return seal(st, &sealed, errstr, errstr_size);
+        /* Sealed before the batch could take processed_recent past
+         * seal_events, so every run has at most that many ids. */
+        if (st->recent_events <= 0 ||
+            st->recent_events + (int64_t)n <= st->seal_events ||
+            st->nruns >= MAX_RUNS)
+                return 0;
+        return store_runs_seal(st, &sealed, errstr, errstr_size);
 }
 
 void of_store_set_seal_events(of_store *st, int64_t n)
@@ -351,10 +395,44 @@ void of_store_set_seal_events(of_store *st, int64_t n)
         st->seal_events = n;
 }
 
-/* Look the id up in the sealed runs whose filters may hold it: 1 and *out
- * filled, 0 not there, <0 failure. */
-int store_sealed_event(of_store *st, of_event *out, const char *id,
-                       uint64_t hash, char *errstr, size_t errstr_size)
+/* Look the id up with stmt (processed_recent's or a run's). Returns 1 and
+ * fills *out when it is there, 0 when not, <0 on failure. */
+static int read_event(of_store *st, sqlite3_stmt *stmt, of_event *out,
+                      const char *id, char *errstr, size_t errstr_size)
+{
+        int rc, found = 0;
+
+        sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+                found = 1;
+                memset(out, 0, sizeof(*out));
+                snprintf(out->type_name, sizeof(out->type_name), "%s",
+                         (const char *)sqlite3_column_text(stmt, 0));
+                snprintf(out->aggregate_id, sizeof(out->aggregate_id), "%s",
+                         (const char *)sqlite3_column_text(stmt, 1));
+                snprintf(out->occurred_at, sizeof(out->occurred_at), "%s",
+                         (const char *)sqlite3_column_text(stmt, 2));
+                out->amount = sqlite3_column_type(stmt, 3) == SQLITE_NULL
+                                      ? -1
+                                      : sqlite3_column_int64(stmt, 3);
+        } else if (rc != SQLITE_DONE) {
+                found = sqldb_fail(st->db, rc, "reading processed_events",
+                                   errstr, errstr_size);
+        }
+        sqlite3_reset(stmt);
+        return found;
+}
+
+int store_runs_find_recent(of_store *st, of_event *out, const char *id,
+                           char *errstr, size_t errstr_size)
+{
+        return read_event(st, st->runs_stmt[RU_EVENT_GET], out, id, errstr,
+                          errstr_size);
+}
+
+int store_runs_find_sealed(of_store *st, of_event *out, const char *id,
+                           uint64_t hash, char *errstr, size_t errstr_size)
 {
         sealed_run *r;
         size_t i;
@@ -363,8 +441,8 @@ int store_sealed_event(of_store *st, of_event *out, const char *id,
         for (i = of_idfilter_set_next(&st->set, hash, 0); i < st->set.n;
              i = of_idfilter_set_next(&st->set, hash, i + 1)) {
                 r = &st->runs[st->set_run[i]];
-                if ((rc = store_read_event(st, r->get, out, id, errstr,
-                                           errstr_size)))
+                if ((rc = read_event(st, r->get, out, id, errstr,
+                                     errstr_size)))
                         return rc;
         }
         if (st->set.n == st->nruns)
@@ -373,14 +451,14 @@ int store_sealed_event(of_store *st, of_event *out, const char *id,
                 r = &st->runs[i];
                 if (r->in_set || !of_idfilter_maybe(&r->filter, hash))
                         continue;
-                if ((rc = store_read_event(st, r->get, out, id, errstr,
-                                           errstr_size)))
+                if ((rc = read_event(st, r->get, out, id, errstr,
+                                     errstr_size)))
                         return rc;
         }
         return 0;
 }
 
-/* ---- dedupe retention ---- */
+/* ---- the clock, and when processed_recent got its first row ---- */
 
 int64_t store_now(const of_store *st)
 {
@@ -395,199 +473,18 @@ void of_store_set_clock(of_store *st, int64_t (*now_ms)(void *opaque),
         st->clock_opaque = opaque;
 }
 
-/* Run sql, which may use ?1 for now_ms; an SQLite result code. */
-static int exec_at(sqlite3 *db, const char *sql, int64_t now_ms)
+int store_runs_note_recent(of_store *st, int64_t recorded, char *errstr,
+                           size_t errstr_size)
 {
-        sqlite3_stmt *stmt = NULL;
-        int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+        sqlite3_stmt *stmt = st->runs_stmt[RU_SINCE_PUT];
 
-        if (rc == SQLITE_OK) {
-                if (sqlite3_bind_parameter_count(stmt))
-                        sqlite3_bind_int64(stmt, 1, now_ms);
-                rc = sqlite3_step(stmt);
-        }
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-int store_runs_migrate(sqlite3 *db, int64_t now_ms)
-{
-        sqlite3_stmt *stmt = NULL;
-        int rc;
-
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT 1 FROM pragma_table_info("
-                                "'processed_runs') WHERE name = 'sealed_at'",
-                                -1, &stmt, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(stmt);
-        sqlite3_finalize(stmt);
-        if (rc == SQLITE_ROW)
-                return SQLITE_OK;
-        if (rc != SQLITE_DONE)
-                return rc;
-        /* Runs sealed before retention existed get this moment: later
-         * than their real one, so they are kept longer, never shorter.
-         * processed_recent's rows likewise. */
-        if ((rc = exec_at(db,
-                          "ALTER TABLE processed_runs ADD COLUMN sealed_at"
-                          " INTEGER",
-                          now_ms)) == SQLITE_OK &&
-            (rc = exec_at(db, "UPDATE processed_runs SET sealed_at = ?1",
-                          now_ms)) == SQLITE_OK)
-                rc = exec_at(db,
-                             "UPDATE processed_recent_since SET since_ms ="
-                             " ?1 WHERE since_ms IS NULL AND EXISTS (SELECT"
-                             " 1 FROM processed_recent)",
-                             now_ms);
-        return rc;
-}
-
-int store_runs_note_recent(of_store *st, char *errstr, size_t errstr_size)
-{
-        int err;
-
-        if (st->recorded <= 0)
+        if (recorded <= 0)
                 return 0;
-        /* Changes a row only when processed_recent was empty: one page
-         * written a seal, not a batch. */
-        if (!st->since_put &&
-            (err = store_prepare(st, &st->since_put,
-                                 "UPDATE processed_recent_since SET"
-                                 " since_ms = ?1 WHERE since_ms IS NULL",
-                                 errstr, errstr_size)))
-                return err;
-        sqlite3_bind_int64(st->since_put, 1, store_now(st));
-        return store_step(st, st->since_put, errstr, errstr_size);
+        sqlite3_bind_int64(stmt, 1, store_now(st));
+        return sqldb_step(st->db, stmt, errstr, errstr_size);
 }
 
-/* Take st->runs[k] out of memory (its table is gone). */
-static void run_forget(of_store *st, size_t k)
+void store_runs_committed(of_store *st, int64_t recorded)
 {
-        sealed_run *r = &st->runs[k];
-        size_t i, j, n = st->set.n;
-
-        sqlite3_finalize(r->get);
-        of_idfilter_free(&r->filter);
-        for (i = j = 0; i < n; i++) {
-                if (st->set_run[i] == k) {
-                        of_idfilter_set_remove(&st->set, j);
-                        continue;
-                }
-                st->set_run[j++] = st->set_run[i] - (st->set_run[i] > k);
-        }
-        memmove(r, r + 1, (st->nruns - k - 1) * sizeof(*r));
-        st->nruns--;
-}
-
-/* Drop the oldest run sealed before cutoff (ms since 1970) in one
- * transaction: 1 dropped (*events its ids), 0 none is that old, <0
- * failure. */
-static int drop_one(of_store *st, int64_t cutoff, int64_t *events,
-                    char *errstr, size_t errstr_size)
-{
-        char *view = NULL, *sql = NULL;
-        size_t k;
-        int err;
-
-        if ((err = store_step(st, st->begin, errstr, errstr_size)) ||
-            (err = store_runs_refresh(st, errstr, errstr_size)))
-                goto out;
-        for (k = 0; k < st->nruns; k++)
-                if (st->runs[k].sealed_at >= 0 &&
-                    st->runs[k].sealed_at < cutoff)
-                        break;
-        if (k == st->nruns)
-                goto out; /* nothing to drop: err is 0 */
-        /* The view first: a table under a view may not be renamed, and
-         * dropping it first would leave the view pointing at nothing. */
-        if (!(view = view_sql(st, 0, st->runs[k].id)) ||
-            !(sql = sqlite3_mprintf("DELETE FROM processed_runs WHERE run ="
-                                    " %lld; %s; DROP TABLE"
-                                    " processed_run_%lld",
-                                    (long long)st->runs[k].id, view,
-                                    (long long)st->runs[k].id))) {
-                err = of_errf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        if ((err = exec(st, sql, errstr, errstr_size)) ||
-            (err = schema_version(st, &st->schema_seen, errstr,
-                                  errstr_size)) ||
-            (err = store_step(st, st->commit, errstr, errstr_size)))
-                goto out;
-        *events = st->runs[k].events;
-        run_forget(st, k);
-        err = 1;
-out:
-        store_rollback(st);
-        sqlite3_free(view);
-        sqlite3_free(sql);
-        return err;
-}
-
-/* processed_recent_since: when processed_recent got its first row, or -1
- * when it is empty. */
-static int recent_since(of_store *st, int64_t *out, char *errstr,
-                        size_t errstr_size)
-{
-        sqlite3_stmt *stmt = NULL;
-        int rc;
-
-        *out = -1;
-        rc = sqlite3_prepare_v2(st->db,
-                                "SELECT since_ms FROM processed_recent_since",
-                                -1, &stmt, NULL);
-        if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW &&
-            sqlite3_column_type(stmt, 0) != SQLITE_NULL)
-                *out = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return store_fail(st, rc, "reading processed_recent_since",
-                                  errstr, errstr_size);
-        return 0;
-}
-
-/* The earliest sealed_at of the runs in memory; INT64_MAX when none. */
-static int64_t oldest_sealed(const of_store *st)
-{
-        int64_t t = INT64_MAX;
-        size_t i;
-
-        for (i = 0; i < st->nruns; i++)
-                if (st->runs[i].sealed_at >= 0 && st->runs[i].sealed_at < t)
-                        t = st->runs[i].sealed_at;
-        return t;
-}
-
-int of_store_prune(of_store_pruned *out, of_store *st, int64_t window_ms,
-                   size_t max_runs, char *errstr, size_t errstr_size)
-{
-        int64_t now = store_now(st), since, events = 0;
-        int err = 0;
-
-        assert(window_ms > 0);
-        memset(out, 0, sizeof(*out));
-        /* One run a transaction: a batch of another projector on the file
-         * waits for one DROP TABLE at most. The runs in memory are as of
-         * the last batch: when none of them is old enough, none on the
-         * file is, and the write lock is not worth taking. */
-        while (oldest_sealed(st) < now - window_ms) {
-                if (max_runs && (size_t)out->runs == max_runs) {
-                        out->more = 1;
-                        break;
-                }
-                if ((err = drop_one(st, now - window_ms, &events, errstr,
-                                    errstr_size)) != 1)
-                        break;
-                out->runs++;
-                out->events += events;
-                err = 0;
-        }
-        if (err)
-                return err;
-        if ((err = recent_since(st, &since, errstr, errstr_size)) ||
-            since < 0 || since > now - window_ms / 4 ||
-            st->nruns >= MAX_RUNS)
-                return err;
-        return seal(st, &out->sealed, errstr, errstr_size);
+        st->recent_events += recorded;
 }

@@ -276,8 +276,8 @@ int of_store_set_rebuilt(of_store *st, const char *truncated, char *errstr,
         }
         sqlite3_finalize(stmt);
         if (rc != SQLITE_DONE && rc != SQLITE_OK)
-                return store_fail(st, rc, "recording the rebuild", errstr,
-                                  errstr_size);
+                return sqldb_fail(st->db, rc, "recording the rebuild",
+                                  errstr, errstr_size);
         return 0;
 }
 
@@ -304,7 +304,7 @@ int of_store_replace(const char *live, const char *fresh, int timeout_ms,
                 goto out;
         }
         sqlite3_busy_timeout(dst, 1000);
-        dbfile_persist_wal(dst); /* for readers: see of_store_open() */
+        sqldb_persist_wal(dst); /* for readers: see of_store_open() */
         b = sqlite3_backup_init(dst, "main", src, "main");
         if (!b) {
                 err = of_errf(errstr, errstr_size, "%s: %s", live,

@@ -12,7 +12,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "orderflow/appdb.h"
+#include "orderflow/outbox.h"
 #include "orderflow/error.h"
 #include "orderflow/log.h"
 #include "orderflow/projector.h"
@@ -364,8 +364,8 @@ static void test_relay_produce_errors_back_off_go_dead_then_retry(
         assert_int_equal(st.published + st.failed, 0);
 
         rd_kafka_mock_clear_request_errors(mc, 0);
-        assert_int_equal(of_appdb_retry(f->app, NULL, &changed, errstr,
-                                        sizeof(errstr)), 0);
+        assert_int_equal(of_outbox_retry(f->app, NULL, &changed, errstr,
+                                         sizeof(errstr)), 0);
         assert_int_equal(changed, 20);
         assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
                                       sizeof(errstr)), 0);

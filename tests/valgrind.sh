@@ -41,7 +41,7 @@ check() {
 
 command -v valgrind >/dev/null || { echo "valgrind: not installed"; exit 1; }
 for t in test_timestamp test_event test_idfilter test_store test_appdb \
-        test_metrics; do
+        test_outbox test_sqldb test_metrics; do
         check "$t" "$B/tests/$t"
 done
 

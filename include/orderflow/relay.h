@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "orderflow/appdb.h"
+#include "orderflow/outbox.h"
 #include "orderflow/kafka.h"
 #include "orderflow/metrics.h"
 

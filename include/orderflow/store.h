@@ -18,7 +18,8 @@
 /* One of_store is one connection: use it from one thread at a time. */
 typedef struct of_store of_store;
 
-/* Counters, added to by of_store_apply_batch (only for committed batches). */
+/* Counters, added to by of_store_apply_decoded (only for committed
+ * batches). */
 typedef struct of_store_stats {
         uint64_t applied;    /* OrderPlaced/OrderPaid applied */
         uint64_t ignored;    /* other types recorded, no projection change */
@@ -29,8 +30,8 @@ typedef struct of_store_stats {
                                                    * (of_event_reason_index) */
         uint64_t batches;    /* transactions committed */
         uint64_t in_log_order; /* batches that could not go in key order */
-        uint64_t decode_ns;  /* decoding messages (sampled estimate) */
-        uint64_t apply_ns;   /* the whole batch transaction, decode too */
+        uint64_t apply_ns;   /* the whole batch transaction (decoding
+                              * comes before it: timed by the caller) */
         uint64_t commit_ns;  /* of that, COMMIT (the WAL write) */
 } of_store_stats;
 
@@ -70,16 +71,44 @@ void of_store_parts_free(of_store_part *parts, size_t n);
 int of_store_offset(int64_t *out, of_store *st, const char *topic,
                     int32_t partition, char *errstr, size_t errstr_size);
 
-/* Apply msgs[0..n) in order and record pos[0..npos) as the partitions'
- * next offsets (never moving one backwards), all in ONE transaction.
- * Each message is decoded; a valid event is applied exactly once
- * (CONTRACT 2), anything else becomes a dead letter. On failure the
+/* ---- A batch: decoded first, then applied in one transaction ---- */
+
+/* The messages of one batch, decoded (CONTRACT 1) before the batch's
+ * transaction, so that the write lock is held only for SQL, and in the
+ * order they will be applied. One of_store_batch serves batch after
+ * batch: its buffers are reused. */
+typedef struct of_store_batch of_store_batch;
+
+int of_store_batch_new(of_store_batch **out, char *errstr,
+                       size_t errstr_size);
+void of_store_batch_free(of_store_batch *b); /* b may be NULL */
+
+/* Decode msgs[0..n) into b, in place of what it held: each message's
+ * value becomes a valid event or a dead-letter reason. b borrows msgs and
+ * the bytes they point to until it is decoded again or freed. 0, or
+ * OF_ERROR when memory runs out ("decoding: out of memory": a valid event
+ * is never a dead letter for want of memory). */
+int of_store_batch_decode(of_store_batch *b, const of_msg *msgs, size_t n,
+                          char *errstr, size_t errstr_size);
+
+/* Apply the messages decoded into b as in their order and record
+ * pos[0..npos) as the partitions' next offsets (never moving one
+ * backwards), all in ONE transaction. A valid event is applied exactly
+ * once (CONTRACT 2), anything else becomes a dead letter. On failure the
  * transaction is rolled back, nothing is counted, and the same batch may
  * be given again: OF_EBUSY means transient (locked, busy, disk full),
  * OF_EIO an I/O error (worth a few retries, not a wait), OF_ESTALE that a
  * rebuild replaced the file since st was opened (st is now open on the
  * new model, nothing of the batch was applied: resume from the new
  * file's offsets), OF_ERROR anything else. */
+int of_store_apply_decoded(of_store *st, const of_store_batch *b,
+                           const of_store_pos *pos, size_t npos,
+                           of_store_stats *stats, char *errstr,
+                           size_t errstr_size);
+
+/* of_store_batch_decode() of msgs[0..n) into a batch of st's own, then
+ * of_store_apply_decoded(): for callers who need not time decoding
+ * (tests, tools). */
 int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
                          const of_store_pos *pos, size_t npos,
                          of_store_stats *stats, char *errstr,
@@ -91,7 +120,7 @@ int of_store_apply_batch(of_store *st, const of_msg *msgs, size_t n,
 int of_store_check_replaced(of_store *st, char *errstr, size_t errstr_size);
 
 /* How long (ms) a write waits for another process's lock before
- * of_store_apply_batch reports OF_EBUSY. Default 1000. */
+ * of_store_apply_decoded reports OF_EBUSY. Default 1000. */
 void of_store_set_busy_timeout(of_store *st, int ms);
 
 /* processed_events keeps new ids in a small table that is sealed into a

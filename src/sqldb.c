@@ -1,8 +1,7 @@
-/* What the read model (store*.c) and the application database (appdb.c)
- * share about their SQLite files: the open that refuses a file of the
- * other kind or of another program before writing to it, the classes of
- * SQLite failures, and persistent WAL. Their schemas and statements are
- * their own. */
+/* What the read model (store*.c) and the application database (appdb.c,
+ * outbox.c) share about their SQLite files: the checked open, a writer's
+ * set-up, statement tables, step/fail/rollback and the classes of
+ * failures. Their schemas, migrations and statements are their own. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,9 +11,9 @@
 
 #include "orderflow/error.h"
 
-#include "dbfile.h"
+#include "sqldb.h"
 
-int dbfile_code(int rc, int sys_errno)
+int sqldb_code(int rc, int sys_errno)
 {
         switch (rc & 0xff) {
         case SQLITE_BUSY:
@@ -36,12 +35,108 @@ int dbfile_code(int rc, int sys_errno)
         }
 }
 
-int dbfile_code_of(sqlite3 *db, int rc)
+int sqldb_code_of(sqlite3 *db, int rc)
 {
-        return dbfile_code(rc, sqlite3_system_errno(db));
+        return sqldb_code(rc, sqlite3_system_errno(db));
 }
 
-void dbfile_persist_wal(sqlite3 *db)
+int sqldb_fail(sqlite3 *db, int rc, const char *what, char *errstr,
+               size_t errstr_size)
+{
+        of_errf(errstr, errstr_size, "%s: %s", what, sqlite3_errmsg(db));
+        return sqldb_code_of(db, rc);
+}
+
+int sqldb_step(sqlite3 *db, sqlite3_stmt *stmt, char *errstr,
+               size_t errstr_size)
+{
+        int rc = sqlite3_step(stmt), err = 0;
+
+        /* The message before the reset, at the failing call. */
+        if (rc != SQLITE_DONE)
+                err = sqldb_fail(db, rc, sqlite3_sql(stmt), errstr,
+                                 errstr_size);
+        sqlite3_reset(stmt);
+        return err;
+}
+
+void sqldb_rollback(sqlite3 *db, sqlite3_stmt *rollback)
+{
+        if (!sqlite3_get_autocommit(db))
+                sqlite3_step(rollback), sqlite3_reset(rollback);
+}
+
+/* ---- statement tables ---- */
+
+int sqldb_prepare_all(sqlite3 *db, sqlite3_stmt **stmt,
+                      const char *const *sql, size_t n, char *errstr,
+                      size_t errstr_size)
+{
+        size_t i;
+        int rc;
+
+        for (i = 0; i < n; i++) {
+                rc = sqlite3_prepare_v3(db, sql[i], -1,
+                                        SQLITE_PREPARE_PERSISTENT, &stmt[i],
+                                        NULL);
+                if (rc != SQLITE_OK)
+                        return sqldb_fail(db, rc, "preparing statements",
+                                          errstr, errstr_size);
+        }
+        return 0;
+}
+
+void sqldb_finalize_all(sqlite3_stmt **stmt, size_t n)
+{
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+                sqlite3_finalize(stmt[i]);
+                stmt[i] = NULL;
+        }
+}
+
+/* ---- what a file holds ---- */
+
+int sqldb_exists(int *out, sqlite3 *db, const char *sql, const char *a,
+                 const char *b)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        *out = 0;
+        rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+        if (rc == SQLITE_OK) {
+                if (a)
+                        sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+                if (b)
+                        sqlite3_bind_text(stmt, 2, b, -1, SQLITE_STATIC);
+                rc = sqlite3_step(stmt);
+        }
+        sqlite3_finalize(stmt);
+        if (rc == SQLITE_ROW)
+                *out = 1;
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int sqldb_has_table(int *out, sqlite3 *db, const char *name)
+{
+        return sqldb_exists(out, db,
+                            "SELECT 1 FROM sqlite_master WHERE type ="
+                            " 'table' AND name = ?1",
+                            name, NULL);
+}
+
+int sqldb_has_column(int *out, sqlite3 *db, const char *table,
+                     const char *column)
+{
+        return sqldb_exists(out, db,
+                            "SELECT 1 FROM pragma_table_info(?1)"
+                            " WHERE name = ?2",
+                            table, column);
+}
+
+void sqldb_persist_wal(sqlite3 *db)
 {
         int one = 1;
 
@@ -54,7 +149,7 @@ void dbfile_persist_wal(sqlite3 *db)
  * and what is missing when it was opened read-only: by a reader (reader
  * 1), or by SQLite for a writer who may not write. */
 static int cannot_read(sqlite3 *db, const char *path, int rc, int reader,
-                       const dbfile_kind *k, char *errstr,
+                       const sqldb_kind *k, char *errstr,
                        size_t errstr_size)
 {
         static const char *const sides[] = {"-wal", "-shm"};
@@ -94,13 +189,13 @@ static int cannot_read(sqlite3 *db, const char *path, int rc, int reader,
                 }
         }
         of_errf(errstr, errstr_size, "%s: %s", path, sqlite3_errmsg(db));
-        return dbfile_code_of(db, rc);
+        return sqldb_code_of(db, rc);
 }
 
 /* Whether table name is one of k's: matched by an older pattern or made
  * by k->schema (in *ref, a database holding nothing else, made at the
  * first need). 1 yes, 0 no, or an SQLite failure (in *ref) < 0. */
-static int ours(sqlite3 **ref, sqlite3_stmt **probe, const dbfile_kind *k,
+static int ours(sqlite3 **ref, sqlite3_stmt **probe, const sqldb_kind *k,
                 const char *name)
 {
         const char *const *g;
@@ -128,9 +223,10 @@ static int ours(sqlite3 **ref, sqlite3_stmt **probe, const dbfile_kind *k,
         return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* dbfile_check() for a reader (reader 1) or a writer. */
+/* Whether db (the file at path) may be used as kind k, for a reader
+ * (reader 1) or a writer (see sqldb_open()). Reads only. */
 static int check(sqlite3 *db, const char *path, int reader,
-                 const dbfile_kind *k, char *errstr, size_t errstr_size)
+                 const sqldb_kind *k, char *errstr, size_t errstr_size)
 {
         sqlite3 *ref = NULL;
         sqlite3_stmt *stmt = NULL, *probe = NULL;
@@ -190,15 +286,9 @@ out:
         return err;
 }
 
-int dbfile_check(sqlite3 *db, const char *path, const dbfile_kind *k,
-                 char *errstr, size_t errstr_size)
-{
-        return check(db, path, 0, k, errstr, errstr_size);
-}
-
-int dbfile_open(sqlite3 **db, const char *path, int flags,
-                const dbfile_kind *k, int busy_ms, char *errstr,
-                size_t errstr_size)
+int sqldb_open(sqlite3 **db, const char *path, int flags,
+               const sqldb_kind *k, int busy_ms, char *errstr,
+               size_t errstr_size)
 {
         int rc, err;
 
@@ -226,4 +316,37 @@ fail:
         sqlite3_close(*db);
         *db = NULL;
         return err;
+}
+
+int sqldb_setup(sqlite3 *db, const char *path, const sqldb_kind *k,
+                char *errstr, size_t errstr_size)
+{
+        char *msg = NULL;
+        int rc;
+
+        rc = sqlite3_exec(db, k->pragmas, NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+        /* Again under the write lock: another program may have made a
+         * table since the check of sqldb_open(). */
+        if (rc == SQLITE_OK &&
+            check(db, path, 0, k, errstr, errstr_size)) {
+                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                return OF_ERROR;
+        }
+        if (rc == SQLITE_OK && k->before)
+                rc = k->before(db, &msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, k->schema, NULL, NULL, &msg);
+        if (rc == SQLITE_OK && k->after)
+                rc = k->after(db, &msg);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+                of_errf(errstr, errstr_size, "%s: %s", path,
+                        msg ? msg : sqlite3_errmsg(db));
+                sqlite3_free(msg);
+                return OF_ERROR;
+        }
+        return 0;
 }

@@ -1,0 +1,183 @@
+/* A batch decoded before its transaction: each message's value parsed once
+ * (event.c's rules) into a compact form, its ids hashed and the batch's key
+ * order chosen, so that the batch transaction holds the write lock for SQL
+ * only. Applying it is store.c's and store_apply.c's. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orderflow/error.h"
+#include "orderflow/idfilter.h"
+
+#include "store_int.h"
+
+int of_store_batch_new(of_store_batch **out, char *errstr,
+                       size_t errstr_size)
+{
+        if (!(*out = calloc(1, sizeof(**out))))
+                return of_errf(errstr, errstr_size, "out of memory");
+        return 0;
+}
+
+void of_store_batch_free(of_store_batch *b)
+{
+        if (!b)
+                return;
+        free(b->d);
+        free(b->text);
+        free(b->order);
+        free(b);
+}
+
+/* Append the n bytes at p and a NUL to b's text. */
+static int text_put(of_store_batch *b, const char *p, size_t n)
+{
+        size_t cap = b->text_cap ? b->text_cap : 64 * 1024;
+        char *text;
+
+        if (b->text_len + n + 1 > b->text_cap) {
+                while (cap < b->text_len + n + 1)
+                        cap *= 2;
+                if (!(text = realloc(b->text, cap)))
+                        return OF_ERROR;
+                b->text = text;
+                b->text_cap = cap;
+        }
+        memcpy(b->text + b->text_len, p, n);
+        b->text[b->text_len + n] = '\0';
+        b->text_len += n + 1;
+        return 0;
+}
+
+/* Decode m into d: 0, or OF_ERROR when memory runs out. */
+static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
+{
+        char reason[OF_REASON_MAX];
+        of_event ev;
+        const char *s[4];
+        size_t len;
+        int rc, i;
+
+        rc = of_event_parse(&ev, m->value, m->value_len, reason,
+                            sizeof(reason));
+        if (rc < 0)
+                return OF_ERROR;
+        memset(d, 0, sizeof(*d));
+        d->text = b->text_len;
+        if (rc) {
+                d->dead = 1;
+                return text_put(b, reason, strlen(reason));
+        }
+        s[0] = ev.id;
+        s[1] = ev.type_name;
+        s[2] = ev.aggregate_id;
+        s[3] = ev.occurred_at;
+        for (i = 0; i < 4; i++) {
+                len = strlen(s[i]);
+                assert(len <= OF_ID_MAX);
+                d->len[i] = (uint8_t)len;
+                if (text_put(b, s[i], len))
+                        return OF_ERROR;
+        }
+        d->type = (int8_t)ev.type;
+        d->amount = ev.amount;
+        d->id_hash = of_id_hash(ev.id, d->len[0]);
+        d->agg_hash = of_id_hash(ev.aggregate_id, d->len[2]);
+        return 0;
+}
+
+static int key_cmp(const void *pa, const void *pb)
+{
+        const keyed_msg *a = pa, *b = pb;
+        size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+        int c = n ? memcmp(a->key, b->key, n) : 0;
+
+        if (c)
+                return c;
+        if (a->key_len != b->key_len)
+                return a->key_len < b->key_len ? -1 : 1;
+        return a->at < b->at ? -1 : a->at > b->at;
+}
+
+/* The key order: by aggregateId (the order id), then log order, so that
+ * order_list is visited in its own order, page after page, instead of all
+ * over. Without the memory for it the batch goes in log order. */
+static void choose_order(of_store_batch *b)
+{
+        const decoded *d;
+        keyed_msg *o;
+        size_t i;
+
+        b->keyed = 0;
+        if (b->n < 2)
+                return;
+        if (b->n > b->order_cap) {
+                if (!(o = realloc(b->order, b->n * sizeof(*o))))
+                        return;
+                b->order = o;
+                b->order_cap = b->n;
+        }
+        for (i = 0; i < b->n; i++) {
+                d = &b->d[i];
+                b->order[i] = d->dead
+                                      ? (keyed_msg){"", 0, i}
+                                      : (keyed_msg){b->text + d->text +
+                                                            d->len[0] +
+                                                            d->len[1] + 2,
+                                                    d->len[2], i};
+        }
+        qsort(b->order, b->n, sizeof(*b->order), key_cmp);
+        b->keyed = 1;
+}
+
+int of_store_batch_decode(of_store_batch *b, const of_msg *msgs, size_t n,
+                          char *errstr, size_t errstr_size)
+{
+        decoded *d;
+        size_t i;
+
+        b->msgs = msgs;
+        b->n = 0;
+        b->text_len = 0;
+        b->keyed = 0;
+        if (n > b->cap) {
+                if (!(d = realloc(b->d, n * sizeof(*d))))
+                        goto oom;
+                b->d = d;
+                b->cap = n;
+        }
+        for (i = 0; i < n; i++)
+                if (decode_one(b, &b->d[i], &msgs[i]))
+                        goto oom;
+        b->n = n;
+        choose_order(b);
+        return 0;
+oom:
+        return of_errf(errstr, errstr_size, "decoding: out of memory");
+}
+
+void store_batch_event(of_event *out, const of_store_batch *b, size_t at)
+{
+        const decoded *d = &b->d[at];
+        const char *s = b->text + d->text;
+        char *dst[4];
+        int i;
+
+        assert(at < b->n && !d->dead);
+        dst[0] = out->id;
+        dst[1] = out->type_name;
+        dst[2] = out->aggregate_id;
+        dst[3] = out->occurred_at;
+        for (i = 0; i < 4; i++) {
+                memcpy(dst[i], s, d->len[i] + 1u);
+                s += d->len[i] + 1u;
+        }
+        out->type = (of_event_type)d->type;
+        out->amount = d->amount;
+}
+
+const char *store_batch_reason(const of_store_batch *b, size_t at)
+{
+        assert(at < b->n && b->d[at].dead);
+        return b->text + b->d[at].text;
+}
