@@ -34,6 +34,23 @@ static int apply(of_store *st, of_store_batch *b, const of_msg *msgs,
         return of_store_apply_decoded(st, b, &pos, 1, stats, err, err_size);
 }
 
+/* Apply the *n lines held, then free them; 1 (said) on failure. */
+static int flush(of_store *st, of_store_batch *b, of_msg *msgs, char **bufs,
+                 size_t *n, size_t total, of_store_stats *stats,
+                 double *decode_s)
+{
+        char err[512];
+
+        if (apply(st, b, msgs, *n, (int64_t)total, stats, decode_s, err,
+                  sizeof(err))) {
+                fprintf(stderr, "bench_store: %s\n", err);
+                return 1;
+        }
+        while (*n)
+                free(bufs[--*n]);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         of_store *st;
@@ -83,15 +100,9 @@ int main(int argc, char **argv)
                 line = NULL;
                 cap = 0;
                 total++;
-                if (++n == batch || total % 1000000 == 0) {
-                        if (apply(st, b, msgs, n, (int64_t)total, &stats,
-                                  &decode_s, err, sizeof(err))) {
-                                fprintf(stderr, "bench_store: %s\n", err);
-                                return 1;
-                        }
-                        while (n)
-                                free(bufs[--n]);
-                }
+                if ((++n == batch || total % 1000000 == 0) &&
+                    flush(st, b, msgs, bufs, &n, total, &stats, &decode_s))
+                        return 1;
                 if (total % 1000000 == 0) {
                         double t = now_s();
 
@@ -100,13 +111,8 @@ int main(int argc, char **argv)
                         tm = t;
                 }
         }
-        if (n) {
-                if (apply(st, b, msgs, n, (int64_t)total, &stats, &decode_s,
-                          err, sizeof(err)))
-                        return 1;
-                while (n)
-                        free(bufs[--n]);
-        }
+        if (n && flush(st, b, msgs, bufs, &n, total, &stats, &decode_s))
+                return 1;
         printf("total %zu in %.2f s: %.0f/s; decode %.2f s, apply %.2f s,"
                " commit %.2f s; %llu of %llu batches in log order\n",
                total, now_s() - t0, total / (now_s() - t0),
