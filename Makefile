@@ -86,12 +86,18 @@ $(B)/obj/schema.o: $(B)/gen/schema.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Isrc $(CFLAGS) -c -o $@ $<
 
-$(B)/tests/%: tests/%.c $(B)/liborderflow.a
+$(B)/tests/%: tests/%.c $(B)/tests/testutil.o $(B)/liborderflow.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) \
 	  $(shell pkg-config --cflags $(TEST_PKGS)) -o $@ $< $(filter %.o,$^) \
 	  $(LDFLAGS) $(B)/liborderflow.a $(LDLIBS) \
 	  $(shell pkg-config --libs $(TEST_PKGS))
+
+# The fixtures every test program links (tests/testutil.c).
+$(B)/tests/testutil.o: tests/testutil.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) \
+	  $(shell pkg-config --cflags $(TEST_PKGS)) -c -o $@ $<
 
 # test_property's parts (tests/prop/), compiled like the tests and linked
 # into it; named here so that make keeps them (no intermediate files).

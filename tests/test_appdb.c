@@ -406,7 +406,7 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
         sqlite3 *db;
 
         snprintf(path, sizeof(path), "%s.old", f->path);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(
                 sqlite3_exec(db,
                              "CREATE TABLE outbox_messages (seq INTEGER "
@@ -440,7 +440,7 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
         assert_string_equal(got, "e-1");
         of_outbox_batch_free(&b);
         of_appdb_close(app2);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "SELECT payload FROM "
                                           "outbox_messages",
                                       NULL, NULL, NULL), SQLITE_ERROR);
@@ -463,7 +463,7 @@ static void test_appdb_open_turns_placed_orders_of_old_file_ordered(
         int pass;
 
         snprintf(path, sizeof(path), "%s.placed", f->path);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(
                 sqlite3_exec(db,
                              "CREATE TABLE IF NOT EXISTS orders (\n"
@@ -494,7 +494,7 @@ static void test_appdb_open_turns_placed_orders_of_old_file_ordered(
                                                sizeof(f->errstr)), 0);
                 of_appdb_close(app2);
         }
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         sqlite3_close(f->db);
         f->db = db; /* q() reads the old file now; teardown closes it */
         assert_string_equal(q(f, "SELECT group_concat(o, ' ') FROM (SELECT "
@@ -569,7 +569,7 @@ static void test_appdb_refuses_a_read_model(void **state)
                                           "database"));
         assert_null(app2);
         /* Nothing of the outbox was added to it. */
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "SELECT * FROM outbox_messages",
                                       NULL, NULL, NULL), SQLITE_ERROR);
         sqlite3_close(db);
@@ -592,7 +592,7 @@ static void test_appdb_refuses_a_database_of_another_program(void **state)
         sqlite3 *db;
 
         snprintf(path, sizeof(path), "%s.other", f->path);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "CREATE TABLE users (name);"
                                           "INSERT INTO users VALUES ('ann')",
                                       NULL, NULL, NULL), SQLITE_OK);

@@ -44,7 +44,7 @@ static int setup(void **state)
         f->path = tu_tmp_path("readmodel.db");
         assert_int_equal(of_store_open(&f->st, f->path, errstr,
                                        sizeof(errstr)), 0);
-        assert_int_equal(sqlite3_open(f->path, &f->db), SQLITE_OK);
+        f->db = tu_db_open(f->path, 0);
         *state = f;
         return 0;
 }
@@ -74,15 +74,7 @@ static int teardown(void **state)
 
 static int64_t q(fixture *f, const char *sql)
 {
-        sqlite3_stmt *stmt;
-        int64_t v = -1;
-
-        assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &stmt, NULL),
-                         SQLITE_OK);
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-                v = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-        return v;
+        return tu_qi(f->db, sql);
 }
 
 /* ---- the stream ---- */
@@ -332,7 +324,7 @@ static void *hold_lock_a_while(void *arg)
         locker *l = arg;
         sqlite3 *db;
 
-        assert_int_equal(sqlite3_open(l->path, &db), SQLITE_OK);
+        db = tu_db_open(l->path, 0);
         assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
                                       NULL), SQLITE_OK);
         __atomic_store_n(&l->locked, 1, __ATOMIC_SEQ_CST);

@@ -50,18 +50,9 @@ static int teardown(void **state)
 /* One integer from the live file, on a connection of its own. */
 static int64_t q(fixture *f, const char *sql)
 {
-        sqlite3_stmt *stmt;
-        sqlite3 *db;
-        int64_t v = -1;
+        sqlite3 *db = tu_db_open(f->path, 1);
+        int64_t v = tu_qi(db, sql);
 
-        assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
-                                         NULL),
-                         SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL),
-                         SQLITE_OK);
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-                v = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
         sqlite3_close(db);
         return v;
 }

@@ -40,7 +40,7 @@ static int setup(void **state)
         snprintf(f->app_path, sizeof(f->app_path), "%s/app.db", f->dir);
         assert_int_equal(of_appdb_open(&f->app, f->app_path, errstr,
                                        sizeof(errstr)), 0);
-        assert_int_equal(sqlite3_open(f->app_path, &f->db), SQLITE_OK);
+        f->db = tu_db_open(f->app_path, 0);
         tu_broker_start(&f->broker, "orders", PARTITIONS);
         *state = f;
         return 0;
@@ -63,15 +63,7 @@ static int teardown(void **state)
 
 static int64_t q(fixture *f, const char *sql)
 {
-        sqlite3_stmt *stmt;
-        int64_t v = -1;
-
-        assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &stmt, NULL),
-                         SQLITE_OK);
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-                v = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-        return v;
+        return tu_qi(f->db, sql);
 }
 
 /* Order o-i with total 100+i; its payment of it in full. */

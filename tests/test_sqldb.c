@@ -51,7 +51,7 @@ static void make(const char *path, const char *sql)
 {
         sqlite3 *db;
 
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
@@ -144,7 +144,7 @@ static void test_sqldb_refuses_another_program_and_leaves_it(void **state)
 
         /* WAL mode, its last commit still in the -wal: our close must not
          * checkpoint it into the file. */
-        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        db = tu_db_open(f->path, 0);
         sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         assert_int_equal(sqlite3_exec(db,
                                       "PRAGMA journal_mode = WAL;"
@@ -341,7 +341,7 @@ static void test_sqldb_statement_table_steps_and_fails(void **state)
                                       NULL), SQLITE_OK);
         assert_int_equal(has, 0);
         /* Another connection holds the write lock: worth waiting out. */
-        assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+        other = tu_db_open(f->path, 0);
         assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
                                       NULL), SQLITE_OK);
         sqlite3_busy_timeout(db, 10);

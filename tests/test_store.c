@@ -26,7 +26,7 @@ static int setup(void **state)
         f->path = tu_tmp_path("readmodel.db");
         assert_int_equal(of_store_open(&f->st, f->path, errstr,
                                        sizeof(errstr)), 0);
-        assert_int_equal(sqlite3_open(f->path, &f->db), SQLITE_OK);
+        f->db = tu_db_open(f->path, 0);
         *state = f;
         return 0;
 }
@@ -47,22 +47,7 @@ static int teardown(void **state)
  * "" for no row), in a static buffer. */
 static const char *q(fixture *f, const char *sql)
 {
-        static char out[4096];
-        sqlite3_stmt *stmt;
-        int rc;
-
-        assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &stmt, NULL),
-                         SQLITE_OK);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) == SQLITE_NULL)
-                snprintf(out, sizeof(out), "NULL");
-        else if (rc == SQLITE_ROW)
-                snprintf(out, sizeof(out), "%s",
-                         (const char *)sqlite3_column_text(stmt, 0));
-        else
-                out[0] = '\0';
-        sqlite3_finalize(stmt);
-        return out;
+        return tu_q(f->db, sql);
 }
 
 static of_msg msg_at(const char *value, int32_t partition, int64_t offset)
@@ -361,7 +346,7 @@ static void *hold_write_lock(void *arg)
         locker *l = arg;
         sqlite3 *db;
 
-        assert_int_equal(sqlite3_open(l->path, &db), SQLITE_OK);
+        db = tu_db_open(l->path, 0);
         assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
                                       NULL), SQLITE_OK);
         __atomic_store_n(&l->locked, 1, __ATOMIC_SEQ_CST);
@@ -442,7 +427,7 @@ static void test_store_refuses_an_application_database(void **state)
         sqlite3 *db;
 
         snprintf(path, sizeof(path), "%s.app", f->path);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "CREATE TABLE outbox_messages (x)",
                                       NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
@@ -451,7 +436,7 @@ static void test_store_refuses_an_application_database(void **state)
         assert_non_null(strstr(errstr, "an application database, not a "
                                        "read model"));
         /* Nothing of the read model was added to it. */
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "SELECT * FROM order_list", NULL,
                                       NULL, NULL), SQLITE_ERROR);
         sqlite3_close(db);
@@ -1098,7 +1083,7 @@ static void test_store_refuses_a_database_of_another_program(void **state)
         sqlite3 *db;
 
         snprintf(path, sizeof(path), "%s.other", f->path);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "CREATE TABLE users (name);"
                                           "INSERT INTO users VALUES ('ann')",
                                       NULL, NULL, NULL), SQLITE_OK);
@@ -1138,7 +1123,7 @@ static void test_store_read_only_open_refuses_an_application_database(
         sqlite3 *db;
 
         snprintf(path, sizeof(path), "%s.app", f->path);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "CREATE TABLE outbox_messages (x)",
                                       NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);

@@ -1,5 +1,6 @@
-/* Shared by the cmocka test programs: cmocka's required includes and a
- * few helpers for temporary files. */
+/* Shared by the cmocka test programs: cmocka's required includes and the
+ * fixtures of tests/testutil.c (temporary files, a second connection to a
+ * database, one value out of it), linked into every program. */
 #ifndef ORDERFLOW_TESTUTIL_H
 #define ORDERFLOW_TESTUTIL_H
 
@@ -17,67 +18,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 /* A fresh path in a new temporary directory ("<dir>/<name>"); the caller
  * frees it with tu_tmp_free, which removes the directory and its files. */
-static inline char *tu_tmp_path(const char *name)
-{
-        char tmpl[] = "/tmp/orderflow-test-XXXXXX";
-        char *dir = mkdtemp(tmpl);
-        char *path;
-
-        assert_non_null(dir);
-        path = malloc(strlen(dir) + strlen(name) + 2);
-        assert_non_null(path);
-        sprintf(path, "%s/%s", dir, name);
-        return path;
-}
-
-static inline void tu_tmp_free(char *path)
-{
-        char cmd[600];
-        char *slash;
-
-        if (!path)
-                return;
-        slash = strrchr(path, '/');
-        *slash = '\0';
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-        if (system(cmd) != 0)
-                fprintf(stderr, "could not remove %s\n", path);
-        free(path);
-}
+char *tu_tmp_path(const char *name);
+void tu_tmp_free(char *path);
 
 /* The whole file at path, malloc'ed, its size in *len; NULL (and *len 0)
  * when there is no such file. */
-static inline char *tu_read_file(const char *path, size_t *len)
-{
-        FILE *fp = fopen(path, "rb");
-        struct stat sb;
-        char *p;
-
-        *len = 0;
-        if (!fp)
-                return NULL;
-        assert_int_equal(fstat(fileno(fp), &sb), 0);
-        *len = (size_t)sb.st_size;
-        p = malloc(*len + 1);
-        assert_non_null(p);
-        assert_int_equal(fread(p, 1, *len, fp), *len);
-        fclose(fp);
-        return p;
-}
+char *tu_read_file(const char *path, size_t *len);
 
 /* Writes past bytes of any file fail with EFBIG from now on (SIGXFSZ
  * ignored), the way SQLite meets a failing disk; 0 lifts the limit.
  * Print nothing while it holds: the test's log is a file too. */
-static inline void tu_file_size_limit(rlim_t bytes)
-{
-        struct rlimit rl;
+void tu_file_size_limit(rlim_t bytes);
 
-        assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
-        rl.rlim_cur = bytes ? bytes : rl.rlim_max;
-        signal(SIGXFSZ, bytes ? SIG_IGN : SIG_DFL);
-        assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
-}
+/* A connection of the test's own to the database at path (read-only, or
+ * read-write and created if missing; no busy timeout, so a test sees a
+ * lock as SQLITE_BUSY); close it with sqlite3_close. */
+sqlite3 *tu_db_open(const char *path, int readonly);
+
+/* The first column of the first row sql gives on db: as text ("NULL" for
+ * NULL, "" for no row; in a buffer the next call overwrites), or as an
+ * integer (-1 for no row). */
+const char *tu_q(sqlite3 *db, const char *sql);
+int64_t tu_qi(sqlite3 *db, const char *sql);
 
 #endif

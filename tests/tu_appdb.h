@@ -27,7 +27,7 @@ static inline int setup(void **state)
         f->path = tu_tmp_path("app.db");
         assert_int_equal(of_appdb_open(&f->app, f->path, f->errstr,
                                        sizeof(f->errstr)), 0);
-        assert_int_equal(sqlite3_open(f->path, &f->db), SQLITE_OK);
+        f->db = tu_db_open(f->path, 0);
         sqlite3_busy_timeout(f->db, 5000);
         *state = f;
         return 0;
@@ -49,22 +49,7 @@ static inline int teardown(void **state)
  * "" for no row), in a static buffer. */
 static inline const char *q(fixture *f, const char *sql)
 {
-        static char out[4096];
-        sqlite3_stmt *stmt;
-        int rc;
-
-        assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &stmt, NULL),
-                         SQLITE_OK);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) == SQLITE_NULL)
-                snprintf(out, sizeof(out), "NULL");
-        else if (rc == SQLITE_ROW)
-                snprintf(out, sizeof(out), "%s",
-                         (const char *)sqlite3_column_text(stmt, 0));
-        else
-                out[0] = '\0';
-        sqlite3_finalize(stmt);
-        return out;
+        return tu_q(f->db, sql);
 }
 
 static inline int64_t qi(fixture *f, const char *sql)
