@@ -34,12 +34,11 @@ static const char *const appdb_sql[APP_COUNT] = {
                             " VALUES (last_insert_rowid(), ?1)",
         /* Literal statuses, so that the partial indexes answer; SENT
          * rows are the rest, so their count needs no index of its own. */
-        [APP_COUNT_ROWS] =
-                "SELECT (SELECT count(*) FROM outbox_messages),"
-                " (SELECT count(*) FROM outbox_messages"
-                " WHERE status = 'PENDING'),"
-                " (SELECT count(*) FROM outbox_messages"
-                " WHERE status = 'DEAD')",
+        [APP_COUNT_ROWS] = "SELECT (SELECT count(*) FROM outbox_messages),"
+                           " (SELECT count(*) FROM outbox_messages"
+                           " WHERE status = 'PENDING'),"
+                           " (SELECT count(*) FROM outbox_messages"
+                           " WHERE status = 'DEAD')",
         [APP_OLDEST] = "SELECT occurred_at FROM outbox_messages"
                        " WHERE status = 'PENDING' ORDER BY seq LIMIT 1",
 };
@@ -50,8 +49,7 @@ static const char *const appdb_sql[APP_COUNT] = {
  * outbox_messages.payload: move it over, once (in open's transaction). */
 static int move_payloads(sqlite3 *db, char **msg)
 {
-        int has, rc = sqldb_has_column(&has, db, "outbox_messages",
-                                       "payload");
+        int has, rc = sqldb_has_column(&has, db, "outbox_messages", "payload");
 
         if (rc != SQLITE_OK || !has)
                 return rc;
@@ -114,8 +112,8 @@ static const sqldb_kind appdb_kind = {
         .after = migrate,
 };
 
-static int open_with(of_appdb **out, const char *path, int flags,
-                     char *errstr, size_t errstr_size)
+static int open_with(of_appdb **out, const char *path, int flags, char *errstr,
+                     size_t errstr_size)
 {
         of_appdb *app = calloc(1, sizeof(*app));
         int err;
@@ -131,8 +129,8 @@ static int open_with(of_appdb **out, const char *path, int flags,
                 goto fail;
         }
         if (sqldb_setup(app->db, path, &appdb_kind, errstr, errstr_size) ||
-            sqldb_prepare_all(app->db, app->stmt, appdb_sql, APP_COUNT,
-                              errstr, errstr_size) ||
+            sqldb_prepare_all(app->db, app->stmt, appdb_sql, APP_COUNT, errstr,
+                              errstr_size) ||
             outbox_open(app, errstr, errstr_size))
                 goto fail;
         *out = app;
@@ -221,11 +219,11 @@ static int put_outbox(of_appdb *app, of_event *ev, of_event_type type,
         }
         if (err) {
                 /* The only input is the order id. */
-                err = of_errf(errstr, errstr_size, "order id: %s",
-                              strncmp(reason, OF_REASON_UTF8,
-                                      strlen(OF_REASON_UTF8))
-                                      ? reason
-                                      : OF_REASON_UTF8);
+                err = of_errf(
+                        errstr, errstr_size, "order id: %s",
+                        strncmp(reason, OF_REASON_UTF8, strlen(OF_REASON_UTF8))
+                                ? reason
+                                : OF_REASON_UTF8);
                 goto out;
         }
         sqlite3_bind_text(stmt, 1, ev->id, -1, SQLITE_STATIC);
@@ -335,19 +333,18 @@ static double age_s(const char *ts)
         int ms = 0;
 
         if (sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
-                   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-                   &ms) != 7)
+                   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
                 return 0;
         tm.tm_year -= 1900;
         tm.tm_mon -= 1;
         clock_gettime(CLOCK_REALTIME, &now);
-        age = (double)(now.tv_sec - timegm(&tm)) +
-              (double)now.tv_nsec / 1e9 - ms / 1000.0;
+        age = (double)(now.tv_sec - timegm(&tm)) + (double)now.tv_nsec / 1e9 -
+              ms / 1000.0;
         return age < 0 ? 0 : age; /* the clock went back */
 }
 
-int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
-                           char *errstr, size_t errstr_size)
+int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out, char *errstr,
+                           size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->stmt[APP_OLDEST];
         int rc, err;

@@ -14,12 +14,36 @@
 #include "sqldb.h"
 
 /* appdb.c's statements; outbox.c's. */
-enum { APP_BEGIN, APP_COMMIT, APP_ROLLBACK, APP_ORDER_GET, APP_ORDER_PUT,
-       APP_ORDER_PAY, APP_OUTBOX_PUT, APP_PAYLOAD_PUT, APP_COUNT_ROWS,
-       APP_OLDEST, APP_COUNT };
-enum { OB_BEGIN, OB_COMMIT, OB_ROLLBACK, OB_LEASES, OB_DUE, OB_LEASE,
-       OB_RELEASE, OB_SENT, OB_HELD, OB_FAILED, OB_RETRY_ONE, OB_RETRY_ALL,
-       OB_PRUNE, OB_SEQS, OB_COUNT };
+enum {
+        APP_BEGIN,
+        APP_COMMIT,
+        APP_ROLLBACK,
+        APP_ORDER_GET,
+        APP_ORDER_PUT,
+        APP_ORDER_PAY,
+        APP_OUTBOX_PUT,
+        APP_PAYLOAD_PUT,
+        APP_COUNT_ROWS,
+        APP_OLDEST,
+        APP_COUNT
+};
+enum {
+        OB_BEGIN,
+        OB_COMMIT,
+        OB_ROLLBACK,
+        OB_LEASES,
+        OB_DUE,
+        OB_LEASE,
+        OB_RELEASE,
+        OB_SENT,
+        OB_HELD,
+        OB_FAILED,
+        OB_RETRY_ONE,
+        OB_RETRY_ALL,
+        OB_PRUNE,
+        OB_SEQS,
+        OB_COUNT
+};
 
 struct of_appdb {
         /* appdb.c: the connection; orders with their outbox rows */
@@ -28,7 +52,7 @@ struct of_appdb {
 
         /* outbox.c: the relay's side of the outbox */
         sqlite3_stmt *ob[OB_COUNT];
-        char *json;        /* mark's lists of seqs, kept for the next mark */
+        char *json; /* mark's lists of seqs, kept for the next mark */
         size_t json_cap;
         char *behind_json;
         size_t behind_cap;

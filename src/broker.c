@@ -106,10 +106,10 @@ static const struct {
         const char *name;
         int16_t key;
 } api_keys[] = {
-        {"Produce", 0},        {"Fetch", 1},          {"ListOffsets", 2},
-        {"Metadata", 3},       {"OffsetCommit", 8},   {"OffsetFetch", 9},
+        {"Produce", 0},          {"Fetch", 1},        {"ListOffsets", 2},
+        {"Metadata", 3},         {"OffsetCommit", 8}, {"OffsetFetch", 9},
         {"FindCoordinator", 10}, {"JoinGroup", 11},   {"Heartbeat", 12},
-        {"LeaveGroup", 13},    {"SyncGroup", 14},     {"ApiVersions", 18},
+        {"LeaveGroup", 13},      {"SyncGroup", 14},   {"ApiVersions", 18},
         {"InitProducerId", 22},
 };
 
@@ -121,8 +121,7 @@ static int parse_long(long *out, const char *s, long lo, long hi)
 
         errno = 0;
         *out = strtol(s, &end, 10);
-        return (s[0] && !*end && !errno && *out >= lo && *out <= hi) ? 0
-                                                                      : -1;
+        return (s[0] && !*end && !errno && *out >= lo && *out <= hi) ? 0 : -1;
 }
 
 /* An error by its name without the RD_KAFKA_RESP_ERR_ prefix
@@ -204,8 +203,8 @@ int of_broker_control(of_broker *b, const char *line, char *errstr,
                 if (broker_id(&id, arg[1]) != 0)
                         goto bad_broker;
                 err = arg[0][0] == 'd'
-                          ? rd_kafka_mock_broker_set_down(b->mcluster, id)
-                          : rd_kafka_mock_broker_set_up(b->mcluster, id);
+                              ? rd_kafka_mock_broker_set_down(b->mcluster, id)
+                              : rd_kafka_mock_broker_set_up(b->mcluster, id);
         } else if (strcmp(arg[0], "rtt") == 0 && argc == 3) {
                 if (broker_id(&id, arg[1]) != 0)
                         goto bad_broker;
@@ -219,8 +218,8 @@ int of_broker_control(of_broker *b, const char *line, char *errstr,
                                        "%s: not a request type", arg[1]);
                 if (parse_long(&n, arg[2], 1, CONTROL_MAX_ERRORS) != 0)
                         return of_errf(errstr, errstr_size,
-                                       "%s: not a count from 1 to %d",
-                                       arg[2], CONTROL_MAX_ERRORS);
+                                       "%s: not a count from 1 to %d", arg[2],
+                                       CONTROL_MAX_ERRORS);
                 if (parse_err(&e, arg[3]) != 0)
                         return of_errf(errstr, errstr_size,
                                        "%s: not an error name", arg[3]);
@@ -236,8 +235,7 @@ int of_broker_control(of_broker *b, const char *line, char *errstr,
                 if (strcmp(arg[1], "group") != 0 &&
                     strcmp(arg[1], "transaction") != 0)
                         return of_errf(errstr, errstr_size,
-                                       "%s: not group or transaction",
-                                       arg[1]);
+                                       "%s: not group or transaction", arg[1]);
                 if (broker_id(&id, arg[3]) != 0 || id < 0)
                         goto bad_broker;
                 err = rd_kafka_mock_coordinator_set(b->mcluster, arg[1],
@@ -248,8 +246,8 @@ int of_broker_control(of_broker *b, const char *line, char *errstr,
                                        "%s: not a partition", arg[2]);
                 if (broker_id(&id, arg[3]) != 0)
                         goto bad_broker;
-                err = rd_kafka_mock_partition_set_leader(
-                    b->mcluster, arg[1], (int32_t)n, id);
+                err = rd_kafka_mock_partition_set_leader(b->mcluster, arg[1],
+                                                         (int32_t)n, id);
         } else {
                 return of_errf(errstr, errstr_size,
                                "unknown command or wrong number of words");

@@ -23,8 +23,8 @@ static void say(of_log_level level, const char *cmd, const char *suffix,
         char msg[2048];
 
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        fprintf(stderr, "%sorderflow %s: %s%s\n",
-                of_log_journal_prefix(level), cmd, msg, suffix);
+        fprintf(stderr, "%sorderflow %s: %s%s\n", of_log_journal_prefix(level),
+                cmd, msg, suffix);
 }
 
 int of_cli_usage(const char *cmd, const char *fmt, ...)
@@ -32,8 +32,7 @@ int of_cli_usage(const char *cmd, const char *fmt, ...)
         char suffix[200];
         va_list ap;
 
-        snprintf(suffix, sizeof(suffix), " (see 'orderflow %s --help')",
-                 cmd);
+        snprintf(suffix, sizeof(suffix), " (see 'orderflow %s --help')", cmd);
         va_start(ap, fmt);
         say(OF_LOG_ERROR, cmd, suffix, fmt, ap);
         va_end(ap);
@@ -121,8 +120,7 @@ static int on_config(void *base, const char *cmd, const char *path)
         for (i = first; i < files.cnt && !ck->brokers_given; i++)
                 if (!strncmp(files.items[i], "bootstrap.servers=", 18))
                         ck->ko.brokers = files.items[i] + 18;
-                else if (!strncmp(files.items[i], "metadata.broker.list=",
-                                  21))
+                else if (!strncmp(files.items[i], "metadata.broker.list=", 21))
                         ck->ko.brokers = files.items[i] + 21;
         return 0;
 }
@@ -134,11 +132,12 @@ static int on_property(void *base, const char *cmd, const char *arg)
 
         /* Name the key only: what follows '=' may be a secret. */
         if (!arg[n] || n == 0)
-                return of_cli_usage(cmd, "-X %.*s: expected key=value",
-                                    (int)n, arg);
+                return of_cli_usage(cmd, "-X %.*s: expected key=value", (int)n,
+                                    arg);
         if (ck->ko.props_cnt == OF_CLI_MAX_PROPS)
-                return of_cli_usage(cmd, "-X: more than %d properties (put "
-                                         "them in a -F file)",
+                return of_cli_usage(cmd,
+                                    "-X: more than %d properties (put "
+                                    "them in a -F file)",
                                     OF_CLI_MAX_PROPS);
         ck->ko.props = ck->props;
         ck->props[ck->ko.props_cnt++] = arg;
@@ -150,8 +149,8 @@ const of_cli_spec of_cli_kafka_specs[] = {
                           on_brokers, "LIST",
                           "bootstrap brokers; without -b, a -F file's "
                           "bootstrap.servers stands in for the default"),
-        OF_CLI_OPT_STRING(of_cli_kafka, ko.topic, "topic", 't', 0, 1, 0,
-                          NULL, "NAME", "topic"),
+        OF_CLI_OPT_STRING(of_cli_kafka, ko.topic, "topic", 't', 0, 1, 0, NULL,
+                          "NAME", "topic"),
         OF_CLI_OPT_CALL("config", 'F', OF_CLI_REPEAT, on_config, "FILE",
                         "librdkafka properties file, applied before every "
                         "-X: key=value lines, and comment lines that start "
@@ -171,16 +170,19 @@ static int on_metrics_addr(void *base, const char *cmd, const char *arg)
         (void)base;
         if (inet_pton(AF_INET, arg, addr) != 1 &&
             inet_pton(AF_INET6, arg, addr) != 1)
-                return of_cli_usage(cmd, "--metrics-addr %s: not a numeric "
-                                         "IPv4 or IPv6 address", arg);
+                return of_cli_usage(cmd,
+                                    "--metrics-addr %s: not a numeric "
+                                    "IPv4 or IPv6 address",
+                                    arg);
         return 0;
 }
 
 const of_cli_spec of_cli_metrics_specs[] = {
         OF_CLI_OPT_INT(of_cli_metrics, port, "metrics-port", 0, 0, 0, 65535,
-                       "N", "serve Prometheus metrics on "
-                            "http://ADDR:N/metrics; 0: any free port, "
-                            "logged"),
+                       "N",
+                       "serve Prometheus metrics on "
+                       "http://ADDR:N/metrics; 0: any free port, "
+                       "logged"),
         OF_CLI_OPT_STRING(of_cli_metrics, addr, "metrics-addr", 0, 0, 0, 0,
                           on_metrics_addr, "ADDR",
                           "numeric IPv4 or IPv6 address to listen on "
@@ -259,8 +261,7 @@ int of_cli_parse_duration(int64_t *out_ms, const char *s)
                 if (strcmp(s + n, units[i].unit))
                         continue;
                 if (of_cli_parse_int(&v, digits, 1,
-                                     OF_CLI_DURATION_MAX_S /
-                                             units[i].seconds))
+                                     OF_CLI_DURATION_MAX_S / units[i].seconds))
                         return OF_ERROR;
                 *out_ms = v * units[i].seconds * 1000;
                 return 0;
@@ -318,7 +319,7 @@ int of_cli_close_stdout(const char *cmd)
                 bad = 1;
         if (bad) {
                 of_cli_error(cmd, "writing output: %s",
-                        strerror(errno ? errno : EIO));
+                             strerror(errno ? errno : EIO));
                 return OF_EXIT_FAILURE;
         }
         return OF_EXIT_OK;

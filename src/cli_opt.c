@@ -12,8 +12,9 @@
 
 #define WIDTH     79 /* columns of --help at most */
 #define LABEL_MAX 26 /* a longer option label gets a line of its own */
-#define VAL_BASE  256 /* getopt_long's value of a long-only option:
-                       * VAL_BASE + its index, beyond any letter */
+#define VAL_BASE                                                              \
+        256 /* getopt_long's value of a long-only option:                     \
+             * VAL_BASE + its index, beyond any letter */
 
 /* The one option every command has, last. */
 static const of_cli_spec help_spec =
@@ -78,8 +79,7 @@ static void table_init(table *t, const of_cli_cmd *cmd, char *base)
                                 s->name,
                                 takes_value(s) ? required_argument
                                                : no_argument,
-                                NULL, s->alias ? s->alias
-                                               : VAL_BASE + (int)i};
+                                NULL, s->alias ? s->alias : VAL_BASE + (int)i};
                 if (s->alias) {
                         t->shortopts[nshort++] = s->alias;
                         if (takes_value(s))
@@ -140,8 +140,8 @@ static int check_string(const of_cli_spec *s, const char *cmd,
 
         if (s->min > 0 && !*arg) {
                 for (i = 0; s->value_name[i] && i + 1 < sizeof(what); i++)
-                        what[i] = (char)tolower(
-                                (unsigned char)s->value_name[i]);
+                        what[i] =
+                                (char)tolower((unsigned char)s->value_name[i]);
                 what[i] = '\0';
                 return of_cli_usage(cmd, "%s: empty %s", name, what);
         }
@@ -167,17 +167,20 @@ static int take(const opt *o, const char *cmd, const char *arg)
                 break;
         case OF_CLI_INT:
                 if (of_cli_parse_int(&v, arg, s->min, s->max))
-                        return of_cli_usage(cmd, "%s: not an integer from "
-                                                 "%lld to %lld", name,
-                                            (long long)s->min,
+                        return of_cli_usage(cmd,
+                                            "%s: not an integer from "
+                                            "%lld to %lld",
+                                            name, (long long)s->min,
                                             (long long)s->max);
                 store_int(field, s->size, v);
                 break;
         case OF_CLI_DURATION:
                 if (of_cli_parse_duration(&v, arg))
-                        return of_cli_usage(cmd, "%s: %s: not a duration "
-                                                 "like 90m, 36h or 7d (at "
-                                                 "least 1s)", name, arg);
+                        return of_cli_usage(cmd,
+                                            "%s: %s: not a duration "
+                                            "like 90m, 36h or 7d (at "
+                                            "least 1s)",
+                                            name, arg);
                 store_int(field, s->size, v);
                 break;
         case OF_CLI_STRING:
@@ -261,8 +264,8 @@ int of_cli_parse(int *out_exit, const of_cli_cmd *cmd, void *base, int argc,
         table_init(&t, cmd, base);
         opterr = 0;
         optind = 0; /* glibc: start afresh, even after an earlier parse */
-        while ((c = getopt_long(argc, argv, t.shortopts, t.longopts,
-                                NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, t.shortopts, t.longopts, NULL)) !=
+               -1) {
                 if (c == '?' || c == ':') {
                         *out_exit = bad_option(cmd->name, c, argv);
                         return 1;
@@ -285,8 +288,7 @@ int of_cli_parse(int *out_exit, const of_cli_cmd *cmd, void *base, int argc,
 /* Print the n bytes at s at column *at, after a blank unless *at is col
  * (a line's start); on a new line indented to col when they would pass
  * WIDTH. */
-static void put_item(FILE *f, size_t *at, size_t col, const char *s,
-                     size_t n)
+static void put_item(FILE *f, size_t *at, size_t col, const char *s, size_t n)
 {
         if (*at > col && *at + 1 + n > WIDTH) {
                 fprintf(f, "\n%*s", (int)col, "");
@@ -329,8 +331,7 @@ static void usage_item(char *out, size_t size, const of_cli_spec *s)
                          takes_value(s) ? " " : "",
                          takes_value(s) ? s->value_name : "");
         snprintf(out, size, "%s%s%s%s", optional ? "[" : "", key,
-                 optional ? "]" : "",
-                 s->flags & OF_CLI_REPEAT ? "..." : "");
+                 optional ? "]" : "", s->flags & OF_CLI_REPEAT ? "..." : "");
 }
 
 static void usage_print(FILE *f, const of_cli_cmd *cmd, const table *t)
@@ -355,8 +356,8 @@ static void format_duration(char *out, size_t size, int64_t ms)
         static const struct {
                 char unit;
                 int64_t ms;
-        } units[] = {{'d', 86400000}, {'h', 3600000}, {'m', 60000},
-                     {'s', 1000}};
+        } units[] = {
+                {'d', 86400000}, {'h', 3600000}, {'m', 60000}, {'s', 1000}};
         size_t i;
 
         for (i = 0; i < 3 && ms % units[i].ms; i++)
@@ -425,8 +426,8 @@ static void put_extras(FILE *f, size_t *at, size_t col, const opt *o)
         if (s->flags & OF_CLI_REPEAT)
                 snprintf(part[n++], sizeof(part[0]), "repeatable");
         for (i = 0; i < n; i++) {
-                snprintf(item, sizeof(item), "%s%s%s", i ? "" : "(",
-                         part[i], i + 1 == n ? ")" : ";");
+                snprintf(item, sizeof(item), "%s%s%s", i ? "" : "(", part[i],
+                         i + 1 == n ? ")" : ";");
                 put_item(f, at, col, item, strlen(item));
         }
 }
@@ -437,9 +438,8 @@ static size_t label(char *out, size_t size, const of_cli_spec *s)
         const char *v = takes_value(s) ? s->value_name : NULL;
 
         if (s->alias && s->name)
-                return (size_t)snprintf(out, size, "  -%c, --%s%s%s",
-                                        s->alias, s->name, v ? " " : "",
-                                        v ? v : "");
+                return (size_t)snprintf(out, size, "  -%c, --%s%s%s", s->alias,
+                                        s->name, v ? " " : "", v ? v : "");
         if (s->alias)
                 return (size_t)snprintf(out, size, "  -%c%s%s", s->alias,
                                         v ? " " : "", v ? v : "");

@@ -38,8 +38,9 @@ static int on_topic(void *base, const char *cmd, const char *s)
             strspn(s, "abcdefghijklmnopqrstuvwxyz"
                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n)
                 return 0;
-        return of_cli_usage(cmd, "--topic: '%s' is not a topic name (1 to %d "
-                                 "of a-z A-Z 0-9 . _ -)",
+        return of_cli_usage(cmd,
+                            "--topic: '%s' is not a topic name (1 to %d "
+                            "of a-z A-Z 0-9 . _ -)",
                             s, BROKER_TOPIC_MAX);
 }
 
@@ -50,8 +51,8 @@ static const broker_opts defaults = {
 };
 
 static const of_cli_spec specs[] = {
-        OF_CLI_OPT_STRING(broker_opts, topic, "topic", 't', 0, 0, 0,
-                          on_topic, "NAME", "topic to create"),
+        OF_CLI_OPT_STRING(broker_opts, topic, "topic", 't', 0, 0, 0, on_topic,
+                          "NAME", "topic to create"),
         OF_CLI_OPT_INT(broker_opts, partitions, "partitions", 'p', 0, 1,
                        BROKER_MAX_PARTITIONS, "N", "its partitions"),
         OF_CLI_OPT_INT(broker_opts, brokers, "brokers", 0, 0, 1,
@@ -61,7 +62,9 @@ static const of_cli_spec specs[] = {
 };
 
 static const of_cli_cmd broker_cmd = {
-        CMD, specs, &defaults,
+        CMD,
+        specs,
+        &defaults,
         "Run an embedded Kafka-protocol broker (librdkafka's mock cluster) "
         "on\n127.0.0.1, on ports chosen by the system, for local use and "
         "tests. Its\nbootstrap address (\"127.0.0.1:PORT,...\") is printed "

@@ -46,7 +46,9 @@ static const of_cli_spec specs[] = {
 };
 
 static const of_cli_cmd demo_cmd = {
-        CMD, specs, &defaults,
+        CMD,
+        specs,
+        &defaults,
         "Run the whole outbox pipeline on an embedded broker: place N orders "
         "and pay\ntwo in three (writer, DIR/app.db), publish the outbox "
         "(relay), apply the\ntopic to DIR/readmodel.db (projector), then "
@@ -82,8 +84,7 @@ static int write_orders(of_appdb *app, int n, expected *ex, char *errstr,
 }
 
 /* Print the first max rows of order_list as a table. */
-static int show(const char *path, size_t max, char *errstr,
-                size_t errstr_size)
+static int show(const char *path, size_t max, char *errstr, size_t errstr_size)
 {
         of_store_cursor *cur = NULL;
         int err;
@@ -139,8 +140,7 @@ static int relay_all(of_appdb *app, const of_broker *b, char *errstr,
         ro.stop = &of_cli_stop;
         if (of_relay_run(app, &ro, &rs, errstr, errstr_size))
                 return OF_ERROR;
-        printf("relay: published %" PRIu64 " events in %" PRIu64
-               " batches\n",
+        printf("relay: published %" PRIu64 " events in %" PRIu64 " batches\n",
                rs.published, rs.batches);
         fflush(stdout);
         if (rs.failed && !of_cli_stop)
@@ -152,8 +152,8 @@ static int relay_all(of_appdb *app, const of_broker *b, char *errstr,
 
 /* The projector applies the topic to the read model at rm_path, to the
  * end. */
-static int project_all(const char *rm_path, const of_broker *b,
-                       char *errstr, size_t errstr_size)
+static int project_all(const char *rm_path, const of_broker *b, char *errstr,
+                       size_t errstr_size)
 {
         static const char *props[] = {"session.timeout.ms=6000",
                                       "heartbeat.interval.ms=500"};
@@ -196,8 +196,7 @@ static const char *demo_dir(const char *dir, char *tmpl)
 }
 
 /* Write, relay, project, then show and check the read model. */
-static int demo(const char *dir, int orders, char *errstr,
-                size_t errstr_size)
+static int demo(const char *dir, int orders, char *errstr, size_t errstr_size)
 {
         char app_path[4200], rm_path[4200];
         expected ex = {0};
@@ -220,8 +219,8 @@ static int demo(const char *dir, int orders, char *errstr,
                " (each with its outbox row, in one transaction)\n",
                ex.placed, ex.paid);
         fflush(stdout);
-        if (of_cli_stop ||
-            (err = relay_all(app, b, errstr, errstr_size)) || of_cli_stop ||
+        if (of_cli_stop || (err = relay_all(app, b, errstr, errstr_size)) ||
+            of_cli_stop ||
             (err = project_all(rm_path, b, errstr, errstr_size)) ||
             of_cli_stop)
                 goto out;

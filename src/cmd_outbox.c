@@ -58,8 +58,9 @@ static const outbox_args defaults = {.older_ms = -1};
 
 static const of_cli_spec db_specs[] = {
         OF_CLI_OPT_STRING(outbox_args, db, "db", 0, OF_CLI_REQUIRED, 1, 0,
-                          NULL, "PATH", "the application database, never "
-                                        "created"),
+                          NULL, "PATH",
+                          "the application database, never "
+                          "created"),
         OF_CLI_OPT_END,
 };
 
@@ -107,7 +108,9 @@ static const of_cli_spec status_specs[] = {
 };
 
 static const of_cli_cmd status_cmd = {
-        CMD " status", status_specs, &defaults,
+        CMD " status",
+        status_specs,
+        &defaults,
         "Print the number of pending, sent and dead outbox rows and the "
         "age of the\noldest pending row (from its commit time), all from "
         "one snapshot.\n\nWith --json: one line,\n"
@@ -158,7 +161,9 @@ static const of_cli_spec retry_specs[] = {
 };
 
 static const of_cli_cmd retry_cmd = {
-        CMD " retry", retry_specs, &defaults,
+        CMD " retry",
+        retry_specs,
+        &defaults,
         "Put DEAD outbox rows (those that failed too often) back to PENDING "
         "with\ntheir attempts reset, so the next `orderflow relay` "
         "publishes them and the\nrows of the same orders behind them. "
@@ -212,7 +217,9 @@ static const of_cli_spec prune_specs[] = {
 };
 
 static const of_cli_cmd prune_cmd = {
-        CMD " prune", prune_specs, &defaults,
+        CMD " prune",
+        prune_specs,
+        &defaults,
         "Delete the SENT outbox rows sent more than DURATION ago, in small\n"
         "transactions so that a running relay never waits long. PENDING "
         "and DEAD\nrows are kept. Prints how many rows were deleted.",
@@ -234,8 +241,7 @@ static int outbox_prune(int argc, char **argv)
         if ((rc = open_existing(&app, cmd, a.db)))
                 goto out;
         rc = OF_EXIT_FAILURE;
-        if (of_outbox_prune(app, older_ms, &deleted, errstr,
-                            sizeof(errstr))) {
+        if (of_outbox_prune(app, older_ms, &deleted, errstr, sizeof(errstr))) {
                 of_cli_error(cmd, "%s", errstr);
                 goto out;
         }
@@ -269,7 +275,8 @@ int cmd_outbox(int argc, char **argv)
         for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
                 if (!strcmp(argv[1], subs[i].name))
                         return subs[i].fn(argc - 1, argv + 1);
-        return of_cli_usage(CMD, "%s: unknown subcommand (expected status, "
-                                 "retry or prune)",
+        return of_cli_usage(CMD,
+                            "%s: unknown subcommand (expected status, "
+                            "retry or prune)",
                             argv[1]);
 }

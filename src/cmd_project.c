@@ -13,10 +13,10 @@
 
 /* What the options fill. */
 typedef struct project_args {
-        const char *db;          /* --db */
-        of_cli_kafka kafka;      /* -b, -t, -F, -X, -v, -q */
-        of_cli_metrics metrics;  /* --metrics-* */
-        of_projector_opts po;    /* the rest; po.ko from kafka */
+        const char *db;         /* --db */
+        of_cli_kafka kafka;     /* -b, -t, -F, -X, -v, -q */
+        of_cli_metrics metrics; /* --metrics-* */
+        of_projector_opts po;   /* the rest; po.ko from kafka */
 } project_args;
 
 static const project_args defaults = {
@@ -29,16 +29,16 @@ static const of_cli_spec specs[] = {
         OF_CLI_OPT_STRING(project_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
                           NULL, "PATH", "the read-model SQLite file"),
         OF_CLI_GROUP_AT(project_args, kafka, of_cli_kafka_specs),
-        OF_CLI_OPT_STRING(project_args, po.group, "group", 'g', 0, 1, 0,
-                          NULL, "NAME", "consumer group"),
+        OF_CLI_OPT_STRING(project_args, po.group, "group", 'g', 0, 1, 0, NULL,
+                          "NAME", "consumer group"),
         OF_CLI_OPT_FLAG(project_args, po.exit_at_end, "exit-at-end", 'e',
                         "exit 0 once every partition is applied up to its "
                         "end offset at the start (for a lone projector: "
                         "scripts, tests)"),
         OF_CLI_OPT_INT(project_args, po.batch_max, "batch-max", 0, 0, 1,
                        1000000, "N", "messages per transaction"),
-        OF_CLI_OPT_INT(project_args, po.batch_ms, "batch-ms", 0, 0, 1,
-                       600000, "N", "longest a batch stays open, ms"),
+        OF_CLI_OPT_INT(project_args, po.batch_ms, "batch-ms", 0, 0, 1, 600000,
+                       "N", "longest a batch stays open, ms"),
         OF_CLI_GROUP_AT(project_args, metrics, of_cli_metrics_specs),
         OF_CLI_OPT_DURATION(project_args, po.dedupe_retention_ms,
                             "dedupe-retention", 0, 0, "DURATION",
@@ -52,7 +52,9 @@ static const of_cli_spec specs[] = {
 };
 
 static const of_cli_cmd project_cmd = {
-        CMD, specs, &defaults,
+        CMD,
+        specs,
+        &defaults,
         "Consume order events and apply each exactly once to the read "
         "model at PATH\n(created if missing), until SIGINT, SIGTERM or "
         "SIGHUP. Partitions resume from\nthe offsets stored in the read "

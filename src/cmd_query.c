@@ -58,15 +58,17 @@ static const of_cli_spec specs[] = {
                        "orders|totals|daily|dead-letters",
                        "what to print (orders, totals, daily or "
                        "dead-letters)"),
-        OF_CLI_OPT_STRING(query_opts, db, "db", 0, OF_CLI_REQUIRED, 1, 0,
-                          NULL, "PATH", "the read model"),
+        OF_CLI_OPT_STRING(query_opts, db, "db", 0, OF_CLI_REQUIRED, 1, 0, NULL,
+                          "PATH", "the read model"),
         OF_CLI_OPT_FLAG(query_opts, json, "json", 0,
                         "JSON Lines instead of a table"),
         OF_CLI_OPT_END,
 };
 
 static const of_cli_cmd query_cmd = {
-        CMD, specs, &defaults,
+        CMD,
+        specs,
+        &defaults,
         "Print one relation of the read model at PATH (opened read-only; it "
         "may be\nin use by a running projector):\n"
         "  orders        order_list, by order_id\n"
@@ -77,14 +79,20 @@ static const of_cli_cmd query_cmd = {
         "Without --json: an aligned table with a header row. NULL is an "
         "empty cell;\ncontrol characters and bytes that are not UTF-8 are "
         "shown as \\n, \\t, \\r\nor \\xHH, and dead letters' key and "
-        "value are cut to " OF_CLI_QUOTE(BLOB_CELL_MAX) " columns.\n"
-        "\n"
-        "With --json: JSON Lines, one object per row keyed by the column "
-        "names;\nintegers are numbers, NULL is null, text is a string. The "
-        "key and value of\na dead letter (the bytes received) are strings "
-        "too: valid UTF-8 as is, and\neach byte that is not part of valid "
-        "UTF-8 becomes U+FFFD (\\ufffd). The\nexact bytes stay in the "
-        "file: sqlite3 PATH \"SELECT hex(value) ...\".",
+        "value are cut to " OF_CLI_QUOTE(
+                BLOB_CELL_MAX) " columns.\n"
+                               "\n"
+                               "With --json: JSON Lines, one object per row "
+                               "keyed by the column "
+                               "names;\nintegers are numbers, NULL is null, "
+                               "text is a string. The "
+                               "key and value of\na dead letter (the bytes "
+                               "received) are strings "
+                               "too: valid UTF-8 as is, and\neach byte that "
+                               "is not part of valid "
+                               "UTF-8 becomes U+FFFD (\\ufffd). The\nexact "
+                               "bytes stay in the "
+                               "file: sqlite3 PATH \"SELECT hex(value) ...\".",
         NULL,
 };
 

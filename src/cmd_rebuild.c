@@ -23,7 +23,7 @@
 
 /* Where the replay stands, for the progress line. */
 typedef struct progress {
-        int64_t total;    /* offsets to replay in all */
+        int64_t total; /* offsets to replay in all */
         int64_t start_ms;
         int64_t drawn_ms; /* last redraw on a terminal */
         int tenth;        /* last tenth reported on a non-terminal */
@@ -33,8 +33,8 @@ typedef struct progress {
 static void progress_line(progress *pg, uint64_t done, int final)
 {
         int64_t now = of_timestamp_now_ms(), ms = now - pg->start_ms;
-        double pct = pg->total ? 100.0 * (double)done / (double)pg->total
-                               : 100.0;
+        double pct =
+                pg->total ? 100.0 * (double)done / (double)pg->total : 100.0;
         double rate = ms > 0 ? (double)done * 1000.0 / (double)ms : 0.0;
         char eta[32] = "-";
         int tenth;
@@ -61,9 +61,10 @@ static void progress_line(progress *pg, uint64_t done, int final)
                 return;
         pg->tenth = tenth;
         /* Shown without -v: -q (pg->quiet) is what silences it. */
-        of_log_write(OF_LOG_INFO, "rebuild: %" PRIu64 " of %" PRId64
-               " events (%.0f%%), %.0f/s, ETA %s",
-               done, pg->total, pct, rate, eta);
+        of_log_write(OF_LOG_INFO,
+                     "rebuild: %" PRIu64 " of %" PRId64
+                     " events (%.0f%%), %.0f/s, ETA %s",
+                     done, pg->total, pct, rate, eta);
 }
 
 static void compare_row(const char *what, int64_t before, int64_t after)
@@ -84,8 +85,7 @@ static void compare(const of_store_info *a, const of_store_info *b)
         compare_row("dead letters", a->dead_rows, b->dead_rows);
 }
 
-static void on_progress(void *opaque, uint64_t done, int64_t total,
-                        int final)
+static void on_progress(void *opaque, uint64_t done, int64_t total, int final)
 {
         progress *pg = opaque;
 
@@ -95,8 +95,8 @@ static void on_progress(void *opaque, uint64_t done, int64_t total,
 
 /* The rebuild with progress on stderr and, when done, its timings and the
  * comparison on stdout. */
-static int rebuild(const char *db, of_rebuild_opts *o, int quiet,
-                   char *errstr, size_t errstr_size)
+static int rebuild(const char *db, of_rebuild_opts *o, int quiet, char *errstr,
+                   size_t errstr_size)
 {
         of_rebuild_result r;
         progress pg = {0};
@@ -111,19 +111,19 @@ static int rebuild(const char *db, of_rebuild_opts *o, int quiet,
         if (err)
                 goto out;
         if (!quiet)
-                of_log_write(OF_LOG_INFO,
-                             "rebuild: done in %.1f s: replay %.1f s "
-                             "(%.0f events/s), swap into %s %.1f s "
-                             "(generation %" PRId64 " replaces %" PRId64 ")",
-                             (double)(r.done_ms - r.start_ms) / 1000.0,
-                             (double)(r.replayed_ms - r.start_ms) / 1000.0,
-                             r.replayed_ms > r.start_ms
-                                     ? (double)r.total * 1000.0 /
-                                               (double)(r.replayed_ms -
-                                                        r.start_ms)
-                                     : 0.0,
-                             db, (double)(r.done_ms - r.replayed_ms) / 1000.0,
-                             r.after.generation, r.before.generation);
+                of_log_write(
+                        OF_LOG_INFO,
+                        "rebuild: done in %.1f s: replay %.1f s "
+                        "(%.0f events/s), swap into %s %.1f s "
+                        "(generation %" PRId64 " replaces %" PRId64 ")",
+                        (double)(r.done_ms - r.start_ms) / 1000.0,
+                        (double)(r.replayed_ms - r.start_ms) / 1000.0,
+                        r.replayed_ms > r.start_ms
+                                ? (double)r.total * 1000.0 /
+                                          (double)(r.replayed_ms - r.start_ms)
+                                : 0.0,
+                        db, (double)(r.done_ms - r.replayed_ms) / 1000.0,
+                        r.after.generation, r.before.generation);
         compare(&r.before, &r.after);
 out:
         of_rebuild_result_free(&r);
@@ -144,23 +144,27 @@ static const rebuild_args defaults = {
 
 static const of_cli_spec specs[] = {
         OF_CLI_OPT_STRING(rebuild_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
-                          NULL, "PATH", "the live read-model file, created "
-                                        "if missing"),
+                          NULL, "PATH",
+                          "the live read-model file, created "
+                          "if missing"),
         OF_CLI_GROUP_AT(rebuild_args, kafka, of_cli_kafka_specs),
-        OF_CLI_OPT_FLAG(rebuild_args, ro.allow_truncated, "allow-truncated",
-                        0, "rebuild even though retention has deleted the "
-                           "start of the topic (recorded in the new file)"),
+        OF_CLI_OPT_FLAG(rebuild_args, ro.allow_truncated, "allow-truncated", 0,
+                        "rebuild even though retention has deleted the "
+                        "start of the topic (recorded in the new file)"),
         OF_CLI_OPT_FLAG(rebuild_args, ro.force, "force", 0,
                         "rebuild although PATH's offsets do not fit the "
                         "topic or the topic holds no event"),
         OF_CLI_OPT_INT(rebuild_args, ro.batch_max, "batch-max", 0, 0, 1,
-                       1000000, "N", "messages per transaction of the "
-                                     "replay"),
+                       1000000, "N",
+                       "messages per transaction of the "
+                       "replay"),
         OF_CLI_OPT_END,
 };
 
 static const of_cli_cmd rebuild_cmd = {
-        CMD, specs, &defaults,
+        CMD,
+        specs,
+        &defaults,
         "Replay every partition of the topic from its first offset to the "
         "end it has\nnow into a new read model beside PATH "
         "(PATH.rebuild-PID), then swap it into\nPATH in one transaction: "
@@ -214,8 +218,7 @@ int cmd_rebuild(int argc, char **argv)
                 return of_cli_close_stdout(CMD);
         }
         if (rc) {
-                of_cli_error(CMD, "%s; %s is unchanged",
-                        errstr, db);
+                of_cli_error(CMD, "%s; %s is unchanged", errstr, db);
                 return OF_EXIT_FAILURE;
         }
         return of_cli_close_stdout(CMD);

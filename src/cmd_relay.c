@@ -24,17 +24,17 @@ static const relay_args defaults = {
 };
 
 static const of_cli_spec specs[] = {
-        OF_CLI_OPT_STRING(relay_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
-                          NULL, "PATH", "the application database"),
+        OF_CLI_OPT_STRING(relay_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0, NULL,
+                          "PATH", "the application database"),
         OF_CLI_GROUP_AT(relay_args, kafka, of_cli_kafka_specs),
         OF_CLI_OPT_FLAG(relay_args, ro.once, "once", 0,
                         "publish what is due now, then exit"),
-        OF_CLI_OPT_INT(relay_args, ro.batch_max, "batch", 0, 0, 1, 100000,
-                       "N", "rows per claim"),
-        OF_CLI_OPT_INT(relay_args, ro.poll_ms, "interval-ms", 0, 0, 1,
-                       3600000, "N", "wait on an idle outbox"),
-        OF_CLI_OPT_INT(relay_args, ro.backoff.max_attempts, "max-attempts",
-                       0, 0, 1, 1000, "N", "failed attempts before DEAD"),
+        OF_CLI_OPT_INT(relay_args, ro.batch_max, "batch", 0, 0, 1, 100000, "N",
+                       "rows per claim"),
+        OF_CLI_OPT_INT(relay_args, ro.poll_ms, "interval-ms", 0, 0, 1, 3600000,
+                       "N", "wait on an idle outbox"),
+        OF_CLI_OPT_INT(relay_args, ro.backoff.max_attempts, "max-attempts", 0,
+                       0, 1, 1000, "N", "failed attempts before DEAD"),
         OF_CLI_OPT_INT(relay_args, ro.backoff.base_ms, "backoff-ms", 0, 0, 1,
                        3600000, "N",
                        "first retry delay, doubling at each failure up "
@@ -46,7 +46,9 @@ static const of_cli_spec specs[] = {
 };
 
 static const of_cli_cmd relay_cmd = {
-        CMD, specs, &defaults,
+        CMD,
+        specs,
+        &defaults,
         "Publish the pending outbox rows of the application database at "
         "PATH to Kafka,\nin the order they were committed (key: the order "
         "id; headers event_id and\nevent_type; value: the stored "
@@ -114,15 +116,15 @@ int cmd_relay(int argc, char **argv)
                "%llu, in %llu batches",
                (unsigned long long)stats.published,
                (unsigned long long)stats.failed,
-               (unsigned long long)stats.held,
-               (unsigned long long)stats.dead,
+               (unsigned long long)stats.held, (unsigned long long)stats.dead,
                (unsigned long long)stats.batches);
         if (rc) {
                 of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;
         }
         if (a.ro.once && stats.failed) {
-                of_cli_error(CMD, "%llu row(s) failed; they stay pending "
+                of_cli_error(CMD,
+                             "%llu row(s) failed; they stay pending "
                              "with a backoff",
                              (unsigned long long)stats.failed);
                 return OF_EXIT_FAILURE;

@@ -28,8 +28,9 @@ static const status_args defaults = {.kafka = OF_CLI_KAFKA_INIT};
 
 static const of_cli_spec specs[] = {
         OF_CLI_OPT_STRING(status_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
-                          NULL, "PATH", "the read-model file, never "
-                                        "created"),
+                          NULL, "PATH",
+                          "the read-model file, never "
+                          "created"),
         OF_CLI_GROUP_AT(status_args, kafka, of_cli_kafka_specs),
         OF_CLI_OPT_FLAG(status_args, json, "json", 0,
                         "one JSON object on one line instead of a table"),
@@ -37,7 +38,9 @@ static const of_cli_spec specs[] = {
 };
 
 static const of_cli_cmd status_cmd = {
-        CMD, specs, &defaults,
+        CMD,
+        specs,
+        &defaults,
         "How far the read model at PATH is: for each partition of the topic "
         "the offset\napplied (stored in the file), the end offset (asked of "
         "the brokers) and the\nlag between them; events applied, ignored, "
@@ -75,8 +78,8 @@ static int64_t lag_of(const part_row *r)
 
 /* The partitions of the broker's view and the file's, by id. */
 static part_row *rows_of(const of_store_info *info, const char *topic,
-                         int32_t cnt, const int64_t *low,
-                         const int64_t *high, size_t *nrows)
+                         int32_t cnt, const int64_t *low, const int64_t *high,
+                         size_t *nrows)
 {
         size_t i, n = 0, cap = (size_t)cnt + info->nparts;
         part_row *rows = calloc(cap ? cap : 1, sizeof(*rows));
@@ -253,8 +256,7 @@ int cmd_status(int argc, char **argv)
         else
                 print_table(db, &info, ck.ko.topic, rows, n, lag);
         if (kerr[0] || problem[0]) {
-                of_cli_error(CMD, "%s",
-                        kerr[0] ? kerr : problem);
+                of_cli_error(CMD, "%s", kerr[0] ? kerr : problem);
                 goto out;
         }
         exit_code = of_cli_close_stdout(CMD);

@@ -44,8 +44,8 @@ static const of_cli_spec pay_specs[] = {
 };
 
 /* The end of both commands' about text. */
-#define PUBLISHED                                                              \
-        "\n`orderflow relay` publishes the row. Prints the event id (a "     \
+#define PUBLISHED                                                             \
+        "\n`orderflow relay` publishes the row. Prints the event id (a "      \
         "UUIDv7)."
 
 typedef struct writer_cmd {
@@ -68,8 +68,7 @@ static const writer_cmd pay_cmd = {
         {"pay", pay_specs, &defaults,
          "Pay order ID: mark it paid in the application database at PATH "
          "and insert\nits OrderPaid outbox row, in one transaction. An "
-         "unknown order or one paid\nalready is an error (exit 1)."
-         PUBLISHED,
+         "unknown order or one paid\nalready is an error (exit 1)." PUBLISHED,
          NULL},
         of_appdb_pay,
 };

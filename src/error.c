@@ -45,9 +45,10 @@ int of_retry_failed(of_retry *r, int err, const char *what, char *errstr,
                 r->wait_ms = wait = wait > max ? max : wait;
         }
         if (r->failures == 1 || now_ms - r->logged_ms >= OF_RETRY_LOG_MS) {
-                of_log(OF_LOG_WARN, "%s: %s; retrying (failed %u time%s in "
-                       "%.1f s)", what, errstr, r->failures,
-                       r->failures == 1 ? "" : "s",
+                of_log(OF_LOG_WARN,
+                       "%s: %s; retrying (failed %u time%s in "
+                       "%.1f s)",
+                       what, errstr, r->failures, r->failures == 1 ? "" : "s",
                        (double)(now_ms - r->since_ms) / 1000);
                 r->logged_ms = now_ms;
                 r->lines++;

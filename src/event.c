@@ -20,11 +20,11 @@
 /* ---- The fixed phrases of the reasons ---- */
 
 static const char *const phrases[] = {
-        OF_REASON_DUP_PLACED, OF_REASON_DUP_PAID,    OF_REASON_CONFLICT,
-        OF_REASON_OVERFLOW,   OF_REASON_NO_VALUE,    OF_REASON_UTF8,
-        OF_REASON_JSON,       OF_REASON_NOT_OBJECT,  OF_REASON_ID,
-        OF_REASON_TYPE,       OF_REASON_AGGREGATE,   OF_REASON_OCCURRED,
-        OF_REASON_PAYLOAD,    OF_REASON_ORDER_ID,    OF_REASON_MISMATCH,
+        OF_REASON_DUP_PLACED, OF_REASON_DUP_PAID,   OF_REASON_CONFLICT,
+        OF_REASON_OVERFLOW,   OF_REASON_NO_VALUE,   OF_REASON_UTF8,
+        OF_REASON_JSON,       OF_REASON_NOT_OBJECT, OF_REASON_ID,
+        OF_REASON_TYPE,       OF_REASON_AGGREGATE,  OF_REASON_OCCURRED,
+        OF_REASON_PAYLOAD,    OF_REASON_ORDER_ID,   OF_REASON_MISMATCH,
         OF_REASON_TOTAL,      OF_REASON_AMOUNT,
 };
 
@@ -224,11 +224,9 @@ static int decode(of_event *out, const field *m, char *reason,
         if (strcmp(order_id, out->aggregate_id) != 0)
                 return dead(reason, reason_size, OF_REASON_MISMATCH, NULL);
         placed = out->type == OF_EVENT_PLACED;
-        if ((what = get_amount(&out->amount,
-                               &m[placed ? M_TOTAL : M_AMOUNT])))
+        if ((what = get_amount(&out->amount, &m[placed ? M_TOTAL : M_AMOUNT])))
                 return dead(reason, reason_size,
-                            placed ? OF_REASON_TOTAL : OF_REASON_AMOUNT,
-                            what);
+                            placed ? OF_REASON_TOTAL : OF_REASON_AMOUNT, what);
         return 0;
 }
 
@@ -248,9 +246,8 @@ static int parse_general(of_event *out, const char *text, size_t len,
         return rc;
 }
 
-int of_event_parse_general(of_event *out, const void *value,
-                           size_t value_len, char *reason,
-                           size_t reason_size)
+int of_event_parse_general(of_event *out, const void *value, size_t value_len,
+                           char *reason, size_t reason_size)
 {
         memset(out, 0, sizeof(*out));
         out->amount = -1;

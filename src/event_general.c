@@ -144,8 +144,8 @@ static size_t skip_value(const char *s, size_t len, size_t i)
                 return skip_string(s, len, i);
         if (i < len && s[i] != '{' && s[i] != '[') {
                 /* a number, true, false or null */
-                while (i < len && !is_ws(s[i]) && s[i] != ',' &&
-                       s[i] != '}' && s[i] != ']')
+                while (i < len && !is_ws(s[i]) && s[i] != ',' && s[i] != '}' &&
+                       s[i] != ']')
                         i++;
                 return i;
         }

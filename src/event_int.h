@@ -69,7 +69,9 @@ static const char *const root_names[M_ROOT_COUNT] = {
         "id", "type", "aggregateId", "occurredAt", "payload",
 };
 static const char *const payload_names[M_COUNT - M_ROOT_COUNT] = {
-        "orderId", "total", "amount",
+        "orderId",
+        "total",
+        "amount",
 };
 
 /* The fast path: when s is printable ASCII without a backslash, in JSON's

@@ -47,8 +47,9 @@ int of_idfilter_init(of_idfilter *out, uint64_t keys)
 {
         uint64_t bits = OF_IDFILTER_BLOCK * 8;
         uint64_t want = (keys * BITS_PER_KEY + bits - 1) / bits;
-        uint32_t n = want < 1 ? 1 : want > UINT32_MAX ? UINT32_MAX
-                                                      : (uint32_t)want;
+        uint32_t n = want < 1            ? 1
+                     : want > UINT32_MAX ? UINT32_MAX
+                                         : (uint32_t)want;
 
         out->words = calloc((size_t)n * WORDS_PER_BLOCK, sizeof(uint64_t));
         out->nblocks = out->words ? n : 0;
@@ -137,8 +138,7 @@ int of_idfilter_set_add(of_idfilter_set *set, const of_idfilter *f)
         for (b = 0; b < f->nblocks; b++) {
                 if (n)
                         memcpy(w + b * (n + 1) * WORDS_PER_BLOCK,
-                               set->words + b * n * WORDS_PER_BLOCK,
-                               n * size);
+                               set->words + b * n * WORDS_PER_BLOCK, n * size);
                 memcpy(w + (b * (n + 1) + n) * WORDS_PER_BLOCK,
                        f->words + b * WORDS_PER_BLOCK, size);
         }

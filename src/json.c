@@ -73,8 +73,8 @@ void of_json_put(of_json *j, const void *p, size_t n)
                 if (j->oom)
                         return;
                 if (j->len + n + 1 > j->cap) {
-                        for (cap = j->cap ? j->cap : 64;
-                             j->len + n + 1 > cap; cap *= 2)
+                        for (cap = j->cap ? j->cap : 64; j->len + n + 1 > cap;
+                             cap *= 2)
                                 ;
                         if (!(nb = realloc(j->buf, cap))) {
                                 j->oom = 1;
@@ -176,8 +176,8 @@ void of_json_string(of_json *j, const void *p, size_t n)
         /* Bytes that stand as they are go out in runs. */
         while (i < n) {
                 if (s[i] >= 0x80) {
-                        len = j->keep_bytes ? 1 : of_json_utf8_len(s + i,
-                                                                   n - i);
+                        len = j->keep_bytes ? 1
+                                            : of_json_utf8_len(s + i, n - i);
                         if (len > 0) {
                                 i += len;
                                 continue;
@@ -206,8 +206,7 @@ void of_json_int(of_json *j, int64_t v)
         char num[24];
 
         sep(j);
-        of_json_put(j, num, (size_t)snprintf(num, sizeof(num), "%" PRId64,
-                                             v));
+        of_json_put(j, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v));
 }
 
 void of_json_fixed(of_json *j, double v, int decimals)
@@ -216,8 +215,8 @@ void of_json_fixed(of_json *j, double v, int decimals)
 
         assert(decimals >= 0 && decimals <= 20);
         sep(j);
-        of_json_put(j, num, (size_t)snprintf(num, sizeof(num), "%.*f",
-                                             decimals, v));
+        of_json_put(j, num,
+                    (size_t)snprintf(num, sizeof(num), "%.*f", decimals, v));
 }
 
 void of_json_null(of_json *j)

@@ -150,17 +150,16 @@ static int set_prop(rd_kafka_conf_t *conf, const char *origin,
 
         if (!prop[n] || n == 0)
                 return of_errf(errstr, errstr_size,
-                               "%s %.*s: expected key=value", origin,
-                               (int)n, prop);
+                               "%s %.*s: expected key=value", origin, (int)n,
+                               prop);
         if (n > KEY_MAX)
                 return of_errf(errstr, errstr_size,
-                               "%s %.40s...: no such property", origin,
-                               prop);
+                               "%s %.40s...: no such property", origin, prop);
         memcpy(key, prop, n);
         key[n] = '\0';
         if (try_set(conf, key, prop + n + 1, why, sizeof(why)))
-                return of_errf(errstr, errstr_size, "%s %s: %s", origin,
-                               key, why);
+                return of_errf(errstr, errstr_size, "%s %s: %s", origin, key,
+                               why);
         return 0;
 }
 
@@ -248,8 +247,7 @@ static char *trim(char *s)
         return s;
 }
 
-static int props_add(of_kafka_props *props, const char *key,
-                     const char *value)
+static int props_add(of_kafka_props *props, const char *key, const char *value)
 {
         char **items;
         size_t n = strlen(key) + strlen(value) + 2;
@@ -268,8 +266,8 @@ static int props_add(of_kafka_props *props, const char *key,
         return 0;
 }
 
-int of_kafka_props_read(of_kafka_props *props, const char *path,
-                        char *errstr, size_t errstr_size)
+int of_kafka_props_read(of_kafka_props *props, const char *path, char *errstr,
+                        size_t errstr_size)
 {
         rd_kafka_conf_t *conf = NULL;
         FILE *fp = NULL;
@@ -280,8 +278,7 @@ int of_kafka_props_read(of_kafka_props *props, const char *path,
         int lineno = 0, secrets = 0, rc = OF_ERROR;
 
         if (!(fp = fopen(path, "r")) || fstat(fileno(fp), &sb) != 0) {
-                of_errf(errstr, errstr_size, "%s: %s", path,
-                        strerror(errno));
+                of_errf(errstr, errstr_size, "%s: %s", path, strerror(errno));
                 goto out;
         }
         /* A scratch conf, so that a bad line is reported with its place. */
@@ -398,8 +395,7 @@ int of_kafka_watermarks(rd_kafka_t *rk, const char *topic, int timeout_ms,
                         rk, topic, p, &(*low)[p], &(*high)[p], timeout_ms);
                 if (err) {
                         of_errf(errstr, errstr_size,
-                                "reading the offsets of %s [%" PRId32
-                                "]: %s",
+                                "reading the offsets of %s [%" PRId32 "]: %s",
                                 topic, p, rd_kafka_err2str(err));
                         goto out;
                 }
@@ -418,9 +414,9 @@ out:
         return rc;
 }
 
-int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms,
-                         int32_t *cnt, int64_t **low, int64_t **high,
-                         char *errstr, size_t errstr_size)
+int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms, int32_t *cnt,
+                         int64_t **low, int64_t **high, char *errstr,
+                         size_t errstr_size)
 {
         rd_kafka_conf_t *conf;
         rd_kafka_t *rk;

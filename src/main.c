@@ -17,10 +17,12 @@ static const struct {
         {"relay", cmd_relay, "publish pending outbox rows to Kafka"},
         {"outbox", cmd_outbox, "outbox status, retry of dead rows, prune"},
         {"project", cmd_project, "consume events into the read model"},
-        {"rebuild", cmd_rebuild, "replay the topic into a new read model, "
-                                 "swap it in"},
-        {"status", cmd_status, "how far the read model is: offsets, lag, "
-                               "counters"},
+        {"rebuild", cmd_rebuild,
+         "replay the topic into a new read model, "
+         "swap it in"},
+        {"status", cmd_status,
+         "how far the read model is: offsets, lag, "
+         "counters"},
         {"query", cmd_query, "print the read model"},
         {"broker", cmd_broker, "run an embedded Kafka broker on loopback"},
         {"demo", cmd_demo, "the whole pipeline on an embedded broker"},

@@ -33,7 +33,7 @@ typedef struct sample {
 typedef struct family {
         const char *name, *help, *label; /* borrowed */
         of_metric_type type;
-        sample *s;                       /* counters and gauges */
+        sample *s; /* counters and gauges */
         size_t n, cap;
         double bounds[OF_METRICS_MAX_BUCKETS]; /* histograms */
         size_t nbounds;
@@ -394,8 +394,7 @@ static int listen_on(const char *addr, int port, int *bound, char *errstr,
         hints.ai_socktype = SOCK_STREAM;
         snprintf(service, sizeof(service), "%d", port);
         if ((rc = getaddrinfo(addr, service, &hints, &ai))) {
-                of_errf(errstr, errstr_size, "%s: %s", addr,
-                        gai_strerror(rc));
+                of_errf(errstr, errstr_size, "%s: %s", addr, gai_strerror(rc));
                 return -1;
         }
         fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -417,8 +416,8 @@ static int listen_on(const char *addr, int port, int *bound, char *errstr,
         return fd;
 }
 
-int of_metrics_serve(of_metrics *m, const char *addr, int port,
-                     char *errstr, size_t errstr_size)
+int of_metrics_serve(of_metrics *m, const char *addr, int port, char *errstr,
+                     size_t errstr_size)
 {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
         int fd, bound = 0;

@@ -39,18 +39,17 @@ static const char *const outbox_sql[OB_COUNT] = {
          * those are all in this claim or in the relay's batch in flight.
          * No LIMIT: a row held back is stepped over, and the claim stops
          * stepping once it has its rows. */
-        [OB_DUE] =
-                "SELECT m.seq, m.id, m.type, m.aggregate_id, p.payload,"
-                " m.attempts,"
-                " (SELECT group_concat(e.seq) FROM outbox_messages e"
-                "  WHERE e.aggregate_id = m.aggregate_id AND e.seq < m.seq"
-                "  AND e.status != 'SENT')"
-                " FROM outbox_messages m INDEXED BY outbox_pending"
-                " CROSS JOIN outbox_payloads p"
-                " ON p.seq = m.seq"
-                " WHERE m.status = 'PENDING' AND m.seq BETWEEN ?2 AND ?3"
-                " AND m.next_attempt_at <= ?1"
-                " ORDER BY m.seq",
+        [OB_DUE] = "SELECT m.seq, m.id, m.type, m.aggregate_id, p.payload,"
+                   " m.attempts,"
+                   " (SELECT group_concat(e.seq) FROM outbox_messages e"
+                   "  WHERE e.aggregate_id = m.aggregate_id AND e.seq < m.seq"
+                   "  AND e.status != 'SENT')"
+                   " FROM outbox_messages m INDEXED BY outbox_pending"
+                   " CROSS JOIN outbox_payloads p"
+                   " ON p.seq = m.seq"
+                   " WHERE m.status = 'PENDING' AND m.seq BETWEEN ?2 AND ?3"
+                   " AND m.next_attempt_at <= ?1"
+                   " ORDER BY m.seq",
         /* One row leases the whole claim: no row of it is written. */
         [OB_LEASE] = "INSERT INTO outbox_leases (owner, first_seq,"
                      " last_seq, lease_until) VALUES (?1, ?2, ?3, ?4)",
@@ -75,13 +74,12 @@ static const char *const outbox_sql[OB_COUNT] = {
                 "  AND e.seq < m.seq"
                 "  WHERE m.seq = c.value AND e.status != 'SENT'"
                 "  AND e.seq NOT IN (SELECT value FROM json_each(?2)))",
-        [OB_FAILED] =
-                "UPDATE outbox_messages SET attempts = attempts + 1,"
-                " last_error = ?2, next_attempt_at = ?3,"
-                " status = CASE WHEN attempts + 1 >= ?4 THEN 'DEAD'"
-                " ELSE status END"
-                " WHERE seq = ?1"
-                " RETURNING status = 'DEAD'",
+        [OB_FAILED] = "UPDATE outbox_messages SET attempts = attempts + 1,"
+                      " last_error = ?2, next_attempt_at = ?3,"
+                      " status = CASE WHEN attempts + 1 >= ?4 THEN 'DEAD'"
+                      " ELSE status END"
+                      " WHERE seq = ?1"
+                      " RETURNING status = 'DEAD'",
         [OB_RETRY_ONE] = "UPDATE outbox_messages SET status = 'PENDING',"
                          " attempts = 0, next_attempt_at = 0"
                          " WHERE status = 'DEAD' AND id = ?1",
@@ -182,8 +180,7 @@ static char *seqs_json(char **buf, size_t *cap, const of_outbox_result *res,
         p = *buf;
         *p++ = '[';
         for (i = 0; i < n; i++) {
-                if (behind ? res[i].behind <= 0
-                           : res[i].error || res[i].held)
+                if (behind ? res[i].behind <= 0 : res[i].error || res[i].held)
                         continue;
                 if (p[-1] != '[')
                         *p++ = ',';
@@ -249,8 +246,8 @@ static int on_their_way(const char *list, const of_outbox_batch *b,
  * taking a row only when the earlier rows of its order that are not SENT
  * are all on their way: in in_flight, or taken into b already. */
 static int read_due(of_appdb *app, of_outbox_batch *b,
-                    const of_outbox_batch *in_flight, int64_t lo,
-                    int64_t hi, size_t max, int64_t now_ms, char *errstr,
+                    const of_outbox_batch *in_flight, int64_t lo, int64_t hi,
+                    size_t max, int64_t now_ms, char *errstr,
                     size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->ob[OB_DUE];
@@ -291,8 +288,8 @@ static int read_due(of_appdb *app, of_outbox_batch *b,
         if (rc == SQLITE_NOMEM)
                 return of_errf(errstr, errstr_size, "out of memory");
         if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-                return sqldb_fail(app->db, rc, "claiming outbox rows",
-                                  errstr, errstr_size);
+                return sqldb_fail(app->db, rc, "claiming outbox rows", errstr,
+                                  errstr_size);
         return 0;
 }
 
@@ -320,11 +317,11 @@ static int read_gaps(of_appdb *app, of_outbox_batch *b,
         if (err)
                 return err;
         if (b->n < max && rc != SQLITE_DONE)
-                return sqldb_fail(app->db, rc, "reading outbox leases",
-                                  errstr, errstr_size);
+                return sqldb_fail(app->db, rc, "reading outbox leases", errstr,
+                                  errstr_size);
         if (b->n < max)
-                err = read_due(app, b, in_flight, lo, INT64_MAX, max,
-                               now_ms, errstr, errstr_size);
+                err = read_due(app, b, in_flight, lo, INT64_MAX, max, now_ms,
+                               errstr, errstr_size);
         return err;
 }
 
@@ -340,8 +337,7 @@ int of_outbox_claim(of_appdb *app, of_outbox_batch *out, size_t max,
         out->text_len = 0;
         out->lease = 0;
         if (out->cap < max) {
-                of_outbox_row *rows = realloc(out->rows,
-                                              max * sizeof(*rows));
+                of_outbox_row *rows = realloc(out->rows, max * sizeof(*rows));
 
                 if (!rows)
                         return of_errf(errstr, errstr_size, "out of memory");
@@ -430,9 +426,9 @@ static int find_held(of_appdb *app, of_outbox_result *res, size_t n,
 
 /* Mark the failed rows of res[0..n) not held back: attempts + 1, the next
  * attempt backed off, or DEAD; *went_dead counts those. */
-static int mark_failed(of_appdb *app, const of_outbox_result *res,
-                       size_t n, const of_backoff *bo, int64_t now_ms,
-                       size_t *went_dead, char *errstr, size_t errstr_size)
+static int mark_failed(of_appdb *app, const of_outbox_result *res, size_t n,
+                       const of_backoff *bo, int64_t now_ms, size_t *went_dead,
+                       char *errstr, size_t errstr_size)
 {
         sqlite3_stmt *stmt = app->ob[OB_FAILED];
         size_t i;

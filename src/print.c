@@ -94,9 +94,7 @@ static size_t escape_cell(of_json *b, const unsigned char *p, size_t n,
                         uw = 1;
                 } else if (p[i] == '\n' || p[i] == '\t' || p[i] == '\r') {
                         esc[0] = '\\';
-                        esc[1] = p[i] == '\n'   ? 'n'
-                                 : p[i] == '\t' ? 't'
-                                                : 'r';
+                        esc[1] = p[i] == '\n' ? 'n' : p[i] == '\t' ? 't' : 'r';
                         out = esc;
                         olen = uw = 2;
                 } else if (p[i] < 0x20 || p[i] == 0x7f) {
@@ -146,7 +144,7 @@ static int table_add_row(table *t, of_store_cursor *cur, int header)
                 if (header) {
                         p = of_store_cursor_name(cur, c);
                         row[c].w =
-                            escape_cell(&b, p, strlen(p), SIZE_MAX, &cut);
+                                escape_cell(&b, p, strlen(p), SIZE_MAX, &cut);
                 } else if (type == OF_COL_INT) {
                         snprintf(num, sizeof(num), "%" PRId64,
                                  of_store_cursor_int(cur, c));
@@ -201,8 +199,8 @@ static int table_print(FILE *f, const table *t)
                                 of_json_put(&line, row[c].s, strlen(row[c].s));
                         for (; pad > 0; pad -= n) {
                                 n = pad < sizeof(blanks) - 1
-                                        ? pad
-                                        : sizeof(blanks) - 1;
+                                            ? pad
+                                            : sizeof(blanks) - 1;
                                 of_json_put(&line, blanks, n);
                         }
                         if (t->numeric[c])
@@ -261,4 +259,3 @@ out:
         free(t.numeric);
         return rc;
 }
-

@@ -91,8 +91,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
         return 0;
 }
 
-static int arena_put(of_projector *pj, size_t *at, const void *p,
-                     size_t len)
+static int arena_put(of_projector *pj, size_t *at, const void *p, size_t len)
 {
         if (grow((void **)&pj->arena, &pj->arena_cap, pj->arena_len + len, 1))
                 return OF_ERROR;
@@ -150,9 +149,9 @@ int of_projector_handle(of_projector *pj, const of_msg *m, char *errstr,
                                "out of memory holding a message of %zu bytes",
                                m->value_len);
         if (pj->n++ == 0)
-                of_log(OF_LOG_DEBUG, "batch: first message %s [%" PRId32
-                       "] offset %" PRId64, m->topic, m->partition,
-                       m->offset);
+                of_log(OF_LOG_DEBUG,
+                       "batch: first message %s [%" PRId32 "] offset %" PRId64,
+                       m->topic, m->partition, m->offset);
         of_projector_mark(pj, m->partition, m->offset + 1);
         return 0;
 }
@@ -248,8 +247,7 @@ static int64_t latency_at(const of_projector *pj, double q, uint64_t *n)
  * its retries, so that the write lock is held for SQL only. *decode_ns
  * gets the time decoding took. */
 static int batch_decode(of_projector *pj, of_msg **msgs, of_store_pos **pos,
-                        uint64_t *decode_ns, char *errstr,
-                        size_t errstr_size)
+                        uint64_t *decode_ns, char *errstr, size_t errstr_size)
 {
         uint64_t t0;
         size_t i;
@@ -268,15 +266,14 @@ static int batch_decode(of_projector *pj, of_msg **msgs, of_store_pos **pos,
                         .offset = h->offset,
                         .key = h->has_key ? pj->arena + h->key_at : NULL,
                         .key_len = h->key_len,
-                        .value = h->has_value ? pj->arena + h->value_at
-                                              : NULL,
+                        .value = h->has_value ? pj->arena + h->value_at : NULL,
                         .value_len = h->value_len,
                 };
         }
         for (i = 0; i < pj->npos; i++)
-                (*pos)[i] = (of_store_pos){pj->o.ko.topic,
-                                           pj->pos[i].partition,
-                                           pj->pos[i].next_offset};
+                (*pos)[i] =
+                        (of_store_pos){pj->o.ko.topic, pj->pos[i].partition,
+                                       pj->pos[i].next_offset};
         t0 = now_ns();
         err = of_store_batch_decode(pj->decoded, *msgs, pj->n, errstr,
                                     errstr_size);
@@ -335,15 +332,17 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
                 /* A rebuild swapped a new model in: what we hold was read
                  * for the old one. The consumer loop seeks to the new
                  * file's offsets (resync()). */
-                of_log(OF_LOG_WARN, "%s (%zu messages dropped, to be read "
-                       "again from the new model's offsets)", errstr,
-                       pj->n);
+                of_log(OF_LOG_WARN,
+                       "%s (%zu messages dropped, to be read "
+                       "again from the new model's offsets)",
+                       errstr, pj->n);
                 batch_clear(pj);
                 goto out;
         }
         if (err)
                 goto out;
-        if (pj->o.after_db_commit && pj->o.after_db_commit(pj->o.hook_opaque)) {
+        if (pj->o.after_db_commit &&
+            pj->o.after_db_commit(pj->o.hook_opaque)) {
                 err = OF_EABORT;
                 of_errf(errstr, errstr_size, "stopped by the test hook");
                 goto out;
@@ -402,8 +401,7 @@ void projector_report(const of_projector *pj)
                 of_log(OF_LOG_INFO,
                        "time: fetch %.3f s, decode %.3f s, apply %.3f s "
                        "(decode excluded; commit %.3f s of it)",
-                       (double)pj->fetch_ns / 1e9,
-                       (double)pj->decode_ns / 1e9,
+                       (double)pj->fetch_ns / 1e9, (double)pj->decode_ns / 1e9,
                        (double)pj->stats.apply_ns / 1e9,
                        (double)pj->stats.commit_ns / 1e9);
 }

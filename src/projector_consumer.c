@@ -20,9 +20,9 @@
 #define REPLACED_CHECK_MS 500
 
 typedef struct end_state {
-        int32_t cnt;      /* partitions of the topic at the start */
-        int64_t *end;     /* their end (high watermark) offsets */
-        int64_t *low;     /* their first offsets */
+        int32_t cnt;  /* partitions of the topic at the start */
+        int64_t *end; /* their end (high watermark) offsets */
+        int64_t *low; /* their first offsets */
 } end_state;
 
 /* ---- The topic's ends: the check at the start and -e ---- */
@@ -46,8 +46,8 @@ static int at_end(of_projector *pj, const end_state *es, char *errstr,
 
                 if (es->end[p] <= es->low[p])
                         continue; /* nothing to read */
-                err = of_store_offset(&next, pj->st, pj->o.ko.topic, p,
-                                      errstr, errstr_size);
+                err = of_store_offset(&next, pj->st, pj->o.ko.topic, p, errstr,
+                                      errstr_size);
                 if (err == OF_ENOTFOUND)
                         return 0;
                 if (err)
@@ -71,8 +71,8 @@ static int check_fit(of_projector *pj, const end_state *es, char *errstr,
 
         if ((err = of_store_parts(&parts, &n, pj->st, errstr, errstr_size)))
                 return err;
-        switch (of_store_check_fit(parts, n, pj->o.ko.topic, es->cnt,
-                                   es->end, why, sizeof(why))) {
+        switch (of_store_check_fit(parts, n, pj->o.ko.topic, es->cnt, es->end,
+                                   why, sizeof(why))) {
         case OF_FIT_OK:
                 break;
         case OF_FIT_OTHER_TOPIC:
@@ -88,8 +88,7 @@ static int check_fit(of_projector *pj, const end_state *es, char *errstr,
 
 /* ---- The consumer ---- */
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-                     void *opaque)
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         of_projector *pj = opaque;
         char why[512];
@@ -171,8 +170,7 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
          * still wants a group.id. */
         snprintf(group, sizeof(group), "group.id=%s",
                  pj->o.group ? pj->o.group : "orderflow-rebuild");
-        if (of_kafka_conf_new(&conf, &pj->o.ko, defaults, errstr,
-                              errstr_size))
+        if (of_kafka_conf_new(&conf, &pj->o.ko, defaults, errstr, errstr_size))
                 return OF_ERROR;
         if (fit_fetch_max(conf, errstr, errstr_size)) {
                 rd_kafka_conf_destroy(conf);
@@ -233,8 +231,7 @@ static int start(of_projector *pj, const end_state *es, char *errstr,
 /* ---- The loop ---- */
 
 /* Flush the batch; when the file was swapped, resync instead. */
-static int flush_or_resync(of_projector *pj, char *errstr,
-                           size_t errstr_size)
+static int flush_or_resync(of_projector *pj, char *errstr, size_t errstr_size)
 {
         int err = of_projector_flush(pj, errstr, errstr_size);
 
@@ -262,8 +259,8 @@ static void prune(of_projector *pj)
                        errstr);
         if (p.runs || p.sealed)
                 of_log(OF_LOG_INFO,
-                       "dedupe retention: dropped %" PRId64 " run(s) of %"
-                       PRId64 " ids in %" PRId64 " ms%s",
+                       "dedupe retention: dropped %" PRId64
+                       " run(s) of %" PRId64 " ids in %" PRId64 " ms%s",
                        p.runs, p.events, now_ms() - t0,
                        p.sealed ? "; sealed processed_recent for its age"
                                 : "");
@@ -280,8 +277,8 @@ static void still_joining(of_projector *pj)
         if (!pj->joining_ms || now_ms() - pj->joining_said_ms < JOIN_SAY_MS)
                 return;
         pj->joining_said_ms = now_ms();
-        rd_kafka_conf_get(rd_kafka_conf(pj->rk), "session.timeout.ms",
-                          timeout, &size);
+        rd_kafka_conf_get(rd_kafka_conf(pj->rk), "session.timeout.ms", timeout,
+                          &size);
         of_log(OF_LOG_INFO,
                "still joining group %s after %" PRId64 " s: the broker "
                "waits up to session.timeout.ms (%s ms) for a member that "
@@ -332,11 +329,10 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                 if (pj->n >= pj->o.batch_max ||
                     (pj->opened_ms &&
                      now_ms() - pj->opened_ms >= pj->o.batch_ms)) {
-                        if ((err = flush_or_resync(pj, errstr,
-                                                   errstr_size)))
+                        if ((err = flush_or_resync(pj, errstr, errstr_size)))
                                 return err;
-                        if (es && (err = at_end(pj, es, errstr,
-                                                errstr_size)) != 0)
+                        if (es &&
+                            (err = at_end(pj, es, errstr, errstr_size)) != 0)
                                 return err < 0 ? err : 0;
                 }
                 if (pj->o.dedupe_retention_ms && !pj->n &&
@@ -371,8 +367,10 @@ int of_projector_run(of_store *st, const of_projector_opts *o,
         if ((err = query_ends(pj, &es, errstr, errstr_size))) {
                 if (o->exit_at_end)
                         goto out;
-                of_log(OF_LOG_DEBUG, "not checking the read model against "
-                       "the topic: %s", errstr);
+                of_log(OF_LOG_DEBUG,
+                       "not checking the read model against "
+                       "the topic: %s",
+                       errstr);
                 err = 0;
         } else if ((err = check_fit(pj, &es, errstr, errstr_size))) {
                 goto out;

@@ -47,26 +47,26 @@ struct of_projector {
         int64_t last_ms;   /* latest commit holding messages */
         uint64_t taken;    /* messages committed since first_ms's batch */
         uint64_t done;     /* messages committed in all */
-        uint64_t done_at_mark; /* done at the last progress line */
-        int64_t mark_ms;   /* when that line was written */
-        uint64_t fetch_ns; /* in rd_kafka_consumer_poll() */
-        uint64_t decode_ns; /* in of_store_batch_decode() */
+        uint64_t done_at_mark;   /* done at the last progress line */
+        int64_t mark_ms;         /* when that line was written */
+        uint64_t fetch_ns;       /* in rd_kafka_consumer_poll() */
+        uint64_t decode_ns;      /* in of_store_batch_decode() */
         of_store_batch *decoded; /* the batch in hand, decoded to apply */
-        uint32_t *lat;     /* LAT_MAX_MS + 1 buckets: ms from the message's
-                            * timestamp to its commit; NULL: not kept */
-        int64_t ts_next;   /* the timestamp of the next handled message */
+        uint32_t *lat;      /* LAT_MAX_MS + 1 buckets: ms from the message's
+                             * timestamp to its commit; NULL: not kept */
+        int64_t ts_next;    /* the timestamp of the next handled message */
         int64_t checked_ms; /* when the file's generation was last seen */
-        int64_t *expect;   /* by partition: the next offset the read model
-                            * needs (-1: unknown), to tell deleted history
-                            * from gaps (projector_take()) */
+        int64_t *expect;    /* by partition: the next offset the read model
+                             * needs (-1: unknown), to tell deleted history
+                             * from gaps (projector_take()) */
         int32_t expect_cnt;
-        int64_t prune_at;  /* dedupe retention: next of_store_prune() */
-        int64_t joining_ms; /* when it asked to join the group; 0: not
-                             * joining (assigned, or no group) */
+        int64_t prune_at;        /* dedupe retention: next of_store_prune() */
+        int64_t joining_ms;      /* when it asked to join the group; 0: not
+                                  * joining (assigned, or no group) */
         int64_t joining_said_ms; /* when it last said it still waits */
-        rd_kafka_t *rk;    /* the consumer, in of_projector_run only */
-        int failed;        /* a callback hit an error: its OF_E* code */
-        char err[1100];    /* its message */
+        rd_kafka_t *rk;          /* the consumer, in of_projector_run only */
+        int failed;              /* a callback hit an error: its OF_E* code */
+        char err[1100];          /* its message */
 };
 
 static inline int64_t now_ms(void)
@@ -113,8 +113,7 @@ void projector_fail(of_projector *pj, int code, const char *prefix,
  * partition from the read model's offset, once that offset is checked to
  * lie within the partition; a failure goes to projector_fail(). */
 void projector_assign(of_projector *pj, rd_kafka_t *rk,
-                      rd_kafka_topic_partition_list_t *parts,
-                      int incremental);
+                      rd_kafka_topic_partition_list_t *parts, int incremental);
 
 /* The consumer's rebalance callback (opaque: pj): assign, or apply the
  * batch in hand before the partitions are revoked. */
@@ -140,7 +139,7 @@ void projector_metrics_declare(of_metrics *m);
  * (NULL: none) on topic, from its cached high watermark and the next
  * offset st holds for it. */
 void projector_metrics_publish(of_metrics *m, const of_store_stats *stats,
-                               uint64_t batch_ns, rd_kafka_t *rk,
-                               of_store *st, const char *topic);
+                               uint64_t batch_ns, rd_kafka_t *rk, of_store *st,
+                               const char *topic);
 
 #endif

@@ -21,9 +21,8 @@
 
 void projector_metrics_declare(of_metrics *m)
 {
-        static const double bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05,
-                                        0.1,   0.25,  0.5,  1,     2.5,
-                                        5,     10};
+        static const double bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,   1,    2.5,   5,    10};
         int i;
 
         of_metrics_declare(m, APPLIED, OF_METRIC_COUNTER,
@@ -31,26 +30,30 @@ void projector_metrics_declare(of_metrics *m)
                            NULL, 0);
         of_metrics_declare(m, IGNORED, OF_METRIC_COUNTER,
                            "Events of other types recorded, changing no "
-                           "projection.", NULL, NULL, 0);
+                           "projection.",
+                           NULL, NULL, 0);
         of_metrics_declare(m, DUPLICATES, OF_METRIC_COUNTER,
                            "Events delivered again (known id, agreeing body) "
-                           "and skipped.", NULL, NULL, 0);
+                           "and skipped.",
+                           NULL, NULL, 0);
         of_metrics_declare(m, DEAD, OF_METRIC_COUNTER,
                            "Dead letters written, by the fixed phrase of "
-                           "their reason.", "reason", NULL, 0);
+                           "their reason.",
+                           "reason", NULL, 0);
         of_metrics_declare(m, BATCHES, OF_METRIC_COUNTER,
                            "Batch transactions committed.", NULL, NULL, 0);
         of_metrics_declare(m, DURATION, OF_METRIC_HISTOGRAM,
                            "Time of one committed batch transaction (decode, "
-                           "apply, commit).", NULL, bounds,
-                           sizeof(bounds) / sizeof(bounds[0]));
+                           "apply, commit).",
+                           NULL, bounds, sizeof(bounds) / sizeof(bounds[0]));
         of_metrics_declare(m, LAST, OF_METRIC_GAUGE,
                            "Unix time of the last committed batch.", NULL,
                            NULL, 0);
         of_metrics_declare(m, LAG, OF_METRIC_GAUGE,
                            "Messages of an assigned partition not applied "
                            "yet: its high watermark minus the next offset "
-                           "to apply.", "partition", NULL, 0);
+                           "to apply.",
+                           "partition", NULL, 0);
         of_metrics_begin(m);
         for (i = 0; i < OF_REASON_COUNT; i++)
                 of_metrics_set(m, DEAD, of_event_reason_phrase(i), 0);
@@ -97,8 +100,8 @@ out:
 }
 
 void projector_metrics_publish(of_metrics *m, const of_store_stats *stats,
-                               uint64_t batch_ns, rd_kafka_t *rk,
-                               of_store *st, const char *topic)
+                               uint64_t batch_ns, rd_kafka_t *rk, of_store *st,
+                               const char *topic)
 {
         lag *lags = NULL;
         char label[16];

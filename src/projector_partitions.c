@@ -86,8 +86,7 @@ static void check_gap(of_projector *pj, const char *topic, int32_t partition,
  * when verb is not NULL. */
 static int from_read_model(of_projector *pj,
                            rd_kafka_topic_partition_list_t *parts,
-                           const char *verb, char *errstr,
-                           size_t errstr_size)
+                           const char *verb, char *errstr, size_t errstr_size)
 {
         int i;
 
@@ -115,8 +114,8 @@ static int from_read_model(of_projector *pj,
  * now: 0, or OF_ERROR with the line that says which do not and what to
  * do. One below the partition's first offset starts at the beginning. */
 static int check_ahead(of_projector *pj,
-                       rd_kafka_topic_partition_list_t *parts,
-                       char *errstr, size_t errstr_size)
+                       rd_kafka_topic_partition_list_t *parts, char *errstr,
+                       size_t errstr_size)
 {
         of_store_part *mine = calloc((size_t)parts->cnt + 1, sizeof(*mine));
         int64_t *end = NULL, low;
@@ -145,11 +144,12 @@ static int check_ahead(of_projector *pj,
                         pj->rk, p->topic, p->partition, &low,
                         &end[p->partition], 10000);
                 if (kerr) {
-                        err = of_errf(errstr, errstr_size,
-                                      "kafka: reading the offsets of %s [%"
-                                      PRId32 "]: %s",
-                                      p->topic, p->partition,
-                                      rd_kafka_err2str(kerr));
+                        err = of_errf(
+                                errstr, errstr_size,
+                                "kafka: reading the offsets of %s [%" PRId32
+                                "]: %s",
+                                p->topic, p->partition,
+                                rd_kafka_err2str(kerr));
                         goto out;
                 }
                 mine[n++] = (of_store_part){(char *)p->topic, p->partition,
@@ -239,9 +239,8 @@ void projector_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * partition, and a seek is refused: it is assigned again, on its own
  * (cooperative), or with the whole assignment at the current positions
  * (eager, or no group), since assign() replaces the assignment. */
-static int restart_at(of_projector *pj, const char *topic,
-                      int32_t partition, int64_t offset, char *errstr,
-                      size_t errstr_size)
+static int restart_at(of_projector *pj, const char *topic, int32_t partition,
+                      int64_t offset, char *errstr, size_t errstr_size)
 {
         rd_kafka_topic_partition_list_t *parts = NULL;
         rd_kafka_error_t *error = NULL;
@@ -279,14 +278,14 @@ static int restart_at(of_projector *pj, const char *topic,
                 kerr = rd_kafka_assign(pj->rk, parts);
 out:
         if (error) {
-                err = of_errf(errstr, errstr_size, "kafka: assign %s [%"
-                              PRId32 "]: %s",
-                              topic, partition, rd_kafka_error_string(error));
+                err = of_errf(errstr, errstr_size,
+                              "kafka: assign %s [%" PRId32 "]: %s", topic,
+                              partition, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
         } else if (kerr) {
-                err = of_errf(errstr, errstr_size, "kafka: assign %s [%"
-                              PRId32 "]: %s",
-                              topic, partition, rd_kafka_err2str(kerr));
+                err = of_errf(errstr, errstr_size,
+                              "kafka: assign %s [%" PRId32 "]: %s", topic,
+                              partition, rd_kafka_err2str(kerr));
         }
         if (parts)
                 rd_kafka_topic_partition_list_destroy(parts);
@@ -307,29 +306,27 @@ static int out_of_range(of_projector *pj, const rd_kafka_message_t *rkm,
         rd_kafka_resp_err_t kerr;
         char why[900];
 
-        kerr = rd_kafka_query_watermark_offsets(pj->rk, topic,
-                                                rkm->partition, &low, &high,
-                                                10000);
+        kerr = rd_kafka_query_watermark_offsets(pj->rk, topic, rkm->partition,
+                                                &low, &high, 10000);
         if (kerr)
                 return of_errf(errstr, errstr_size,
-                               "kafka: %s; reading the offsets of %s [%"
-                               PRId32 "]: %s",
+                               "kafka: %s; reading the offsets of %s [%" PRId32
+                               "]: %s",
                                rd_kafka_message_errstr(rkm), topic,
                                rkm->partition, rd_kafka_err2str(kerr));
         if (rkm->offset > high) {
                 of_store_part part = {(char *)topic, rkm->partition,
                                       rkm->offset};
-                int64_t *end = calloc((size_t)rkm->partition + 1,
-                                      sizeof(*end));
+                int64_t *end =
+                        calloc((size_t)rkm->partition + 1, sizeof(*end));
 
                 if (!end)
                         return of_errf(errstr, errstr_size, "out of memory");
                 end[rkm->partition] = high;
-                of_store_check_fit(&part, 1, topic, -1, end, why,
-                                   sizeof(why));
+                of_store_check_fit(&part, 1, topic, -1, end, why, sizeof(why));
                 free(end);
-                return of_errf(errstr, errstr_size,
-                               "%s" OF_STORE_REBUILD_HINT, why);
+                return of_errf(errstr, errstr_size, "%s" OF_STORE_REBUILD_HINT,
+                               why);
         }
         if (rkm->offset < low) {
                 warn_deleted(topic, rkm->partition, rkm->offset, low - 1);
@@ -337,8 +334,9 @@ static int out_of_range(of_projector *pj, const rd_kafka_message_t *rkm,
                 return restart_at(pj, topic, rkm->partition, low, errstr,
                                   errstr_size);
         }
-        of_log(OF_LOG_INFO, "kafka: %s; %s [%" PRId32 "] has offsets %"
-               PRId64 "-%" PRId64 " now: fetching from %" PRId64 " again",
+        of_log(OF_LOG_INFO,
+               "kafka: %s; %s [%" PRId32 "] has offsets %" PRId64 "-%" PRId64
+               " now: fetching from %" PRId64 " again",
                rd_kafka_message_errstr(rkm), topic, rkm->partition, low,
                high - 1, rkm->offset);
         return restart_at(pj, topic, rkm->partition, rkm->offset, errstr,
@@ -360,8 +358,7 @@ int projector_take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
         if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
                 return out_of_range(pj, rkm, errstr, errstr_size);
         if (rkm->err) {
-                of_log(OF_LOG_WARN, "kafka: %s",
-                       rd_kafka_message_errstr(rkm));
+                of_log(OF_LOG_WARN, "kafka: %s", rd_kafka_message_errstr(rkm));
                 return 0;
         }
         check_gap(pj, rd_kafka_topic_name(rkm->rkt), rkm->partition,
@@ -405,8 +402,10 @@ int projector_resync(of_projector *pj, char *errstr, size_t errstr_size)
                                      parts->elems[i].partition,
                                      rd_kafka_err2str(parts->elems[i].err));
         if (!rc)
-                of_log(OF_LOG_INFO, "resumed %d partitions from the new "
-                       "model's offsets", parts->cnt);
+                of_log(OF_LOG_INFO,
+                       "resumed %d partitions from the new "
+                       "model's offsets",
+                       parts->cnt);
         rd_kafka_topic_partition_list_destroy(parts);
         return rc;
 }

@@ -37,8 +37,7 @@ static int64_t truncation(char *out, size_t size, const char *topic,
                                 out + len, size - len,
                                 "%s%s [%" PRId32 "] offsets 0-%" PRId64
                                 " gone (%" PRId64 ")",
-                                len ? ", " : "", topic, p, low[p] - 1,
-                                low[p]);
+                                len ? ", " : "", topic, p, low[p] - 1, low[p]);
         }
         return gone;
 }
@@ -83,8 +82,10 @@ static void remove_leftovers(const char *live)
                         continue;
                 snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
                 if (unlink(path) == 0)
-                        of_log(OF_LOG_INFO, "rebuild: removed %s, left by "
-                               "a rebuild that was killed", path);
+                        of_log(OF_LOG_INFO,
+                               "rebuild: removed %s, left by "
+                               "a rebuild that was killed",
+                               path);
         }
         closedir(d);
 }
@@ -108,8 +109,8 @@ static int lock_live(int *fd, const char *live, char *errstr,
                 return 0;
         if (errno == EWOULDBLOCK) {
                 of_errf(errstr, errstr_size,
-                        "another rebuild of %s is running (it holds %s)",
-                        live, path);
+                        "another rebuild of %s is running (it holds %s)", live,
+                        path);
                 close(*fd);
                 *fd = -1;
                 return OF_EBUSY;
@@ -145,15 +146,17 @@ static int check_topic(const of_rebuild_opts *o, const of_store_info *live,
         int64_t applied = applied_offsets(live);
         char why[900];
 
-        switch (of_store_check_fit(live->parts, live->nparts, topic, cnt,
-                                   NULL, why, sizeof(why))) {
+        switch (of_store_check_fit(live->parts, live->nparts, topic, cnt, NULL,
+                                   why, sizeof(why))) {
         case OF_FIT_OK:
         case OF_FIT_AHEAD:
                 break;
         default:
                 if (o->force) {
-                        of_log(OF_LOG_WARN, "rebuild: %s; --force: "
-                               "rebuilding from %s anyway", why, topic);
+                        of_log(OF_LOG_WARN,
+                               "rebuild: %s; --force: "
+                               "rebuilding from %s anyway",
+                               why, topic);
                         break;
                 }
                 return of_errf(errstr, errstr_size,
@@ -174,8 +177,8 @@ static int check_topic(const of_rebuild_opts *o, const of_store_info *live,
  * the start, and is not empty where the live one was not. */
 static int check_replay(const of_rebuild_opts *o, const of_store_info *live,
                         const of_store_info *fresh, int32_t cnt,
-                        const int64_t *low, const int64_t *high,
-                        char *errstr, size_t errstr_size)
+                        const int64_t *low, const int64_t *high, char *errstr,
+                        size_t errstr_size)
 {
         const char *topic = o->ko.topic;
         int32_t p;
@@ -192,13 +195,13 @@ static int check_replay(const of_rebuild_opts *o, const of_store_info *live,
                     fresh->parts[i].next_offset < high[p])
                         return of_errf(errstr, errstr_size,
                                        "the replay stopped short of the "
-                                       "end of %s [%" PRId32 "] (%" PRId64
-                                       ")",
+                                       "end of %s [%" PRId32 "] (%" PRId64 ")",
                                        topic, p, high[p]);
         }
         if (!o->force && applied_offsets(live) > 0 &&
             fresh->applied + fresh->ignored + fresh->duplicates +
-                            fresh->dead == 0)
+                            fresh->dead ==
+                    0)
                 return of_errf(errstr, errstr_size,
                                "the replay of %s found no event, but the "
                                "read model has applied %" PRId64
@@ -313,11 +316,11 @@ static int rebuild_locked(of_rebuild_result *r, const char *path,
                          errstr, errstr_size))
                 goto out;
         r->start_ms = of_timestamp_now_ms();
-        of_log(OF_LOG_INFO, "rebuild: %" PRId64 " offsets in %" PRId32
+        of_log(OF_LOG_INFO,
+               "rebuild: %" PRId64 " offsets in %" PRId32
                " partitions of %s into %s",
                r->total, r->partitions, o->ko.topic, fresh);
-        if ((err = replay(o, fresh, truncated, r->total, errstr,
-                          errstr_size)))
+        if ((err = replay(o, fresh, truncated, r->total, errstr, errstr_size)))
                 goto out;
         err = OF_ERROR;
         if (of_store_info_read(&r->after, fresh, 1, errstr, errstr_size) ||
@@ -345,8 +348,7 @@ out:
 }
 
 int of_rebuild_run(of_rebuild_result *out, const char *path,
-                   const of_rebuild_opts *o, char *errstr,
-                   size_t errstr_size)
+                   const of_rebuild_opts *o, char *errstr, size_t errstr_size)
 {
         of_store *st = NULL;
         char fresh[4200];
@@ -362,8 +364,7 @@ int of_rebuild_run(of_rebuild_result *out, const char *path,
                 return err;
         remove_leftovers(path);
         /* This process's own file: nothing another rebuild removes. */
-        snprintf(fresh, sizeof(fresh), "%s.rebuild-%ld", path,
-                 (long)getpid());
+        snprintf(fresh, sizeof(fresh), "%s.rebuild-%ld", path, (long)getpid());
         err = rebuild_locked(out, path, fresh, o, errstr, errstr_size);
         remove_db(fresh); /* copied in, or given up */
         close(lock_fd);   /* only now: the next rebuild may start */

@@ -46,9 +46,9 @@ typedef struct relay {
         const of_relay_opts *o;
         rd_kafka_t *rk;
         batch b[2];
-        int64_t deliver_ms; /* message.timeout.ms as set: our deadline */
+        int64_t deliver_ms;    /* message.timeout.ms as set: our deadline */
         of_outbox_batch alive; /* the flying batch's rows not failed */
-        int fatal;          /* a fatal producer error happened */
+        int fatal;             /* a fatal producer error happened */
         char err[512];
 } relay;
 
@@ -74,8 +74,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
         fl->b->outstanding--;
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-                     void *opaque)
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         relay *r = opaque;
 
@@ -109,8 +108,7 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
         char why[512], v[32];
         size_t vn = sizeof(v);
 
-        if (of_kafka_conf_new(&conf, &r->o->ko, defaults, errstr,
-                              errstr_size))
+        if (of_kafka_conf_new(&conf, &r->o->ko, defaults, errstr, errstr_size))
                 return OF_ERROR;
         /* librdkafka times messages out one by one: a message that timed
          * out in the queue leaves a gap, and a later message of the same
@@ -125,8 +123,8 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
         if (rd_kafka_conf_set(conf, "message.timeout.ms", "0", why,
                               sizeof(why)) != RD_KAFKA_CONF_OK) {
                 rd_kafka_conf_destroy(conf);
-                return of_errf(errstr, errstr_size,
-                               "message.timeout.ms: %s", why);
+                return of_errf(errstr, errstr_size, "message.timeout.ms: %s",
+                               why);
         }
         rd_kafka_conf_set_opaque(conf, r);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
@@ -182,8 +180,8 @@ static const of_outbox_batch *on_their_way(relay *r, const batch *b)
         a->n = 0;
         for (i = 0; i < b->claimed.n; i++)
                 if (!b->fl[i].err)
-                        a->rows[a->n++] = (of_outbox_row){
-                                .seq = b->claimed.rows[i].seq};
+                        a->rows[a->n++] =
+                                (of_outbox_row){.seq = b->claimed.rows[i].seq};
         return a;
 }
 
@@ -298,9 +296,9 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
                 return OF_EABORT;
         }
         while ((err = of_outbox_mark(app, b->claimed.lease, b->res, n,
-                                     &r->o->backoff,
-                                     of_timestamp_now_ms(), &dead, errstr,
-                                     errstr_size)) == OF_EBUSY ||
+                                     &r->o->backoff, of_timestamp_now_ms(),
+                                     &dead, errstr, errstr_size)) ==
+                       OF_EBUSY ||
                err == OF_EIO) {
                 if ((wait = of_retry_failed(&retry, err, "outbox", errstr,
                                             errstr_size,
@@ -358,8 +356,7 @@ static void idle(relay *r, int ms)
 {
         int waited;
 
-        for (waited = 0; waited < ms && !stopping(r);
-             waited += 50)
+        for (waited = 0; waited < ms && !stopping(r); waited += 50)
                 rd_kafka_poll(r->rk, 50);
 }
 
@@ -383,8 +380,8 @@ static int reachable(relay *r, char *errstr, size_t errstr_size)
 /* The relay's loop: claim and publish batch after batch until stopped
  * (or, --once, until nothing is due), two batches at a time. Returns 0
  * or what ended it, with a message. */
-static int run(relay *r, of_appdb *app, const char *owner,
-               of_relay_stats *st, char *errstr, size_t errstr_size)
+static int run(relay *r, of_appdb *app, const char *owner, of_relay_stats *st,
+               char *errstr, size_t errstr_size)
 {
         const of_relay_opts *o = r->o;
         int64_t start_ms = of_timestamp_now_ms();
@@ -404,8 +401,7 @@ static int run(relay *r, of_appdb *app, const char *owner,
                  * short its backoff. */
                 if (go)
                         err = claim(r, app, cur, prev, owner,
-                                    o->once ? start_ms
-                                            : of_timestamp_now_ms(),
+                                    o->once ? start_ms : of_timestamp_now_ms(),
                                     errstr, errstr_size);
                 if ((err == OF_EBUSY || err == OF_EIO) &&
                     (wait = of_retry_failed(&retry, err, "outbox", errstr,
@@ -441,8 +437,8 @@ static int run(relay *r, of_appdb *app, const char *owner,
         }
 }
 
-int of_relay_run(of_appdb *app, const of_relay_opts *o,
-                 of_relay_stats *stats, char *errstr, size_t errstr_size)
+int of_relay_run(of_appdb *app, const of_relay_opts *o, of_relay_stats *stats,
+                 char *errstr, size_t errstr_size)
 {
         relay r = {.o = o};
         of_relay_stats st = {0};
@@ -452,8 +448,7 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o,
 
         if (!o->owner) {
                 gethostname(host, sizeof(host) - 1);
-                snprintf(owner, sizeof(owner), "%s:%ld", host,
-                         (long)getpid());
+                snprintf(owner, sizeof(owner), "%s:%ld", host, (long)getpid());
         } else {
                 snprintf(owner, sizeof(owner), "%s", o->owner);
         }

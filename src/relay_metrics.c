@@ -21,7 +21,8 @@ void of_relay_metrics_declare(of_metrics *m)
                            NULL, 0);
         of_metrics_declare(m, FAILED, OF_METRIC_COUNTER,
                            "Failed delivery attempts (the row backs off, or "
-                           "goes DEAD).", NULL, NULL, 0);
+                           "goes DEAD).",
+                           NULL, NULL, 0);
         of_metrics_declare(m, BATCHES, OF_METRIC_COUNTER,
                            "Batches produced and marked.", NULL, NULL, 0);
         of_relay_metrics_publish(m, &zero);
@@ -63,9 +64,11 @@ void of_relay_metrics_outbox(of_metrics *m, of_appdb *app)
                            0);
         of_metrics_declare(m, OLDEST, OF_METRIC_GAUGE,
                            "Age of the oldest pending outbox row; 0 when "
-                           "none is pending.", NULL, NULL, 0);
+                           "none is pending.",
+                           NULL, NULL, 0);
         of_metrics_declare(m, DEAD, OF_METRIC_GAUGE,
                            "Outbox rows DEAD after their last attempt "
-                           "(see 'orderflow outbox retry').", NULL, NULL, 0);
+                           "(see 'orderflow outbox retry').",
+                           NULL, NULL, 0);
         of_metrics_set_collect(m, collect_outbox, app);
 }

@@ -68,9 +68,8 @@ void sqldb_rollback(sqlite3 *db, sqlite3_stmt *rollback)
 
 /* ---- statement tables ---- */
 
-int sqldb_prepare_all(sqlite3 *db, sqlite3_stmt **stmt,
-                      const char *const *sql, size_t n, char *errstr,
-                      size_t errstr_size)
+int sqldb_prepare_all(sqlite3 *db, sqlite3_stmt **stmt, const char *const *sql,
+                      size_t n, char *errstr, size_t errstr_size)
 {
         size_t i;
         int rc;
@@ -149,8 +148,7 @@ void sqldb_persist_wal(sqlite3 *db)
  * and what is missing when it was opened read-only: by a reader (reader
  * 1), or by SQLite for a writer who may not write. */
 static int cannot_read(sqlite3 *db, const char *path, int rc, int reader,
-                       const sqldb_kind *k, char *errstr,
-                       size_t errstr_size)
+                       const sqldb_kind *k, char *errstr, size_t errstr_size)
 {
         static const char *const sides[] = {"-wal", "-shm"};
         char side[4200];
@@ -286,9 +284,8 @@ out:
         return err;
 }
 
-int sqldb_open(sqlite3 **db, const char *path, int flags,
-               const sqldb_kind *k, int busy_ms, char *errstr,
-               size_t errstr_size)
+int sqldb_open(sqlite3 **db, const char *path, int flags, const sqldb_kind *k,
+               int busy_ms, char *errstr, size_t errstr_size)
 {
         int rc, err;
 
@@ -329,8 +326,7 @@ int sqldb_setup(sqlite3 *db, const char *path, const sqldb_kind *k,
                 rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
         /* Again under the write lock: another program may have made a
          * table since the check of sqldb_open(). */
-        if (rc == SQLITE_OK &&
-            check(db, path, 0, k, errstr, errstr_size)) {
+        if (rc == SQLITE_OK && check(db, path, 0, k, errstr, errstr_size)) {
                 sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
                 return OF_ERROR;
         }

@@ -51,9 +51,8 @@ int sqldb_fail(sqlite3 *db, int rc, const char *what, char *errstr,
  * "PATH: an application database, not a read model", "PATH: a database
  * of another program (table users), not a read model", or what keeps it
  * from being read. *db is NULL on failure. */
-int sqldb_open(sqlite3 **db, const char *path, int flags,
-               const sqldb_kind *k, int busy_ms, char *errstr,
-               size_t errstr_size);
+int sqldb_open(sqlite3 **db, const char *path, int flags, const sqldb_kind *k,
+               int busy_ms, char *errstr, size_t errstr_size);
 
 /* For a writer, after sqldb_open(): k->pragmas, then in one BEGIN
  * IMMEDIATE transaction the check again (another program may have made a
@@ -75,9 +74,8 @@ int sqldb_has_column(int *out, sqlite3 *db, const char *table,
  * statement table of one owner, indexed by its enum. 0, or the code of
  * the failure, "preparing statements: message"; what was prepared stays
  * for sqldb_finalize_all(). */
-int sqldb_prepare_all(sqlite3 *db, sqlite3_stmt **stmt,
-                      const char *const *sql, size_t n, char *errstr,
-                      size_t errstr_size);
+int sqldb_prepare_all(sqlite3 *db, sqlite3_stmt **stmt, const char *const *sql,
+                      size_t n, char *errstr, size_t errstr_size);
 void sqldb_finalize_all(sqlite3_stmt **stmt, size_t n);
 
 /* Step a statement that returns no row, then reset it: 0, or

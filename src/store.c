@@ -149,8 +149,8 @@ int store_open_ro(sqlite3 **db, const char *path, char *errstr,
                 if (errno != ENOENT)
                         return of_errf(errstr, errstr_size, "%s: %s", path,
                                        strerror(errno));
-                of_errf(errstr, errstr_size, "no read model at %s (%s)",
-                        path, strerror(errno));
+                of_errf(errstr, errstr_size, "no read model at %s (%s)", path,
+                        strerror(errno));
                 return OF_ENOTFOUND;
         }
         if (S_ISDIR(sb.st_mode))

@@ -12,9 +12,8 @@
 #include "store_int.h"
 
 static const char *const apply_sql[AP_COUNT] = {
-        [AP_TOTALS_GET] =
-                "SELECT orders_placed, orders_paid, placed_amount,"
-                " paid_amount FROM order_totals",
+        [AP_TOTALS_GET] = "SELECT orders_placed, orders_paid, placed_amount,"
+                          " paid_amount FROM order_totals",
         [AP_TOTALS_ADD] =
                 "UPDATE order_totals SET orders_placed = orders_placed + ?1,"
                 " orders_paid = orders_paid + ?2,"
@@ -30,11 +29,10 @@ static const char *const apply_sql[AP_COUNT] = {
                 " paid_amount = paid_amount + excluded.paid_amount",
         /* Records a new id; a known one changes nothing (sqlite3_changes()
          * == 0), so one statement both probes and inserts. */
-        [AP_EVENT_PUT] =
-                "INSERT INTO processed_recent (event_id, event_type,"
-                " aggregate_id, occurred_at, amount)"
-                " VALUES (?1, ?2, ?3, ?4, ?5)"
-                " ON CONFLICT (event_id) DO NOTHING",
+        [AP_EVENT_PUT] = "INSERT INTO processed_recent (event_id, event_type,"
+                         " aggregate_id, occurred_at, amount)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5)"
+                         " ON CONFLICT (event_id) DO NOTHING",
         [AP_EVENT_DEL] = "DELETE FROM processed_recent WHERE event_id = ?1",
         /* The WHERE turns a second OrderPlaced of an order into "no
          * change", so one statement both detects the duplicate and
@@ -44,15 +42,13 @@ static const char *const apply_sql[AP_COUNT] = {
                 " VALUES (?1, 'ORDERED', ?2, ?3) ON CONFLICT (order_id)"
                 " DO UPDATE SET total = excluded.total,"
                 " placed_at = excluded.placed_at WHERE placed_at IS NULL",
-        [AP_PAY] =
-                "INSERT INTO order_list (order_id, status, paid_amount,"
-                " paid_at) VALUES (?1, 'PAID', ?2, ?3)"
-                " ON CONFLICT (order_id) DO UPDATE SET status = 'PAID',"
-                " paid_amount = excluded.paid_amount,"
-                " paid_at = excluded.paid_at WHERE paid_at IS NULL",
-        [AP_ORDER_GET] =
-                "SELECT placed_at IS NOT NULL, paid_at IS NOT NULL"
-                " FROM order_list WHERE order_id = ?1",
+        [AP_PAY] = "INSERT INTO order_list (order_id, status, paid_amount,"
+                   " paid_at) VALUES (?1, 'PAID', ?2, ?3)"
+                   " ON CONFLICT (order_id) DO UPDATE SET status = 'PAID',"
+                   " paid_amount = excluded.paid_amount,"
+                   " paid_at = excluded.paid_at WHERE paid_at IS NULL",
+        [AP_ORDER_GET] = "SELECT placed_at IS NOT NULL, paid_at IS NOT NULL"
+                         " FROM order_list WHERE order_id = ?1",
         [AP_DEAD_PUT] =
                 "INSERT INTO dead_letters (topic, partition, offset, key,"
                 " value, reason, received_at)"
@@ -211,8 +207,9 @@ int store_apply_end(of_store *st, char *errstr, size_t errstr_size)
 {
         int err = write_sums(st, errstr, errstr_size);
 
-        return err ? err : store_runs_note_recent(st, st->recorded, errstr,
-                                                  errstr_size);
+        return err ? err
+                   : store_runs_note_recent(st, st->recorded, errstr,
+                                            errstr_size);
 }
 
 /* ---- applying one message ---- */
@@ -259,8 +256,9 @@ static int known_event(of_store *st, of_event *out, const char *id,
 {
         int rc = store_runs_find_recent(st, out, id, errstr, errstr_size);
 
-        return rc ? rc : store_runs_find_sealed(st, out, id, hash, errstr,
-                                                errstr_size);
+        return rc ? rc
+                  : store_runs_find_sealed(st, out, id, hash, errstr,
+                                           errstr_size);
 }
 
 /* Record ev's id in processed_events unless it is known: 1 recorded, 0
@@ -395,9 +393,8 @@ static int apply_order_event(of_store *st, const of_event *ev, char *reason,
 
 /* A known id delivered again: no effect when it agrees, else a conflict
  * (1, reason written). */
-static int known_again(of_store *st, const of_event *ev,
-                       const of_event *seen, char *reason,
-                       size_t reason_size)
+static int known_again(of_store *st, const of_event *ev, const of_event *seen,
+                       char *reason, size_t reason_size)
 {
         if (of_event_agrees(ev, seen)) {
                 st->pending.duplicates++;
@@ -476,9 +473,8 @@ int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
         int rc;
 
         if (d->dead)
-                return dead_letter(st, &b->msgs[at],
-                                   store_batch_reason(b, at), errstr,
-                                   errstr_size);
+                return dead_letter(st, &b->msgs[at], store_batch_reason(b, at),
+                                   errstr, errstr_size);
         store_batch_event(&ev, b, at);
         if (st->keyed &&
             (!as_in_log_order(st, d, at) || would_overflow(st, &ev)))
@@ -493,8 +489,8 @@ int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
         }
         /* The common path: the runs' filters rule the id out and one
          * statement records it in processed_recent. */
-        if ((rc = store_runs_find_sealed(st, &seen, ev.id, d->id_hash,
-                                         errstr, errstr_size)) != 0)
+        if ((rc = store_runs_find_sealed(st, &seen, ev.id, d->id_hash, errstr,
+                                         errstr_size)) != 0)
                 goto known;
         if ((rc = record_event(st, &ev, errstr, errstr_size)) < 0)
                 return rc;
@@ -502,9 +498,9 @@ int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
                 rc = store_runs_find_recent(st, &seen, ev.id, errstr,
                                             errstr_size);
                 if (rc != 1)
-                        return rc < 0 ? rc : of_errf(errstr, errstr_size,
-                                                     "event %s vanished",
-                                                     ev.id);
+                        return rc < 0 ? rc
+                                      : of_errf(errstr, errstr_size,
+                                                "event %s vanished", ev.id);
                 goto known;
         }
         if (ev.type == OF_EVENT_OTHER) {

@@ -11,8 +11,7 @@
 
 #include "store_int.h"
 
-int of_store_batch_new(of_store_batch **out, char *errstr,
-                       size_t errstr_size)
+int of_store_batch_new(of_store_batch **out, char *errstr, size_t errstr_size)
 {
         if (!(*out = calloc(1, sizeof(**out))))
                 return of_errf(errstr, errstr_size, "out of memory");
@@ -119,12 +118,11 @@ static void choose_order(of_store_batch *b)
         }
         for (i = 0; i < b->n; i++) {
                 d = &b->d[i];
-                b->order[i] = d->dead
-                                      ? (keyed_msg){"", 0, i}
-                                      : (keyed_msg){b->text + d->text +
-                                                            d->len[0] +
-                                                            d->len[1] + 2,
-                                                    d->len[2], i};
+                b->order[i] =
+                        d->dead ? (keyed_msg){"", 0, i}
+                                : (keyed_msg){b->text + d->text + d->len[0] +
+                                                      d->len[1] + 2,
+                                              d->len[2], i};
         }
         qsort(b->order, b->n, sizeof(*b->order), key_cmp);
         b->keyed = 1;

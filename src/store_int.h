@@ -36,12 +36,12 @@ typedef struct decoded {
         uint64_t id_hash;  /* of_id_hash() of the id */
         uint64_t agg_hash; /* of_id_hash() of the aggregateId */
         int64_t amount;
-        size_t text;       /* where its strings start in the batch's text:
-                            * id, type, aggregateId, occurredAt, each with
-                            * its NUL; a dead letter's reason instead */
-        uint8_t len[4];    /* their lengths (each at most OF_ID_MAX) */
-        int8_t type;       /* of_event_type */
-        uint8_t dead;      /* 1: not a valid event, text is the reason */
+        size_t text;    /* where its strings start in the batch's text:
+                         * id, type, aggregateId, occurredAt, each with
+                         * its NUL; a dead letter's reason instead */
+        uint8_t len[4]; /* their lengths (each at most OF_ID_MAX) */
+        int8_t type;    /* of_event_type */
+        uint8_t dead;   /* 1: not a valid event, text is the reason */
 } decoded;
 
 /* A batch is applied in the order of the aggregateIds when that gives the
@@ -49,18 +49,18 @@ typedef struct decoded {
 typedef struct keyed_msg {
         const char *key; /* the aggregateId; "" for a dead letter */
         size_t key_len;
-        size_t at;       /* index in the batch: log order */
+        size_t at; /* index in the batch: log order */
 } keyed_msg;
 
 struct of_store_batch {
-        const of_msg *msgs;   /* borrowed: d[i] is msgs[i] decoded */
+        const of_msg *msgs; /* borrowed: d[i] is msgs[i] decoded */
         decoded *d;
         size_t n, cap;
-        char *text;           /* the decoded strings, back to back */
+        char *text; /* the decoded strings, back to back */
         size_t text_len, text_cap;
-        keyed_msg *order;     /* the batch in key order, when keyed */
+        keyed_msg *order; /* the batch in key order, when keyed */
         size_t order_cap;
-        int keyed;            /* order is set (n > 1, memory found) */
+        int keyed; /* order is set (n > 1, memory found) */
 };
 
 /* Message at of b as an of_event (valid ones only), its reason (dead
@@ -71,12 +71,36 @@ const char *store_batch_reason(const of_store_batch *b, size_t at);
 /* ---- the store ---- */
 
 /* store.c's statements (store.c's table); store_apply.c's; store_runs.c's. */
-enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_GEN_GET, ST_INFO_ADD,
-       ST_OFFSET_GET, ST_OFFSET_PUT, ST_COUNT };
-enum { AP_TOTALS_GET, AP_TOTALS_ADD, AP_DAY_ADD, AP_EVENT_PUT, AP_EVENT_DEL,
-       AP_PLACE, AP_PAY, AP_ORDER_GET, AP_DEAD_PUT, AP_COUNT };
-enum { RU_BEGIN, RU_COMMIT, RU_ROLLBACK, RU_EVENT_GET, RU_SINCE_PUT,
-       RU_COUNT };
+enum {
+        ST_BEGIN,
+        ST_COMMIT,
+        ST_ROLLBACK,
+        ST_GEN_GET,
+        ST_INFO_ADD,
+        ST_OFFSET_GET,
+        ST_OFFSET_PUT,
+        ST_COUNT
+};
+enum {
+        AP_TOTALS_GET,
+        AP_TOTALS_ADD,
+        AP_DAY_ADD,
+        AP_EVENT_PUT,
+        AP_EVENT_DEL,
+        AP_PLACE,
+        AP_PAY,
+        AP_ORDER_GET,
+        AP_DEAD_PUT,
+        AP_COUNT
+};
+enum {
+        RU_BEGIN,
+        RU_COMMIT,
+        RU_ROLLBACK,
+        RU_EVENT_GET,
+        RU_SINCE_PUT,
+        RU_COUNT
+};
 
 typedef struct slot {
         uint64_t hash; /* 0: free */
@@ -110,28 +134,28 @@ struct of_store {
         /* store.c: the connection, the batch transaction, the file */
         sqlite3 *db;
         sqlite3_stmt *stmt[ST_COUNT];
-        char *path;            /* the file, for reopening */
-        int64_t generation;    /* store_info's when the file was opened */
-        int busy_ms;           /* of_store_set_busy_timeout's */
-        of_store_batch *own;   /* of_store_apply_batch()'s; NULL: none yet */
+        char *path;          /* the file, for reopening */
+        int64_t generation;  /* store_info's when the file was opened */
+        int busy_ms;         /* of_store_set_busy_timeout's */
+        of_store_batch *own; /* of_store_apply_batch()'s; NULL: none yet */
 
         /* store_apply.c: one message, and the batch's sums in memory */
         sqlite3_stmt *apply[AP_COUNT];
-        slot *ids, *aggs;      /* ids and aggregates applied, keyed mode */
+        slot *ids, *aggs; /* ids and aggregates applied, keyed mode */
         size_t slots_cap;
-        int keyed;             /* applying in key order */
-        sums base;             /* order_totals when the batch began */
-        sums batch;            /* what the batch adds to order_totals */
-        day_sums *days;        /* open addressing on day, days_cap slots */
-        size_t days_cap;       /* a power of two */
+        int keyed;       /* applying in key order */
+        sums base;       /* order_totals when the batch began */
+        sums batch;      /* what the batch adds to order_totals */
+        day_sums *days;  /* open addressing on day, days_cap slots */
+        size_t days_cap; /* a power of two */
         size_t days_used;
         of_store_stats pending; /* counters of the uncommitted batch */
-        int64_t recorded;      /* ids the open batch added to
-                                * processed_recent */
+        int64_t recorded;       /* ids the open batch added to
+                                 * processed_recent */
 
         /* store_runs.c (and store_prune.c): processed_recent, the runs */
         sqlite3_stmt *runs_stmt[RU_COUNT];
-        sealed_run *runs;      /* oldest first */
+        sealed_run *runs; /* oldest first */
         size_t nruns;
         of_idfilter_set set;   /* the filters of the runs of one size */
         size_t *set_run;       /* runs index of each filter in set */

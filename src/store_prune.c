@@ -93,9 +93,8 @@ static int recent_since(of_store *st, int64_t *out, char *errstr,
                 *out = sqlite3_column_int64(stmt, 0);
         sqlite3_finalize(stmt);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return sqldb_fail(st->db, rc,
-                                  "reading processed_recent_since", errstr,
-                                  errstr_size);
+                return sqldb_fail(st->db, rc, "reading processed_recent_since",
+                                  errstr, errstr_size);
         return 0;
 }
 
@@ -138,8 +137,7 @@ int of_store_prune(of_store_pruned *out, of_store *st, int64_t window_ms,
         if (err)
                 return err;
         if ((err = recent_since(st, &since, errstr, errstr_size)) ||
-            since < 0 || since > now - window_ms / 4 ||
-            st->nruns >= MAX_RUNS)
+            since < 0 || since > now - window_ms / 4 || st->nruns >= MAX_RUNS)
                 return err;
         return store_runs_seal(st, &out->sealed, errstr, errstr_size);
 }

@@ -49,10 +49,10 @@ static int filter_fill(of_store *st, of_idfilter *f, const char *table,
         rc = sql ? sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL)
                  : SQLITE_NOMEM;
         while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                of_idfilter_add(f, of_id_hash((const char *)
-                                              sqlite3_column_text(stmt, 0),
-                                              (size_t)sqlite3_column_bytes(
-                                                      stmt, 0)));
+                of_idfilter_add(
+                        f,
+                        of_id_hash((const char *)sqlite3_column_text(stmt, 0),
+                                   (size_t)sqlite3_column_bytes(stmt, 0)));
                 (*count)++;
                 rc = SQLITE_OK;
         }
@@ -111,8 +111,8 @@ static int run_load(of_store *st, sealed_run *r, sqlite3_stmt *stmt,
             of_idfilter_load(&r->filter, sqlite3_column_blob(stmt, 3),
                              (size_t)sqlite3_column_bytes(stmt, 3)) == 0)
                 return run_prepare(st, r, errstr, errstr_size);
-        if (of_idfilter_init(&r->filter, (uint64_t)sqlite3_column_int64(
-                                                 stmt, 1)))
+        if (of_idfilter_init(&r->filter,
+                             (uint64_t)sqlite3_column_int64(stmt, 1)))
                 return of_errf(errstr, errstr_size, "out of memory");
         snprintf(table, sizeof(table), "processed_run_%" PRId64, r->id);
         if (filter_fill(st, &r->filter, table, &count, errstr, errstr_size))
@@ -165,8 +165,7 @@ static int runs_load(of_store *st, char *errstr, size_t errstr_size)
         int rc, err = 0;
         sealed_run *r;
 
-        if ((err = schema_version(st, &st->schema_seen, errstr,
-                                  errstr_size)))
+        if ((err = schema_version(st, &st->schema_seen, errstr, errstr_size)))
                 return err;
         rc = sqlite3_prepare_v2(st->db,
                                 "SELECT run, events, filter_version, filter,"
@@ -187,8 +186,8 @@ static int runs_load(of_store *st, char *errstr, size_t errstr_size)
                         run_adopt(st, st->nruns - 1);
         }
         if (!err && rc != SQLITE_DONE)
-                err = sqldb_fail(st->db, rc, "reading processed_runs",
-                                 errstr, errstr_size);
+                err = sqldb_fail(st->db, rc, "reading processed_runs", errstr,
+                                 errstr_size);
         sqlite3_finalize(stmt);
         stmt = NULL;
         if (!err &&
@@ -257,9 +256,9 @@ char *store_runs_view_sql(const of_store *st, int64_t add, int64_t skip)
         for (i = 0; i < st->nruns; i++)
                 if (st->runs[i].id != skip)
                         sqlite3_str_appendf(sql,
-                                    " UNION ALL SELECT %s FROM "
-                                    "processed_run_%lld",
-                                    cols, (long long)st->runs[i].id);
+                                            " UNION ALL SELECT %s FROM "
+                                            "processed_run_%lld",
+                                            cols, (long long)st->runs[i].id);
         return sqlite3_str_finish(sql);
 }
 
@@ -291,8 +290,8 @@ static int run_record(of_store *st, const sealed_run *r, char *errstr,
         sqlite3_finalize(stmt);
         free(blob);
         if (rc != SQLITE_DONE)
-                return sqldb_fail(st->db, rc, "writing processed_runs",
-                                  errstr, errstr_size);
+                return sqldb_fail(st->db, rc, "writing processed_runs", errstr,
+                                  errstr_size);
         return 0;
 }
 
@@ -462,8 +461,7 @@ int store_runs_find_sealed(of_store *st, of_event *out, const char *id,
 
 int64_t store_now(const of_store *st)
 {
-        return st->clock ? st->clock(st->clock_opaque)
-                         : of_timestamp_now_ms();
+        return st->clock ? st->clock(st->clock_opaque) : of_timestamp_now_ms();
 }
 
 void of_store_set_clock(of_store *st, int64_t (*now_ms)(void *opaque),

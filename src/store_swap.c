@@ -34,10 +34,9 @@ static const char sql_info[] =
         " t.paid_amount FROM store_info AS i, order_totals AS t";
 /* Rows of three relations: a scan of each (processed_events: every run),
  * so only for those who print them (the rebuild's comparison). */
-static const char sql_counts[] =
-        "SELECT (SELECT count(*) FROM order_list),"
-        " (SELECT count(*) FROM processed_events),"
-        " (SELECT count(*) FROM dead_letters)";
+static const char sql_counts[] = "SELECT (SELECT count(*) FROM order_list),"
+                                 " (SELECT count(*) FROM processed_events),"
+                                 " (SELECT count(*) FROM dead_letters)";
 static const char sql_parts[] =
         "SELECT topic, \"partition\", next_offset FROM partition_offsets"
         " ORDER BY topic, \"partition\"";
@@ -90,8 +89,8 @@ static int read_parts(of_store_part **out, size_t *n, sqlite3 *db,
         return OF_ERROR;
 }
 
-int of_store_parts(of_store_part **out, size_t *n, of_store *st,
-                   char *errstr, size_t errstr_size)
+int of_store_parts(of_store_part **out, size_t *n, of_store *st, char *errstr,
+                   size_t errstr_size)
 {
         return read_parts(out, n, st->db, errstr, errstr_size);
 }
@@ -155,8 +154,7 @@ int of_store_info_read(of_store_info *out, const char *path, int counts,
                 out->events = sqlite3_column_int64(stmt, 1);
                 out->dead_rows = sqlite3_column_int64(stmt, 2);
         }
-        err = read_parts(&out->parts, &out->nparts, db, errstr,
-                         errstr_size);
+        err = read_parts(&out->parts, &out->nparts, db, errstr, errstr_size);
 out:
         sqlite3_finalize(stmt);
         sqlite3_close(db);
@@ -175,10 +173,9 @@ void of_store_info_free(of_store_info *info)
 /* ---- Whether a file's offsets fit a topic ---- */
 
 /* Append to out[*len..size) as snprintf would, keeping *len <= size. */
-static void append(char *out, size_t size, size_t *len, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-static void append(char *out, size_t size, size_t *len, const char *fmt,
-                   ...)
+static void append(char *out, size_t size, size_t *len, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void append(char *out, size_t size, size_t *len, const char *fmt, ...)
 {
         va_list ap;
         int n;
@@ -188,13 +185,14 @@ static void append(char *out, size_t size, size_t *len, const char *fmt,
         va_start(ap, fmt);
         n = vsnprintf(out + *len, size - *len, fmt, ap);
         va_end(ap);
-        *len = n < 0 ? size : *len + (size_t)n > size ? size : *len + (size_t)n;
+        *len = n < 0                     ? size
+               : *len + (size_t)n > size ? size
+                                         : *len + (size_t)n;
 }
 
 of_store_fit of_store_check_fit(const of_store_part *parts, size_t n,
                                 const char *topic, int32_t cnt,
-                                const int64_t *end, char *why,
-                                size_t why_size)
+                                const int64_t *end, char *why, size_t why_size)
 {
         const char *other = NULL;
         char list[600];
@@ -236,10 +234,8 @@ of_store_fit of_store_check_fit(const of_store_part *parts, size_t n,
                     parts[i].next_offset <= end[p])
                         continue;
                 append(list, sizeof(list), &len,
-                       "%s[%" PRId32 "] next offset %" PRId64
-                       ", end %" PRId64,
-                       ++bad > 1 ? ", " : "", p, parts[i].next_offset,
-                       end[p]);
+                       "%s[%" PRId32 "] next offset %" PRId64 ", end %" PRId64,
+                       ++bad > 1 ? ", " : "", p, parts[i].next_offset, end[p]);
         }
         if (bad) {
                 of_errf(why, why_size,
@@ -276,8 +272,8 @@ int of_store_set_rebuilt(of_store *st, const char *truncated, char *errstr,
         }
         sqlite3_finalize(stmt);
         if (rc != SQLITE_DONE && rc != SQLITE_OK)
-                return sqldb_fail(st->db, rc, "recording the rebuild",
-                                  errstr, errstr_size);
+                return sqldb_fail(st->db, rc, "recording the rebuild", errstr,
+                                  errstr_size);
         return 0;
 }
 
@@ -329,8 +325,7 @@ int of_store_replace(const char *live, const char *fresh, int timeout_ms,
         }
         /* Fold the copy into the file now rather than at the projector's
          * next checkpoint; readers may keep parts of it: not an error. */
-        sqlite3_exec(dst, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
-                     NULL);
+        sqlite3_exec(dst, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 out:
         sqlite3_close(src);
         sqlite3_close(dst);

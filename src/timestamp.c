@@ -86,16 +86,15 @@ typedef struct fields {
 } fields;
 
 /* "YYYY-MM-DDTHH:MM:SS" at the start of s (len bytes). */
-static int parse_date_time(fields *t, const char *s, size_t len,
-                           char *errstr, size_t errstr_size)
+static int parse_date_time(fields *t, const char *s, size_t len, char *errstr,
+                           size_t errstr_size)
 {
         if (len == 0)
                 return of_errf(errstr, errstr_size, "empty");
         if (len < 10 || (t->y = digits(s, 4)) < 0 || s[4] != '-' ||
             (t->mo = digits(s + 5, 2)) < 0 || s[7] != '-' ||
             (t->d = digits(s + 8, 2)) < 0)
-                return of_errf(errstr, errstr_size,
-                               "not a date YYYY-MM-DD");
+                return of_errf(errstr, errstr_size, "not a date YYYY-MM-DD");
         if (t->y == 0)
                 return of_errf(errstr, errstr_size, "no year 0000");
         if (t->mo < 1 || t->mo > 12)
@@ -108,8 +107,8 @@ static int parse_date_time(fields *t, const char *s, size_t len,
         if (len < 11 || (s[10] != 'T' && s[10] != 't'))
                 return of_errf(errstr, errstr_size,
                                len > 10 && s[10] == ' '
-                                   ? "a space instead of T"
-                                   : "no T after the date");
+                                       ? "a space instead of T"
+                                       : "no T after the date");
         if (len < 19 || (t->h = digits(s + 11, 2)) < 0 || s[13] != ':' ||
             (t->mi = digits(s + 14, 2)) < 0 || s[16] != ':' ||
             (t->sec = digits(s + 17, 2)) < 0)
@@ -185,8 +184,8 @@ int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
 
         /* Local time minus its offset is UTC; an offset of up to 23:59
          * moves the date by at most one day, across month and year ends. */
-        mins = days_from_civil(t.y, t.mo, t.d) * MINUTES_PER_DAY +
-               t.h * 60 + t.mi - t.off;
+        mins = days_from_civil(t.y, t.mo, t.d) * MINUTES_PER_DAY + t.h * 60 +
+               t.mi - t.off;
         days = mins / MINUTES_PER_DAY;
         if (mins % MINUTES_PER_DAY < 0)
                 days--; /* floor division: dates before 1970 */

@@ -56,7 +56,6 @@ static int64_t uuid7_ms(const char *id)
         return strtoll(hex, NULL, 16);
 }
 
-
 /* ---- place and pay ---- */
 
 static void test_appdb_place_writes_order_and_one_outbox_row(void **state)
@@ -73,8 +72,7 @@ static void test_appdb_place_writes_order_and_one_outbox_row(void **state)
                                  "','||ifnull(paid_amount,'NULL')||','||"
                                  "ifnull(paid_at,'NULL') FROM orders"),
                             "o-1001,ORDERED,1250,NULL,NULL");
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "1");
         assert_string_equal(q(f, "SELECT type||','||aggregate_id||','||"
                                  "status||','||attempts||','||"
                                  "ifnull(sent_at,'NULL') FROM "
@@ -90,8 +88,8 @@ static void test_appdb_place_writes_order_and_one_outbox_row(void **state)
         assert_string_equal(q(f, sql), "1");
 }
 
-static void test_appdb_place_undoes_outbox_row_when_order_insert_fails(
-        void **state)
+static void
+test_appdb_place_undoes_outbox_row_when_order_insert_fails(void **state)
 {
         fixture *f = *state;
         of_event ev;
@@ -104,17 +102,15 @@ static void test_appdb_place_undoes_outbox_row_when_order_insert_fails(
                                         sizeof(f->errstr)),
                          OF_ERROR);
         assert_non_null(strstr(f->errstr, "no orders today"));
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "0");
         assert_string_equal(q(f, "SELECT count(*) FROM orders"), "0");
         exec(f, "DROP TRIGGER no_orders");
         place(f, &ev, "o-1", 5);
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "1");
 }
 
-static void test_appdb_pay_rolls_back_outbox_row_when_update_fails(
-        void **state)
+static void
+test_appdb_pay_rolls_back_outbox_row_when_update_fails(void **state)
 {
         fixture *f = *state;
         of_event ev;
@@ -125,13 +121,12 @@ static void test_appdb_pay_rolls_back_outbox_row_when_update_fails(
         assert_int_equal(of_appdb_pay(f->app, &ev, "o-1", 5, f->errstr,
                                       sizeof(f->errstr)),
                          OF_ERROR);
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "1");
         assert_string_equal(q(f, "SELECT status FROM orders"), "ORDERED");
 }
 
-static void test_appdb_place_payload_decodes_to_valid_order_placed(
-        void **state)
+static void
+test_appdb_place_payload_decodes_to_valid_order_placed(void **state)
 {
         fixture *f = *state;
         of_event ev, back;
@@ -156,7 +151,8 @@ static void test_appdb_place_payload_decodes_to_valid_order_placed(
         assert_int_equal(strlen(ev.occurred_at), OF_TS_LEN);
         assert_int_equal(of_timestamp_normalise(norm, ev.occurred_at,
                                                 OF_TS_LEN, reason,
-                                                sizeof(reason)), 0);
+                                                sizeof(reason)),
+                         0);
         assert_string_equal(norm, ev.occurred_at);
         assert_string_equal(q(f, "SELECT occurred_at FROM outbox_messages"),
                             ev.occurred_at);
@@ -185,8 +181,8 @@ static void test_appdb_pay_payload_decodes_to_valid_order_paid(void **state)
         assert_true(of_event_agrees(&back, &ev));
 }
 
-static void test_appdb_place_existing_order_is_eexists_writes_nothing(
-        void **state)
+static void
+test_appdb_place_existing_order_is_eexists_writes_nothing(void **state)
 {
         fixture *f = *state;
         of_event ev;
@@ -196,8 +192,7 @@ static void test_appdb_place_existing_order_is_eexists_writes_nothing(
                                         sizeof(f->errstr)),
                          OF_EEXISTS);
         assert_non_null(strstr(f->errstr, "o-1"));
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "1");
         assert_string_equal(q(f, "SELECT count(*)||','||total FROM orders"),
                             "1,5");
         /* Paid, it is still there. */
@@ -205,12 +200,11 @@ static void test_appdb_place_existing_order_is_eexists_writes_nothing(
         assert_int_equal(of_appdb_place(f->app, &ev, "o-1", 7, f->errstr,
                                         sizeof(f->errstr)),
                          OF_EEXISTS);
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "2");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "2");
 }
 
-static void test_appdb_place_bad_order_id_is_error_and_writes_nothing(
-        void **state)
+static void
+test_appdb_place_bad_order_id_is_error_and_writes_nothing(void **state)
 {
         fixture *f = *state;
         char id[OF_ID_MAX + 2];
@@ -227,8 +221,7 @@ static void test_appdb_place_bad_order_id_is_error_and_writes_nothing(
         assert_int_equal(of_appdb_place(f->app, &ev, "", 1, f->errstr,
                                         sizeof(f->errstr)),
                          OF_ERROR);
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "0");
         assert_string_equal(q(f, "SELECT count(*) FROM orders"), "0");
         /* 128 bytes is still an id. */
         id[OF_ID_MAX] = '\0';
@@ -244,8 +237,7 @@ static void test_appdb_pay_unknown_order_is_enotfound(void **state)
                                       sizeof(f->errstr)),
                          OF_ENOTFOUND);
         assert_non_null(strstr(f->errstr, "o-404"));
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "0");
         assert_string_equal(q(f, "SELECT count(*) FROM orders"), "0");
 }
 
@@ -259,8 +251,7 @@ static void test_appdb_pay_twice_is_eexists_and_writes_nothing(void **state)
         assert_int_equal(of_appdb_pay(f->app, &ev, "o-1", 6, f->errstr,
                                       sizeof(f->errstr)),
                          OF_EEXISTS);
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "2");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "2");
         assert_string_equal(q(f, "SELECT paid_amount FROM orders"), "5");
         assert_string_equal(q(f, "SELECT paid_at FROM orders"),
                             first.occurred_at);
@@ -290,8 +281,8 @@ static void test_appdb_pay_sets_status_paid(void **state)
 
 /* ---- event ids ---- */
 
-static void test_appdb_uuid7_is_version_7_and_never_goes_back_in_time(
-        void **state)
+static void
+test_appdb_uuid7_is_version_7_and_never_goes_back_in_time(void **state)
 {
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 5000};
         char ids[1000][37];
@@ -302,15 +293,13 @@ static void test_appdb_uuid7_is_version_7_and_never_goes_back_in_time(
         (void)state;
         first = now_ms();
         for (i = 0; i < 1000; i++) {
-                assert_int_equal(of_uuid7(ids[i], errstr,
-                                                sizeof(errstr)), 0);
+                assert_int_equal(of_uuid7(ids[i], errstr, sizeof(errstr)), 0);
                 nanosleep(&pause, NULL);
         }
         /* Make sure the ids span more than 2 ms. */
         while (now_ms() - first <= 3)
                 nanosleep(&pause, NULL);
-        assert_int_equal(of_uuid7(ids[999], errstr, sizeof(errstr)),
-                         0);
+        assert_int_equal(of_uuid7(ids[999], errstr, sizeof(errstr)), 0);
         last = now_ms();
         for (i = 0; i < 1000; i++) {
                 assert_uuid7(ids[i]);
@@ -349,7 +338,8 @@ static void test_appdb_outbox_status_counts_and_oldest_age(void **state)
         char sql[256], ts[OF_TS_LEN + 1];
 
         assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
-                                                sizeof(f->errstr)), 0);
+                                                sizeof(f->errstr)),
+                         0);
         assert_int_equal(s.pending, 0);
         assert_int_equal(s.sent, 0);
         assert_int_equal(s.dead, 0);
@@ -360,7 +350,8 @@ static void test_appdb_outbox_status_counts_and_oldest_age(void **state)
         place(f, NULL, "o-2", 2);
         place(f, NULL, "o-3", 3);
         assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
-                                                sizeof(f->errstr)), 0);
+                                                sizeof(f->errstr)),
+                         0);
         assert_int_equal(s.pending, 4);
         assert_int_equal(s.sent + s.dead, 0);
         assert_true(s.oldest_pending_age_s >= 0);
@@ -378,7 +369,8 @@ static void test_appdb_outbox_status_counts_and_oldest_age(void **state)
         exec(f, "UPDATE outbox_messages SET status = 'DEAD' WHERE "
                 "aggregate_id = 'o-3'");
         assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
-                                                sizeof(f->errstr)), 0);
+                                                sizeof(f->errstr)),
+                         0);
         assert_int_equal(s.pending, 2);
         assert_int_equal(s.sent, 1);
         assert_int_equal(s.dead, 1);
@@ -387,7 +379,8 @@ static void test_appdb_outbox_status_counts_and_oldest_age(void **state)
 
         exec(f, "UPDATE outbox_messages SET status = 'SENT'");
         assert_int_equal(of_appdb_outbox_status(f->app, &s, f->errstr,
-                                                sizeof(f->errstr)), 0);
+                                                sizeof(f->errstr)),
+                         0);
         assert_int_equal(s.pending, 0);
         assert_int_equal(s.sent, 4);
         assert_int_equal(s.dead, 0);
@@ -396,8 +389,7 @@ static void test_appdb_outbox_status_counts_and_oldest_age(void **state)
 
 /* Regression guard (2026-11-27): the envelope moved out of outbox_messages
  * into outbox_payloads; a database written before keeps working. */
-static void test_appdb_open_moves_payloads_of_an_older_database(
-        void **state)
+static void test_appdb_open_moves_payloads_of_an_older_database(void **state)
 {
         fixture *f = *state;
         of_appdb *app2 = NULL;
@@ -429,8 +421,8 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
                              NULL, NULL, NULL),
                 SQLITE_OK);
         sqlite3_close(db);
-        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
-                                       sizeof(f->errstr)), 0);
+        assert_int_equal(
+                of_appdb_open(&app2, path, f->errstr, sizeof(f->errstr)), 0);
         assert_int_equal(of_outbox_claim(app2, &b, 10, NULL, now_ms(), 1000,
                                          "r1", f->errstr, sizeof(f->errstr)),
                          0);
@@ -441,9 +433,11 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
         of_outbox_batch_free(&b);
         of_appdb_close(app2);
         db = tu_db_open(path, 0);
-        assert_int_equal(sqlite3_exec(db, "SELECT payload FROM "
-                                          "outbox_messages",
-                                      NULL, NULL, NULL), SQLITE_ERROR);
+        assert_int_equal(sqlite3_exec(db,
+                                      "SELECT payload FROM "
+                                      "outbox_messages",
+                                      NULL, NULL, NULL),
+                         SQLITE_ERROR);
         sqlite3_close(db);
         unlink(path);
 }
@@ -452,8 +446,8 @@ static void test_appdb_open_moves_payloads_of_an_older_database(
  * and the events say ORDERED; a file written before has PLACED in its
  * rows and in the table's CHECK (the old schema text, verbatim), and must
  * open, say ORDERED, and keep taking places and pays. */
-static void test_appdb_open_turns_placed_orders_of_old_file_ordered(
-        void **state)
+static void
+test_appdb_open_turns_placed_orders_of_old_file_ordered(void **state)
 {
         fixture *f = *state;
         of_appdb *app2 = NULL;
@@ -491,7 +485,8 @@ static void test_appdb_open_turns_placed_orders_of_old_file_ordered(
         /* Twice: the second open finds nothing to do. */
         for (pass = 0; pass < 2; pass++) {
                 assert_int_equal(of_appdb_open(&app2, path, f->errstr,
-                                               sizeof(f->errstr)), 0);
+                                               sizeof(f->errstr)),
+                                 0);
                 of_appdb_close(app2);
         }
         db = tu_db_open(path, 0);
@@ -510,18 +505,22 @@ static void test_appdb_open_turns_placed_orders_of_old_file_ordered(
                                  "name = 'orders_placed' OR sql LIKE "
                                  "'%PLACED''%'"),
                             "0");
-        assert_int_equal(sqlite3_exec(db, "INSERT INTO orders VALUES ('o-9',"
-                                          " 'PLACED', 1, NULL, 'x', NULL)",
+        assert_int_equal(sqlite3_exec(db,
+                                      "INSERT INTO orders VALUES ('o-9',"
+                                      " 'PLACED', 1, NULL, 'x', NULL)",
                                       NULL, NULL, NULL),
                          SQLITE_CONSTRAINT);
-        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
-                                       sizeof(f->errstr)), 0);
+        assert_int_equal(
+                of_appdb_open(&app2, path, f->errstr, sizeof(f->errstr)), 0);
         assert_int_equal(of_appdb_pay(app2, &ev, "o-1", 10, f->errstr,
-                                      sizeof(f->errstr)), 0);
+                                      sizeof(f->errstr)),
+                         0);
         assert_int_equal(of_appdb_pay(app2, &ev, "o-2", 20, f->errstr,
-                                      sizeof(f->errstr)), OF_EEXISTS);
+                                      sizeof(f->errstr)),
+                         OF_EEXISTS);
         assert_int_equal(of_appdb_place(app2, &ev, "o-4", 40, f->errstr,
-                                        sizeof(f->errstr)), 0);
+                                        sizeof(f->errstr)),
+                         0);
         of_appdb_close(app2);
         assert_string_equal(q(f, "SELECT group_concat(o, ' ') FROM (SELECT "
                                  "order_id||':'||status AS o FROM orders "
@@ -560,18 +559,20 @@ static void test_appdb_refuses_a_read_model(void **state)
 
         /* a read model as the projector makes it */
         snprintf(path, sizeof(path), "%s.rm", f->path);
-        assert_int_equal(of_store_open(&st, path, f->errstr,
-                                       sizeof(f->errstr)), 0);
+        assert_int_equal(
+                of_store_open(&st, path, f->errstr, sizeof(f->errstr)), 0);
         of_store_close(st);
-        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
-                                       sizeof(f->errstr)), OF_ERROR);
+        assert_int_equal(
+                of_appdb_open(&app2, path, f->errstr, sizeof(f->errstr)),
+                OF_ERROR);
         assert_non_null(strstr(f->errstr, "a read model, not an application "
                                           "database"));
         assert_null(app2);
         /* Nothing of the outbox was added to it. */
         db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "SELECT * FROM outbox_messages",
-                                      NULL, NULL, NULL), SQLITE_ERROR);
+                                      NULL, NULL, NULL),
+                         SQLITE_ERROR);
         sqlite3_close(db);
         unlink(path);
         snprintf(path, sizeof(path), "%s.rm-wal", f->path);
@@ -593,16 +594,20 @@ static void test_appdb_refuses_a_database_of_another_program(void **state)
 
         snprintf(path, sizeof(path), "%s.other", f->path);
         db = tu_db_open(path, 0);
-        assert_int_equal(sqlite3_exec(db, "CREATE TABLE users (name);"
-                                          "INSERT INTO users VALUES ('ann')",
-                                      NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "CREATE TABLE users (name);"
+                                      "INSERT INTO users VALUES ('ann')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
         sqlite3_close(db);
         before = tu_read_file(path, &n);
         snprintf(want, sizeof(want),
                  "%s: a database of another program (table users), not an "
-                 "application database", path);
-        assert_int_equal(of_appdb_open(&app2, path, f->errstr,
-                                       sizeof(f->errstr)), OF_ERROR);
+                 "application database",
+                 path);
+        assert_int_equal(
+                of_appdb_open(&app2, path, f->errstr, sizeof(f->errstr)),
+                OF_ERROR);
         assert_null(app2);
         assert_string_equal(f->errstr, want);
         assert_int_equal(of_appdb_open_existing(&app2, path, f->errstr,
@@ -634,12 +639,11 @@ static void test_appdb_io_error_is_eio_and_writes_nothing(void **state)
         tu_file_size_limit(0);
         assert_int_equal(err, OF_EIO);
         assert_non_null(strstr(f->errstr, "disk I/O error"));
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "0");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "0");
         assert_int_equal(of_appdb_place(f->app, NULL, "o-1", 5, f->errstr,
-                                        sizeof(f->errstr)), 0);
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"),
-                            "1");
+                                        sizeof(f->errstr)),
+                         0);
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages"), "1");
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

@@ -16,10 +16,10 @@ typedef struct t_opts {
         const char *db;
         const char *name;
         int flag;
-        int small;       /* an int field */
-        int64_t big;     /* an int64_t field */
-        size_t count;    /* a size_t field */
-        int64_t ttl_ms;  /* a duration */
+        int small;        /* an int field */
+        int64_t big;      /* an int64_t field */
+        size_t count;     /* a size_t field */
+        int64_t ttl_ms;   /* a duration */
         const char *word; /* an operand */
         of_cli_kafka kafka;
         of_cli_metrics metrics;
@@ -78,8 +78,7 @@ static const of_cli_spec u_specs[] = {
         OF_CLI_OPT_END,
 };
 
-static const of_cli_cmd u_cmd = {"outbox u", u_specs, &u_defaults, NULL,
-                                 NULL};
+static const of_cli_cmd u_cmd = {"outbox u", u_specs, &u_defaults, NULL, NULL};
 
 #define MAX_ARGS 160
 
@@ -152,8 +151,8 @@ static void expect_usage(const of_cli_cmd *cmd, void *base,
 
         run(cmd, base, args, &code, err, sizeof(err));
         snprintf(want, sizeof(want),
-                 "orderflow %s: %s (see 'orderflow %s --help')\n",
-                 cmd->name, why, cmd->name);
+                 "orderflow %s: %s (see 'orderflow %s --help')\n", cmd->name,
+                 why, cmd->name);
         if (code != OF_EXIT_USAGE || strcmp(err, want))
                 fail_msg("%s ...: exit %d, stderr '%s', want '%s'", args[0],
                          code, err, want);
@@ -164,7 +163,7 @@ static void expect_usage(const of_cli_cmd *cmd, void *base,
 struct bad_case {
         const char *args[8]; /* after "t --db x.db" unless no_db */
         int no_db;
-        const char *want;    /* between "orderflow t: " and " (see ...)" */
+        const char *want; /* between "orderflow t: " and " (see ...)" */
 };
 
 static const struct bad_case bad_cases[] = {
@@ -180,26 +179,33 @@ static const struct bad_case bad_cases[] = {
         {{"--small", NULL}, 0, "--small: missing argument"},
         {{"-c", NULL}, 0, "-c: missing argument"},
         {{"--small", "0", NULL}, 0, "--small: not an integer from 1 to 100"},
-        {{"--small", "101", NULL}, 0,
-         "--small: not an integer from 1 to 100"},
+        {{"--small", "101", NULL}, 0, "--small: not an integer from 1 to 100"},
         {{"--small=1.5", NULL}, 0, "--small: not an integer from 1 to 100"},
-        {{"--small", "12abc", NULL}, 0,
+        {{"--small", "12abc", NULL},
+         0,
          "--small: not an integer from 1 to 100"},
         {{"--small", "", NULL}, 0, "--small: not an integer from 1 to 100"},
-        {{"--big", "9007199254740992", NULL}, 0,
+        {{"--big", "9007199254740992", NULL},
+         0,
          "--big: not an integer from 0 to 9007199254740991"},
-        {{"--big", "-1", NULL}, 0,
+        {{"--big", "-1", NULL},
+         0,
          "--big: not an integer from 0 to 9007199254740991"},
         {{"-c", "x", NULL}, 0, "--count: not an integer from 1 to 1000000"},
-        {{"--count", "99999999999999999999", NULL}, 0,
+        {{"--count", "99999999999999999999", NULL},
+         0,
          "--count: not an integer from 1 to 1000000"},
-        {{"--ttl", "10", NULL}, 0,
+        {{"--ttl", "10", NULL},
+         0,
          "--ttl: 10: not a duration like 90m, 36h or 7d (at least 1s)"},
-        {{"--ttl", "0s", NULL}, 0,
+        {{"--ttl", "0s", NULL},
+         0,
          "--ttl: 0s: not a duration like 90m, 36h or 7d (at least 1s)"},
-        {{"--ttl", "3651d", NULL}, 0,
+        {{"--ttl", "3651d", NULL},
+         0,
          "--ttl: 3651d: not a duration like 90m, 36h or 7d (at least 1s)"},
-        {{"--ttl", "", NULL}, 0,
+        {{"--ttl", "", NULL},
+         0,
          "--ttl: : not a duration like 90m, 36h or 7d (at least 1s)"},
         {{"--name", "123456789", NULL}, 0, "--name: longer than 8 bytes"},
         {{"w1", "w2", NULL}, 0, "w2: unexpected argument"},
@@ -208,9 +214,11 @@ static const struct bad_case bad_cases[] = {
         {{"-X", "novalue", NULL}, 0, "-X novalue: expected key=value"},
         {{"-X=secret", NULL}, 0, "-X : expected key=value"},
         {{"-X", NULL}, 0, "-X: missing argument"},
-        {{"--metrics-port", "65536", NULL}, 0,
+        {{"--metrics-port", "65536", NULL},
+         0,
          "--metrics-port: not an integer from 0 to 65535"},
-        {{"--metrics-addr", "localhost", NULL}, 0,
+        {{"--metrics-addr", "localhost", NULL},
+         0,
          "--metrics-addr localhost: not a numeric IPv4 or IPv6 address"},
 };
 
@@ -238,12 +246,31 @@ static void test_cli_bad_lines_exit_2_with_one_line(void **state)
 
 static void test_cli_fills_every_kind_from_a_good_line(void **state)
 {
-        static const char *const args[] = {
-                "t", "word-1", "--db=x.db", "--name", "ab", "-f",
-                "--small", "7", "--big", "9007199254740991", "-c1000000",
-                "--ttl", "90m", "-X", "a=1", "-Xb=2", "-b", "h:1",
-                "--topic", "top", "--metrics-port", "0",
-                "--metrics-addr", "::1", NULL};
+        static const char *const args[] = {"t",
+                                           "word-1",
+                                           "--db=x.db",
+                                           "--name",
+                                           "ab",
+                                           "-f",
+                                           "--small",
+                                           "7",
+                                           "--big",
+                                           "9007199254740991",
+                                           "-c1000000",
+                                           "--ttl",
+                                           "90m",
+                                           "-X",
+                                           "a=1",
+                                           "-Xb=2",
+                                           "-b",
+                                           "h:1",
+                                           "--topic",
+                                           "top",
+                                           "--metrics-port",
+                                           "0",
+                                           "--metrics-addr",
+                                           "::1",
+                                           NULL};
         t_opts o = t_defaults;
 
         (void)state;
@@ -288,8 +315,8 @@ static void test_cli_defaults_stay_when_not_given(void **state)
 /* The last one given wins; getopt_long takes a unique prefix. */
 static void test_cli_later_value_wins_and_prefixes_work(void **state)
 {
-        static const char *const args[] = {"t", "--db", "a", "--sm", "3",
-                                           "--db", "b", "--small=4", NULL};
+        static const char *const args[] = {
+                "t", "--db", "a", "--sm", "3", "--db", "b", "--small=4", NULL};
         t_opts o = t_defaults;
 
         (void)state;
@@ -323,17 +350,17 @@ static void test_cli_x_is_repeatable_up_to_its_limit(void **state)
         args[k++] = "-X";
         args[k++] = "one=more";
         args[k] = NULL;
-        expect_usage(&t_cmd, &o, args, "-X: more than 64 properties (put "
-                                       "them in a -F file)");
+        expect_usage(&t_cmd, &o, args,
+                     "-X: more than 64 properties (put "
+                     "them in a -F file)");
 }
 
 /* A -F file that is not there: the file's error, exit 2, no pointer to
  * --help (the file, not the command line, is wrong). */
 static void test_cli_bad_config_file_names_it(void **state)
 {
-        static const char *const args[] = {"t", "--db", "x", "-F",
-                                           "/nonexistent/k.properties",
-                                           NULL};
+        static const char *const args[] = {
+                "t", "--db", "x", "-F", "/nonexistent/k.properties", NULL};
         t_opts o = t_defaults;
         char err[512];
         int code;
@@ -350,10 +377,10 @@ static void test_cli_bad_config_file_names_it(void **state)
 static void test_cli_same_mistake_same_words_in_every_command(void **state)
 {
         static const char *const tails[][3] = {
-                {"--small", "0", NULL},   {"--small", "abc", NULL},
-                {"--ttl", "5", NULL},     {"--ttl", "1.5h", NULL},
-                {"-X", "k", NULL},        {"-b", "", NULL},
-                {"--bogus", NULL, NULL},  {"--small", NULL, NULL},
+                {"--small", "0", NULL},  {"--small", "abc", NULL},
+                {"--ttl", "5", NULL},    {"--ttl", "1.5h", NULL},
+                {"-X", "k", NULL},       {"-b", "", NULL},
+                {"--bogus", NULL, NULL}, {"--small", NULL, NULL},
                 {"-t", "", NULL},
         };
         char err_t[512], err_u[512], want_u[600];
@@ -380,7 +407,8 @@ static void test_cli_same_mistake_same_words_in_every_command(void **state)
                 assert_int_equal(code_u, OF_EXIT_USAGE);
                 /* err_t with t's name replaced by u's */
                 assert_true(!strncmp(err_t, "orderflow t: ", 13));
-                snprintf(want_u, sizeof(want_u), "orderflow outbox u: %.*s"
+                snprintf(want_u, sizeof(want_u),
+                         "orderflow outbox u: %.*s"
                          "(see 'orderflow outbox u --help')\n",
                          (int)(strstr(err_t, "(see") - err_t - 13),
                          err_t + 13);
@@ -406,8 +434,7 @@ static void test_cli_missing_operand_says_what_is_missing(void **state)
                                "what to say (hello or bye)"),
                 OF_CLI_OPT_END,
         };
-        static const of_cli_cmd cmd = {"say", specs, &t_defaults, NULL,
-                                       NULL};
+        static const of_cli_cmd cmd = {"say", specs, &t_defaults, NULL, NULL};
         static const char *const args[] = {"say", NULL};
         t_opts o = t_defaults;
 
@@ -480,11 +507,10 @@ static void test_cli_help_lists_every_option_with_default(void **state)
         assert_true(line_has(text, "  -n, --name NAME", "0 to 8 bytes"));
         assert_true(line_has(text, "  -f, --flag", "a flag"));
         assert_true(line_has(text, "--small N", "(1 to 100; default 50)"));
-        assert_true(line_has(text, "--big N",
-                             "(0 to 9007199254740991)"));
+        assert_true(line_has(text, "--big N", "(0 to 9007199254740991)"));
         assert_true(line_has(text, "  -c, --count N", "default 500)"));
-        assert_true(line_has(text, "--ttl DURATION",
-                             "(1s to 3650d; default 7d)"));
+        assert_true(
+                line_has(text, "--ttl DURATION", "(1s to 3650d; default 7d)"));
         assert_true(line_has(text, "-b, --brokers LIST", NULL));
         assert_non_null(strstr(text, OF_DEFAULT_BROKERS ")"));
         assert_true(line_has(text, "-t, --topic NAME",
@@ -552,8 +578,8 @@ static void test_cli_help_option_prints_and_stops(void **state)
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                static char *argv[] = {"t", "--small", "9", "--help",
-                                       "--bogus", NULL};
+                static char *argv[] = {"t",      "--small", "9",
+                                       "--help", "--bogus", NULL};
                 t_opts o = t_defaults;
                 int rc;
 
@@ -619,17 +645,27 @@ struct duration_case {
 static void test_cli_parse_duration_table(void **state)
 {
         static const struct duration_case cases[] = {
-                {"30s", 30000},       {"15m", 900000},
-                {"12h", 43200000},    {"7d", 604800000},
-                {"1s", 1000},         {"3650d", 3650LL * 86400000},
+                {"30s", 30000},
+                {"15m", 900000},
+                {"12h", 43200000},
+                {"7d", 604800000},
+                {"1s", 1000},
+                {"3650d", 3650LL * 86400000},
                 {"315360000s", 3650LL * 86400000},
-                {"3651d", -1},        {"315360001s", -1},
-                {"0s", -1},           {"0d", -1},
-                {"10", -1},           {"s", -1},
-                {"", -1},             {"1.5h", -1},
-                {"7D", -1},           {"-5s", -1},
-                {"+5s", -1},          {" 5s", -1},
-                {"5s ", -1},          {"5ss", -1},
+                {"3651d", -1},
+                {"315360001s", -1},
+                {"0s", -1},
+                {"0d", -1},
+                {"10", -1},
+                {"s", -1},
+                {"", -1},
+                {"1.5h", -1},
+                {"7D", -1},
+                {"-5s", -1},
+                {"+5s", -1},
+                {" 5s", -1},
+                {"5s ", -1},
+                {"5ss", -1},
                 {"99999999999999999999d", -1},
         };
         int64_t ms;
@@ -652,8 +688,7 @@ int main(void)
                 cmocka_unit_test(test_cli_bad_lines_exit_2_with_one_line),
                 cmocka_unit_test(test_cli_fills_every_kind_from_a_good_line),
                 cmocka_unit_test(test_cli_defaults_stay_when_not_given),
-                cmocka_unit_test(
-                        test_cli_later_value_wins_and_prefixes_work),
+                cmocka_unit_test(test_cli_later_value_wins_and_prefixes_work),
                 cmocka_unit_test(test_cli_x_is_repeatable_up_to_its_limit),
                 cmocka_unit_test(test_cli_bad_config_file_names_it),
                 cmocka_unit_test(
@@ -665,8 +700,7 @@ int main(void)
                 cmocka_unit_test(test_cli_v_and_q_move_the_log_level),
                 cmocka_unit_test(
                         test_cli_help_lists_every_option_with_default),
-                cmocka_unit_test(
-                        test_cli_help_lists_every_spec_of_the_tables),
+                cmocka_unit_test(test_cli_help_lists_every_spec_of_the_tables),
                 cmocka_unit_test(test_cli_help_option_prints_and_stops),
                 cmocka_unit_test(
                         test_cli_kafka_check_wants_a_port_for_an_address),

@@ -81,9 +81,9 @@ static void test_retry_busy_between_io_errors_counts_io_only(void **state)
                 assert_true(of_retry_failed(&r, OF_EBUSY, "w", errstr,
                                             sizeof(errstr), 1) > 0);
         }
-        assert_int_equal(of_retry_failed(&r, OF_EIO, "w", errstr,
-                                         sizeof(errstr), 1),
-                         -1);
+        assert_int_equal(
+                of_retry_failed(&r, OF_EIO, "w", errstr, sizeof(errstr), 1),
+                -1);
 }
 
 static void test_retry_success_starts_a_new_spell(void **state)
@@ -97,12 +97,12 @@ static void test_retry_success_starts_a_new_spell(void **state)
                 assert_true(of_retry_failed(&r, OF_EIO, "w", errstr,
                                             sizeof(errstr), 1) > 0);
         of_retry_ok(&r, "w", 2);
-        assert_int_equal(of_retry_failed(&r, OF_EIO, "w", errstr,
-                                         sizeof(errstr), 3),
-                         250);
-        assert_int_equal(of_retry_failed(&r, OF_EBUSY, "w", errstr,
-                                         sizeof(errstr), 3),
-                         50);
+        assert_int_equal(
+                of_retry_failed(&r, OF_EIO, "w", errstr, sizeof(errstr), 3),
+                250);
+        assert_int_equal(
+                of_retry_failed(&r, OF_EBUSY, "w", errstr, sizeof(errstr), 3),
+                50);
 }
 
 static void test_retry_other_errors_are_not_retried(void **state)

@@ -13,25 +13,25 @@
 #define TS "2026-11-27T10:15:30.123Z"
 
 /* An envelope with the parts a row varies. */
-#define ENV(id, type, agg, at, payload)                                      \
-        "{\"id\":\"" id "\",\"type\":\"" type "\",\"aggregateId\":\"" agg   \
+#define ENV(id, type, agg, at, payload)                                       \
+        "{\"id\":\"" id "\",\"type\":\"" type "\",\"aggregateId\":\"" agg     \
         "\",\"occurredAt\":\"" at "\",\"payload\":" payload "}"
-#define PLACED(total)                                                        \
-        ENV("e-1", "OrderPlaced", "o-1", TS,                                 \
+#define PLACED(total)                                                         \
+        ENV("e-1", "OrderPlaced", "o-1", TS,                                  \
             "{\"orderId\":\"o-1\",\"total\":" total "}")
-#define PAID(amount)                                                         \
-        ENV("e-1", "OrderPaid", "o-1", TS,                                   \
+#define PAID(amount)                                                          \
+        ENV("e-1", "OrderPaid", "o-1", TS,                                    \
             "{\"orderId\":\"o-1\",\"amount\":" amount "}")
-#define WITH_ID(id)                                                          \
+#define WITH_ID(id)                                                           \
         ENV(id, "OrderPlaced", "o-1", TS, "{\"orderId\":\"o-1\",\"total\":1}")
-#define WITH_AT(at)                                                          \
-        ENV("e-1", "OrderPlaced", "o-1", at,                                 \
+#define WITH_AT(at)                                                           \
+        ENV("e-1", "OrderPlaced", "o-1", at,                                  \
             "{\"orderId\":\"o-1\",\"total\":1}")
-#define WITH_AGG(agg, order_id)                                              \
-        ENV("e-1", "OrderPlaced", agg, TS,                                   \
+#define WITH_AGG(agg, order_id)                                               \
+        ENV("e-1", "OrderPlaced", agg, TS,                                    \
             "{\"orderId\":\"" order_id "\",\"total\":1}")
 #define WITH_PAYLOAD(payload) ENV("e-1", "OrderPlaced", "o-1", TS, payload)
-#define WITH_TYPE(type) ENV("e-1", type, "o-1", TS, "{\"orderId\":\"o-1\"}")
+#define WITH_TYPE(type)       ENV("e-1", type, "o-1", TS, "{\"orderId\":\"o-1\"}")
 
 #define X4(s)   s s s s
 #define X16(s)  X4(X4(s))
@@ -50,8 +50,14 @@ struct parse_case {
         size_t len;         /* 0: strlen(value) */
 };
 
-#define OK(v, amount)  {v, NULL, amount, NULL, NULL, 0}
-#define DEAD(v, why)   {v, why, 0, NULL, NULL, 0}
+#define OK(v, amount)                                                         \
+        {                                                                     \
+                v, NULL, amount, NULL, NULL, 0                                \
+        }
+#define DEAD(v, why)                                                          \
+        {                                                                     \
+                v, why, 0, NULL, NULL, 0                                      \
+        }
 
 static const struct parse_case cases[] = {
         /* amounts: judged from the decimal text, not from a double */
@@ -118,7 +124,8 @@ static const struct parse_case cases[] = {
         DEAD(WITH_ID(""), "invalid id: empty"),
         DEAD("{\"id\":5,\"type\":\"OrderPlaced\"}", "invalid id: not a str"),
         DEAD("{\"type\":\"OrderPlaced\"}", "invalid id: missing"),
-        {.value = WITH_ID("\\ud83d\\ude00"), .amount = 1,
+        {.value = WITH_ID("\\ud83d\\ude00"),
+         .amount = 1,
          .id = "\xf0\x9f\x98\x80"},
 
         /* U+0000 as an escape must not cut a string short */
@@ -133,12 +140,14 @@ static const struct parse_case cases[] = {
                         "\"total\":3}"),
            3),
         {.value = "{\"id\\u0000\":\"x\",\"id\":\"e-1\",\"type\":\"T\"}",
-         .amount = -1, .id = "e-1"},
+         .amount = -1,
+         .id = "e-1"},
         /* an escaped backslash, then the text u0000: a literal */
         {.value = WITH_ID("a\\\\u0000"), .amount = 1, .id = "a\\u0000"},
         {.value = WITH_ID("a\\\\\\u0000"), .reason = "invalid id: contains"},
         /* a raw NUL is no better (and not JSON) */
-        {.value = WITH_ID("a\0b"), .reason = "invalid JSON: control char",
+        {.value = WITH_ID("a\0b"),
+         .reason = "invalid JSON: control char",
          .len = sizeof(WITH_ID("a\0b")) - 1},
 
         /* type */
@@ -154,18 +163,22 @@ static const struct parse_case cases[] = {
         DEAD("{\"type\":\"OrderShipped\"}", "invalid id: missing"),
         {.value = ENV("e-1", "OrderShipped", "o-1",
                       "2026-11-27T10:15:30+09:00", "7"),
-         .amount = -1, .at = "2026-11-27T01:15:30.000Z"},
+         .amount = -1,
+         .at = "2026-11-27T01:15:30.000Z"},
         {.value = ENV("e-1", "OrderShipped", "o-1", "yesterday", "7"),
-         .amount = -1, .at = ""},
+         .amount = -1,
+         .at = ""},
 
         /* occurredAt */
-        {.value = WITH_AT("2026-11-27T10:15:30.123+09:00"), .amount = 1,
+        {.value = WITH_AT("2026-11-27T10:15:30.123+09:00"),
+         .amount = 1,
          .at = "2026-11-27T01:15:30.123Z"},
-        {.value = WITH_AT("2026-01-01T01:00:00.5+02:00"), .amount = 1,
+        {.value = WITH_AT("2026-01-01T01:00:00.5+02:00"),
+         .amount = 1,
          .at = "2025-12-31T23:00:00.500Z"},
-        {.value = WITH_AT("2026-11-27t10:15:30.123z"), .amount = 1,
-         .at = TS},
-        {.value = WITH_AT("2026-11-27T10:15:30.123999Z"), .amount = 1,
+        {.value = WITH_AT("2026-11-27t10:15:30.123z"), .amount = 1, .at = TS},
+        {.value = WITH_AT("2026-11-27T10:15:30.123999Z"),
+         .amount = 1,
          .at = TS},
         DEAD(WITH_AT("2026-02-30T10:15:30Z"),
              "invalid occurredAt: no such day: 2026-02-30"),
@@ -214,7 +227,8 @@ static const struct parse_case cases[] = {
         DEAD(WITH_ID("\xed\xa0\x80"), "invalid UTF-8"),
         DEAD(WITH_ID("\xf4\x90\x80\x80"), "invalid UTF-8"),
         DEAD(PLACED("1") "\xc3", "invalid UTF-8"),
-        {.value = WITH_ID("\xf4\x8f\xbf\xbf"), .amount = 1,
+        {.value = WITH_ID("\xf4\x8f\xbf\xbf"),
+         .amount = 1,
          .id = "\xf4\x8f\xbf\xbf"},
         OK("\xef\xbb\xbf" PLACED("4"), 4), /* cJSON skips a BOM */
 
@@ -327,9 +341,8 @@ static void test_event_parse_other_type_needs_only_an_id(void **state)
         of_event ev;
 
         (void)state;
-        assert_int_equal(of_event_parse(&ev, v, strlen(v), reason,
-                                        sizeof(reason)),
-                         0);
+        assert_int_equal(
+                of_event_parse(&ev, v, strlen(v), reason, sizeof(reason)), 0);
         assert_int_equal(ev.type, OF_EVENT_OTHER);
         assert_string_equal(ev.id, "e-7");
         assert_string_equal(ev.type_name, "OrderShipped");
@@ -374,8 +387,8 @@ static void test_event_format_writes_the_envelope(void **state)
         ev.amount = 7;
         assert_int_equal(of_event_format(&text, &ev), 0);
         assert_non_null(strstr(text, "\"type\":\"OrderPaid\""));
-        assert_non_null(strstr(text, "{\"orderId\":\"o-" EURO
-                                     "\",\"amount\":7}}"));
+        assert_non_null(
+                strstr(text, "{\"orderId\":\"o-" EURO "\",\"amount\":7}}"));
         free(text);
 }
 
@@ -483,8 +496,9 @@ static const struct agree_case agree_cases[] = {
          "  \"id\" : \"e-1\" }\n",
          1},
         /* nor does the id: deliveries are compared once ids match */
-        {PLACED("1250"), ENV("e-2", "OrderPlaced", "o-1", TS,
-                             "{\"orderId\":\"o-1\",\"total\":125e1}"),
+        {PLACED("1250"),
+         ENV("e-2", "OrderPlaced", "o-1", TS,
+             "{\"orderId\":\"o-1\",\"total\":125e1}"),
          1},
         {PLACED("1250"), PLACED("1251"), 0},
         {PLACED("1250"), PAID("1250"), 0},
@@ -511,8 +525,7 @@ static void test_event_agrees_on_type_aggregate_time_and_amount(void **state)
                         fail_msg("row %zu: dead letter '%s'", i, reason);
                 if (of_event_agrees(&a, &b) != c->agrees ||
                     of_event_agrees(&b, &a) != c->agrees)
-                        fail_msg("row %zu: agrees should be %d", i,
-                                 c->agrees);
+                        fail_msg("row %zu: agrees should be %d", i, c->agrees);
         }
 }
 
@@ -581,8 +594,7 @@ static void test_event_fast_path_agrees_with_general_path(void **state)
                                 len++;
                                 break;
                         default:
-                                memmove(buf + at, buf + at + 1,
-                                        len - at - 1);
+                                memmove(buf + at, buf + at + 1, len - at - 1);
                                 len--;
                         }
                 }
@@ -601,8 +613,7 @@ static void test_event_long_numbers_match_cjson(void **state)
         (void)state;
         for (digits = 55; digits < 70; digits++) {
                 snprintf(v, sizeof(v),
-                         "{\"id\":\"e\",\"type\":\"X\",\"n\":%.*s}",
-                         digits,
+                         "{\"id\":\"e\",\"type\":\"X\",\"n\":%.*s}", digits,
                          "1000000000000000000000000000000000000000000000000"
                          "0000000000000000000000000000000000000");
                 expect_same_verdict(v, strlen(v), "long number");
@@ -627,8 +638,8 @@ static void test_event_fast_path_nested_unknown_object(void **state)
         of_event ev;
 
         (void)state;
-        assert_int_equal(of_event_parse(&ev, v, strlen(v), reason,
-                                        sizeof(reason)), 0);
+        assert_int_equal(
+                of_event_parse(&ev, v, strlen(v), reason, sizeof(reason)), 0);
         assert_int_equal(ev.amount, 9);
         expect_same_verdict(v, strlen(v), "nested unknown object");
 }
@@ -731,11 +742,9 @@ int main(void)
                 cmocka_unit_test(
                         test_event_parse_gives_each_value_its_verdict),
                 cmocka_unit_test(test_event_parse_decodes_contract_examples),
-                cmocka_unit_test(
-                        test_event_parse_other_type_needs_only_an_id),
+                cmocka_unit_test(test_event_parse_other_type_needs_only_an_id),
                 cmocka_unit_test(test_event_format_writes_the_envelope),
-                cmocka_unit_test(
-                        test_event_parse_survives_10000_deep_nesting),
+                cmocka_unit_test(test_event_parse_survives_10000_deep_nesting),
                 cmocka_unit_test(
                         test_event_parse_ignores_a_mib_long_unknown_field),
                 cmocka_unit_test(

@@ -147,9 +147,9 @@ static void test_idfilter_hash_is_fixed(void **state)
         (void)state;
         assert_true(of_id_hash("a", 1) != of_id_hash("b", 1));
         assert_true(of_id_hash("abcdefgh", 8) != of_id_hash("abcdefgh\0", 9));
-        assert_int_equal(of_id_hash("0190b5b2-0000-7000-8000-000000000001",
-                                    36),
-                         0xd82279149d23cebcULL);
+        assert_int_equal(
+                of_id_hash("0190b5b2-0000-7000-8000-000000000001", 36),
+                0xd82279149d23cebcULL);
         assert_int_equal(of_id_hash("e1", 2), 0xaddd8fef02cc4934ULL);
 }
 

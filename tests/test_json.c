@@ -38,12 +38,12 @@ static const struct string_case escapes[] = {
         {"\xff", 0, "\"\\ufffd\""},
         {"\xc3\x28", 0, "\"\\ufffd(\""},
         {"\x80\xbf", 0, "\"\\ufffd\\ufffd\""},
-        {"\xc0\xaf", 0, "\"\\ufffd\\ufffd\""},         /* overlong */
+        {"\xc0\xaf", 0, "\"\\ufffd\\ufffd\""},            /* overlong */
         {"\xe0\x80\xaf", 0, "\"\\ufffd\\ufffd\\ufffd\""}, /* overlong */
         {"\xed\xa0\x80", 0, "\"\\ufffd\\ufffd\\ufffd\""}, /* surrogate */
         {"\xf4\x90\x80\x80", 0,
-         "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
-        {"a\xe2\x82", 0, "\"a\\ufffd\\ufffd\""},        /* cut short */
+         "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},    /* above U+10FFFF */
+        {"a\xe2\x82", 0, "\"a\\ufffd\\ufffd\""}, /* cut short */
         {"{\"i\":\xff\n}", 0, "\"{\\\"i\\\":\\ufffd\\n}\""},
 };
 
@@ -236,8 +236,8 @@ static void expect_len(const unsigned char *p, size_t n)
 
         if (got != want)
                 fail_msg("%02x %02x %02x %02x (n %zu): %zu, want %zu", p[0],
-                         n > 1 ? p[1] : 0, n > 2 ? p[2] : 0,
-                         n > 3 ? p[3] : 0, n, got, want);
+                         n > 1 ? p[1] : 0, n > 2 ? p[2] : 0, n > 3 ? p[3] : 0,
+                         n, got, want);
 }
 
 /* Every sequence of up to 3 bytes, and 4-byte ones with the bytes that

@@ -71,9 +71,8 @@ static void test_kafka_props_read_skips_comments_and_trims(void **state)
         char errstr[512];
 
         (void)state;
-        assert_int_equal(of_kafka_props_read(&props, path, errstr,
-                                             sizeof(errstr)),
-                         0);
+        assert_int_equal(
+                of_kafka_props_read(&props, path, errstr, sizeof(errstr)), 0);
         assert_int_equal(props.cnt, 4);
         assert_string_equal(props.items[0], "client.id=an id with blanks");
         assert_string_equal(props.items[1], "socket.timeout.ms=1000");
@@ -198,9 +197,8 @@ static void test_kafka_conf_new_applies_file_before_x(void **state)
         char errstr[512];
 
         (void)state;
-        assert_int_equal(of_kafka_props_read(&props, path, errstr,
-                                             sizeof(errstr)),
-                         0);
+        assert_int_equal(
+                of_kafka_props_read(&props, path, errstr, sizeof(errstr)), 0);
         ko.files = &props;
         ko.brokers = "cli:2";
         ko.props = x;
@@ -231,9 +229,9 @@ static void test_kafka_conf_new_error_names_key_not_secret(void **state)
                          OF_ERROR);
         assert_non_null(strstr(errstr, "-X sasl.passwordd: "));
         assert_null(strstr(errstr, "Pa55"));
-        assert_int_equal(of_kafka_conf_new(&conf, &ko, NULL, errstr,
-                                           sizeof(errstr)),
-                         OF_ERROR);
+        assert_int_equal(
+                of_kafka_conf_new(&conf, &ko, NULL, errstr, sizeof(errstr)),
+                OF_ERROR);
         assert_null(conf);
         assert_null(strstr(errstr, "Pa55"));
 }
@@ -243,15 +241,15 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kafka_prop_is_secret_table),
                 cmocka_unit_test(
-                    test_kafka_props_read_skips_comments_and_trims),
+                        test_kafka_props_read_skips_comments_and_trims),
                 cmocka_unit_test(
-                    test_kafka_props_read_errors_name_file_and_line),
+                        test_kafka_props_read_errors_name_file_and_line),
                 cmocka_unit_test(test_kafka_props_read_missing_file),
                 cmocka_unit_test(
-                    test_kafka_props_read_flags_secret_others_can_read),
+                        test_kafka_props_read_flags_secret_others_can_read),
                 cmocka_unit_test(test_kafka_conf_new_applies_file_before_x),
                 cmocka_unit_test(
-                    test_kafka_conf_new_error_names_key_not_secret),
+                        test_kafka_conf_new_error_names_key_not_secret),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,8 +45,8 @@ static void test_metrics_renders_help_type_and_samples(void **state)
 {
         of_metrics *m = *state;
 
-        of_metrics_declare(m, "t_events_total", OF_METRIC_COUNTER,
-                           "Events.", NULL, NULL, 0);
+        of_metrics_declare(m, "t_events_total", OF_METRIC_COUNTER, "Events.",
+                           NULL, NULL, 0);
         of_metrics_declare(m, "t_lag", OF_METRIC_GAUGE, "Lag.", "partition",
                            NULL, 0);
         of_metrics_begin(m);
@@ -81,8 +81,7 @@ static void test_metrics_escapes_label_values_and_help(void **state)
         of_metrics *m = *state;
 
         of_metrics_declare(m, "t_dead_total", OF_METRIC_COUNTER,
-                           "Say \"why\" \\ on\ntwo lines.", "reason", NULL,
-                           0);
+                           "Say \"why\" \\ on\ntwo lines.", "reason", NULL, 0);
         of_metrics_begin(m);
         of_metrics_set(m, "t_dead_total", "a \"quoted\" \\path\\\nnext", 1);
         of_metrics_set(m, "t_dead_total", "", 2);
@@ -127,8 +126,8 @@ static void test_metrics_histogram_buckets_are_cumulative(void **state)
         of_metrics *m = *state;
         static const double bounds[] = {0.01, 0.1, 1};
 
-        of_metrics_declare(m, "t_seconds", OF_METRIC_HISTOGRAM, "Time.",
-                           NULL, bounds, 3);
+        of_metrics_declare(m, "t_seconds", OF_METRIC_HISTOGRAM, "Time.", NULL,
+                           bounds, 3);
         assert_renders(m, "# HELP t_seconds Time.\n"
                           "# TYPE t_seconds histogram\n"
                           "t_seconds_bucket{le=\"0.01\"} 0\n"
@@ -197,16 +196,17 @@ static void test_metrics_serves_get_metrics_only(void **state)
         of_metrics_declare(m, "t_scrapes", OF_METRIC_GAUGE, "Scrapes.", NULL,
                            NULL, 0);
         of_metrics_set_collect(m, collect, NULL);
-        assert_int_equal(of_metrics_serve(m, "127.0.0.1", 0, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_metrics_serve(m, "127.0.0.1", 0, errstr, sizeof(errstr)),
+                0);
         port = of_metrics_port(m);
         assert_true(port > 0);
 
         r = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n"
                        "Connection: close\r\n\r\n");
         assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
-        assert_non_null(strstr(r, "Content-Type: " OF_METRICS_CONTENT_TYPE
-                                  "\r\n"));
+        assert_non_null(
+                strstr(r, "Content-Type: " OF_METRICS_CONTENT_TYPE "\r\n"));
         assert_non_null(strstr(r, "\r\n\r\n# HELP t_scrapes Scrapes.\n"
                                   "# TYPE t_scrapes gauge\n"
                                   "t_scrapes 1\n"));
@@ -229,14 +229,15 @@ static void test_metrics_port_in_use_is_an_error(void **state)
         char errstr[256], want[64];
         int port;
 
-        assert_int_equal(of_metrics_serve(m, "127.0.0.1", 0, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_metrics_serve(m, "127.0.0.1", 0, errstr, sizeof(errstr)),
+                0);
         assert_int_equal(of_metrics_new(&m2, errstr, sizeof(errstr)), 0);
         assert_int_equal(of_metrics_serve(m2, "127.0.0.1", of_metrics_port(m),
                                           errstr, sizeof(errstr)),
                          OF_ERROR);
-        snprintf(want, sizeof(want), "cannot listen on 127.0.0.1 port %d: ",
-                 of_metrics_port(m));
+        snprintf(want, sizeof(want),
+                 "cannot listen on 127.0.0.1 port %d: ", of_metrics_port(m));
         assert_non_null(strstr(errstr, want));
         assert_int_equal(of_metrics_port(m2), 0);
         of_metrics_free(m2);
@@ -247,7 +248,8 @@ static void test_metrics_port_in_use_is_an_error(void **state)
         assert_int_equal(of_metrics_new(&m2, errstr, sizeof(errstr)), 0);
         *state = m2;
         assert_int_equal(of_metrics_serve(m2, "127.0.0.1", port, errstr,
-                                          sizeof(errstr)), 0);
+                                          sizeof(errstr)),
+                         0);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

@@ -16,7 +16,6 @@
 
 /* ---- helpers ---- */
 
-
 /* Claim up to max rows at time now for owner, with in_flight as the
  * batch in flight (NULL: none); returns how many, and the rows'
  * "aggregate_id:type" joined by spaces in got. */
@@ -57,12 +56,11 @@ static const char *claim_names(fixture *f, int64_t now, const char *owner)
 
 /* Record one result for the row with seq (error NULL: delivered) and
  * release lease (0: none). */
-static size_t mark_lease(fixture *f, int64_t lease, int64_t seq,
-                         int attempts, const char *error,
-                         const of_backoff *bo, int64_t now)
+static size_t mark_lease(fixture *f, int64_t lease, int64_t seq, int attempts,
+                         const char *error, const of_backoff *bo, int64_t now)
 {
-        of_outbox_result res = {.seq = seq, .attempts = attempts,
-                                .error = error};
+        of_outbox_result res = {
+                .seq = seq, .attempts = attempts, .error = error};
         size_t dead = 99;
 
         if (of_outbox_mark(f->app, lease, &res, 1, bo, now, &dead, f->errstr,
@@ -90,12 +88,12 @@ static const char *mark_batch(fixture *f, const of_outbox_batch *b,
 
         assert_int_equal(strlen(outcome), b->n);
         for (i = 0; i < b->n; i++)
-                res[i] = (of_outbox_result){
-                        .seq = b->rows[i].seq,
-                        .attempts = b->rows[i].attempts,
-                        .behind = b->rows[i].behind,
-                        .error = outcome[i] == 'x' ? "boom" : NULL,
-                        .held = 7};
+                res[i] = (of_outbox_result){.seq = b->rows[i].seq,
+                                            .attempts = b->rows[i].attempts,
+                                            .behind = b->rows[i].behind,
+                                            .error = outcome[i] == 'x' ? "boom"
+                                                                       : NULL,
+                                            .held = 7};
         if (of_outbox_mark(f->app, b->lease, res, b->n, &bo, now, NULL,
                            f->errstr, sizeof(f->errstr)))
                 fail_msg("mark: %s", f->errstr);
@@ -120,7 +118,6 @@ static void kill_row(fixture *f, int64_t seq)
 
         assert_int_equal(mark(f, seq, 0, "broker down", &bo, now_ms()), 1);
 }
-
 
 /* ---- the relay's side: claim ---- */
 
@@ -149,8 +146,7 @@ static void test_outbox_claim_returns_due_rows_in_commit_order(void **state)
                 assert_string_equal(rows[i].id, ev[i].id);
                 assert_true(i == 0 || rows[i].seq > rows[i - 1].seq);
                 assert_int_equal(rows[i].attempts, 0);
-                assert_int_equal(rows[i].payload_len,
-                                 strlen(rows[i].payload));
+                assert_int_equal(rows[i].payload_len, strlen(rows[i].payload));
                 assert_non_null(strstr(rows[i].payload, ev[i].id));
         }
         /* One lease for the range, to r1 for 1 s; no row written. */
@@ -178,8 +174,7 @@ static void test_outbox_claim_takes_at_most_max_rows(void **state)
         assert_int_equal(n, 2);
         assert_string_equal(got, "o-1:OrderPlaced o-2:OrderPlaced");
         of_outbox_batch_free(&b);
-        assert_string_equal(claim_names(f, now_ms(), "r2"),
-                            "o-3:OrderPlaced");
+        assert_string_equal(claim_names(f, now_ms(), "r2"), "o-3:OrderPlaced");
 }
 
 static void test_outbox_claim_skips_rows_not_due_yet(void **state)
@@ -199,15 +194,13 @@ static void test_outbox_claim_skips_rows_not_due_yet(void **state)
         exec(f, "UPDATE outbox_messages SET status = 'SENT' WHERE "
                 "aggregate_id = 'o-2'");
         assert_string_equal(claim_names(f, t + 4999, "r1"), "");
-        assert_string_equal(claim_names(f, t + 5000, "r1"),
-                            "o-1:OrderPlaced");
+        assert_string_equal(claim_names(f, t + 5000, "r1"), "o-1:OrderPlaced");
 }
 
 /* Regression (2026-11-27): a row waited a round for an earlier row of
  * its order in the same claim, so an order's OrderPaid went out after
  * later orders' OrderPlaced in its partition. */
-static void test_outbox_claim_takes_an_orders_rows_in_seq_order(
-        void **state)
+static void test_outbox_claim_takes_an_orders_rows_in_seq_order(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b = {0};
@@ -232,8 +225,8 @@ static void test_outbox_claim_takes_an_orders_rows_in_seq_order(
 
 /* Regression (2026-11-27): the relay's batch in flight held back the later
  * rows of its orders from the next claim. */
-static void test_outbox_claim_takes_rows_behind_the_batch_in_flight(
-        void **state)
+static void
+test_outbox_claim_takes_rows_behind_the_batch_in_flight(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b1 = {0}, b2 = {0}, b3 = {0};
@@ -260,8 +253,7 @@ static void test_outbox_claim_takes_rows_behind_the_batch_in_flight(
         of_outbox_batch_free(&b3);
 }
 
-static void test_outbox_claim_holds_row_behind_a_backing_off_row(
-        void **state)
+static void test_outbox_claim_holds_row_behind_a_backing_off_row(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b = {0};
@@ -287,8 +279,8 @@ static void test_outbox_claim_holds_row_behind_a_backing_off_row(
                             "o-1:OrderPlaced o-1:OrderPaid");
 }
 
-static void test_outbox_claim_holds_row_behind_another_relays_lease(
-        void **state)
+static void
+test_outbox_claim_holds_row_behind_another_relays_lease(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b = {0};
@@ -309,8 +301,8 @@ static void test_outbox_claim_holds_row_behind_another_relays_lease(
 
 /* The rule counts: one earlier row in flight is not enough when another
  * earlier row of the order is neither SENT nor on its way. */
-static void test_outbox_claim_holds_row_behind_any_unsent_earlier_row(
-        void **state)
+static void
+test_outbox_claim_holds_row_behind_any_unsent_earlier_row(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b1 = {0}, b2 = {0};
@@ -340,8 +332,8 @@ static void test_outbox_claim_holds_row_behind_any_unsent_earlier_row(
         of_outbox_batch_free(&b2);
 }
 
-static void test_outbox_leased_row_not_claimed_again_until_lease_ends(
-        void **state)
+static void
+test_outbox_leased_row_not_claimed_again_until_lease_ends(void **state)
 {
         fixture *f = *state;
         int64_t t = now_ms();
@@ -352,15 +344,14 @@ static void test_outbox_leased_row_not_claimed_again_until_lease_ends(
         assert_string_equal(claim_names(f, t + 999, "r2"), "");
         assert_string_equal(claim_names(f, t + 999, "r1"), "");
         /* claim_names() leases for 1000 ms. */
-        assert_string_equal(claim_names(f, t + 1000, "r2"),
-                            "o-1:OrderPlaced");
+        assert_string_equal(claim_names(f, t + 1000, "r2"), "o-1:OrderPlaced");
         assert_string_equal(q(f, "SELECT owner FROM outbox_leases ORDER BY "
                                  "id DESC LIMIT 1"),
                             "r2");
 }
 
-static void test_outbox_lease_covers_rows_skipped_inside_its_range(
-        void **state)
+static void
+test_outbox_lease_covers_rows_skipped_inside_its_range(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b = {0};
@@ -503,7 +494,8 @@ static void test_outbox_mark_records_a_batch_in_one_call(void **state)
         res[1] = (of_outbox_result){.seq = 2, .attempts = 0, .error = "x"};
         res[2] = (of_outbox_result){.seq = 3, .attempts = 1, .error = "y"};
         assert_int_equal(of_outbox_mark(f->app, 0, res, 3, &bo, t, &dead,
-                                        f->errstr, sizeof(f->errstr)), 0);
+                                        f->errstr, sizeof(f->errstr)),
+                         0);
         assert_int_equal(dead, 1);
         assert_string_equal(q(f, "SELECT group_concat(s, ' ') FROM (SELECT "
                                  "aggregate_id||':'||status AS s FROM "
@@ -511,8 +503,8 @@ static void test_outbox_mark_records_a_batch_in_one_call(void **state)
                             "o-1:SENT o-2:PENDING o-3:DEAD");
 }
 
-static void test_outbox_mark_holds_rows_behind_failed_row_of_order(
-        void **state)
+static void
+test_outbox_mark_holds_rows_behind_failed_row_of_order(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b = {0};
@@ -529,12 +521,11 @@ static void test_outbox_mark_holds_rows_behind_failed_row_of_order(
         /* o-1's pay was delivered behind its failed place: left PENDING,
          * attempts unchanged. o-2's pay failed on its own. */
         assert_string_equal(mark_batch(f, &b, "x..x.", t), ".h...");
-        assert_string_equal(rows_state(f),
-                            "o-1:OrderPlaced:PENDING:1 "
-                            "o-1:OrderPaid:PENDING:0 "
-                            "o-2:OrderPlaced:SENT:0 "
-                            "o-2:OrderPaid:PENDING:1 "
-                            "o-3:OrderPlaced:SENT:0");
+        assert_string_equal(rows_state(f), "o-1:OrderPlaced:PENDING:1 "
+                                           "o-1:OrderPaid:PENDING:0 "
+                                           "o-2:OrderPlaced:SENT:0 "
+                                           "o-2:OrderPaid:PENDING:1 "
+                                           "o-3:OrderPlaced:SENT:0");
         assert_string_equal(q(f, "SELECT ifnull(last_error, 'none') FROM "
                                  "outbox_messages WHERE aggregate_id = "
                                  "'o-1' AND type = 'OrderPaid'"),
@@ -547,8 +538,8 @@ static void test_outbox_mark_holds_rows_behind_failed_row_of_order(
         of_outbox_batch_free(&b);
 }
 
-static void test_outbox_mark_holds_rows_behind_failed_row_of_last_batch(
-        void **state)
+static void
+test_outbox_mark_holds_rows_behind_failed_row_of_last_batch(void **state)
 {
         fixture *f = *state;
         of_outbox_batch b1 = {0}, b2 = {0};
@@ -571,15 +562,14 @@ static void test_outbox_mark_holds_rows_behind_failed_row_of_last_batch(
         assert_string_equal(mark_batch(f, &b1, "x..x", t), "....");
         /* o-1 and o-4: behind their failed place, delivered or not. */
         assert_string_equal(mark_batch(f, &b2, ".x.x", t), "h..h");
-        assert_string_equal(rows_state(f),
-                            "o-1:OrderPlaced:PENDING:1 "
-                            "o-2:OrderPlaced:SENT:0 "
-                            "o-3:OrderPlaced:SENT:0 "
-                            "o-4:OrderPlaced:PENDING:1 "
-                            "o-1:OrderPaid:PENDING:0 "
-                            "o-2:OrderPaid:PENDING:1 "
-                            "o-3:OrderPaid:SENT:0 "
-                            "o-4:OrderPaid:PENDING:0");
+        assert_string_equal(rows_state(f), "o-1:OrderPlaced:PENDING:1 "
+                                           "o-2:OrderPlaced:SENT:0 "
+                                           "o-3:OrderPlaced:SENT:0 "
+                                           "o-4:OrderPlaced:PENDING:1 "
+                                           "o-1:OrderPaid:PENDING:0 "
+                                           "o-2:OrderPaid:PENDING:1 "
+                                           "o-3:OrderPaid:SENT:0 "
+                                           "o-4:OrderPaid:PENDING:0");
         of_outbox_batch_free(&b1);
         of_outbox_batch_free(&b2);
 }
@@ -617,7 +607,8 @@ static void test_outbox_retry_id_brings_one_dead_row_back(void **state)
         kill_row(f, 1);
         kill_row(f, 3);
         assert_int_equal(of_outbox_retry(f->app, a.id, &changed, f->errstr,
-                                         sizeof(f->errstr)), 0);
+                                         sizeof(f->errstr)),
+                         0);
         assert_int_equal(changed, 1);
         assert_string_equal(q(f, "SELECT status||','||attempts||','||"
                                  "next_attempt_at FROM outbox_messages "
@@ -639,8 +630,7 @@ static void test_outbox_retry_id_brings_one_dead_row_back(void **state)
                          OF_ENOTFOUND);
 }
 
-static void test_outbox_retry_all_dead_brings_every_dead_row_back(
-        void **state)
+static void test_outbox_retry_all_dead_brings_every_dead_row_back(void **state)
 {
         fixture *f = *state;
         int64_t changed = -1;
@@ -651,7 +641,8 @@ static void test_outbox_retry_all_dead_brings_every_dead_row_back(
         kill_row(f, 1);
         kill_row(f, 3);
         assert_int_equal(of_outbox_retry(f->app, NULL, &changed, f->errstr,
-                                         sizeof(f->errstr)), 0);
+                                         sizeof(f->errstr)),
+                         0);
         assert_int_equal(changed, 2);
         assert_string_equal(q(f, "SELECT count(*) FROM outbox_messages "
                                  "WHERE status = 'PENDING' AND "
@@ -662,7 +653,8 @@ static void test_outbox_retry_all_dead_brings_every_dead_row_back(
                             "o-3:OrderPlaced");
         /* Nothing DEAD: zero rows, not an error. */
         assert_int_equal(of_outbox_retry(f->app, NULL, &changed, f->errstr,
-                                         sizeof(f->errstr)), 0);
+                                         sizeof(f->errstr)),
+                         0);
         assert_int_equal(changed, 0);
 }
 
@@ -691,14 +683,16 @@ static void test_outbox_prune_deletes_only_old_sent_rows(void **state)
                 "'2000-01-01T00:00:00.000Z' WHERE "
                 "aggregate_id = 'o-pending'");
         assert_int_equal(of_outbox_prune(f->app, 2LL * 3600 * 1000, &deleted,
-                                         f->errstr, sizeof(f->errstr)), 0);
+                                         f->errstr, sizeof(f->errstr)),
+                         0);
         assert_int_equal(deleted, 1);
         assert_string_equal(q(f, "SELECT group_concat(aggregate_id, ' ') "
                                  "FROM (SELECT aggregate_id FROM "
                                  "outbox_messages ORDER BY seq)"),
                             "o-recent o-pending o-dead");
         assert_int_equal(of_outbox_prune(f->app, 30LL * 60 * 1000, &deleted,
-                                         f->errstr, sizeof(f->errstr)), 0);
+                                         f->errstr, sizeof(f->errstr)),
+                         0);
         assert_int_equal(deleted, 1);
         assert_string_equal(q(f, "SELECT group_concat(aggregate_id, ' ') "
                                  "FROM (SELECT aggregate_id FROM "
@@ -707,8 +701,8 @@ static void test_outbox_prune_deletes_only_old_sent_rows(void **state)
         assert_string_equal(q(f, "SELECT count(*) FROM orders"), "4");
 }
 
-static void test_outbox_prune_of_2500_rows_takes_several_transactions(
-        void **state)
+static void
+test_outbox_prune_of_2500_rows_takes_several_transactions(void **state)
 {
         fixture *f = *state;
         int64_t deleted = -1;
@@ -723,7 +717,8 @@ static void test_outbox_prune_of_2500_rows_takes_several_transactions(
                 "outbox_messages");
         place(f, NULL, "o-keep", 1);
         assert_int_equal(of_outbox_prune(f->app, 1000, &deleted, f->errstr,
-                                         sizeof(f->errstr)), 0);
+                                         sizeof(f->errstr)),
+                         0);
         assert_int_equal(deleted, 2500);
         assert_string_equal(q(f, "SELECT group_concat(aggregate_id) FROM "
                                  "outbox_messages"),
@@ -732,8 +727,7 @@ static void test_outbox_prune_of_2500_rows_takes_several_transactions(
         assert_string_equal(q(f, "SELECT count(*) FROM outbox_payloads p "
                                  "JOIN outbox_messages m ON m.seq = p.seq"),
                             "1");
-        assert_string_equal(q(f, "SELECT count(*) FROM outbox_payloads"),
-                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM outbox_payloads"), "1");
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

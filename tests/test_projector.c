@@ -31,9 +31,9 @@ typedef struct fixture {
         tu_broker broker; /* none for the broker-free tests */
         int64_t expect_placed, expect_paid;
         int64_t expect_placed_amount, expect_paid_amount;
-        int expect_events;   /* distinct valid ids */
-        int expect_dead;     /* rejected messages */
-        int expect_dups;     /* redeliveries in the stream itself */
+        int expect_events; /* distinct valid ids */
+        int expect_dead;   /* rejected messages */
+        int expect_dups;   /* redeliveries in the stream itself */
 } fixture;
 
 static int setup(void **state)
@@ -42,8 +42,8 @@ static int setup(void **state)
         char errstr[512];
 
         f->path = tu_tmp_path("readmodel.db");
-        assert_int_equal(of_store_open(&f->st, f->path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&f->st, f->path, errstr, sizeof(errstr)), 0);
         f->db = tu_db_open(f->path, 0);
         *state = f;
         return 0;
@@ -286,20 +286,23 @@ static int stop_now(void *opaque)
         return 1;
 }
 
-static void test_projector_abort_hook_keeps_the_batch_applied_once(
-        void **state)
+static void
+test_projector_abort_hook_keeps_the_batch_applied_once(void **state)
 {
         fixture *f = *state;
         of_projector_opts o = OF_PROJECTOR_OPTS_INIT;
         of_projector *pj;
         char errstr[512], *v = placed(7, "", 107);
-        of_msg m = {.topic = "orders", .partition = 1, .offset = 9,
-                    .value = v, .value_len = strlen(v)};
+        of_msg m = {.topic = "orders",
+                    .partition = 1,
+                    .offset = 9,
+                    .value = v,
+                    .value_len = strlen(v)};
         int64_t next;
 
         o.after_db_commit = stop_now;
-        assert_int_equal(of_projector_new(&pj, f->st, &o, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_projector_new(&pj, f->st, &o, errstr, sizeof(errstr)), 0);
         assert_int_equal(of_projector_handle(pj, &m, errstr, sizeof(errstr)),
                          0);
         assert_int_equal(of_projector_pending(pj), 1);
@@ -308,7 +311,8 @@ static void test_projector_abort_hook_keeps_the_batch_applied_once(
         of_projector_free(pj);
         /* The database commit happened; the next owner resumes after it. */
         assert_int_equal(of_store_offset(&next, f->st, "orders", 1, errstr,
-                                         sizeof(errstr)), 0);
+                                         sizeof(errstr)),
+                         0);
         assert_int_equal(next, 10);
         assert_int_equal(q(f, "SELECT placed_amount FROM order_totals"), 107);
         free(v);
@@ -325,8 +329,8 @@ static void *hold_lock_a_while(void *arg)
         sqlite3 *db;
 
         db = tu_db_open(l->path, 0);
-        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
-                                      NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                         SQLITE_OK);
         __atomic_store_n(&l->locked, 1, __ATOMIC_SEQ_CST);
         usleep(700 * 1000);
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -342,13 +346,16 @@ static void test_projector_flush_waits_out_a_locked_file(void **state)
         locker l = {f->path, 0};
         pthread_t th;
         char errstr[512], *v = placed(3, "", 103);
-        of_msg m = {.topic = "orders", .partition = 0, .offset = 0,
-                    .value = v, .value_len = strlen(v)};
+        of_msg m = {.topic = "orders",
+                    .partition = 0,
+                    .offset = 0,
+                    .value = v,
+                    .value_len = strlen(v)};
 
         of_store_set_busy_timeout(f->st, 20);
         o.max_retry_ms = 100;
-        assert_int_equal(of_projector_new(&pj, f->st, &o, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_projector_new(&pj, f->st, &o, errstr, sizeof(errstr)), 0);
         assert_int_equal(of_projector_handle(pj, &m, errstr, sizeof(errstr)),
                          0);
         assert_int_equal(pthread_create(&th, NULL, hold_lock_a_while, &l), 0);
@@ -376,8 +383,9 @@ static void test_projector_duplicates_and_malformed_end_exact(void **state)
         make_stream(f, &s);
         produce(f, &s, 0, s.n);
         o.exit_at_end = 1;
-        assert_int_equal(of_projector_run(f->st, &o, &stats, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_projector_run(f->st, &o, &stats, errstr, sizeof(errstr)),
+                0);
         check_exact(f);
         assert_int_equal(stats.applied, f->expect_events);
         assert_int_equal(stats.duplicates, f->expect_dups);
@@ -387,8 +395,9 @@ static void test_projector_duplicates_and_malformed_end_exact(void **state)
          * offsets: nothing changes. */
         o.group = "another-group";
         memset(&stats, 0, sizeof(stats));
-        assert_int_equal(of_projector_run(f->st, &o, &stats, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_projector_run(f->st, &o, &stats, errstr, sizeof(errstr)),
+                0);
         check_exact(f);
         assert_int_equal(stats.applied + stats.dead, 0);
         free_stream(&s);
@@ -405,8 +414,8 @@ static int crash_hook(void *opaque)
         return --c->left <= 0;
 }
 
-static void test_projector_crash_between_commits_then_restart_exact(
-        void **state)
+static void
+test_projector_crash_between_commits_then_restart_exact(void **state)
 {
         fixture *f = *state;
         of_projector_opts o = opts_for(f);
@@ -421,8 +430,9 @@ static void test_projector_crash_between_commits_then_restart_exact(
         o.batch_max = 40;
         o.after_db_commit = crash_hook;
         o.hook_opaque = &c;
-        assert_int_equal(of_projector_run(f->st, &o, &s1, errstr,
-                                          sizeof(errstr)), OF_EABORT);
+        assert_int_equal(
+                of_projector_run(f->st, &o, &s1, errstr, sizeof(errstr)),
+                OF_EABORT);
         assert_true(s1.applied > 0);
         assert_true(s1.applied < (uint64_t)f->expect_events);
 
@@ -430,8 +440,8 @@ static void test_projector_crash_between_commits_then_restart_exact(
          * (one batch behind), says where to resume, so nothing is read
          * twice: the duplicates are only the stream's own. */
         o.after_db_commit = NULL;
-        assert_int_equal(of_projector_run(f->st, &o, &s2, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_projector_run(f->st, &o, &s2, errstr, sizeof(errstr)), 0);
         check_exact(f);
         assert_int_equal(s1.applied + s2.applied, f->expect_events);
         assert_int_equal(s1.duplicates + s2.duplicates, f->expect_dups);
@@ -441,10 +451,10 @@ static void test_projector_crash_between_commits_then_restart_exact(
 
 typedef struct runner {
         fixture *f;
-        of_store *st;            /* its own connection to the file */
+        of_store *st; /* its own connection to the file */
         of_projector_opts o;
         volatile sig_atomic_t stop;
-        int commits;             /* batches committed so far (atomic) */
+        int commits; /* batches committed so far (atomic) */
         of_store_stats stats;
         int rc;
         char errstr[512];
@@ -473,8 +483,8 @@ static void runner_start(runner *r, fixture *f, pthread_t *th)
 
         memset(r, 0, sizeof(*r));
         r->f = f;
-        assert_int_equal(of_store_open(&r->st, f->path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&r->st, f->path, errstr, sizeof(errstr)), 0);
         r->o = opts_for(f);
         r->o.stop = &r->stop;
         r->o.after_db_commit = count_commit;
@@ -495,8 +505,8 @@ static int wait_for(fixture *f, const char *sql, int64_t want, int timeout_s)
         return 0;
 }
 
-static void test_projector_second_consumer_joins_and_model_stays_exact(
-        void **state)
+static void
+test_projector_second_consumer_joins_and_model_stays_exact(void **state)
 {
         fixture *f = *state;
         static runner a, b;
@@ -508,9 +518,11 @@ static void test_projector_second_consumer_joins_and_model_stays_exact(
         half = s.n / 2;
         runner_start(&a, f, &ta);
         produce(f, &s, 0, half);
-        assert_true(wait_for(f, "SELECT (SELECT count(*) FROM "
-                                "processed_events) + (SELECT count(*) FROM "
-                                "dead_letters) > 0", 1, 30));
+        assert_true(wait_for(f,
+                             "SELECT (SELECT count(*) FROM "
+                             "processed_events) + (SELECT count(*) FROM "
+                             "dead_letters) > 0",
+                             1, 30));
 
         runner_start(&b, f, &tb);
         /* B commits a batch (at least its end-of-partition positions) once
@@ -555,7 +567,7 @@ int main(void)
                   setup_broker),
         };
 
-        of_log_verbosity = getenv("OF_TEST_VERBOSE") ? OF_LOG_DEBUG
-                                                     : OF_LOG_ERROR;
+        of_log_verbosity =
+                getenv("OF_TEST_VERBOSE") ? OF_LOG_DEBUG : OF_LOG_ERROR;
         return cmocka_run_group_tests_name("projector", tests, NULL, NULL);
 }

@@ -168,13 +168,13 @@ static void test_store_invalid_log_first_in_log_order_wins(void **state)
  * more reach 2^63-1 exactly; from there any positive amount overflows,
  * 0 does not. Each event is for the order numbered below; ONE and BIG
  * must be rejected. */
-#define OVF_FIT     1024 /* orders 0..1023: 2^53-1 each */
-#define OVF_TOP     1024 /* order 1024: 1023, the sum is now 2^63-1 */
-#define OVF_ONE     1025 /* order 1025: 1, overflows */
-#define OVF_ZERO    1026 /* order 1026: 0, applies */
-#define OVF_AGAIN   1025 /* order 1025 under a new id: 0, applies */
-#define OVF_BIG     1027 /* order 1027: 2^53-1, overflows */
-#define OVF_ORDERS  1028
+#define OVF_FIT    1024 /* orders 0..1023: 2^53-1 each */
+#define OVF_TOP    1024 /* order 1024: 1023, the sum is now 2^63-1 */
+#define OVF_ONE    1025 /* order 1025: 1, overflows */
+#define OVF_ZERO   1026 /* order 1026: 0, applies */
+#define OVF_AGAIN  1025 /* order 1025 under a new id: 0, applies */
+#define OVF_BIG    1027 /* order 1027: 2^53-1, overflows */
+#define OVF_ORDERS 1028
 
 static int add_fixed(prop_case *c, int type, int order, int64_t amount)
 {

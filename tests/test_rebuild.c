@@ -17,7 +17,7 @@
 #include "orderflow/rebuild.h"
 #include "orderflow/store.h"
 
-#define N_ORDERS 400
+#define N_ORDERS   400
 #define PARTITIONS 4
 
 typedef struct fixture {
@@ -87,8 +87,7 @@ static void produce(fixture *f, const char *topic, int from, int to)
                                 rd_kafka_producev(
                                         rk, RD_KAFKA_V_TOPIC(topic),
                                         RD_KAFKA_V_KEY(key, strlen(key)),
-                                        RD_KAFKA_V_VALUE(value,
-                                                         strlen(value)),
+                                        RD_KAFKA_V_VALUE(value, strlen(value)),
                                         RD_KAFKA_V_MSGFLAGS(
                                                 RD_KAFKA_MSG_F_COPY),
                                         RD_KAFKA_V_END),
@@ -190,14 +189,13 @@ static void test_rebuild_swaps_the_replay_into_the_live_file(void **state)
  * mid-replay, every time. */
 typedef struct second {
         fixture *f;
-        int calls;        /* progress calls of the first rebuild */
-        int rc;           /* the second rebuild's result */
-        int64_t orders;   /* the live file's orders meanwhile */
+        int calls;      /* progress calls of the first rebuild */
+        int rc;         /* the second rebuild's result */
+        int64_t orders; /* the live file's orders meanwhile */
         char errstr[1024];
 } second;
 
-static void start_second(void *opaque, uint64_t done, int64_t total,
-                         int final)
+static void start_second(void *opaque, uint64_t done, int64_t total, int final)
 {
         second *s = opaque;
         of_rebuild_opts o = opts_for(s->f);
@@ -213,8 +211,8 @@ static void start_second(void *opaque, uint64_t done, int64_t total,
         s->orders = q(s->f, "SELECT count(*) FROM order_list");
 }
 
-static void test_rebuild_second_rebuild_while_one_replays_is_refused(
-        void **state)
+static void
+test_rebuild_second_rebuild_while_one_replays_is_refused(void **state)
 {
         fixture *f = *state;
         of_rebuild_opts o = opts_for(f);
@@ -258,8 +256,7 @@ static void test_rebuild_refuses_another_topic_unless_forced(void **state)
         check_live(f, 50);
 
         o.ko.topic = "other";
-        assert_int_equal(rebuild(f, &o, &r, errstr, sizeof(errstr)),
-                         OF_ERROR);
+        assert_int_equal(rebuild(f, &o, &r, errstr, sizeof(errstr)), OF_ERROR);
         of_rebuild_result_free(&r);
         assert_non_null(strstr(errstr, "--force rebuilds from other "
                                        "anyway"));
@@ -290,11 +287,12 @@ static void test_rebuild_refuses_an_empty_topic(void **state)
         tu_broker_stop(&f->broker);
         tu_broker_start(&f->broker, "orders", PARTITIONS);
         o = opts_for(f);
-        assert_int_equal(rebuild(f, &o, &r, errstr, sizeof(errstr)),
-                         OF_ERROR);
+        assert_int_equal(rebuild(f, &o, &r, errstr, sizeof(errstr)), OF_ERROR);
         of_rebuild_result_free(&r);
-        snprintf(want, sizeof(want), "topic orders holds no events, but "
-                 "the read model has applied %d offsets", 30 + 15);
+        snprintf(want, sizeof(want),
+                 "topic orders holds no events, but "
+                 "the read model has applied %d offsets",
+                 30 + 15);
         assert_non_null(strstr(errstr, want));
         check_live(f, 30);
         o.force = 1;
@@ -308,12 +306,11 @@ static void stop_at_first(void *opaque, uint64_t done, int64_t total,
 {
         (void)done;
         (void)total;
-        (void)final;
+        (void) final;
         *(volatile sig_atomic_t *)opaque = 1;
 }
 
-static void test_rebuild_stopped_leaves_the_live_file_unchanged(
-        void **state)
+static void test_rebuild_stopped_leaves_the_live_file_unchanged(void **state)
 {
         fixture *f = *state;
         of_rebuild_opts o = opts_for(f);
@@ -338,8 +335,9 @@ static void test_rebuild_stopped_leaves_the_live_file_unchanged(
 static void test_rebuild_removes_what_killed_rebuilds_left(void **state)
 {
         fixture *f = *state;
-        static const char *const left[] = {".rebuild-99999", ".rebuild-99999-wal",
-                                           ".rebuild", ".rebuild-journal"};
+        static const char *const left[] = {".rebuild-99999",
+                                           ".rebuild-99999-wal", ".rebuild",
+                                           ".rebuild-journal"};
         of_rebuild_opts o = opts_for(f);
         of_rebuild_result r;
         char errstr[1024], path[600];
@@ -379,7 +377,7 @@ int main(void)
                 T(test_rebuild_removes_what_killed_rebuilds_left),
         };
 
-        of_log_verbosity = getenv("OF_TEST_VERBOSE") ? OF_LOG_DEBUG
-                                                     : OF_LOG_ERROR;
+        of_log_verbosity =
+                getenv("OF_TEST_VERBOSE") ? OF_LOG_DEBUG : OF_LOG_ERROR;
         return cmocka_run_group_tests_name("rebuild", tests, NULL, NULL);
 }

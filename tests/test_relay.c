@@ -22,10 +22,10 @@
 #define PARTITIONS 4
 
 typedef struct fixture {
-        char dir[64];     /* in /dev/shm when there: fsyncs are free */
+        char dir[64]; /* in /dev/shm when there: fsyncs are free */
         char app_path[96];
         of_appdb *app;
-        sqlite3 *db;      /* a second connection, for checking */
+        sqlite3 *db; /* a second connection, for checking */
         tu_broker broker;
 } fixture;
 
@@ -38,8 +38,9 @@ static int setup(void **state)
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->app_path, sizeof(f->app_path), "%s/app.db", f->dir);
-        assert_int_equal(of_appdb_open(&f->app, f->app_path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_appdb_open(&f->app, f->app_path, errstr, sizeof(errstr)),
+                0);
         f->db = tu_db_open(f->app_path, 0);
         tu_broker_start(&f->broker, "orders", PARTITIONS);
         *state = f;
@@ -73,7 +74,8 @@ static void place_order(fixture *f, int i)
 
         snprintf(id, sizeof(id), "o-%d", i);
         assert_int_equal(of_appdb_place(f->app, NULL, id, 100 + i, errstr,
-                                        sizeof(errstr)), 0);
+                                        sizeof(errstr)),
+                         0);
 }
 
 static void pay_order(fixture *f, int i)
@@ -82,7 +84,8 @@ static void pay_order(fixture *f, int i)
 
         snprintf(id, sizeof(id), "o-%d", i);
         assert_int_equal(of_appdb_pay(f->app, NULL, id, 100 + i, errstr,
-                                      sizeof(errstr)), 0);
+                                      sizeof(errstr)),
+                         0);
 }
 
 /* Orders o-0..o-(n-1); o-i paid right after its place when i % every ==
@@ -138,8 +141,8 @@ typedef struct seen {
                          * order */
 } seen;
 
-static const char *header(rd_kafka_message_t *rkm, const char *name,
-                          char *buf, size_t size)
+static const char *header(rd_kafka_message_t *rkm, const char *name, char *buf,
+                          size_t size)
 {
         rd_kafka_headers_t *hdrs = NULL;
         const void *v;
@@ -188,16 +191,20 @@ static void copy_topic(fixture *f, sqlite3 *db, seen *s)
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
         assert_non_null(rk);
         for (p = 0; p < PARTITIONS; p++)
-                rd_kafka_topic_partition_list_add(parts, "orders", p)
-                        ->offset = RD_KAFKA_OFFSET_BEGINNING;
+                rd_kafka_topic_partition_list_add(parts, "orders", p)->offset =
+                        RD_KAFKA_OFFSET_BEGINNING;
         assert_int_equal(rd_kafka_assign(rk, parts), 0);
-        assert_int_equal(sqlite3_exec(db, "CREATE TEMP TABLE msg (part "
-                                          "INTEGER, off INTEGER, id TEXT, "
-                                          "type TEXT, order_id TEXT)",
-                                      NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO msg VALUES "
-                                                "(?1, ?2, ?3, ?4, ?5)",
-                                            -1, &ins, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "CREATE TEMP TABLE msg (part "
+                                      "INTEGER, off INTEGER, id TEXT, "
+                                      "type TEXT, order_id TEXT)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "INSERT INTO msg VALUES "
+                                            "(?1, ?2, ?3, ?4, ?5)",
+                                            -1, &ins, NULL),
+                         SQLITE_OK);
         while (eof < PARTITIONS) {
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 5000);
                 of_event ev;
@@ -211,19 +218,18 @@ static void copy_topic(fixture *f, sqlite3 *db, seen *s)
                 }
                 assert_int_equal(rkm->err, 0);
                 assert_int_equal(of_event_parse(&ev, rkm->payload, rkm->len,
-                                                reason, sizeof(reason)), 0);
+                                                reason, sizeof(reason)),
+                                 0);
                 if (rkm->key_len != strlen(ev.aggregate_id) ||
                     memcmp(rkm->key, ev.aggregate_id, rkm->key_len) ||
-                    strcmp(header(rkm, "event_id", hid, sizeof(hid)),
-                           ev.id) ||
+                    strcmp(header(rkm, "event_id", hid, sizeof(hid)), ev.id) ||
                     strcmp(header(rkm, "event_type", htype, sizeof(htype)),
                            ev.type_name))
                         s->bad++;
                 sqlite3_bind_int(ins, 1, rkm->partition);
                 sqlite3_bind_int64(ins, 2, rkm->offset);
                 sqlite3_bind_text(ins, 3, ev.id, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_text(ins, 4, ev.type_name, -1,
-                                  SQLITE_TRANSIENT);
+                sqlite3_bind_text(ins, 4, ev.type_name, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_text(ins, 5, ev.aggregate_id, -1,
                                   SQLITE_TRANSIENT);
                 assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
@@ -250,14 +256,15 @@ static seen read_topic(fixture *f, sqlite3 *db)
         s.count = count_of(db, "SELECT count(*) FROM msg");
         s.dups = count_of(db, "SELECT count(*) FROM (SELECT id FROM msg "
                               "GROUP BY id HAVING count(*) > 1)");
-        s.reordered = count_of(db,
-                               "SELECT count(*) FROM msg p WHERE p.type = "
-                               "'OrderPaid' AND NOT EXISTS (SELECT 1 FROM "
-                               "msg x WHERE x.order_id = p.order_id AND "
-                               "x.type = 'OrderPlaced' AND x.part = p.part "
-                               "AND x.off < p.off)");
-        sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS skip (order_id "
-                         "TEXT PRIMARY KEY)",
+        s.reordered =
+                count_of(db, "SELECT count(*) FROM msg p WHERE p.type = "
+                             "'OrderPaid' AND NOT EXISTS (SELECT 1 FROM "
+                             "msg x WHERE x.order_id = p.order_id AND "
+                             "x.type = 'OrderPlaced' AND x.part = p.part "
+                             "AND x.off < p.off)");
+        sqlite3_exec(db,
+                     "CREATE TEMP TABLE IF NOT EXISTS skip (order_id "
+                     "TEXT PRIMARY KEY)",
                      NULL, NULL, NULL);
         /* An event's copies share its key, so its partition. */
         s.disordered = count_of(
@@ -286,8 +293,8 @@ static seen read_topic(fixture *f, sqlite3 *db)
 
 /* ---- the tests ---- */
 
-static void test_relay_publishes_every_row_with_key_headers_in_order(
-        void **state)
+static void
+test_relay_publishes_every_row_with_key_headers_in_order(void **state)
 {
         fixture *f = *state;
         of_relay_opts o = relay_opts(f);
@@ -296,8 +303,8 @@ static void test_relay_publishes_every_row_with_key_headers_in_order(
         seen s;
 
         place_orders(f, 200);
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.published, 300);
         assert_int_equal(st.failed, 0);
         assert_int_equal(q(f, "SELECT count(*) FROM outbox_messages WHERE "
@@ -311,8 +318,7 @@ static void test_relay_publishes_every_row_with_key_headers_in_order(
         assert_int_equal(s.disordered + s.late, 0);
 }
 
-static void test_relay_produce_errors_back_off_go_dead_then_retry(
-        void **state)
+static void test_relay_produce_errors_back_off_go_dead_then_retry(void **state)
 {
         fixture *f = *state;
         rd_kafka_mock_cluster_t *mc = tu_broker_mock(&f->broker);
@@ -334,8 +340,9 @@ static void test_relay_produce_errors_back_off_go_dead_then_retry(
                                                 errs);
         for (run = 0; run < 3; run++) {
                 usleep(20 * 1000); /* past the 1-5 ms backoff */
-                assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                              sizeof(errstr)), 0);
+                assert_int_equal(
+                        of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                        0);
                 assert_int_equal(st.published, 0);
                 assert_int_equal(st.failed, 20); /* the 20 OrderPlaced */
                 assert_int_equal(st.held, 10);   /* their OrderPaid */
@@ -351,16 +358,17 @@ static void test_relay_produce_errors_back_off_go_dead_then_retry(
         assert_int_equal(q(f, "SELECT count(*) FROM outbox_messages WHERE "
                               "status = 'PENDING' AND attempts = 0"),
                          10);
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.published + st.failed, 0);
 
         rd_kafka_mock_clear_request_errors(mc, 0);
         assert_int_equal(of_outbox_retry(f->app, NULL, &changed, errstr,
-                                         sizeof(errstr)), 0);
+                                         sizeof(errstr)),
+                         0);
         assert_int_equal(changed, 20);
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.published, 30);
         s = read_topic(f, f->db);
         assert_int_equal(s.count, 30);
@@ -376,8 +384,8 @@ static int crash_once(void *opaque)
         return --*left == 0;
 }
 
-static void test_relay_crash_before_mark_publishes_twice_model_exact(
-        void **state)
+static void
+test_relay_crash_before_mark_publishes_twice_model_exact(void **state)
 {
         fixture *f = *state;
         of_relay_opts o = relay_opts(f);
@@ -396,8 +404,8 @@ static void test_relay_crash_before_mark_publishes_twice_model_exact(
         o.lease_ms = 300;
         o.after_produce = crash_once;
         o.hook_opaque = &left;
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), OF_EABORT);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         OF_EABORT);
         /* Published but not marked: still PENDING, leased a while. The
          * first batch was delivered; the second, produced while the first
          * was being delivered, may have been in part. */
@@ -413,8 +421,9 @@ static void test_relay_crash_before_mark_publishes_twice_model_exact(
                                     "WHERE status = 'PENDING'");
              i++) {
                 usleep(50 * 1000); /* until the lease runs out */
-                assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                              sizeof(errstr)), 0);
+                assert_int_equal(
+                        of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                        0);
         }
         assert_int_equal(q(f, "SELECT count(*) FROM outbox_messages WHERE "
                               "status = 'SENT'"),
@@ -428,22 +437,21 @@ static void test_relay_crash_before_mark_publishes_twice_model_exact(
         assert_int_equal(s.reordered, 0);
 
         snprintf(rm_path, sizeof(rm_path), "%s/readmodel.db", f->dir);
-        assert_int_equal(of_store_open(&store, rm_path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&store, rm_path, errstr, sizeof(errstr)), 0);
         po.ko.brokers = tu_broker_bootstraps(&f->broker);
         po.ko.props = props;
         po.ko.props_cnt = 2;
         po.exit_at_end = 1;
-        assert_int_equal(of_projector_run(store, &po, &ps, errstr,
-                                          sizeof(errstr)), 0);
+        assert_int_equal(
+                of_projector_run(store, &po, &ps, errstr, sizeof(errstr)), 0);
         of_store_close(store);
         assert_int_equal(ps.applied, 150);
         assert_int_equal(ps.duplicates, (uint64_t)(s.count - 150));
         assert_int_equal(ps.dead, 0);
 }
 
-static void test_relay_pipelined_batches_keep_each_order_in_order(
-        void **state)
+static void test_relay_pipelined_batches_keep_each_order_in_order(void **state)
 {
         fixture *f = *state;
         of_relay_opts o = relay_opts(f);
@@ -457,8 +465,8 @@ static void test_relay_pipelined_batches_keep_each_order_in_order(
          * the next batch. */
         place_orders(f, 300);
         o.batch_max = 25;
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.published, 450);
         assert_int_equal(st.failed, 0);
         assert_true(st.batches >= 18);
@@ -495,8 +503,8 @@ static void publish_mixed_in_seq_order(fixture *f, size_t batch)
         place_mixed(f, 300);
         rows = q(f, "SELECT count(*) FROM outbox_messages");
         o.batch_max = batch;
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.published, rows);
         assert_int_equal(st.failed + st.held, 0);
         assert_int_equal(q(f, "SELECT count(*) FROM outbox_messages WHERE "
@@ -519,14 +527,12 @@ static void test_relay_partitions_keep_seq_order_in_one_batch(void **state)
 
 /* Batches that cut orders in two: the later row goes in the batch claimed
  * while its earlier row's batch is in flight. */
-static void test_relay_partitions_keep_seq_order_in_batches_of_7(
-        void **state)
+static void test_relay_partitions_keep_seq_order_in_batches_of_7(void **state)
 {
         publish_mixed_in_seq_order(*state, 7);
 }
 
-static void test_relay_partitions_keep_seq_order_in_batches_of_50(
-        void **state)
+static void test_relay_partitions_keep_seq_order_in_batches_of_50(void **state)
 {
         publish_mixed_in_seq_order(*state, 50);
 }
@@ -535,8 +541,8 @@ static void test_relay_partitions_keep_seq_order_in_batches_of_50(
  * (message.max.bytes), so it fails at once, every time, wherever it stands
  * in its batch: the OrderPaid behind it, in the same batch or the next,
  * is published but held back; no other row is. */
-static void test_relay_failed_row_holds_back_only_its_orders_later_rows(
-        void **state)
+static void
+test_relay_failed_row_holds_back_only_its_orders_later_rows(void **state)
 {
         fixture *f = *state;
         of_relay_opts o = relay_opts(f);
@@ -560,8 +566,8 @@ static void test_relay_failed_row_holds_back_only_its_orders_later_rows(
         o.batch_max = 7;
         o.ko.props = props;
         o.ko.props_cnt = 1;
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.failed, 50);
         assert_true(st.held > 0);
         /* Each failed place once; the pays behind them untouched. */
@@ -589,8 +595,8 @@ static void test_relay_failed_row_holds_back_only_its_orders_later_rows(
         exec(f, "UPDATE outbox_payloads SET payload = json_remove(payload, "
                 "'$.pad')");
         usleep(20 * 1000); /* past the 1-5 ms backoff */
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.published, failing);
         assert_int_equal(st.failed + st.held, 0);
         assert_int_equal(q(f, "SELECT count(*) FROM outbox_messages WHERE "
@@ -606,8 +612,8 @@ static void test_relay_failed_row_holds_back_only_its_orders_later_rows(
  * producer's batching, so the outbox says which orders failed; in each,
  * the first unsent row failed once and the rows behind it wait untouched,
  * and every other order went out whole, in seq order. */
-static void test_relay_broker_errors_hold_back_only_the_failed_orders(
-        void **state)
+static void
+test_relay_broker_errors_hold_back_only_the_failed_orders(void **state)
 {
         fixture *f = *state;
         rd_kafka_mock_cluster_t *mc = tu_broker_mock(&f->broker);
@@ -624,8 +630,8 @@ static void test_relay_broker_errors_hold_back_only_the_failed_orders(
                 mc, 0 /* Produce */, 3, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
                 RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
                 RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_true(st.failed > 0);
         printf("# broker errors: %llu rows failed, %llu held back\n",
                (unsigned long long)st.failed, (unsigned long long)st.held);
@@ -651,8 +657,8 @@ static void test_relay_broker_errors_hold_back_only_the_failed_orders(
         assert_int_equal(s.disordered, 0);
 
         usleep(20 * 1000); /* past the 1-5 ms backoff */
-        assert_int_equal(of_relay_run(f->app, &o, &st, errstr,
-                                      sizeof(errstr)), 0);
+        assert_int_equal(of_relay_run(f->app, &o, &st, errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(st.failed + st.held, 0);
         assert_int_equal(q(f, "SELECT count(*) FROM outbox_messages WHERE "
                               "status = 'SENT'"),
@@ -680,8 +686,7 @@ static void *run_relay(void *arg)
         return NULL;
 }
 
-static void test_two_relays_publish_10000_rows_once_each_in_order(
-        void **state)
+static void test_two_relays_publish_10000_rows_once_each_in_order(void **state)
 {
         fixture *f = *state;
         static relay_thread t[2];
@@ -694,16 +699,17 @@ static void test_two_relays_publish_10000_rows_once_each_in_order(
         for (k = 0; k < 2; k++) {
                 memset(&t[k], 0, sizeof(t[k]));
                 t[k].f = f;
-                assert_int_equal(of_appdb_open(&t[k].app, f->app_path,
-                                               errstr, sizeof(errstr)), 0);
+                assert_int_equal(of_appdb_open(&t[k].app, f->app_path, errstr,
+                                               sizeof(errstr)),
+                                 0);
                 t[k].o = relay_opts(f);
                 t[k].o.once = 0;
                 t[k].o.batch_max = 500;
                 t[k].o.poll_ms = 20;
                 t[k].o.owner = k ? "relay-b" : "relay-a";
                 t[k].o.stop = &t[k].stop;
-                assert_int_equal(pthread_create(&th[k], NULL, run_relay,
-                                                &t[k]), 0);
+                assert_int_equal(
+                        pthread_create(&th[k], NULL, run_relay, &t[k]), 0);
         }
         for (i = 0; i < 1200 && q(f, "SELECT count(*) FROM outbox_messages "
                                      "WHERE status != 'SENT'");
@@ -758,8 +764,8 @@ static int broker_up_at_second_report(void *opaque)
  * the deadline and claims nothing behind a failed row: each order's
  * first copies stay in seq order. One row a batch: o-1's place, o-2's
  * place, o-2's pay, each in a batch of its own. */
-static void test_relay_broker_down_past_the_timeout_keeps_each_order_in_order(
-        void **state)
+static void
+test_relay_broker_down_past_the_timeout_keeps_each_order_in_order(void **state)
 {
         fixture *f = *state;
         rd_kafka_mock_cluster_t *mc = tu_broker_mock(&f->broker);
@@ -777,8 +783,8 @@ static void test_relay_broker_down_past_the_timeout_keeps_each_order_in_order(
         rd_kafka_mock_broker_set_down(mc, 1);
         memset(&t, 0, sizeof(t));
         t.f = f;
-        assert_int_equal(of_appdb_open(&t.app, f->app_path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_appdb_open(&t.app, f->app_path, errstr, sizeof(errstr)), 0);
         t.o = relay_opts(f);
         t.o.once = 0;
         t.o.batch_max = 1;
@@ -825,7 +831,7 @@ int main(void)
                 T(test_relay_broker_down_past_the_timeout_keeps_each_order_in_order),
         };
 
-        of_log_verbosity = getenv("OF_TEST_VERBOSE") ? OF_LOG_DEBUG
-                                                     : OF_LOG_ERROR;
+        of_log_verbosity =
+                getenv("OF_TEST_VERBOSE") ? OF_LOG_DEBUG : OF_LOG_ERROR;
         return cmocka_run_group_tests_name("relay", tests, NULL, NULL);
 }

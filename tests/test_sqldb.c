@@ -61,8 +61,8 @@ static int open_rw(fixture *f, const char *path)
 {
         sqlite3 *db = NULL;
         int err = sqldb_open(&db, path,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                             &kind, 1000, f->errstr, sizeof(f->errstr));
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &kind,
+                             1000, f->errstr, sizeof(f->errstr));
 
         assert_true(err ? db == NULL : db != NULL);
         sqlite3_close(db);
@@ -109,8 +109,7 @@ static void test_sqldb_code_classes(void **state)
                     cases[i].want)
                         fail_msg("case %zu: rc %d errno %d: got %d, want %d",
                                  i, cases[i].rc, cases[i].sys_errno,
-                                 sqldb_code(cases[i].rc,
-                                            cases[i].sys_errno),
+                                 sqldb_code(cases[i].rc, cases[i].sys_errno),
                                  cases[i].want);
         }
 }
@@ -151,7 +150,8 @@ static void test_sqldb_refuses_another_program_and_leaves_it(void **state)
                                       "CREATE TABLE a (x);"
                                       "CREATE TABLE users (name);"
                                       "INSERT INTO users VALUES ('ann')",
-                                      NULL, NULL, NULL), SQLITE_OK);
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
         sqlite3_close(db);
         snprintf(wal, sizeof(wal), "%s-wal", f->path);
         before = tu_read_file(f->path, &n);
@@ -161,7 +161,8 @@ static void test_sqldb_refuses_another_program_and_leaves_it(void **state)
         assert_int_equal(open_rw(f, f->path), OF_ERROR);
         snprintf(want, sizeof(want),
                  "%s: a database of another program (table users), not a "
-                 "thing", f->path);
+                 "thing",
+                 f->path);
         assert_string_equal(f->errstr, want);
         after = tu_read_file(f->path, &n2);
         wal_after = tu_read_file(wal, &wal_n2);
@@ -195,7 +196,8 @@ static void test_sqldb_foreign_name_stays_on_one_line(void **state)
         assert_int_equal(open_rw(f, f->path), OF_ERROR);
         snprintf(want, sizeof(want),
                  "%s: a database of another program (table two?lines), not "
-                 "a thing", f->path);
+                 "a thing",
+                 f->path);
         assert_string_equal(f->errstr, want);
 }
 
@@ -207,7 +209,8 @@ static void test_sqldb_not_a_database(void **state)
 
         assert_non_null(fp);
         fputs("not a database, just some text long enough to fill a "
-              "header. .......................................\n", fp);
+              "header. .......................................\n",
+              fp);
         fclose(fp);
         assert_int_equal(open_rw(f, f->path), OF_ERROR);
         snprintf(want, sizeof(want),
@@ -220,9 +223,8 @@ static void test_sqldb_open_without_create_says_not_found(void **state)
         fixture *f = *state;
         sqlite3 *db = NULL;
 
-        assert_int_equal(sqldb_open(&db, f->path, SQLITE_OPEN_READONLY,
-                                    &kind, 1000, f->errstr,
-                                    sizeof(f->errstr)),
+        assert_int_equal(sqldb_open(&db, f->path, SQLITE_OPEN_READONLY, &kind,
+                                    1000, f->errstr, sizeof(f->errstr)),
                          OF_ENOTFOUND);
         assert_null(db);
         assert_int_equal(access(f->path, F_OK), -1);
@@ -238,8 +240,7 @@ static void see(sqlite3 *db, const char *when)
 
         assert_int_equal(sqldb_has_table(&a, db, "a"), SQLITE_OK);
         assert_int_equal(sqldb_has_column(&x, db, "a", "x"), SQLITE_OK);
-        assert_int_equal(sqldb_has_column(&nope, db, "a", "nope"),
-                         SQLITE_OK);
+        assert_int_equal(sqldb_has_column(&nope, db, "a", "nope"), SQLITE_OK);
         snprintf(seen + len, sizeof(seen) - len, "%s%s: a %d x %d nope %d",
                  len ? "; " : "", when, a, x, nope);
         /* Both run inside the open's write transaction. */
@@ -267,8 +268,9 @@ static int open_setup(fixture *f, const sqldb_kind *k, sqlite3 **db)
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, k,
                              1000, f->errstr, sizeof(f->errstr));
 
-        return err ? err : sqldb_setup(*db, f->path, k, f->errstr,
-                                       sizeof(f->errstr));
+        return err ? err
+                   : sqldb_setup(*db, f->path, k, f->errstr,
+                                 sizeof(f->errstr));
 }
 
 static void test_sqldb_setup_migrates_around_the_schema(void **state)
@@ -285,8 +287,7 @@ static void test_sqldb_setup_migrates_around_the_schema(void **state)
         assert_string_equal(seen, "before: a 0 x 0 nope 0; "
                                   "after: a 1 x 1 nope 0");
         assert_int_equal(sqlite3_get_autocommit(db), 1);
-        assert_int_equal(sqldb_exists(&has, db,
-                                      "SELECT 1 FROM b WHERE y = ?1",
+        assert_int_equal(sqldb_exists(&has, db, "SELECT 1 FROM b WHERE y = ?1",
                                       "migrated", NULL),
                          SQLITE_OK);
         assert_int_equal(has, 1);
@@ -321,32 +322,35 @@ static void test_sqldb_statement_table_steps_and_fails(void **state)
 
         assert_int_equal(open_setup(f, &kind, &db), 0);
         assert_int_equal(sqldb_prepare_all(db, stmt, bad, 2, f->errstr,
-                                           sizeof(f->errstr)), OF_ERROR);
+                                           sizeof(f->errstr)),
+                         OF_ERROR);
         assert_string_equal(f->errstr,
                             "preparing statements: no such column: nope");
         assert_non_null(stmt[0]);
         sqldb_finalize_all(stmt, 2);
         assert_null(stmt[0]);
         assert_int_equal(sqldb_prepare_all(db, stmt, good, 3, f->errstr,
-                                           sizeof(f->errstr)), 0);
+                                           sizeof(f->errstr)),
+                         0);
         /* In a transaction rolled back: nothing stays. */
-        assert_int_equal(sqldb_step(db, stmt[0], f->errstr,
-                                    sizeof(f->errstr)), 0);
+        assert_int_equal(sqldb_step(db, stmt[0], f->errstr, sizeof(f->errstr)),
+                         0);
         sqlite3_bind_int(stmt[1], 1, 7);
-        assert_int_equal(sqldb_step(db, stmt[1], f->errstr,
-                                    sizeof(f->errstr)), 0);
+        assert_int_equal(sqldb_step(db, stmt[1], f->errstr, sizeof(f->errstr)),
+                         0);
         sqldb_rollback(db, stmt[2]);
         sqldb_rollback(db, stmt[2]); /* none open: nothing to do */
-        assert_int_equal(sqldb_exists(&has, db, "SELECT 1 FROM a", NULL,
-                                      NULL), SQLITE_OK);
+        assert_int_equal(sqldb_exists(&has, db, "SELECT 1 FROM a", NULL, NULL),
+                         SQLITE_OK);
         assert_int_equal(has, 0);
         /* Another connection holds the write lock: worth waiting out. */
         other = tu_db_open(f->path, 0);
-        assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
-                                      NULL), SQLITE_OK);
+        assert_int_equal(
+                sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                SQLITE_OK);
         sqlite3_busy_timeout(db, 10);
-        assert_int_equal(sqldb_step(db, stmt[0], f->errstr,
-                                    sizeof(f->errstr)), OF_EBUSY);
+        assert_int_equal(sqldb_step(db, stmt[0], f->errstr, sizeof(f->errstr)),
+                         OF_EBUSY);
         assert_string_equal(f->errstr, "BEGIN IMMEDIATE: database is locked");
         sqlite3_close(other);
         sqldb_finalize_all(stmt, 3);

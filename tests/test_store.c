@@ -24,8 +24,8 @@ static int setup(void **state)
         char errstr[512];
 
         f->path = tu_tmp_path("readmodel.db");
-        assert_int_equal(of_store_open(&f->st, f->path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&f->st, f->path, errstr, sizeof(errstr)), 0);
         f->db = tu_db_open(f->path, 0);
         *state = f;
         return 0;
@@ -52,9 +52,13 @@ static const char *q(fixture *f, const char *sql)
 
 static of_msg msg_at(const char *value, int32_t partition, int64_t offset)
 {
-        of_msg m = {.topic = "orders", .partition = partition,
-                    .offset = offset, .key = "k", .key_len = 1,
-                    .value = value, .value_len = value ? strlen(value) : 0};
+        of_msg m = {.topic = "orders",
+                    .partition = partition,
+                    .offset = offset,
+                    .key = "k",
+                    .key_len = 1,
+                    .value = value,
+                    .value_len = value ? strlen(value) : 0};
         return m;
 }
 
@@ -84,14 +88,15 @@ static int apply1(fixture *f, const char *value)
         return apply(f, &value, 1);
 }
 
-#define PLACED(id, order, total, at)                                           \
-        "{\"id\":\"" id "\",\"type\":\"OrderPlaced\",\"aggregateId\":\""      \
-        order "\",\"occurredAt\":\"" at "\",\"payload\":{\"orderId\":\""       \
-        order "\",\"total\":" total "}}"
-#define PAID(id, order, amount, at)                                            \
-        "{\"id\":\"" id "\",\"type\":\"OrderPaid\",\"aggregateId\":\""        \
-        order "\",\"occurredAt\":\"" at "\",\"payload\":{\"orderId\":\""       \
-        order "\",\"amount\":" amount "}}"
+#define PLACED(id, order, total, at)                                          \
+        "{\"id\":\"" id                                                       \
+        "\",\"type\":\"OrderPlaced\",\"aggregateId\":\"" order                \
+        "\",\"occurredAt\":\"" at "\",\"payload\":{\"orderId\":\"" order      \
+        "\",\"total\":" total "}}"
+#define PAID(id, order, amount, at)                                           \
+        "{\"id\":\"" id "\",\"type\":\"OrderPaid\",\"aggregateId\":\"" order  \
+        "\",\"occurredAt\":\"" at "\",\"payload\":{\"orderId\":\"" order      \
+        "\",\"amount\":" amount "}}"
 
 static void test_store_new_file_has_schema_and_zero_totals(void **state)
 {
@@ -113,11 +118,11 @@ static void test_store_reopen_keeps_data(void **state)
         fixture *f = *state;
         char errstr[512];
 
-        assert_int_equal(apply1(f, PLACED("e1", "o1", "5",
-                                          "2026-11-27T10:00:00Z")), 0);
+        assert_int_equal(
+                apply1(f, PLACED("e1", "o1", "5", "2026-11-27T10:00:00Z")), 0);
         of_store_close(f->st);
-        assert_int_equal(of_store_open(&f->st, f->path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&f->st, f->path, errstr, sizeof(errstr)), 0);
         assert_string_equal(q(f, "SELECT count(*) FROM schema_info"), "1");
         assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
                             "5");
@@ -153,14 +158,15 @@ static void test_store_paid_before_placed_stays_paid(void **state)
 {
         fixture *f = *state;
 
-        assert_int_equal(apply1(f, PAID("e2", "o1", "7",
-                                        "2026-11-28T00:00:00Z")), 0);
+        assert_int_equal(
+                apply1(f, PAID("e2", "o1", "7", "2026-11-28T00:00:00Z")), 0);
         assert_string_equal(q(f, "SELECT status||','||ifnull(total,'NULL')||"
                                  "','||ifnull(placed_at,'NULL') FROM "
                                  "order_list"),
                             "PAID,NULL,NULL");
-        assert_int_equal(apply1(f, PLACED("e1", "o1", "7",
-                                          "2026-11-27T23:59:59.999Z")), 0);
+        assert_int_equal(
+                apply1(f, PLACED("e1", "o1", "7", "2026-11-27T23:59:59.999Z")),
+                0);
         assert_string_equal(q(f, "SELECT status||','||total||','||placed_at"
                                  " FROM order_list"),
                             "PAID,7,2026-11-27T23:59:59.999Z");
@@ -201,10 +207,12 @@ static void test_store_same_id_other_body_is_conflict(void **state)
 {
         fixture *f = *state;
 
-        assert_int_equal(apply1(f, PLACED("e1", "o1", "10",
-                                          "2026-11-27T10:00:00Z")), 0);
-        assert_int_equal(apply1(f, PLACED("e1", "o1", "11",
-                                          "2026-11-27T10:00:00Z")), 0);
+        assert_int_equal(
+                apply1(f, PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z")),
+                0);
+        assert_int_equal(
+                apply1(f, PLACED("e1", "o1", "11", "2026-11-27T10:00:00Z")),
+                0);
         assert_string_equal(q(f, "SELECT reason FROM dead_letters"),
                             "conflict: event e1 was applied with another "
                             "payload.total");
@@ -239,8 +247,8 @@ static void test_store_other_type_is_recorded_only(void **state)
 {
         fixture *f = *state;
 
-        assert_int_equal(apply1(f, "{\"id\":\"x1\",\"type\":\"OrderShipped\"}"),
-                         0);
+        assert_int_equal(
+                apply1(f, "{\"id\":\"x1\",\"type\":\"OrderShipped\"}"), 0);
         assert_string_equal(q(f, "SELECT event_id FROM processed_events"),
                             "x1");
         assert_string_equal(q(f, "SELECT count(*) FROM order_list"), "0");
@@ -257,10 +265,12 @@ static void test_store_malformed_is_dead_letter_with_exact_bytes(void **state)
 
         m[1].key = NULL;
         assert_int_equal(of_store_apply_batch(f->st, m, 2, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         /* Delivered again at the same offsets: still one row each. */
         assert_int_equal(of_store_apply_batch(f->st, m, 2, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(stats.dead, 2);
         assert_string_equal(q(f, "SELECT count(*) FROM dead_letters"), "2");
         assert_string_equal(q(f, "SELECT topic||','||partition||','||offset"
@@ -295,10 +305,12 @@ static void test_store_counts_dead_letters_by_reason_phrase(void **state)
         int i;
 
         assert_int_equal(of_store_apply_batch(f->st, m, 6, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         /* Delivered again at the same offsets: no new dead letter. */
         assert_int_equal(of_store_apply_batch(f->st, m, 6, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(stats.dead, 5);
         for (i = 0; i < OF_REASON_COUNT; i++) {
                 const char *p = of_event_reason_phrase(i);
@@ -324,14 +336,18 @@ static void test_store_offsets_never_go_back(void **state)
         int64_t next = -1;
 
         assert_int_equal(of_store_offset(&next, f->st, "orders", 3, errstr,
-                                         sizeof(errstr)), OF_ENOTFOUND);
+                                         sizeof(errstr)),
+                         OF_ENOTFOUND);
         assert_int_equal(of_store_apply_batch(f->st, NULL, 0, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         pos.next_offset = 50;
         assert_int_equal(of_store_apply_batch(f->st, NULL, 0, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(of_store_offset(&next, f->st, "orders", 3, errstr,
-                                         sizeof(errstr)), 0);
+                                         sizeof(errstr)),
+                         0);
         assert_int_equal(next, 100);
 }
 
@@ -347,8 +363,8 @@ static void *hold_write_lock(void *arg)
         sqlite3 *db;
 
         db = tu_db_open(l->path, 0);
-        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
-                                      NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                         SQLITE_OK);
         __atomic_store_n(&l->locked, 1, __ATOMIC_SEQ_CST);
         usleep((useconds_t)l->hold_ms * 1000);
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -378,9 +394,11 @@ static void test_store_busy_file_rolls_back_and_can_retry(void **state)
         assert_int_equal(stats.batches, 0);
         pthread_join(th, NULL);
         assert_int_equal(of_store_offset(&next, f->st, "orders", 0, errstr,
-                                         sizeof(errstr)), OF_ENOTFOUND);
+                                         sizeof(errstr)),
+                         OF_ENOTFOUND);
         assert_int_equal(of_store_apply_batch(f->st, &m, 1, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
                             "3");
 }
@@ -391,9 +409,11 @@ static void test_store_newer_schema_is_refused(void **state)
         of_store *st2 = NULL;
         char errstr[512];
 
-        assert_int_equal(sqlite3_exec(f->db, "UPDATE schema_info SET "
-                                             "schema_version = 99",
-                                      NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(f->db,
+                                      "UPDATE schema_info SET "
+                                      "schema_version = 99",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
         assert_int_equal(of_store_open(&st2, f->path, errstr, sizeof(errstr)),
                          OF_ERROR);
         assert_non_null(strstr(errstr, "schema version 99"));
@@ -411,7 +431,8 @@ static void test_store_not_a_database_is_an_error(void **state)
         fp = fopen(path, "w");
         assert_non_null(fp);
         fputs("this is not a database, not even close; it is just text that "
-              "goes on for a while to fill a header\n", fp);
+              "goes on for a while to fill a header\n",
+              fp);
         fclose(fp);
         assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
                          OF_ERROR);
@@ -429,7 +450,8 @@ static void test_store_refuses_an_application_database(void **state)
         snprintf(path, sizeof(path), "%s.app", f->path);
         db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "CREATE TABLE outbox_messages (x)",
-                                      NULL, NULL, NULL), SQLITE_OK);
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
                          OF_ERROR);
@@ -437,8 +459,9 @@ static void test_store_refuses_an_application_database(void **state)
                                        "read model"));
         /* Nothing of the read model was added to it. */
         db = tu_db_open(path, 0);
-        assert_int_equal(sqlite3_exec(db, "SELECT * FROM order_list", NULL,
-                                      NULL, NULL), SQLITE_ERROR);
+        assert_int_equal(
+                sqlite3_exec(db, "SELECT * FROM order_list", NULL, NULL, NULL),
+                SQLITE_ERROR);
         sqlite3_close(db);
         unlink(path);
 }
@@ -466,12 +489,19 @@ static void test_store_values_of_tens_of_mib(void **state)
         memset(valid + n, 'v', big);
         memcpy(valid + n + big, "\"}", 2);
         memset(bad, '{', big);
-        m[0] = (of_msg){.topic = "orders", .partition = 3, .offset = 0,
-                        .value = valid, .value_len = n + big + 2};
-        m[1] = (of_msg){.topic = "orders", .partition = 3, .offset = 1,
-                        .value = bad, .value_len = big};
+        m[0] = (of_msg){.topic = "orders",
+                        .partition = 3,
+                        .offset = 0,
+                        .value = valid,
+                        .value_len = n + big + 2};
+        m[1] = (of_msg){.topic = "orders",
+                        .partition = 3,
+                        .offset = 1,
+                        .value = bad,
+                        .value_len = big};
         assert_int_equal(of_store_apply_batch(f->st, m, 2, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(stats.applied, 1);
         assert_int_equal(stats.dead, 1);
         assert_string_equal(q(f, "SELECT total FROM order_list WHERE"
@@ -492,8 +522,8 @@ static void reopen(fixture *f)
         char errstr[512];
 
         of_store_close(f->st);
-        assert_int_equal(of_store_open(&f->st, f->path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&f->st, f->path, errstr, sizeof(errstr)), 0);
 }
 
 /* Ids sealed into runs are still found: by the same store, after a
@@ -562,19 +592,18 @@ static void test_store_sees_runs_sealed_by_another(void **state)
         of_msg again[2];
 
         /* the other is open (and has read the runs: none) before the seal */
-        assert_int_equal(of_store_open(&other, f->path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&other, f->path, errstr, sizeof(errstr)), 0);
         of_store_set_seal_events(f->st, 1);
         assert_int_equal(apply(f, b1, 2), 0);
         assert_int_equal(apply(f, b2, 1), 0); /* seals e1, e2 first */
-        assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"),
-                            "1");
+        assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"), "1");
         /* the other gets e1 and e2 again, at other offsets */
         again[0] = msg_at(b1[0], 1, 1);
         again[1] = msg_at(b1[1], 1, 2);
-        assert_int_equal(of_store_apply_batch(other, again, 2, &pos, 1,
-                                              &stats, errstr,
-                                              sizeof(errstr)), 0);
+        assert_int_equal(of_store_apply_batch(other, again, 2, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(stats.duplicates, 2);
         assert_int_equal(stats.applied, 0);
         assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
@@ -609,22 +638,26 @@ static void test_store_replaced_file_is_noticed(void **state)
 
         assert_int_equal(apply(f, old, 2), 0); /* offsets 0, 1 */
         assert_int_equal(of_store_info_read(&before, f->path, 1, errstr,
-                                            sizeof(errstr)), 0);
+                                            sizeof(errstr)),
+                         0);
         assert_int_equal(before.orders, 2);
         assert_int_equal(before.applied, 2);
         assert_int_equal(before.batches, 1);
         assert_int_equal((int)before.nparts, 1);
         assert_int_equal(before.parts[0].next_offset, 2);
         /* the new model: only offset 0 (a "fixed" replay up to 1) */
-        assert_int_equal(of_store_open(&fresh, fresh_path, errstr,
-                                       sizeof(errstr)), 0);
-        assert_int_equal(of_store_set_rebuilt(fresh, "orders [9] gone",
-                                              errstr, sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&fresh, fresh_path, errstr, sizeof(errstr)), 0);
+        assert_int_equal(of_store_set_rebuilt(fresh, "orders [9] gone", errstr,
+                                              sizeof(errstr)),
+                         0);
         assert_int_equal(of_store_apply_batch(fresh, &m, 1, &pos, 1, &stats,
-                                              errstr, sizeof(errstr)), 0);
+                                              errstr, sizeof(errstr)),
+                         0);
         of_store_close(fresh);
         assert_int_equal(of_store_replace(f->path, fresh_path, 5000, errstr,
-                                          sizeof(errstr)), 0);
+                                          sizeof(errstr)),
+                         0);
         assert_string_equal(q(f, "SELECT count(*) FROM order_list"), "1");
         assert_string_equal(q(f, "SELECT truncated FROM store_info"),
                             "orders [9] gone");
@@ -641,11 +674,11 @@ static void test_store_replaced_file_is_noticed(void **state)
         f->next_offset = 1;
         assert_int_equal(apply(f, old + 1, 1), 0);
         assert_int_equal(apply(f, late, 1), 0);
-        assert_int_equal(of_store_check_replaced(f->st, errstr,
-                                                 sizeof(errstr)),
-                         0);
-        assert_int_equal(of_store_info_read(&after, f->path, 1, errstr,
-                                            sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_check_replaced(f->st, errstr, sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_info_read(&after, f->path, 1, errstr, sizeof(errstr)),
+                0);
         assert_true(after.generation != before.generation);
         assert_int_equal(after.orders, 2);
         assert_int_equal(after.applied, 3);
@@ -667,26 +700,25 @@ static void test_store_idle_store_notices_replacement(void **state)
         char errstr[512];
         int64_t next;
 
-        assert_int_equal(apply1(f, PLACED("e1", "o1", "10",
-                                          "2026-11-27T10:00:00Z")),
-                         0);
-        assert_int_equal(of_store_check_replaced(f->st, errstr,
-                                                 sizeof(errstr)),
-                         0);
-        assert_int_equal(of_store_open(&fresh, fresh_path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                apply1(f, PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z")),
+                0);
+        assert_int_equal(
+                of_store_check_replaced(f->st, errstr, sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&fresh, fresh_path, errstr, sizeof(errstr)), 0);
         of_store_close(fresh);
         assert_int_equal(of_store_replace(f->path, fresh_path, 5000, errstr,
-                                          sizeof(errstr)), 0);
-        assert_int_equal(of_store_check_replaced(f->st, errstr,
-                                                 sizeof(errstr)),
-                         OF_ESTALE);
+                                          sizeof(errstr)),
+                         0);
+        assert_int_equal(
+                of_store_check_replaced(f->st, errstr, sizeof(errstr)),
+                OF_ESTALE);
         assert_int_equal(of_store_offset(&next, f->st, "orders", 0, errstr,
                                          sizeof(errstr)),
                          OF_ENOTFOUND);
-        assert_int_equal(of_store_check_replaced(f->st, errstr,
-                                                 sizeof(errstr)),
-                         0);
+        assert_int_equal(
+                of_store_check_replaced(f->st, errstr, sizeof(errstr)), 0);
         tu_tmp_free(fresh_path);
 }
 
@@ -748,8 +780,8 @@ static void test_store_rebuilds_a_filter_of_another_version(void **state)
 
 /* ---- dedupe retention ---- */
 
-#define T0     1800000000000LL /* 2027-01-15, ms */
-#define HOUR   3600000LL
+#define T0        1800000000000LL /* 2027-01-15, ms */
+#define HOUR      3600000LL
 #define OTHER(id) "{\"id\":\"" id "\",\"type\":\"OrderShipped\"}"
 
 static int64_t test_clock(void *opaque)
@@ -890,10 +922,12 @@ static void test_store_prune_seals_recent_ids_by_age(void **state)
                             "0");
         assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"), "0");
         /* a copy within the window after that is still a duplicate */
-        assert_int_equal(apply1(f, PLACED("e2", "o2", "20",
-                                          "2027-01-15T10:00:00Z")), 0);
-        assert_int_equal(apply1(f, PLACED("e2", "o2", "20",
-                                          "2027-01-15T10:00:00Z")), 0);
+        assert_int_equal(
+                apply1(f, PLACED("e2", "o2", "20", "2027-01-15T10:00:00Z")),
+                0);
+        assert_int_equal(
+                apply1(f, PLACED("e2", "o2", "20", "2027-01-15T10:00:00Z")),
+                0);
         assert_string_equal(q(f, "SELECT count(*) FROM dead_letters"), "0");
         assert_string_equal(q(f, "SELECT placed_amount FROM order_totals"),
                             "30");
@@ -921,8 +955,8 @@ static void test_store_sees_runs_dropped_by_another(void **state)
         of_msg again[3];
         size_t i;
 
-        assert_int_equal(of_store_open(&other, f->path, errstr,
-                                       sizeof(errstr)), 0);
+        assert_int_equal(
+                of_store_open(&other, f->path, errstr, sizeof(errstr)), 0);
         of_store_set_clock(f->st, test_clock, &now);
         of_store_set_clock(other, test_clock, &now);
         of_store_set_seal_events(f->st, 1);
@@ -934,9 +968,9 @@ static void test_store_sees_runs_dropped_by_another(void **state)
         /* the other reads the three runs' worth in a batch of its own */
         for (i = 0; i < 3; i++)
                 again[i] = msg_at(b[i], 1, (int64_t)i);
-        assert_int_equal(of_store_apply_batch(other, again, 3, &pos, 1,
-                                              &stats, errstr,
-                                              sizeof(errstr)), 0);
+        assert_int_equal(of_store_apply_batch(other, again, 3, &pos, 1, &stats,
+                                              errstr, sizeof(errstr)),
+                         0);
         assert_int_equal(stats.duplicates, 3);
         /* f drops run 1 (sealed at 1 h), keeps run 2 (at 2 h) */
         now = T0 + 3 * HOUR;
@@ -964,10 +998,12 @@ static void test_store_sees_runs_dropped_by_another(void **state)
         assert_int_equal(p.more, 0);
         assert_int_equal(p.sealed, 0);
         assert_string_equal(q(f, "SELECT count(*) FROM processed_runs"), "0");
-        assert_int_equal(apply1(f, PLACED("e4", "o4", "40",
-                                          "2027-01-15T10:00:00Z")), 0);
-        assert_int_equal(apply1(f, PLACED("e4", "o4", "40",
-                                          "2027-01-15T10:00:00Z")), 0);
+        assert_int_equal(
+                apply1(f, PLACED("e4", "o4", "40", "2027-01-15T10:00:00Z")),
+                0);
+        assert_int_equal(
+                apply1(f, PLACED("e4", "o4", "40", "2027-01-15T10:00:00Z")),
+                0);
         assert_string_equal(q(f, "SELECT group_concat(event_id) FROM"
                                  " processed_events"),
                             "e4");
@@ -986,10 +1022,12 @@ static void test_store_migrates_runs_without_sealed_at(void **state)
         int64_t before = (int64_t)time(NULL) * 1000;
 
         of_store_set_seal_events(f->st, 1);
-        assert_int_equal(apply1(f, PLACED("e1", "o1", "10",
-                                          "2026-11-27T10:00:00Z")), 0);
-        assert_int_equal(apply1(f, PLACED("e2", "o2", "20",
-                                          "2026-11-27T10:00:00Z")), 0);
+        assert_int_equal(
+                apply1(f, PLACED("e1", "o1", "10", "2026-11-27T10:00:00Z")),
+                0);
+        assert_int_equal(
+                apply1(f, PLACED("e2", "o2", "20", "2026-11-27T10:00:00Z")),
+                0);
         of_store_close(f->st);
         f->st = NULL;
         if (sqlite3_exec(f->db,
@@ -1028,12 +1066,12 @@ static void test_store_check_fit_table(void **state)
         static const int64_t ends[] = {10, 5, 0, 0};
         static const int64_t unknown[] = {-1, 6, -1, -1};
         static const struct {
-                int file;           /* parts[file] */
+                int file; /* parts[file] */
                 size_t n;
                 int32_t cnt;        /* partitions of the topic; -1 unknown */
                 const int64_t *end; /* NULL: not checked */
                 of_store_fit want;
-                const char *why;    /* a part of the line */
+                const char *why; /* a part of the line */
         } cases[] = {
                 {0, 2, 4, ends, OF_FIT_OK, ""},
                 {0, 0, 4, ends, OF_FIT_OK, ""}, /* an empty model */
@@ -1048,7 +1086,7 @@ static void test_store_check_fit_table(void **state)
                 {4, 2, 4, ends, OF_FIT_AHEAD,
                  "ahead of topic orders: [0] next offset 11, end 10, [1] "
                  "next offset 6, end 5 (the topic was deleted"},
-                {4, 2, 4, NULL, OF_FIT_OK, ""}, /* ends not checked */
+                {4, 2, 4, NULL, OF_FIT_OK, ""},     /* ends not checked */
                 {4, 2, -1, unknown, OF_FIT_OK, ""}, /* [0] unknown */
         };
         char why[900];
@@ -1059,9 +1097,8 @@ static void test_store_check_fit_table(void **state)
                 why[0] = '\0';
                 assert_int_equal(of_store_check_fit(parts[cases[i].file],
                                                     cases[i].n, "orders",
-                                                    cases[i].cnt,
-                                                    cases[i].end, why,
-                                                    sizeof(why)),
+                                                    cases[i].cnt, cases[i].end,
+                                                    why, sizeof(why)),
                                  cases[i].want);
                 if (!strstr(why, cases[i].why))
                         fail_msg("case %zu: \"%s\" lacks \"%s\"", i, why,
@@ -1084,14 +1121,17 @@ static void test_store_refuses_a_database_of_another_program(void **state)
 
         snprintf(path, sizeof(path), "%s.other", f->path);
         db = tu_db_open(path, 0);
-        assert_int_equal(sqlite3_exec(db, "CREATE TABLE users (name);"
-                                          "INSERT INTO users VALUES ('ann')",
-                                      NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "CREATE TABLE users (name);"
+                                      "INSERT INTO users VALUES ('ann')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
         sqlite3_close(db);
         before = tu_read_file(path, &n);
         snprintf(want, sizeof(want),
                  "%s: a database of another program (table users), not a "
-                 "read model", path);
+                 "read model",
+                 path);
 
         assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
                          OF_ERROR);
@@ -1101,9 +1141,8 @@ static void test_store_refuses_a_database_of_another_program(void **state)
                                                   errstr, sizeof(errstr)),
                              0);
         assert_string_equal(errstr, want);
-        assert_int_not_equal(of_store_info_read(&info, path, 0, errstr,
-                                                sizeof(errstr)),
-                             0);
+        assert_int_not_equal(
+                of_store_info_read(&info, path, 0, errstr, sizeof(errstr)), 0);
         assert_string_equal(errstr, want);
         /* Byte for byte as it was: no table, no WAL mode (header). */
         after = tu_read_file(path, &n2);
@@ -1114,8 +1153,8 @@ static void test_store_refuses_a_database_of_another_program(void **state)
         assert_int_equal(access(path, F_OK), -1);
 }
 
-static void test_store_read_only_open_refuses_an_application_database(
-        void **state)
+static void
+test_store_read_only_open_refuses_an_application_database(void **state)
 {
         fixture *f = *state;
         of_store_cursor *cur = NULL;
@@ -1125,7 +1164,8 @@ static void test_store_read_only_open_refuses_an_application_database(
         snprintf(path, sizeof(path), "%s.app", f->path);
         db = tu_db_open(path, 0);
         assert_int_equal(sqlite3_exec(db, "CREATE TABLE outbox_messages (x)",
-                                      NULL, NULL, NULL), SQLITE_OK);
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
         sqlite3_close(db);
         assert_int_not_equal(of_store_cursor_open(&cur, path, "order_list",
                                                   errstr, sizeof(errstr)),
@@ -1148,16 +1188,14 @@ static void test_store_opens_an_empty_file_and_one_analyzed(void **state)
         fp = fopen(path, "w");
         assert_non_null(fp);
         fclose(fp);
-        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
-                         0);
+        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)), 0);
         of_store_close(st2);
         assert_int_equal(sqlite3_exec(f->db, "ANALYZE", NULL, NULL, NULL),
                          SQLITE_OK);
         assert_string_equal(q(f, "SELECT count(*) FROM sqlite_master WHERE"
                                  " name = 'sqlite_stat1'"),
                             "1");
-        assert_int_equal(of_store_open(&st2, f->path, errstr,
-                                       sizeof(errstr)),
+        assert_int_equal(of_store_open(&st2, f->path, errstr, sizeof(errstr)),
                          0);
         of_store_close(st2);
 }
@@ -1173,8 +1211,7 @@ static void test_store_keeps_wal_and_shm_when_closed(void **state)
         struct stat sb;
 
         snprintf(path, sizeof(path), "%s.kept", f->path);
-        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)),
-                         0);
+        assert_int_equal(of_store_open(&st2, path, errstr, sizeof(errstr)), 0);
         of_store_close(st2);
         snprintf(side, sizeof(side), "%s-shm", path);
         assert_int_equal(access(side, F_OK), 0);
@@ -1188,8 +1225,7 @@ static void test_store_keeps_wal_and_shm_when_closed(void **state)
 /* Until 2026-12-02 an I/O error was OF_EBUSY, which the projector retried
  * for ever. Now it is OF_EIO (a few retries, then exit 1); the batch
  * rolled back applies whole once the disk works again. */
-static void test_store_io_error_is_eio_and_the_batch_can_go_again(
-        void **state)
+static void test_store_io_error_is_eio_and_the_batch_can_go_again(void **state)
 {
         fixture *f = *state;
         const char *v = PLACED("e1", "o1", "3", "2026-11-27T10:00:00Z");
@@ -1239,8 +1275,8 @@ int main(void)
                 T(test_store_newer_schema_is_refused),
                 T(test_store_sealed_ids_are_still_known),
                 T(test_store_sees_runs_sealed_by_another),
-        T(test_store_replaced_file_is_noticed),
-        T(test_store_idle_store_notices_replacement),
+                T(test_store_replaced_file_is_noticed),
+                T(test_store_idle_store_notices_replacement),
                 T(test_store_values_of_tens_of_mib),
                 T(test_store_migrates_a_processed_events_table),
                 T(test_store_rebuilds_a_filter_of_another_version),

@@ -104,7 +104,9 @@ static const struct ts_case invalid[] = {
         {"26-11-27T10:15:30Z", "not a date YYYY-MM-DD"},
         {"2026/11/27T10:15:30Z", "not a date YYYY-MM-DD"},
         {"+2026-11-27T10:15:30Z", "not a date YYYY-MM-DD"},
-        {"\xef\xbc\x92" "026-11-27T10:15:30Z", "not a date YYYY-MM-DD"},
+        {"\xef\xbc\x92"
+         "026-11-27T10:15:30Z",
+         "not a date YYYY-MM-DD"},
         {"1764238530", "not a date YYYY-MM-DD"},
 };
 
@@ -136,8 +138,8 @@ static void test_timestamp_rejects_invalid_forms_saying_why(void **state)
                 if (run(out, invalid[i].in, err, sizeof(err)) != OF_ERROR)
                         fail_msg("%s: accepted as %s", invalid[i].in, out);
                 if (strncmp(err, invalid[i].want, strlen(invalid[i].want)))
-                        fail_msg("%s: error '%s', want '%s...'",
-                                 invalid[i].in, err, invalid[i].want);
+                        fail_msg("%s: error '%s', want '%s...'", invalid[i].in,
+                                 err, invalid[i].want);
         }
 }
 

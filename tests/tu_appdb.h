@@ -25,8 +25,9 @@ static inline int setup(void **state)
 
         assert_non_null(f);
         f->path = tu_tmp_path("app.db");
-        assert_int_equal(of_appdb_open(&f->app, f->path, f->errstr,
-                                       sizeof(f->errstr)), 0);
+        assert_int_equal(
+                of_appdb_open(&f->app, f->path, f->errstr, sizeof(f->errstr)),
+                0);
         f->db = tu_db_open(f->path, 0);
         sqlite3_busy_timeout(f->db, 5000);
         *state = f;

@@ -14,8 +14,8 @@
 #include "testutil.h"
 
 typedef struct tu_broker {
-        of_broker *mock;     /* the embedded broker, or NULL */
-        const char *real;    /* OF_TEST_KAFKA, or NULL */
+        of_broker *mock;  /* the embedded broker, or NULL */
+        const char *real; /* OF_TEST_KAFKA, or NULL */
 } tu_broker;
 
 static inline int64_t tu_now_ms(void)
@@ -109,8 +109,7 @@ static inline void tu_topic_renew(const char *bootstraps, const char *topic,
         rd_kafka_resp_err_t err;
 
         assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                           bootstraps, errstr,
-                                           sizeof(errstr)),
+                                           bootstraps, errstr, sizeof(errstr)),
                          RD_KAFKA_CONF_OK);
         assert_int_equal(rd_kafka_conf_set(conf, "allow.auto.create.topics",
                                            "false", errstr, sizeof(errstr)),

@@ -41,7 +41,7 @@ int of_appdb_place(of_appdb *app, of_event *out, const char *order_id,
 int of_appdb_pay(of_appdb *app, of_event *out, const char *order_id,
                  int64_t amount, char *errstr, size_t errstr_size);
 
-int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out,
-                           char *errstr, size_t errstr_size);
+int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out, char *errstr,
+                           size_t errstr_size);
 
 #endif

@@ -31,18 +31,19 @@ typedef enum of_cli_kind {
         OF_CLI_GROUP,    /* the table .group, its fields at .offset */
 } of_cli_kind;
 
-#define OF_CLI_REQUIRED 1u /* absent: "--NAME: required", or for an
-                            * operand "missing HELP" */
-#define OF_CLI_REPEAT   2u /* may be given again ("..." in the usage) */
+#define OF_CLI_REQUIRED                                                       \
+        1u               /* absent: "--NAME: required", or for an             \
+                          * operand "missing HELP" */
+#define OF_CLI_REPEAT 2u /* may be given again ("..." in the usage) */
 
 typedef struct of_cli_spec {
         of_cli_kind kind;
-        const char *name;  /* long option, without "--"; NULL: none */
-        char alias;        /* short option letter; 0: none */
-        unsigned flags;    /* OF_CLI_REQUIRED, OF_CLI_REPEAT */
-        size_t offset;     /* of the field in the table's struct */
-        size_t size;       /* of the field (an integer's width) */
-        int64_t min, max;  /* OF_CLI_INT: the range; OF_CLI_STRING: bytes */
+        const char *name; /* long option, without "--"; NULL: none */
+        char alias;       /* short option letter; 0: none */
+        unsigned flags;   /* OF_CLI_REQUIRED, OF_CLI_REPEAT */
+        size_t offset;    /* of the field in the table's struct */
+        size_t size;      /* of the field (an integer's width) */
+        int64_t min, max; /* OF_CLI_INT: the range; OF_CLI_STRING: bytes */
         /* Called with the table's struct, the command's name and the
          * argument (NULL for a flag) after the field is filled: 0, or
          * OF_EXIT_USAGE after printing why. May be NULL. */
@@ -54,35 +55,56 @@ typedef struct of_cli_spec {
 } of_cli_spec;
 
 /* The field member of struct type, for a spec. */
-#define OF_CLI_FIELD(type, member)                                             \
+#define OF_CLI_FIELD(type, member)                                            \
         offsetof(type, member), sizeof(((type *)0)->member)
 
-#define OF_CLI_OPT_FLAG(type, member, name, alias, help)                       \
-        {OF_CLI_FLAG, name, alias, 0, OF_CLI_FIELD(type, member), 0, 0,        \
-         NULL, NULL, NULL, help}
-#define OF_CLI_OPT_INT(type, member, name, alias, flags, min, max, vname,      \
-                       help)                                                   \
-        {OF_CLI_INT, name, alias, flags, OF_CLI_FIELD(type, member), min,      \
-         max, NULL, NULL, vname, help}
-#define OF_CLI_OPT_DURATION(type, member, name, alias, flags, vname, help)     \
-        {OF_CLI_DURATION, name, alias, flags, OF_CLI_FIELD(type, member),     \
-         0, 0, NULL, NULL, vname, help}
-#define OF_CLI_OPT_STRING(type, member, name, alias, flags, min, max, hook,    \
-                          vname, help)                                         \
-        {OF_CLI_STRING, name, alias, flags, OF_CLI_FIELD(type, member), min,   \
-         max, hook, NULL, vname, help}
-#define OF_CLI_OPT_CALL(name, alias, flags, hook, vname, help)                 \
-        {OF_CLI_CALL, name, alias, flags, 0, 0, 0, 0, hook, NULL, vname, help}
-#define OF_CLI_OPERAND(type, member, flags, hook, vname, help)                 \
-        {OF_CLI_OPERAND, NULL, 0, flags, OF_CLI_FIELD(type, member), 0, 0,    \
-         hook, NULL, vname, help}
-#define OF_CLI_GROUP_AT(type, member, table)                                   \
-        {OF_CLI_GROUP, NULL, 0, 0, OF_CLI_FIELD(type, member), 0, 0, NULL,     \
-         table, NULL, NULL}
-#define OF_CLI_INCLUDE(table)                                                  \
-        {OF_CLI_GROUP, NULL, 0, 0, 0, 0, 0, 0, NULL, table, NULL, NULL}
-#define OF_CLI_OPT_END                                                         \
-        {OF_CLI_END, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL}
+#define OF_CLI_OPT_FLAG(type, member, name, alias, help)                      \
+        {                                                                     \
+                OF_CLI_FLAG, name, alias, 0, OF_CLI_FIELD(type, member), 0,   \
+                        0, NULL, NULL, NULL, help                             \
+        }
+#define OF_CLI_OPT_INT(type, member, name, alias, flags, min, max, vname,     \
+                       help)                                                  \
+        {                                                                     \
+                OF_CLI_INT, name, alias, flags, OF_CLI_FIELD(type, member),   \
+                        min, max, NULL, NULL, vname, help                     \
+        }
+#define OF_CLI_OPT_DURATION(type, member, name, alias, flags, vname, help)    \
+        {                                                                     \
+                OF_CLI_DURATION, name, alias, flags,                          \
+                        OF_CLI_FIELD(type, member), 0, 0, NULL, NULL, vname,  \
+                        help                                                  \
+        }
+#define OF_CLI_OPT_STRING(type, member, name, alias, flags, min, max, hook,   \
+                          vname, help)                                        \
+        {                                                                     \
+                OF_CLI_STRING, name, alias, flags,                            \
+                        OF_CLI_FIELD(type, member), min, max, hook, NULL,     \
+                        vname, help                                           \
+        }
+#define OF_CLI_OPT_CALL(name, alias, flags, hook, vname, help)                \
+        {                                                                     \
+                OF_CLI_CALL, name, alias, flags, 0, 0, 0, 0, hook, NULL,      \
+                        vname, help                                           \
+        }
+#define OF_CLI_OPERAND(type, member, flags, hook, vname, help)                \
+        {                                                                     \
+                OF_CLI_OPERAND, NULL, 0, flags, OF_CLI_FIELD(type, member),   \
+                        0, 0, hook, NULL, vname, help                         \
+        }
+#define OF_CLI_GROUP_AT(type, member, table)                                  \
+        {                                                                     \
+                OF_CLI_GROUP, NULL, 0, 0, OF_CLI_FIELD(type, member), 0, 0,   \
+                        NULL, table, NULL, NULL                               \
+        }
+#define OF_CLI_INCLUDE(table)                                                 \
+        {                                                                     \
+                OF_CLI_GROUP, NULL, 0, 0, 0, 0, 0, 0, NULL, table, NULL, NULL \
+        }
+#define OF_CLI_OPT_END                                                        \
+        {                                                                     \
+                OF_CLI_END, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL    \
+        }
 
 /* A macro's value as a string literal, for help texts. */
 #define OF_CLI_QUOTE(x)  OF_CLI_QUOTE_(x)
@@ -134,7 +156,10 @@ typedef struct of_cli_kafka {
                             * does not replace it */
 } of_cli_kafka;
 
-#define OF_CLI_KAFKA_INIT {.ko = OF_KAFKA_OPTS_INIT}
+#define OF_CLI_KAFKA_INIT                                                     \
+        {                                                                     \
+                .ko = OF_KAFKA_OPTS_INIT                                      \
+        }
 
 /* --metrics-port and --metrics-addr, alike in project and relay. */
 typedef struct of_cli_metrics {
@@ -142,7 +167,10 @@ typedef struct of_cli_metrics {
         const char *addr; /* numeric address; NULL: OF_CLI_METRICS_ADDR */
 } of_cli_metrics;
 
-#define OF_CLI_METRICS_INIT {.port = -1}
+#define OF_CLI_METRICS_INIT                                                   \
+        {                                                                     \
+                .port = -1                                                    \
+        }
 #define OF_CLI_METRICS_ADDR "0.0.0.0"
 
 /* -v and -q, for every command that logs. */

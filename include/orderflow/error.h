@@ -8,21 +8,21 @@
 #include <stdint.h>
 
 enum {
-        OF_OK        = 0,
-        OF_ERROR     = -1, /* anything not listed below */
+        OF_OK = 0,
+        OF_ERROR = -1,     /* anything not listed below */
         OF_ENOTFOUND = -2, /* the thing asked for does not exist */
-        OF_EBUSY     = -3, /* transient: locked, busy, disk full; wait */
-        OF_EABORT    = -4, /* stopped on purpose (test hook, stale file) */
-        OF_EEXISTS   = -5, /* the thing to create exists already */
-        OF_ESTALE    = -6, /* the file was replaced (a rebuild): reopened */
-        OF_EIO       = -7, /* an I/O error: a few retries, then give up */
+        OF_EBUSY = -3,     /* transient: locked, busy, disk full; wait */
+        OF_EABORT = -4,    /* stopped on purpose (test hook, stale file) */
+        OF_EEXISTS = -5,   /* the thing to create exists already */
+        OF_ESTALE = -6,    /* the file was replaced (a rebuild): reopened */
+        OF_EIO = -7,       /* an I/O error: a few retries, then give up */
 };
 
 /* Exit codes of the command line (CONTRACT 3). */
 enum {
-        OF_EXIT_OK      = 0,
+        OF_EXIT_OK = 0,
         OF_EXIT_FAILURE = 1,
-        OF_EXIT_USAGE   = 2,
+        OF_EXIT_USAGE = 2,
 };
 
 /* printf into errstr, always NUL-terminated, truncating silently.

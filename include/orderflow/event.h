@@ -16,29 +16,29 @@
 
 /* Dead-letter reasons: the fixed phrase comes first, then optionally
  * ": detail". The first four are fixed by CONTRACT 2. */
-#define OF_REASON_DUP_PLACED   "duplicate OrderPlaced for order"
-#define OF_REASON_DUP_PAID     "duplicate OrderPaid for order"
-#define OF_REASON_CONFLICT     "conflict"
-#define OF_REASON_OVERFLOW     "amount overflow"
-#define OF_REASON_NO_VALUE     "empty value"
-#define OF_REASON_UTF8         "invalid UTF-8"
-#define OF_REASON_JSON         "invalid JSON"
-#define OF_REASON_NOT_OBJECT   "not a JSON object"
-#define OF_REASON_ID           "invalid id"
-#define OF_REASON_TYPE         "invalid type"
-#define OF_REASON_AGGREGATE    "invalid aggregateId"
-#define OF_REASON_OCCURRED     "invalid occurredAt"
-#define OF_REASON_PAYLOAD      "invalid payload"
-#define OF_REASON_ORDER_ID     "invalid payload.orderId"
-#define OF_REASON_MISMATCH     "aggregateId does not match payload.orderId"
-#define OF_REASON_TOTAL        "invalid payload.total"
-#define OF_REASON_AMOUNT       "invalid payload.amount"
-#define OF_REASON_COUNT        17 /* the phrases above */
+#define OF_REASON_DUP_PLACED "duplicate OrderPlaced for order"
+#define OF_REASON_DUP_PAID   "duplicate OrderPaid for order"
+#define OF_REASON_CONFLICT   "conflict"
+#define OF_REASON_OVERFLOW   "amount overflow"
+#define OF_REASON_NO_VALUE   "empty value"
+#define OF_REASON_UTF8       "invalid UTF-8"
+#define OF_REASON_JSON       "invalid JSON"
+#define OF_REASON_NOT_OBJECT "not a JSON object"
+#define OF_REASON_ID         "invalid id"
+#define OF_REASON_TYPE       "invalid type"
+#define OF_REASON_AGGREGATE  "invalid aggregateId"
+#define OF_REASON_OCCURRED   "invalid occurredAt"
+#define OF_REASON_PAYLOAD    "invalid payload"
+#define OF_REASON_ORDER_ID   "invalid payload.orderId"
+#define OF_REASON_MISMATCH   "aggregateId does not match payload.orderId"
+#define OF_REASON_TOTAL      "invalid payload.total"
+#define OF_REASON_AMOUNT     "invalid payload.amount"
+#define OF_REASON_COUNT      17 /* the phrases above */
 
 typedef enum of_event_type {
-        OF_EVENT_OTHER  = 0, /* any other type: recorded, applied to nothing */
+        OF_EVENT_OTHER = 0,  /* any other type: recorded, applied to nothing */
         OF_EVENT_PLACED = 1, /* OrderPlaced */
-        OF_EVENT_PAID   = 2, /* OrderPaid */
+        OF_EVENT_PAID = 2,   /* OrderPaid */
 } of_event_type;
 
 /* A validated event. All strings are NUL-terminated UTF-8 without U+0000.
@@ -66,9 +66,8 @@ int of_event_parse(of_event *out, const void *value, size_t value_len,
 /* The same verdict by the general path alone (cJSON), which
  * of_event_parse() takes for anything but plain ASCII JSON: tests compare
  * the two. */
-int of_event_parse_general(of_event *out, const void *value,
-                           size_t value_len, char *reason,
-                           size_t reason_size);
+int of_event_parse_general(of_event *out, const void *value, size_t value_len,
+                           char *reason, size_t reason_size);
 
 /* Whether two valid deliveries of one id agree (CONTRACT 1: type,
  * aggregateId, normalised occurredAt and amount equal). */

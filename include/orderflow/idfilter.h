@@ -12,7 +12,7 @@
 #define OF_IDFILTER_BLOCK   64 /* bytes: one cache line per lookup */
 
 typedef struct of_idfilter {
-        uint64_t *words;  /* nblocks * 8 words */
+        uint64_t *words; /* nblocks * 8 words */
         uint32_t nblocks;
 } of_idfilter;
 

@@ -16,7 +16,7 @@ typedef struct rd_kafka_s rd_kafka_t;
 /* Properties read from -F files, in the order read (see
  * of_kafka_props_read). Zero-initialise; of_kafka_props_clear frees. */
 typedef struct of_kafka_props {
-        char **items;  /* "key=value" strings, each malloc'd */
+        char **items; /* "key=value" strings, each malloc'd */
         size_t cnt;
         size_t cap;    /* of items */
         char *exposed; /* the first file read that holds a secret and that
@@ -28,12 +28,14 @@ typedef struct of_kafka_opts {
         const char *brokers; /* bootstrap.servers */
         const char *topic;
         const of_kafka_props *files; /* from -F, or NULL; borrowed */
-        const char **props;  /* -X "key=value" strings, applied in order */
+        const char **props; /* -X "key=value" strings, applied in order */
         size_t props_cnt;
 } of_kafka_opts;
 
-#define OF_KAFKA_OPTS_INIT                                                     \
-        {.brokers = OF_DEFAULT_BROKERS, .topic = OF_DEFAULT_TOPIC}
+#define OF_KAFKA_OPTS_INIT                                                    \
+        {                                                                     \
+                .brokers = OF_DEFAULT_BROKERS, .topic = OF_DEFAULT_TOPIC      \
+        }
 
 /* Build a client conf: the given defaults ("key=value", NULL-terminated,
  * may be NULL), then the -F properties (ko->files), then bootstrap.servers
@@ -62,9 +64,9 @@ int of_kafka_watermarks(rd_kafka_t *rk, const char *topic, int timeout_ms,
                         char *errstr, size_t errstr_size);
 
 /* The same for ko->topic through a short-lived client of ko's brokers. */
-int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms,
-                         int32_t *cnt, int64_t **low, int64_t **high,
-                         char *errstr, size_t errstr_size);
+int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms, int32_t *cnt,
+                         int64_t **low, int64_t **high, char *errstr,
+                         size_t errstr_size);
 
 /* Whether a "key=value" property (or a bare key) names a secret, whose
  * value must never be printed: a key containing "password" or "secret"
@@ -87,8 +89,8 @@ int of_kafka_auth_error(char *out, size_t size);
  * group or others read it. On failure returns OF_ERROR with "PATH: why"
  * or "PATH:LINE: why" (never a secret's value); props may then hold part
  * of the file. */
-int of_kafka_props_read(of_kafka_props *props, const char *path,
-                        char *errstr, size_t errstr_size);
+int of_kafka_props_read(of_kafka_props *props, const char *path, char *errstr,
+                        size_t errstr_size);
 
 /* Free what props holds and zero it. props may be NULL. */
 void of_kafka_props_clear(of_kafka_props *props);

@@ -5,8 +5,8 @@
 
 typedef enum of_log_level {
         OF_LOG_ERROR = 0,
-        OF_LOG_WARN  = 1,
-        OF_LOG_INFO  = 2,
+        OF_LOG_WARN = 1,
+        OF_LOG_INFO = 2,
         OF_LOG_DEBUG = 3,
 } of_log_level;
 
@@ -21,10 +21,10 @@ const char *of_log_journal_prefix(of_log_level level);
 void of_log_write(of_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-#define of_log(level, ...)                                                     \
-        do {                                                                   \
-                if ((int)(level) <= of_log_verbosity)                          \
-                        of_log_write((level), __VA_ARGS__);                    \
+#define of_log(level, ...)                                                    \
+        do {                                                                  \
+                if ((int)(level) <= of_log_verbosity)                         \
+                        of_log_write((level), __VA_ARGS__);                   \
         } while (0)
 
 #endif

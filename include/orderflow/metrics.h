@@ -17,8 +17,8 @@
 typedef struct of_metrics of_metrics;
 
 typedef enum of_metric_type {
-        OF_METRIC_COUNTER   = 0, /* name ends in _total */
-        OF_METRIC_GAUGE     = 1,
+        OF_METRIC_COUNTER = 0, /* name ends in _total */
+        OF_METRIC_GAUGE = 1,
         OF_METRIC_HISTOGRAM = 2, /* _bucket{le=...}, _sum and _count */
 } of_metric_type;
 
@@ -71,8 +71,8 @@ int of_metrics_render(of_metrics *m, char **out, size_t *len);
  * (0: any free port, see of_metrics_port()) and serve GET /metrics on a
  * thread of the server's own until of_metrics_free(). Any other path is
  * 404. Returns OF_ERROR with a message when the address cannot be bound. */
-int of_metrics_serve(of_metrics *m, const char *addr, int port,
-                     char *errstr, size_t errstr_size);
+int of_metrics_serve(of_metrics *m, const char *addr, int port, char *errstr,
+                     size_t errstr_size);
 
 /* The port being served, or 0 when not serving. */
 int of_metrics_port(const of_metrics *m);

@@ -10,12 +10,12 @@
 /* One message. Every pointer borrows from whoever made the of_msg (a
  * librdkafka message, a test's buffer) and lives as long as it does. */
 typedef struct of_msg {
-        const char *topic;  /* NUL-terminated */
+        const char *topic; /* NUL-terminated */
         int32_t partition;
         int64_t offset;
-        const void *key;    /* NULL when the message has no key */
+        const void *key; /* NULL when the message has no key */
         size_t key_len;
-        const void *value;  /* NULL when the message has no value */
+        const void *value; /* NULL when the message has no value */
         size_t value_len;
 } of_msg;
 

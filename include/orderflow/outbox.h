@@ -18,9 +18,9 @@ typedef struct of_outbox_row {
         char *aggregate_id; /* the order id: the message key */
         char *payload;      /* the envelope: the message value */
         size_t payload_len;
-        int attempts;       /* failed attempts so far */
-        int behind;         /* earlier rows of its order not SENT at the
-                             * claim: all in the claim or in flight */
+        int attempts; /* failed attempts so far */
+        int behind;   /* earlier rows of its order not SENT at the
+                       * claim: all in the claim or in flight */
 } of_outbox_row;
 
 /* The rows of one claim. Start from {0}; a claim reuses the buffers of the
@@ -30,11 +30,11 @@ typedef struct of_outbox_row {
 typedef struct of_outbox_batch {
         of_outbox_row *rows; /* rows[0..n-1], in seq order */
         size_t n;
-        size_t cap;          /* rows allocated */
-        char *text;          /* the rows' strings, each NUL-terminated */
+        size_t cap; /* rows allocated */
+        char *text; /* the rows' strings, each NUL-terminated */
         size_t text_len;
         size_t text_cap;
-        int64_t lease;       /* the claim's outbox_leases row; 0: none */
+        int64_t lease; /* the claim's outbox_leases row; 0: none */
 } of_outbox_batch;
 
 /* Claim up to max due rows in commit order into out, in one BEGIN
@@ -73,7 +73,10 @@ typedef struct of_backoff {
         int max_attempts;
 } of_backoff;
 
-#define OF_BACKOFF_INIT {.base_ms = 500, .cap_ms = 60000, .max_attempts = 10}
+#define OF_BACKOFF_INIT                                                       \
+        {                                                                     \
+                .base_ms = 500, .cap_ms = 60000, .max_attempts = 10           \
+        }
 
 /* Record the results res[0..n-1] (in seq order) in ONE transaction:
  * delivered rows SENT (sent_at now), failed ones attempts+1 with the next

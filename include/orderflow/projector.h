@@ -18,13 +18,13 @@
 
 typedef struct of_projector_opts {
         of_kafka_opts ko;
-        const char *group;     /* consumer group; NULL: none, every
-                                * partition assigned (needs exit_at_end:
-                                * rebuild) */
-        int exit_at_end;       /* -e: stop once the start's end is applied */
-        size_t batch_max;      /* messages per transaction */
-        int batch_ms;          /* ms a batch may stay open */
-        int max_retry_ms;      /* longest backoff between store retries */
+        const char *group; /* consumer group; NULL: none, every
+                            * partition assigned (needs exit_at_end:
+                            * rebuild) */
+        int exit_at_end;   /* -e: stop once the start's end is applied */
+        size_t batch_max;  /* messages per transaction */
+        int batch_ms;      /* ms a batch may stay open */
+        int max_retry_ms;  /* longest backoff between store retries */
         int64_t dedupe_retention_ms; /* forget ids recorded longer ago
                                       * (of_store_prune); 0: keep them */
         /* Test hook, called after each database commit and before the
@@ -38,15 +38,17 @@ typedef struct of_projector_opts {
         void *commit_opaque;
         volatile sig_atomic_t *stop; /* set (by a signal) to stop; may be
                                       * NULL */
-        of_metrics *metrics; /* borrowed: its families are declared by
-                              * of_projector_new and updated after each
-                              * committed batch; may be NULL */
+        of_metrics *metrics;         /* borrowed: its families are declared by
+                                      * of_projector_new and updated after each
+                                      * committed batch; may be NULL */
 } of_projector_opts;
 
-#define OF_PROJECTOR_OPTS_INIT                                                 \
-        {.ko = OF_KAFKA_OPTS_INIT, .group = OF_DEFAULT_GROUP,                  \
-         .batch_max = OF_DEFAULT_BATCH_MAX, .batch_ms = OF_DEFAULT_BATCH_MS,   \
-         .max_retry_ms = 5000}
+#define OF_PROJECTOR_OPTS_INIT                                                \
+        {                                                                     \
+                .ko = OF_KAFKA_OPTS_INIT, .group = OF_DEFAULT_GROUP,          \
+                .batch_max = OF_DEFAULT_BATCH_MAX,                            \
+                .batch_ms = OF_DEFAULT_BATCH_MS, .max_retry_ms = 5000         \
+        }
 
 typedef struct of_projector of_projector;
 

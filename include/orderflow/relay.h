@@ -23,10 +23,10 @@
 
 typedef struct of_relay_opts {
         of_kafka_opts ko;
-        int once;          /* publish what is due now, then return */
-        size_t batch_max;  /* rows per claim */
-        int poll_ms;       /* idle wait */
-        int lease_ms;      /* how long claimed rows stay ours */
+        int once;         /* publish what is due now, then return */
+        size_t batch_max; /* rows per claim */
+        int poll_ms;      /* idle wait */
+        int lease_ms;     /* how long claimed rows stay ours */
         of_backoff backoff;
         const char *owner; /* lease owner name; NULL: host:pid */
         /* Test hook, called after the delivery reports of a batch and
@@ -40,10 +40,14 @@ typedef struct of_relay_opts {
                               * may be NULL */
 } of_relay_opts;
 
-#define OF_RELAY_OPTS_INIT                                                     \
-        {.ko = OF_KAFKA_OPTS_INIT, .batch_max = OF_DEFAULT_RELAY_BATCH,        \
-         .poll_ms = OF_DEFAULT_RELAY_POLL, .lease_ms = OF_DEFAULT_RELAY_LEASE, \
-         .backoff = OF_BACKOFF_INIT}
+#define OF_RELAY_OPTS_INIT                                                    \
+        {                                                                     \
+                .ko = OF_KAFKA_OPTS_INIT,                                     \
+                .batch_max = OF_DEFAULT_RELAY_BATCH,                          \
+                .poll_ms = OF_DEFAULT_RELAY_POLL,                             \
+                .lease_ms = OF_DEFAULT_RELAY_LEASE,                           \
+                .backoff = OF_BACKOFF_INIT                                    \
+        }
 
 typedef struct of_relay_stats {
         uint64_t published; /* rows delivered and marked SENT */
@@ -72,7 +76,7 @@ void of_relay_metrics_outbox(of_metrics *m, of_appdb *app);
  * is due. Returns 0, OF_EABORT (test hook) or OF_ERROR with a message;
  * fills *stats when not NULL. With once, failed rows are not an error
  * here: the caller reads stats->failed. */
-int of_relay_run(of_appdb *app, const of_relay_opts *o,
-                 of_relay_stats *stats, char *errstr, size_t errstr_size);
+int of_relay_run(of_appdb *app, const of_relay_opts *o, of_relay_stats *stats,
+                 char *errstr, size_t errstr_size);
 
 #endif

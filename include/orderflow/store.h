@@ -28,11 +28,11 @@ typedef struct of_store_stats {
         uint64_t dead_by_reason[OF_REASON_COUNT]; /* of them, by the fixed
                                                    * phrase of the reason
                                                    * (of_event_reason_index) */
-        uint64_t batches;    /* transactions committed */
+        uint64_t batches;                         /* transactions committed */
         uint64_t in_log_order; /* batches that could not go in key order */
-        uint64_t apply_ns;   /* the whole batch transaction (decoding
-                              * comes before it: timed by the caller) */
-        uint64_t commit_ns;  /* of that, COMMIT (the WAL write) */
+        uint64_t apply_ns;     /* the whole batch transaction (decoding
+                                * comes before it: timed by the caller) */
+        uint64_t commit_ns;    /* of that, COMMIT (the WAL write) */
 } of_store_stats;
 
 /* Where a partition stands after a batch: the next offset to apply. */
@@ -62,8 +62,8 @@ void of_store_close(of_store *st);
 
 /* Every partition offset the read model holds (any topic), by topic and
  * partition, into *out (free with of_store_parts_free) and *n. */
-int of_store_parts(of_store_part **out, size_t *n, of_store *st,
-                   char *errstr, size_t errstr_size);
+int of_store_parts(of_store_part **out, size_t *n, of_store *st, char *errstr,
+                   size_t errstr_size);
 void of_store_parts_free(of_store_part *parts, size_t n);
 
 /* The next offset to apply for (topic, partition), or OF_ENOTFOUND when
@@ -79,8 +79,7 @@ int of_store_offset(int64_t *out, of_store *st, const char *topic,
  * batch: its buffers are reused. */
 typedef struct of_store_batch of_store_batch;
 
-int of_store_batch_new(of_store_batch **out, char *errstr,
-                       size_t errstr_size);
+int of_store_batch_new(of_store_batch **out, char *errstr, size_t errstr_size);
 void of_store_batch_free(of_store_batch *b); /* b may be NULL */
 
 /* Decode msgs[0..n) into b, in place of what it held: each message's
@@ -134,15 +133,15 @@ void of_store_set_seal_events(of_store *st, int64_t n);
 
 /* What a read model holds and how it was made. */
 typedef struct of_store_info {
-        int64_t generation;   /* changes when a rebuild swaps a model in */
+        int64_t generation; /* changes when a rebuild swaps a model in */
         int64_t applied, ignored, duplicates, dead, batches; /* committed */
-        char last_batch_at[OF_TS_LEN + 1]; /* "" when no batch yet */
-        char rebuilt_at[OF_TS_LEN + 1];    /* "" when never rebuilt */
+        char last_batch_at[OF_TS_LEN + 1];      /* "" when no batch yet */
+        char rebuilt_at[OF_TS_LEN + 1];         /* "" when never rebuilt */
         char truncated[OF_STORE_TRUNCATED_MAX]; /* "" unless rebuilt over
                                                  * deleted history */
-        int64_t orders;       /* rows of order_list; -1: not counted */
-        int64_t events;       /* rows of processed_events; -1 likewise */
-        int64_t dead_rows;    /* rows of dead_letters; -1 likewise */
+        int64_t orders;    /* rows of order_list; -1: not counted */
+        int64_t events;    /* rows of processed_events; -1 likewise */
+        int64_t dead_rows; /* rows of dead_letters; -1 likewise */
         int64_t orders_placed, orders_paid, placed_amount, paid_amount;
         of_store_part *parts; /* partition_offsets, by topic and partition */
         size_t nparts;
@@ -174,7 +173,7 @@ typedef enum of_store_fit {
 /* What to do when a read model does not fit its topic (OF_FIT_MISSING or
  * OF_FIT_AHEAD): the end of the one-line message project and status
  * print. */
-#define OF_STORE_REBUILD_HINT                                                  \
+#define OF_STORE_REBUILD_HINT                                                 \
         "; rebuild the read model from the topic with 'orderflow rebuild'"
 
 /* Whether the partition offsets a read model holds (parts[0..n), any
@@ -232,7 +231,7 @@ typedef struct of_store_cursor of_store_cursor;
 
 typedef enum of_col_type {
         OF_COL_NULL = 0,
-        OF_COL_INT  = 1,
+        OF_COL_INT = 1,
         OF_COL_TEXT = 2,
         OF_COL_BLOB = 3,
 } of_col_type;
@@ -251,8 +250,7 @@ const char *of_store_cursor_name(of_store_cursor *cur, int col);
 of_col_type of_store_cursor_type(of_store_cursor *cur, int col);
 int64_t of_store_cursor_int(of_store_cursor *cur, int col);
 /* Text or blob bytes of the current row; valid until the next step. */
-const void *of_store_cursor_bytes(of_store_cursor *cur, int col,
-                                  size_t *len);
+const void *of_store_cursor_bytes(of_store_cursor *cur, int col, size_t *len);
 void of_store_cursor_close(of_store_cursor *cur); /* cur may be NULL */
 
 #endif

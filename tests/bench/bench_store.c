@@ -21,9 +21,9 @@ static double now_s(void)
 }
 
 /* Decode msgs[0..n) into b, timed into *decode_s, then apply them. */
-static int apply(of_store *st, of_store_batch *b, const of_msg *msgs,
-                 size_t n, int64_t next, of_store_stats *stats,
-                 double *decode_s, char *err, size_t err_size)
+static int apply(of_store *st, of_store_batch *b, const of_msg *msgs, size_t n,
+                 int64_t next, of_store_stats *stats, double *decode_s,
+                 char *err, size_t err_size)
 {
         of_store_pos pos = {"bench", 0, next};
         double t = now_s();
@@ -115,9 +115,9 @@ int main(int argc, char **argv)
                 return 1;
         printf("total %zu in %.2f s: %.0f/s; decode %.2f s, apply %.2f s,"
                " commit %.2f s; %llu of %llu batches in log order\n",
-               total, now_s() - t0, total / (now_s() - t0),
-               decode_s, stats.apply_ns / 1e9,
-               stats.commit_ns / 1e9, (unsigned long long)stats.in_log_order,
+               total, now_s() - t0, total / (now_s() - t0), decode_s,
+               stats.apply_ns / 1e9, stats.commit_ns / 1e9,
+               (unsigned long long)stats.in_log_order,
                (unsigned long long)stats.batches);
         free(line);
         free(msgs);

@@ -91,8 +91,8 @@ static void query(const char *sql, char *out, size_t out_size)
         if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK ||
             sqlite3_step(stmt) != SQLITE_ROW)
                 abort();
-        snprintf(out, out_size, "%s", (const char *)sqlite3_column_text(
-                                              stmt, 0));
+        snprintf(out, out_size, "%s",
+                 (const char *)sqlite3_column_text(stmt, 0));
         sqlite3_finalize(stmt);
 }
 

@@ -32,12 +32,12 @@
  *   would make the very topic they look at.
  * - A broker that is still starting is found again within a second, not
  *   after librdkafka's 10 s backoff. */
-#define CLIENT_DEFAULTS                                                        \
+#define CLIENT_DEFAULTS                                                       \
         "allow.auto.create.topics=false", "reconnect.backoff.max.ms=1000"
 
 struct kadmin {
-        of_kafka_opts ko;             /* -b, -F and -X, for of_kafka_conf_new */
-        of_kafka_props files;         /* read from -F files */
+        of_kafka_opts ko;     /* -b, -F and -X, for of_kafka_conf_new */
+        of_kafka_props files; /* read from -F files */
         const char *props[MAX_PROPS]; /* -X, in order */
         int timeout_s;                /* -T */
         int64_t deadline_ms;          /* CLOCK_MONOTONIC ms when -T is up */
@@ -175,8 +175,8 @@ static int num_arg(int64_t *out, const char *s, int64_t min, int64_t max,
 
 /* "Broker: Topic already exists: <the broker's words>", or one of the two
  * when the broker's words are missing or already hold librdkafka's. */
-static void describe(char *errstr, size_t errstr_size,
-                     rd_kafka_resp_err_t err, const char *msg)
+static void describe(char *errstr, size_t errstr_size, rd_kafka_resp_err_t err,
+                     const char *msg)
 {
         const char *what = rd_kafka_err2str(err);
 
@@ -222,7 +222,8 @@ static int client_new(rd_kafka_t **out, const struct kadmin *ka,
 
         if (of_kafka_conf_new(&conf, &ka->ko, defaults, errstr, errstr_size))
                 return OF_ERROR;
-        if (!(*out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
+        if (!(*out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why,
+                                  sizeof(why)))) {
                 rd_kafka_conf_destroy(conf);
                 return of_errf(errstr, errstr_size, "%s", why);
         }
@@ -311,16 +312,14 @@ static rd_kafka_resp_err_t admin_call(const struct kadmin *ka, rd_kafka_t *rk,
 /* admin_call() again every RETRY_MS while it fails with a transient error:
  * 0 once it succeeds or fails with ok, else its last error (errstr, with
  * "(-T ran out)" when -T ended the retries). */
-static rd_kafka_resp_err_t admin_retry(const struct kadmin *ka,
-                                       rd_kafka_t *rk, rd_kafka_admin_op_t op,
-                                       void *obj, rd_kafka_resp_err_t ok,
-                                       int64_t *low, char *errstr,
-                                       size_t errstr_size)
+static rd_kafka_resp_err_t admin_retry(const struct kadmin *ka, rd_kafka_t *rk,
+                                       rd_kafka_admin_op_t op, void *obj,
+                                       rd_kafka_resp_err_t ok, int64_t *low,
+                                       char *errstr, size_t errstr_size)
 {
         rd_kafka_resp_err_t err;
 
-        while ((err = admin_call(ka, rk, op, obj, low, errstr,
-                                 errstr_size)) &&
+        while ((err = admin_call(ka, rk, op, obj, low, errstr, errstr_size)) &&
                err != ok) {
                 if (!transient(err))
                         return err;
@@ -342,8 +341,8 @@ static rd_kafka_resp_err_t metadata(const struct kadmin *ka, rd_kafka_t *rk,
                                     const struct rd_kafka_metadata **out,
                                     const struct rd_kafka_metadata_topic **t)
 {
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, out,
-                                                    left_ms(ka));
+        rd_kafka_resp_err_t err =
+                rd_kafka_metadata(rk, 1, NULL, out, left_ms(ka));
         int i;
 
         *t = NULL;
@@ -491,8 +490,8 @@ static int cmd_delete_records(const struct kadmin *ka, rd_kafka_t *rk,
         (void)cnt;
         if (num_arg(&partition, args[1], 0, INT32_MAX,
                     "delete-records: PARTITION", errstr, errstr_size) ||
-            num_arg(&offset, args[2], -1, INT64_MAX,
-                    "delete-records: OFFSET", errstr, errstr_size))
+            num_arg(&offset, args[2], -1, INT64_MAX, "delete-records: OFFSET",
+                    errstr, errstr_size))
                 return OF_EXIT_USAGE;
         offsets = rd_kafka_topic_partition_list_new(1);
         /* -1 is RD_KAFKA_OFFSET_END, the broker's "high watermark". */
@@ -513,9 +512,8 @@ static int cmd_delete_records(const struct kadmin *ka, rd_kafka_t *rk,
         return rc;
 }
 
-static int cmd_watermarks(const struct kadmin *ka, rd_kafka_t *rk,
-                          char **args, int cnt, char *errstr,
-                          size_t errstr_size)
+static int cmd_watermarks(const struct kadmin *ka, rd_kafka_t *rk, char **args,
+                          int cnt, char *errstr, size_t errstr_size)
 {
         int64_t *low, *high;
         int32_t n, p;
@@ -607,11 +605,11 @@ out:
 /* ---- txn ---- */
 
 struct txn {
-        rd_kafka_t *rk;     /* the transactional producer, borrowed */
+        rd_kafka_t *rk; /* the transactional producer, borrowed */
         const char *topic;
-        int timeout_ms;     /* for each init, commit and abort */
-        int open;           /* between begin and commit or abort */
-        long cnt;           /* messages sent in the open transaction */
+        int timeout_ms; /* for each init, commit and abort */
+        int open;       /* between begin and commit or abort */
+        long cnt;       /* messages sent in the open transaction */
 };
 
 /* Report error (consumed) as "what: message": OF_ERROR. */
@@ -704,7 +702,8 @@ static int txn_line(struct txn *tx, char *line, size_t len, char *errstr,
 static int cmd_txn(const struct kadmin *ka, rd_kafka_t *rk, char **args,
                    int cnt, char *errstr, size_t errstr_size)
 {
-        struct txn tx = {.rk = rk, .topic = args[0],
+        struct txn tx = {.rk = rk,
+                         .topic = args[0],
                          .timeout_ms = ka->timeout_s * 1000};
         rd_kafka_error_t *error;
         char why[512], *line = NULL;
@@ -782,11 +781,11 @@ static int parse_opts(struct kadmin *ka, int argc, char **argv, char *errstr,
                 } else if (opt == 'F') {
                         if (of_kafka_props_read(&ka->files, optarg, why,
                                                 sizeof(why)))
-                                return usage_err(errstr, errstr_size,
-                                                 "-F %s", why);
+                                return usage_err(errstr, errstr_size, "-F %s",
+                                                 why);
                 } else if (opt == 'T') {
-                        if (num_arg(&v, optarg, 1, TIMEOUT_MAX_S, "-T",
-                                    errstr, errstr_size))
+                        if (num_arg(&v, optarg, 1, TIMEOUT_MAX_S, "-T", errstr,
+                                    errstr_size))
                                 return OF_EXIT_USAGE;
                         ka->timeout_s = (int)v;
                 } else if (opt == 'X' && ka->ko.props_cnt < MAX_PROPS) {
@@ -841,10 +840,9 @@ static int find_command(const struct command **out, int argc, char **argv,
                                  argv[0]);
         if (argc - 1 < (*out)->min_args ||
             ((*out)->max_args >= 0 && argc - 1 > (*out)->max_args))
-                return usage_err(errstr, errstr_size, "%s: %s arguments",
-                                 argv[0],
-                                 argc - 1 < (*out)->min_args ? "missing"
-                                                             : "too many");
+                return usage_err(
+                        errstr, errstr_size, "%s: %s arguments", argv[0],
+                        argc - 1 < (*out)->min_args ? "missing" : "too many");
         return 0;
 }
 

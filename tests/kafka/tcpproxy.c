@@ -11,8 +11,8 @@
  * the unanswered connections are closed and new ones are forwarded again.
  * SIGHUP reads a number of milliseconds from RTT_FILE: from then on every
  * answer of the node reaches the client that much later (a slow broker; 0:
- * none). SIGTERM or SIGINT ends it, exit 0. A target that refuses (a killed node)
- * closes the client's connection at once. */
+ * none). SIGTERM or SIGINT ends it, exit 0. A target that refuses (a killed
+ * node) closes the client's connection at once. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -173,14 +173,13 @@ static int listen_loopback(void)
 /* The descriptors to poll: the listener first, then for each forwarded
  * connection the side each direction waits on (a direction held back by
  * the delay is left out and shortens *timeout instead). Returns how many. */
-static nfds_t poll_set(struct pollfd *pfd, int lfd, conn *conns,
-                       int *timeout)
+static nfds_t poll_set(struct pollfd *pfd, int lfd, conn *conns, int *timeout)
 {
         long long now = now_ms();
         nfds_t n = 0;
         int i;
 
-        pfd[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+        pfd[n++] = (struct pollfd){.fd = lfd, .events = POLLIN};
         for (i = 0; i < PROXY_MAX_CONNS; i++) {
                 conn *c = &conns[i];
 
@@ -188,8 +187,7 @@ static nfds_t poll_set(struct pollfd *pfd, int lfd, conn *conns,
                         continue;
                 pfd[n++] = (struct pollfd){
                         .fd = c->up.off < c->up.len ? c->sfd : c->cfd,
-                        .events = c->up.off < c->up.len ? POLLOUT : POLLIN
-                };
+                        .events = c->up.off < c->up.len ? POLLOUT : POLLIN};
                 if (c->down.off < c->down.len && now < c->down.ready) {
                         /* Held back by the delay: wake in time. */
                         if (c->down.ready - now < *timeout)
@@ -198,9 +196,8 @@ static nfds_t poll_set(struct pollfd *pfd, int lfd, conn *conns,
                 }
                 pfd[n++] = (struct pollfd){
                         .fd = c->down.off < c->down.len ? c->cfd : c->sfd,
-                        .events = c->down.off < c->down.len ? POLLOUT
-                                                            : POLLIN
-                };
+                        .events =
+                                c->down.off < c->down.len ? POLLOUT : POLLIN};
         }
         return n;
 }

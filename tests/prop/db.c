@@ -16,8 +16,8 @@
 /* ---- the read model's canonical dump -------------------------------- */
 
 static const char *const dump_name[] = {
-        "order_list", "order_totals", "daily_totals", "processed_events",
-        "dead_letters", "schema_info",
+        "order_list",       "order_totals", "daily_totals",
+        "processed_events", "dead_letters", "schema_info",
 };
 
 /* The contract's columns only, in the contract's keys' order. */
@@ -225,10 +225,10 @@ static const int64_t seals[] = {1, 2, 3, 7, 20, INT64_MAX};
 
 typedef struct run {
         prop_case *c;
-        char path[256];    /* the case's database file */
+        char path[256]; /* the case's database file */
         of_store *st;
-        sqlite3 *db;       /* a reader: the invariant and the dump */
-        sqlite3_stmt *inv; /* invariant_sql */
+        sqlite3 *db;        /* a reader: the invariant and the dump */
+        sqlite3_stmt *inv;  /* invariant_sql */
         sqlite3_stmt *mono; /* seen_check_sql */
         int64_t seal;       /* of_store_set_seal_events() for this case */
         char err[512];

@@ -140,10 +140,10 @@ void prop_report(const prop_case *c, const char *what, const prop_sbuf *exp,
         prop_sbuf log = {0};
         size_t i, k;
 
-        snprintf(pe, sizeof(pe), "/tmp/orderflow-prop-%" PRIu64
-                                 "-expected.txt", c->seed);
-        snprintf(pa, sizeof(pa), "/tmp/orderflow-prop-%" PRIu64
-                                 "-actual.txt", c->seed);
+        snprintf(pe, sizeof(pe),
+                 "/tmp/orderflow-prop-%" PRIu64 "-expected.txt", c->seed);
+        snprintf(pa, sizeof(pa), "/tmp/orderflow-prop-%" PRIu64 "-actual.txt",
+                 c->seed);
         snprintf(pl, sizeof(pl), "/tmp/orderflow-prop-%" PRIu64 "-log.txt",
                  c->seed);
         write_file(pe, exp->p ? exp->p : "", exp->len);
@@ -151,8 +151,9 @@ void prop_report(const prop_case *c, const char *what, const prop_sbuf *exp,
         for (i = 0; i < c->nlog; i++) {
                 const prop_msg *g = &c->log[i];
 
-                prop_sb_printf(&log, "[%zu] p%d@%" PRId64 " body %d %s key=",
-                               i, g->partition, g->offset, g->body,
+                prop_sb_printf(&log,
+                               "[%zu] p%d@%" PRId64 " body %d %s key=", i,
+                               g->partition, g->offset, g->body,
                                g->reason ? g->reason : "valid");
                 if (g->key)
                         prop_put_text(&log, g->key, g->key_len);

@@ -139,8 +139,8 @@ void prop_rand_instant(prop_case *c, int64_t *s, int *ms)
 }
 
 static const char *const other_types[] = {
-        "OrderShipped", "OrderCancelled", "orderplaced", "ORDERPAID",
-        "OrderPlacedV2", "Order Paid",
+        "OrderShipped", "OrderCancelled", "orderplaced",
+        "ORDERPAID",    "OrderPlacedV2",  "Order Paid",
 };
 
 /* A new body with a new identity; returns its index. */

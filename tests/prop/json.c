@@ -11,8 +11,8 @@
 
 static const char *ws(prop_rng *r)
 {
-        static const char *const w[] = {"", "", "", "", " ", "  ", "\n",
-                                        "\t", "\r\n", " \n\t "};
+        static const char *const w[] = {"",   "",   "",   "",     " ",
+                                        "  ", "\n", "\t", "\r\n", " \n\t "};
 
         return PROP_PICK(r, w);
 }
@@ -140,17 +140,33 @@ static void close_object(prop_sbuf *o, prop_rng *r, members *ms)
 static void rand_json(prop_sbuf *o, prop_rng *r, int depth)
 {
         static const char *const scalars[] = {
-                "null", "true", "false", "0", "-1", "42", "-0.5", "1e3",
-                "2.5E-3", "123456789012345678901234567890",
-                "-9007199254740993", "1.7976931348623157e308",
+                "null",
+                "true",
+                "false",
+                "0",
+                "-1",
+                "42",
+                "-0.5",
+                "1e3",
+                "2.5E-3",
+                "123456789012345678901234567890",
+                "-9007199254740993",
+                "1.7976931348623157e308",
         };
         static const char *const strs[] = {
-                "", "x", PROP_E_ACUTE, PROP_NIHON "!", "tab\tnl\n",
-                "q\"b\\s/", PROP_SMILE, "\x7f", "OrderPlaced",
+                "",
+                "x",
+                PROP_E_ACUTE,
+                PROP_NIHON "!",
+                "tab\tnl\n",
+                "q\"b\\s/",
+                PROP_SMILE,
+                "\x7f",
+                "OrderPlaced",
         };
         static const char *const keys[] = {
-                "id", "type", "total", "amount", "occurredAt", "payload",
-                "orderId", "x",
+                "id",         "type",    "total",   "amount",
+                "occurredAt", "payload", "orderId", "x",
         };
         members ms = {.n = 0};
         size_t k, n, start;
@@ -180,8 +196,8 @@ static void rand_json(prop_sbuf *o, prop_rng *r, int depth)
                 start = prop_below(r, sizeof(keys) / sizeof(*keys));
                 for (k = 0, n = prop_below(r, 4); k < n; k++)
                         rand_json(member(&ms, r,
-                                         keys[(start + k) % (sizeof(keys) /
-                                                             sizeof(*keys))]),
+                                         keys[(start + k) %
+                                              (sizeof(keys) / sizeof(*keys))]),
                                   r, depth + 1);
                 close_object(o, r, &ms);
         }
@@ -202,7 +218,7 @@ static void add_extras(members *ms, prop_rng *r, const char *const *pool,
  * must give ms back). Time defects replace it with a broken form. */
 static void put_time(prop_sbuf *o, prop_rng *r, int64_t s, int ms, int defect)
 {
-        static const int offs[] = {0,   0,    0,   540, -330, 345, 840,
+        static const int offs[] = {0,    0,  0,    540, -330, 345, 840,
                                    -720, 60, -480, 330, -600, 570, -150};
         static const char *const bad_dates[] = {
                 "2026-02-30T10:00:00Z",      "2023-02-29T12:00:00+09:00",
@@ -210,7 +226,8 @@ static void put_time(prop_sbuf *o, prop_rng *r, int64_t s, int ms, int defect)
                 "2026-11-00T08:00:00-05:30", "2024-02-30T23:59:59.999Z",
         };
         static const char *const bad_years[] = {
-                "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00",
+                "0001-01-01T00:30:00+01:00",
+                "9999-12-31T23:30:00-01:00",
                 "0000-06-01T00:00:00Z",
         };
         int off = prop_chance(r, 5) ? (int)prop_below(r, 2879) - 1439
@@ -267,8 +284,12 @@ static void put_time(prop_sbuf *o, prop_rng *r, int64_t s, int ms, int defect)
 static void put_amount(prop_sbuf *o, prop_rng *r, int64_t a, int defect)
 {
         static const char *const too_big[] = {
-                "9007199254740992", "9007199254740993", "1e16",
-                "18446744073709551616", "1e300", "9.007199254740992e15",
+                "9007199254740992",
+                "9007199254740993",
+                "1e16",
+                "18446744073709551616",
+                "1e300",
+                "9.007199254740992e15",
         };
         static const char *const not_num[] = {
                 "\"1250\"", "null", "true", "[1250]", "{\"v\":1}",
@@ -324,8 +345,8 @@ static void render_payload(prop_sbuf *o, prop_case *c, const prop_body *b,
                            int defect)
 {
         static const char *const pool[] = {
-                "currency", "items", "note", "Total", "AMOUNT", "orderID",
-                "customer", "total ", "discount",
+                "currency", "items",    "note",   "Total",    "AMOUNT",
+                "orderID",  "customer", "total ", "discount",
         };
         prop_rng *r = &c->r;
         members ms = {.n = 0};
@@ -353,9 +374,9 @@ static void render_obj(prop_sbuf *o, prop_case *c, const prop_body *b,
                        int defect)
 {
         static const char *const pool[] = {
-                "meta",    "traceId",    "version", "source", "ID",
-                "Type",    "aggregateID", "OccurredAt", "Payload", "",
-                "id ",     "headers",    "schema",
+                "meta", "traceId",     "version",    "source",  "ID",
+                "Type", "aggregateID", "OccurredAt", "Payload", "",
+                "id ",  "headers",     "schema",
         };
         static const char *const bad_utf8[] = {"\xff", "\xc3\x28",
                                                "\xed\xa0\x80"};

@@ -191,8 +191,8 @@ static void put_instant(prop_sbuf *o, const prop_body *b, day *days,
 
 /* order_list, order_totals and daily_totals; keys has room for every
  * order. */
-static void dump_orders(prop_sbuf *o, const prop_case *c,
-                        const prop_model *m, sortkey *keys)
+static void dump_orders(prop_sbuf *o, const prop_case *c, const prop_model *m,
+                        sortkey *keys)
 {
         day *days = prop_xrealloc(NULL, 2 * ((size_t)c->norders + 1) *
                                                 sizeof(*days));
@@ -222,17 +222,18 @@ static void dump_orders(prop_sbuf *o, const prop_case *c,
                 np += pl != NULL;
                 nq += pa != NULL;
         }
-        prop_sb_printf(o, "== order_totals\n%" PRId64 "|%" PRId64
-                          "|%" PRId64 "|%" PRId64 "\n",
+        prop_sb_printf(o,
+                       "== order_totals\n%" PRId64 "|%" PRId64 "|%" PRId64
+                       "|%" PRId64 "\n",
                        np, nq, m->sum_placed, m->sum_paid);
         prop_sb_puts(o, "== daily_totals\n");
         qsort(days, nd, sizeof(*days), cmp_day);
         for (i = 0; i < nd; i++) {
                 prop_put_text(o, days[i].d, strlen(days[i].d));
-                prop_sb_printf(o, "|%" PRId64 "|%" PRId64 "|%" PRId64
-                                  "|%" PRId64 "\n",
-                               days[i].np, days[i].nq, days[i].ap,
-                               days[i].aq);
+                prop_sb_printf(o,
+                               "|%" PRId64 "|%" PRId64 "|%" PRId64 "|%" PRId64
+                               "\n",
+                               days[i].np, days[i].nq, days[i].ap, days[i].aq);
         }
         free(days);
 }

@@ -71,7 +71,7 @@ uint64_t prop_below(prop_rng *r, uint64_t n);
 /* True percent times in 100. */
 int prop_chance(prop_rng *r, unsigned percent);
 
-#define PROP_PICK(r, arr) \
+#define PROP_PICK(r, arr)                                                     \
         ((arr)[prop_below((r), sizeof(arr) / sizeof(*(arr)))])
 
 void prop_sb_add(prop_sbuf *b, const void *s, size_t n);
@@ -103,12 +103,30 @@ enum { PROP_PLACED, PROP_PAID, PROP_OTHER };
 
 /* Ways to break a message; each maps to the reason(s) it must get. */
 enum prop_defect {
-        PROP_D_NONE, PROP_D_NULL, PROP_D_CUT, PROP_D_TRAIL,
-        PROP_D_NOT_OBJECT, PROP_D_NEG, PROP_D_FRACTION, PROP_D_2P53,
-        PROP_D_STRING, PROP_D_NO_ID, PROP_D_EMPTY_ID, PROP_D_LONG_ID,
-        PROP_D_NUL_ID, PROP_D_BAD_UTF8, PROP_D_BAD_DATE, PROP_D_NO_OFFSET,
-        PROP_D_SPACE_T, PROP_D_SEC60, PROP_D_BAD_YEAR, PROP_D_NO_TYPE,
-        PROP_D_NUM_TYPE, PROP_D_MISMATCH, PROP_D_NO_PAYLOAD, PROP_D_COUNT
+        PROP_D_NONE,
+        PROP_D_NULL,
+        PROP_D_CUT,
+        PROP_D_TRAIL,
+        PROP_D_NOT_OBJECT,
+        PROP_D_NEG,
+        PROP_D_FRACTION,
+        PROP_D_2P53,
+        PROP_D_STRING,
+        PROP_D_NO_ID,
+        PROP_D_EMPTY_ID,
+        PROP_D_LONG_ID,
+        PROP_D_NUL_ID,
+        PROP_D_BAD_UTF8,
+        PROP_D_BAD_DATE,
+        PROP_D_NO_OFFSET,
+        PROP_D_SPACE_T,
+        PROP_D_SEC60,
+        PROP_D_BAD_YEAR,
+        PROP_D_NO_TYPE,
+        PROP_D_NUM_TYPE,
+        PROP_D_MISMATCH,
+        PROP_D_NO_PAYLOAD,
+        PROP_D_COUNT
 };
 
 typedef struct prop_body {
@@ -127,12 +145,12 @@ typedef struct prop_body {
 typedef struct prop_msg {
         int32_t partition;
         int64_t offset;
-        unsigned char *key;   /* exactly key_len bytes; NULL: no key */
+        unsigned char *key; /* exactly key_len bytes; NULL: no key */
         size_t key_len;
         unsigned char *value; /* exactly value_len bytes, no NUL; or NULL */
         size_t value_len;
-        int body;             /* the body it carries */
-        const char *reason;   /* malformed: the reason phrase(s), '|' */
+        int body;           /* the body it carries */
+        const char *reason; /* malformed: the reason phrase(s), '|' */
 } prop_msg;
 
 typedef struct prop_case {
@@ -144,8 +162,8 @@ typedef struct prop_case {
         int norders;
         prop_body *bodies;
         size_t nbodies, cbodies;
-        int nidn;                    /* identities handed out */
-        prop_msg *log;               /* the delivery log, in log order */
+        int nidn;      /* identities handed out */
+        prop_msg *log; /* the delivery log, in log order */
         size_t nlog, clog;
         size_t maxb;        /* largest batch; 0: chosen at random */
         size_t (*sched)[2]; /* the slices applied, in order */

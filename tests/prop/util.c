@@ -143,8 +143,8 @@ void prop_utc_text(char out[48], int64_t secs, int ms)
 {
         prop_civil t = prop_to_civil(secs);
 
-        snprintf(out, 48, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                 t.y, t.mo, t.d, t.h, t.mi, t.s, ms);
+        snprintf(out, 48, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ", t.y,
+                 t.mo, t.d, t.h, t.mi, t.s, ms);
 }
 
 /* ---- pieces of a canonical dump ------------------------------------- */
@@ -166,8 +166,7 @@ void prop_put_text(prop_sbuf *o, const void *p, size_t n)
 
         prop_sb_putc(o, '"');
         for (i = 0; i < n; i++)
-                if (s[i] < 0x20 || s[i] == 0x7f || s[i] == '"' ||
-                    s[i] == '\\')
+                if (s[i] < 0x20 || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
                         prop_sb_printf(o, "\\x%02x", s[i]);
                 else
                         prop_sb_putc(o, (char)s[i]);
@@ -179,8 +178,7 @@ void prop_put_bytes(prop_sbuf *o, const void *p, size_t n, int null)
         if (null)
                 prop_sb_puts(o, "NULL");
         else
-                prop_sb_printf(o, "bytes(%zu,%016" PRIx64 ")", n,
-                               fnv1a(p, n));
+                prop_sb_printf(o, "bytes(%zu,%016" PRIx64 ")", n, fnv1a(p, n));
 }
 
 void prop_put_offsets(prop_sbuf *o, const int64_t next[PROP_NPART])
