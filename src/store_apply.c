@@ -419,10 +419,11 @@ static slot *slot_find(slot *tab, size_t cap, uint64_t hash)
  * effect it has in log order: yes when no other event of the batch has
  * its id and no later event of its order was applied already. Hash
  * collisions can only make it say no. */
-static int as_in_log_order(of_store *st, const decoded *d, size_t at)
+static int as_in_log_order(of_store *st, const decoded *d, size_t at,
+                           uint64_t id_hash, uint64_t agg_hash)
 {
         slot *s;
-        uint64_t hash = d->id_hash | 1;
+        uint64_t hash = id_hash | 1;
 
         s = slot_find(st->ids, st->slots_cap, hash);
         if (s->hash)
@@ -430,7 +431,7 @@ static int as_in_log_order(of_store *st, const decoded *d, size_t at)
         s->hash = hash;
         if (d->type == OF_EVENT_OTHER)
                 return 1;
-        hash = d->agg_hash | 1;
+        hash = agg_hash | 1;
         s = slot_find(st->aggs, st->slots_cap, hash);
         if (s->hash && s->at > at)
                 return 0;
@@ -470,26 +471,30 @@ int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
         const decoded *d = &b->d[at];
         char reason[OF_REASON_MAX];
         of_event ev, seen;
+        uint64_t id_hash;
         int rc;
 
         if (d->dead)
                 return dead_letter(st, &b->msgs[at], store_batch_reason(b, at),
                                    errstr, errstr_size);
         store_batch_event(&ev, b, at);
+        id_hash = of_id_hash(ev.id, d->len[0]);
         if (st->keyed &&
-            (!as_in_log_order(st, d, at) || would_overflow(st, &ev)))
+            (!as_in_log_order(st, d, at, id_hash,
+                              of_id_hash(ev.aggregate_id, d->len[2])) ||
+             would_overflow(st, &ev)))
                 return OUT_OF_ORDER;
         if (would_overflow(st, &ev)) {
                 /* Rare: is it known, or a new id to reject? */
-                rc = overflow(st, &ev, d->id_hash, &seen, reason,
-                              sizeof(reason), errstr, errstr_size);
+                rc = overflow(st, &ev, id_hash, &seen, reason, sizeof(reason),
+                              errstr, errstr_size);
                 if (rc != 0)
                         goto known;
                 goto dead;
         }
         /* The common path: the runs' filters rule the id out and one
          * statement records it in processed_recent. */
-        if ((rc = store_runs_find_sealed(st, &seen, ev.id, d->id_hash, errstr,
+        if ((rc = store_runs_find_sealed(st, &seen, ev.id, id_hash, errstr,
                                          errstr_size)) != 0)
                 goto known;
         if ((rc = record_event(st, &ev, errstr, errstr_size)) < 0)

@@ -28,8 +28,9 @@ void of_store_batch_free(of_store_batch *b)
         free(b);
 }
 
-/* Append the n bytes at p and a NUL to b's text. */
-static int text_put(of_store_batch *b, const char *p, size_t n)
+/* Append the n bytes at p and a NUL to b's text; *at gets where, with
+ * IN_TEXT. */
+static int text_put(of_store_batch *b, uint32_t *at, const char *p, size_t n)
 {
         size_t cap = b->text_cap ? b->text_cap : 64 * 1024;
         char *text;
@@ -37,15 +38,40 @@ static int text_put(of_store_batch *b, const char *p, size_t n)
         if (b->text_len + n + 1 > b->text_cap) {
                 while (cap < b->text_len + n + 1)
                         cap *= 2;
-                if (!(text = realloc(b->text, cap)))
+                if (cap >= IN_TEXT || !(text = realloc(b->text, cap)))
                         return OF_ERROR;
                 b->text = text;
                 b->text_cap = cap;
         }
         memcpy(b->text + b->text_len, p, n);
         b->text[b->text_len + n] = '\0';
+        *at = (uint32_t)b->text_len | IN_TEXT;
         b->text_len += n + 1;
         return 0;
+}
+
+/* Where the n bytes at p are: in the message's value when it holds them
+ * as they are (a plain string usually does: no copy), else copied into
+ * the batch's text. */
+static int locate(of_store_batch *b, uint32_t *at, const of_msg *m,
+                  const char *p, size_t n)
+{
+        const char *v = m->value, *hit;
+
+        if (n && m->value_len < IN_TEXT &&
+            (hit = memmem(v, m->value_len, p, n))) {
+                *at = (uint32_t)(hit - v);
+                return 0;
+        }
+        return text_put(b, at, p, n);
+}
+
+/* The bytes at of message i of b. */
+static const char *bytes_at(const of_store_batch *b, size_t i, uint32_t at)
+{
+        if (at & IN_TEXT)
+                return b->text + (at & ~IN_TEXT);
+        return (const char *)b->msgs[i].value + at;
 }
 
 /* Decode m into d: 0, or OF_ERROR when memory runs out. */
@@ -62,10 +88,9 @@ static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
         if (rc < 0)
                 return OF_ERROR;
         memset(d, 0, sizeof(*d));
-        d->text = b->text_len;
         if (rc) {
                 d->dead = 1;
-                return text_put(b, reason, strlen(reason));
+                return text_put(b, &d->at[0], reason, strlen(reason));
         }
         s[0] = ev.id;
         s[1] = ev.type_name;
@@ -75,27 +100,31 @@ static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
                 len = strlen(s[i]);
                 assert(len <= OF_ID_MAX);
                 d->len[i] = (uint8_t)len;
-                if (text_put(b, s[i], len))
+                if (locate(b, &d->at[i], m, s[i], len))
                         return OF_ERROR;
         }
         d->type = (int8_t)ev.type;
         d->amount = ev.amount;
-        d->id_hash = of_id_hash(ev.id, d->len[0]);
-        d->agg_hash = of_id_hash(ev.aggregate_id, d->len[2]);
         return 0;
 }
 
-static int key_cmp(const void *pa, const void *pb)
+/* Key order: by aggregateId, then log order (a dead letter's key is ""). */
+static int key_cmp(const void *pa, const void *pb, void *arg)
 {
-        const keyed_msg *a = pa, *b = pb;
-        size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-        int c = n ? memcmp(a->key, b->key, n) : 0;
+        const of_store_batch *b = arg;
+        uint32_t ia = *(const uint32_t *)pa, ib = *(const uint32_t *)pb;
+        const decoded *da = &b->d[ia], *db = &b->d[ib];
+        size_t la = da->dead ? 0 : da->len[2], lb = db->dead ? 0 : db->len[2];
+        size_t n = la < lb ? la : lb;
+        int c = n ? memcmp(bytes_at(b, ia, da->at[2]),
+                           bytes_at(b, ib, db->at[2]), n)
+                  : 0;
 
         if (c)
                 return c;
-        if (a->key_len != b->key_len)
-                return a->key_len < b->key_len ? -1 : 1;
-        return a->at < b->at ? -1 : a->at > b->at;
+        if (la != lb)
+                return la < lb ? -1 : 1;
+        return ia < ib ? -1 : ia > ib;
 }
 
 /* The key order: by aggregateId (the order id), then log order, so that
@@ -103,12 +132,11 @@ static int key_cmp(const void *pa, const void *pb)
  * over. Without the memory for it the batch goes in log order. */
 static void choose_order(of_store_batch *b)
 {
-        const decoded *d;
-        keyed_msg *o;
+        uint32_t *o;
         size_t i;
 
         b->keyed = 0;
-        if (b->n < 2)
+        if (b->n < 2 || b->n > UINT32_MAX)
                 return;
         if (b->n > b->order_cap) {
                 if (!(o = realloc(b->order, b->n * sizeof(*o))))
@@ -116,15 +144,9 @@ static void choose_order(of_store_batch *b)
                 b->order = o;
                 b->order_cap = b->n;
         }
-        for (i = 0; i < b->n; i++) {
-                d = &b->d[i];
-                b->order[i] =
-                        d->dead ? (keyed_msg){"", 0, i}
-                                : (keyed_msg){b->text + d->text + d->len[0] +
-                                                      d->len[1] + 2,
-                                              d->len[2], i};
-        }
-        qsort(b->order, b->n, sizeof(*b->order), key_cmp);
+        for (i = 0; i < b->n; i++)
+                b->order[i] = (uint32_t)i;
+        qsort_r(b->order, b->n, sizeof(*b->order), key_cmp, b);
         b->keyed = 1;
 }
 
@@ -157,7 +179,6 @@ oom:
 void store_batch_event(of_event *out, const of_store_batch *b, size_t at)
 {
         const decoded *d = &b->d[at];
-        const char *s = b->text + d->text;
         char *dst[4];
         int i;
 
@@ -167,8 +188,8 @@ void store_batch_event(of_event *out, const of_store_batch *b, size_t at)
         dst[2] = out->aggregate_id;
         dst[3] = out->occurred_at;
         for (i = 0; i < 4; i++) {
-                memcpy(dst[i], s, d->len[i] + 1u);
-                s += d->len[i] + 1u;
+                memcpy(dst[i], bytes_at(b, at, d->at[i]), d->len[i]);
+                dst[i][d->len[i]] = '\0';
         }
         out->type = (of_event_type)d->type;
         out->amount = d->amount;
@@ -177,5 +198,5 @@ void store_batch_event(of_event *out, const of_store_batch *b, size_t at)
 const char *store_batch_reason(const of_store_batch *b, size_t at)
 {
         assert(at < b->n && b->d[at].dead);
-        return b->text + b->d[at].text;
+        return bytes_at(b, at, b->d[at].at[0]);
 }

@@ -33,24 +33,18 @@
  * since a batch holds tens of thousands (store_batch_event() makes the
  * of_event again). */
 typedef struct decoded {
-        uint64_t id_hash;  /* of_id_hash() of the id */
-        uint64_t agg_hash; /* of_id_hash() of the aggregateId */
         int64_t amount;
-        size_t text;    /* where its strings start in the batch's text:
-                         * id, type, aggregateId, occurredAt, each with
-                         * its NUL; a dead letter's reason instead */
+        uint32_t at[4]; /* where its strings are: id, type, aggregateId,
+                         * occurredAt; with IN_TEXT, offset in the batch's
+                         * text (NUL-terminated), else in the message's
+                         * value (the same bytes, found there); a dead
+                         * letter's reason in at[0] */
         uint8_t len[4]; /* their lengths (each at most OF_ID_MAX) */
         int8_t type;    /* of_event_type */
-        uint8_t dead;   /* 1: not a valid event, text is the reason */
+        uint8_t dead;   /* 1: not a valid event, at[0] is the reason */
 } decoded;
 
-/* A batch is applied in the order of the aggregateIds when that gives the
- * log order's result (see store_apply_msg()); this is that order. */
-typedef struct keyed_msg {
-        const char *key; /* the aggregateId; "" for a dead letter */
-        size_t key_len;
-        size_t at; /* index in the batch: log order */
-} keyed_msg;
+#define IN_TEXT 0x80000000u
 
 struct of_store_batch {
         const of_msg *msgs; /* borrowed: d[i] is msgs[i] decoded */
@@ -58,7 +52,7 @@ struct of_store_batch {
         size_t n, cap;
         char *text; /* the decoded strings, back to back */
         size_t text_len, text_cap;
-        keyed_msg *order; /* the batch in key order, when keyed */
+        uint32_t *order; /* the batch in key order (indexes), when keyed */
         size_t order_cap;
         int keyed; /* order is set (n > 1, memory found) */
 };
