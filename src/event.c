@@ -256,18 +256,61 @@ int of_event_parse_general(of_event *out, const void *value, size_t value_len,
         return parse_general(out, value, value_len, reason, reason_size);
 }
 
-int of_event_parse(of_event *out, const void *value, size_t value_len,
-                   char *reason, size_t reason_size)
+/* The offset of field f's bytes in value when f is a string there (the
+ * fast path's fields point into value), else -1. */
+static int32_t offset_of(const char *value, size_t value_len, const field *f)
+{
+        if (f->kind != F_STRING || f->p < value ||
+            f->p + f->len > value + value_len || value_len > INT32_MAX)
+                return -1;
+        return (int32_t)(f->p - value);
+}
+
+/* Where the fast path's fields of a valid event are: get_id() copied id,
+ * type and aggregateId as they are (an aggregateId it refused, for another
+ * type, is ""); occurredAt is there only when already normalised. */
+static void locate(of_event_at *at, const of_event *ev, const char *value,
+                   size_t value_len, const field *m)
+{
+        const field *t = &m[M_OCCURRED];
+
+        at->id = offset_of(value, value_len, &m[M_ID]);
+        at->type_name = offset_of(value, value_len, &m[M_TYPE]);
+        at->aggregate_id = ev->aggregate_id[0] ? offset_of(value, value_len,
+                                                           &m[M_AGGREGATE])
+                                               : -1;
+        at->occurred_at = -1;
+        if (ev->occurred_at[0] && t->len == OF_TS_LEN &&
+            memcmp(t->p, ev->occurred_at, OF_TS_LEN) == 0)
+                at->occurred_at = offset_of(value, value_len, t);
+}
+
+int of_event_parse_at(of_event *out, of_event_at *at, const void *value,
+                      size_t value_len, char *reason, size_t reason_size)
 {
         field m[M_COUNT] = {0};
+        int rc;
 
         memset(out, 0, sizeof(*out));
         out->amount = -1;
+        if (at)
+                *at = (of_event_at){-1, -1, -1, -1};
         if (!value || value_len == 0)
                 return dead(reason, reason_size, OF_REASON_NO_VALUE, NULL);
-        if (event_fast_fields(m, value, value_len) == 0)
-                return decode(out, m, reason, reason_size);
-        return parse_general(out, value, value_len, reason, reason_size);
+        if (event_fast_fields(m, value, value_len) != 0)
+                return parse_general(out, value, value_len, reason,
+                                     reason_size);
+        rc = decode(out, m, reason, reason_size);
+        if (rc == 0 && at)
+                locate(at, out, value, value_len, m);
+        return rc;
+}
+
+int of_event_parse(of_event *out, const void *value, size_t value_len,
+                   char *reason, size_t reason_size)
+{
+        return of_event_parse_at(out, NULL, value, value_len, reason,
+                                 reason_size);
 }
 
 int of_event_agrees(const of_event *a, const of_event *b)

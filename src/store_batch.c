@@ -50,22 +50,6 @@ static int text_put(of_store_batch *b, uint32_t *at, const char *p, size_t n)
         return 0;
 }
 
-/* Where the n bytes at p are: in the message's value when it holds them
- * as they are (a plain string usually does: no copy), else copied into
- * the batch's text. */
-static int locate(of_store_batch *b, uint32_t *at, const of_msg *m,
-                  const char *p, size_t n)
-{
-        const char *v = m->value, *hit;
-
-        if (n && m->value_len < IN_TEXT &&
-            (hit = memmem(v, m->value_len, p, n))) {
-                *at = (uint32_t)(hit - v);
-                return 0;
-        }
-        return text_put(b, at, p, n);
-}
-
 /* The bytes at of message i of b. */
 static const char *bytes_at(const of_store_batch *b, size_t i, uint32_t at)
 {
@@ -74,17 +58,20 @@ static const char *bytes_at(const of_store_batch *b, size_t i, uint32_t at)
         return (const char *)b->msgs[i].value + at;
 }
 
-/* Decode m into d: 0, or OF_ERROR when memory runs out. */
+/* Decode m into d: 0, or OF_ERROR when memory runs out. A string the
+ * value holds as it is stays there; the rest is copied into the text. */
 static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
 {
         char reason[OF_REASON_MAX];
         of_event ev;
+        of_event_at where;
         const char *s[4];
+        int32_t src[4];
         size_t len;
         int rc, i;
 
-        rc = of_event_parse(&ev, m->value, m->value_len, reason,
-                            sizeof(reason));
+        rc = of_event_parse_at(&ev, &where, m->value, m->value_len, reason,
+                               sizeof(reason));
         if (rc < 0)
                 return OF_ERROR;
         memset(d, 0, sizeof(*d));
@@ -96,11 +83,17 @@ static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
         s[1] = ev.type_name;
         s[2] = ev.aggregate_id;
         s[3] = ev.occurred_at;
+        src[0] = where.id;
+        src[1] = where.type_name;
+        src[2] = where.aggregate_id;
+        src[3] = where.occurred_at;
         for (i = 0; i < 4; i++) {
                 len = strlen(s[i]);
                 assert(len <= OF_ID_MAX);
                 d->len[i] = (uint8_t)len;
-                if (locate(b, &d->at[i], m, s[i], len))
+                if (src[i] >= 0)
+                        d->at[i] = (uint32_t)src[i];
+                else if (text_put(b, &d->at[i], s[i], len))
                         return OF_ERROR;
         }
         d->type = (int8_t)ev.type;
@@ -108,23 +101,17 @@ static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
         return 0;
 }
 
-/* Key order: by aggregateId, then log order (a dead letter's key is ""). */
-static int key_cmp(const void *pa, const void *pb, void *arg)
+static int key_cmp(const void *pa, const void *pb)
 {
-        const of_store_batch *b = arg;
-        uint32_t ia = *(const uint32_t *)pa, ib = *(const uint32_t *)pb;
-        const decoded *da = &b->d[ia], *db = &b->d[ib];
-        size_t la = da->dead ? 0 : da->len[2], lb = db->dead ? 0 : db->len[2];
-        size_t n = la < lb ? la : lb;
-        int c = n ? memcmp(bytes_at(b, ia, da->at[2]),
-                           bytes_at(b, ib, db->at[2]), n)
-                  : 0;
+        const keyed_msg *a = pa, *b = pb;
+        uint32_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+        int c = n ? memcmp(a->key, b->key, n) : 0;
 
         if (c)
                 return c;
-        if (la != lb)
-                return la < lb ? -1 : 1;
-        return ia < ib ? -1 : ia > ib;
+        if (a->key_len != b->key_len)
+                return a->key_len < b->key_len ? -1 : 1;
+        return a->at < b->at ? -1 : a->at > b->at;
 }
 
 /* The key order: by aggregateId (the order id), then log order, so that
@@ -132,7 +119,8 @@ static int key_cmp(const void *pa, const void *pb, void *arg)
  * over. Without the memory for it the batch goes in log order. */
 static void choose_order(of_store_batch *b)
 {
-        uint32_t *o;
+        const decoded *d;
+        keyed_msg *o;
         size_t i;
 
         b->keyed = 0;
@@ -144,9 +132,13 @@ static void choose_order(of_store_batch *b)
                 b->order = o;
                 b->order_cap = b->n;
         }
-        for (i = 0; i < b->n; i++)
-                b->order[i] = (uint32_t)i;
-        qsort_r(b->order, b->n, sizeof(*b->order), key_cmp, b);
+        for (i = 0; i < b->n; i++) {
+                d = &b->d[i];
+                b->order[i] = d->dead ? (keyed_msg){"", 0, (uint32_t)i}
+                                      : (keyed_msg){bytes_at(b, i, d->at[2]),
+                                                    d->len[2], (uint32_t)i};
+        }
+        qsort(b->order, b->n, sizeof(*b->order), key_cmp);
         b->keyed = 1;
 }
 

@@ -37,7 +37,7 @@ typedef struct decoded {
         uint32_t at[4]; /* where its strings are: id, type, aggregateId,
                          * occurredAt; with IN_TEXT, offset in the batch's
                          * text (NUL-terminated), else in the message's
-                         * value (the same bytes, found there); a dead
+                         * value (where of_event_parse_at() found them); a dead
                          * letter's reason in at[0] */
         uint8_t len[4]; /* their lengths (each at most OF_ID_MAX) */
         int8_t type;    /* of_event_type */
@@ -46,13 +46,21 @@ typedef struct decoded {
 
 #define IN_TEXT 0x80000000u
 
+/* A batch is applied in the order of the aggregateIds when that gives the
+ * log order's result (see store_apply_msg()); this is that order. */
+typedef struct keyed_msg {
+        const char *key; /* the aggregateId; "" for a dead letter */
+        uint32_t key_len;
+        uint32_t at; /* index in the batch: log order */
+} keyed_msg;
+
 struct of_store_batch {
         const of_msg *msgs; /* borrowed: d[i] is msgs[i] decoded */
         decoded *d;
         size_t n, cap;
         char *text; /* the decoded strings, back to back */
         size_t text_len, text_cap;
-        uint32_t *order; /* the batch in key order (indexes), when keyed */
+        keyed_msg *order; /* the batch in key order, when keyed */
         size_t order_cap;
         int keyed; /* order is set (n > 1, memory found) */
 };

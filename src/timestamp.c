@@ -77,78 +77,21 @@ static void civil_from_days(long long z, long long *y, int *m, int *d)
         *y = yoe + era * 400 + (*m <= 2);
 }
 
-/* A date-time's fields as written, and its offset from UTC. */
-typedef struct fields {
-        long long y;
-        int mo, d, h, mi, sec;
-        int ms;  /* the fraction's first three digits, as ms */
-        int off; /* minutes east of UTC */
-} fields;
-
-/* "YYYY-MM-DDTHH:MM:SS" at the start of s (len bytes). */
-static int parse_date_time(fields *t, const char *s, size_t len, char *errstr,
-                           size_t errstr_size)
+/* The UTC offset that ends a date-time: "Z" or "+HH:MM"/"-HH:MM", all of
+ * the len bytes at s; *off gets it in minutes east of UTC. */
+static int parse_offset(int *off, const char *s, size_t len, char *errstr,
+                        size_t errstr_size)
 {
+        int oh, om;
+
         if (len == 0)
-                return of_errf(errstr, errstr_size, "empty");
-        if (len < 10 || (t->y = digits(s, 4)) < 0 || s[4] != '-' ||
-            (t->mo = digits(s + 5, 2)) < 0 || s[7] != '-' ||
-            (t->d = digits(s + 8, 2)) < 0)
-                return of_errf(errstr, errstr_size, "not a date YYYY-MM-DD");
-        if (t->y == 0)
-                return of_errf(errstr, errstr_size, "no year 0000");
-        if (t->mo < 1 || t->mo > 12)
-                return of_errf(errstr, errstr_size, "no such month: %02d",
-                               t->mo);
-        if (t->d < 1 || t->d > days_in_month(t->y, t->mo))
-                return of_errf(errstr, errstr_size,
-                               "no such day: %04lld-%02d-%02d", t->y, t->mo,
-                               t->d);
-        if (len < 11 || (s[10] != 'T' && s[10] != 't'))
-                return of_errf(errstr, errstr_size,
-                               len > 10 && s[10] == ' '
-                                       ? "a space instead of T"
-                                       : "no T after the date");
-        if (len < 19 || (t->h = digits(s + 11, 2)) < 0 || s[13] != ':' ||
-            (t->mi = digits(s + 14, 2)) < 0 || s[16] != ':' ||
-            (t->sec = digits(s + 17, 2)) < 0)
-                return of_errf(errstr, errstr_size, "not a time HH:MM:SS");
-        if (t->h > 23)
-                return of_errf(errstr, errstr_size, "hours above 23");
-        if (t->mi > 59)
-                return of_errf(errstr, errstr_size, "minutes above 59");
-        if (t->sec > 59)
-                return of_errf(errstr, errstr_size, "seconds above 59");
-        return 0;
-}
-
-/* The fraction (optional) and the UTC offset from s[p], to the end. */
-static int parse_fraction_offset(fields *t, const char *s, size_t len,
-                                 size_t p, char *errstr, size_t errstr_size)
-{
-        int nfrac, oh, om;
-
-        /* Any number of fraction digits; the first three are kept, the rest
-         * truncated (never rounded: .9999 must not become the next second). */
-        if (p < len && s[p] == '.') {
-                for (nfrac = 0, p++; p < len && s[p] >= '0' && s[p] <= '9';
-                     nfrac++, p++)
-                        if (nfrac < 3)
-                                t->ms = t->ms * 10 + (s[p] - '0');
-                if (nfrac == 0)
-                        return of_errf(errstr, errstr_size,
-                                       "no digits after '.'");
-                for (; nfrac < 3; nfrac++)
-                        t->ms *= 10;
-        }
-
-        if (p == len)
                 return of_errf(errstr, errstr_size, "no UTC offset");
-        if (s[p] == 'Z' || s[p] == 'z') {
-                p++;
-        } else if (s[p] == '+' || s[p] == '-') {
-                if (len - p < 6 || (oh = digits(s + p + 1, 2)) < 0 ||
-                    s[p + 3] != ':' || (om = digits(s + p + 4, 2)) < 0)
+        if (s[0] == 'Z' || s[0] == 'z') {
+                *off = 0;
+                len--;
+        } else if (s[0] == '+' || s[0] == '-') {
+                if (len < 6 || (oh = digits(s + 1, 2)) < 0 || s[3] != ':' ||
+                    (om = digits(s + 4, 2)) < 0)
                         return of_errf(errstr, errstr_size,
                                        "UTC offset not +HH:MM or -HH:MM");
                 if (oh > 23)
@@ -157,35 +100,98 @@ static int parse_fraction_offset(fields *t, const char *s, size_t len,
                 if (om > 59)
                         return of_errf(errstr, errstr_size,
                                        "offset minutes above 59");
-                t->off = (s[p] == '-' ? -1 : 1) * (oh * 60 + om);
-                p += 6;
+                *off = (s[0] == '-' ? -1 : 1) * (oh * 60 + om);
+                len -= 6;
         } else {
                 return of_errf(errstr, errstr_size,
                                "no UTC offset (Z or +HH:MM)");
         }
-        if (p != len)
+        if (len != 0)
                 return of_errf(errstr, errstr_size,
                                "trailing characters after the offset");
         return 0;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.sssZ" into out, mins the minute of the day. */
+static void format_utc(char *out, long long y, int mo, int d, int mins,
+                       int sec, int ms)
+{
+        char *o = out;
+
+        o = put(o, (int)y, 4);
+        *o++ = '-';
+        o = put(o, mo, 2);
+        *o++ = '-';
+        o = put(o, d, 2);
+        *o++ = 'T';
+        o = put(o, mins / 60, 2);
+        *o++ = ':';
+        o = put(o, mins % 60, 2);
+        *o++ = ':';
+        o = put(o, sec, 2);
+        *o++ = '.';
+        o = put(o, ms, 3);
+        *o++ = 'Z';
+        *o = '\0';
+}
+
 int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
                            char *errstr, size_t errstr_size)
 {
-        fields t = {0};
         long long y, days, mins;
-        int mo, d;
-        char *o = out;
+        int mo, d, h, mi, sec;
+        int ms = 0, off = 0, nfrac;
+        size_t p = 19; /* just after "YYYY-MM-DDTHH:MM:SS" */
 
-        /* just after "YYYY-MM-DDTHH:MM:SS": 19 */
-        if (parse_date_time(&t, s, len, errstr, errstr_size) ||
-            parse_fraction_offset(&t, s, len, 19, errstr, errstr_size))
+        if (len == 0)
+                return of_errf(errstr, errstr_size, "empty");
+        if (len < 10 || (y = digits(s, 4)) < 0 || s[4] != '-' ||
+            (mo = digits(s + 5, 2)) < 0 || s[7] != '-' ||
+            (d = digits(s + 8, 2)) < 0)
+                return of_errf(errstr, errstr_size, "not a date YYYY-MM-DD");
+        if (y == 0)
+                return of_errf(errstr, errstr_size, "no year 0000");
+        if (mo < 1 || mo > 12)
+                return of_errf(errstr, errstr_size, "no such month: %02d", mo);
+        if (d < 1 || d > days_in_month(y, mo))
+                return of_errf(errstr, errstr_size,
+                               "no such day: %04lld-%02d-%02d", y, mo, d);
+        if (len < 11 || (s[10] != 'T' && s[10] != 't'))
+                return of_errf(errstr, errstr_size,
+                               len > 10 && s[10] == ' '
+                                       ? "a space instead of T"
+                                       : "no T after the date");
+        if (len < 19 || (h = digits(s + 11, 2)) < 0 || s[13] != ':' ||
+            (mi = digits(s + 14, 2)) < 0 || s[16] != ':' ||
+            (sec = digits(s + 17, 2)) < 0)
+                return of_errf(errstr, errstr_size, "not a time HH:MM:SS");
+        if (h > 23)
+                return of_errf(errstr, errstr_size, "hours above 23");
+        if (mi > 59)
+                return of_errf(errstr, errstr_size, "minutes above 59");
+        if (sec > 59)
+                return of_errf(errstr, errstr_size, "seconds above 59");
+
+        /* Any number of fraction digits; the first three are kept, the rest
+         * truncated (never rounded: .9999 must not become the next second). */
+        if (p < len && s[p] == '.') {
+                for (nfrac = 0, p++; p < len && s[p] >= '0' && s[p] <= '9';
+                     nfrac++, p++)
+                        if (nfrac < 3)
+                                ms = ms * 10 + (s[p] - '0');
+                if (nfrac == 0)
+                        return of_errf(errstr, errstr_size,
+                                       "no digits after '.'");
+                for (; nfrac < 3; nfrac++)
+                        ms *= 10;
+        }
+
+        if (parse_offset(&off, s + p, len - p, errstr, errstr_size))
                 return OF_ERROR;
 
         /* Local time minus its offset is UTC; an offset of up to 23:59
          * moves the date by at most one day, across month and year ends. */
-        mins = days_from_civil(t.y, t.mo, t.d) * MINUTES_PER_DAY + t.h * 60 +
-               t.mi - t.off;
+        mins = days_from_civil(y, mo, d) * MINUTES_PER_DAY + h * 60 + mi - off;
         days = mins / MINUTES_PER_DAY;
         if (mins % MINUTES_PER_DAY < 0)
                 days--; /* floor division: dates before 1970 */
@@ -195,21 +201,7 @@ int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
                 return of_errf(errstr, errstr_size,
                                "outside years 0001-9999 in UTC");
 
-        o = put(o, (int)y, 4);
-        *o++ = '-';
-        o = put(o, mo, 2);
-        *o++ = '-';
-        o = put(o, d, 2);
-        *o++ = 'T';
-        o = put(o, (int)(mins / 60), 2);
-        *o++ = ':';
-        o = put(o, (int)(mins % 60), 2);
-        *o++ = ':';
-        o = put(o, t.sec, 2);
-        *o++ = '.';
-        o = put(o, t.ms, 3);
-        *o++ = 'Z';
-        *o = '\0';
+        format_utc(out, y, mo, d, (int)mins, sec, ms);
         return 0;
 }
 

@@ -334,6 +334,51 @@ static void test_event_parse_decodes_contract_examples(void **state)
         assert_int_equal(ev.amount, 1250);
 }
 
+/* The offsets point at the very bytes; an escaped string or an occurredAt
+ * that normalising changed is not in the value as it is: -1. */
+static void test_event_parse_at_finds_the_strings_in_the_value(void **state)
+{
+        static const char plain[] =
+                "{\"id\":\"e-1\",\"type\":\"OrderPlaced\",\"aggregateId\":"
+                "\"o-1\",\"occurredAt\":\"2026-11-27T10:15:30.123Z\","
+                "\"payload\":{\"orderId\":\"o-1\",\"total\":5}}";
+        static const char offset[] =
+                "{\"id\":\"e-2\",\"type\":\"OrderPaid\",\"aggregateId\":"
+                "\"o-2\",\"occurredAt\":\"2026-11-27T11:15:30+01:00\","
+                "\"payload\":{\"orderId\":\"o-2\",\"amount\":5}}";
+        static const char escaped[] =
+                "{\"id\":\"e\\u002d3\",\"type\":\"OrderPaid\",\"aggregateId\":"
+                "\"o-3\",\"occurredAt\":\"2026-11-27T10:15:30.000Z\","
+                "\"payload\":{\"orderId\":\"o-3\",\"amount\":5}}";
+        char reason[OF_REASON_MAX];
+        of_event ev;
+        of_event_at at;
+
+        (void)state;
+        assert_int_equal(of_event_parse_at(&ev, &at, plain, strlen(plain),
+                                           reason, sizeof(reason)),
+                         0);
+        assert_memory_equal(plain + at.id, "e-1", 3);
+        assert_memory_equal(plain + at.type_name, "OrderPlaced", 11);
+        assert_memory_equal(plain + at.aggregate_id, "o-1", 3);
+        assert_memory_equal(plain + at.occurred_at, "2026-11-27T10:15:30.123Z",
+                            24);
+        /* Normalising changed occurredAt: not in the value. */
+        assert_int_equal(of_event_parse_at(&ev, &at, offset, strlen(offset),
+                                           reason, sizeof(reason)),
+                         0);
+        assert_memory_equal(offset + at.id, "e-2", 3);
+        assert_int_equal(at.occurred_at, -1);
+        assert_string_equal(ev.occurred_at, "2026-11-27T10:15:30.000Z");
+        /* An escape: the general path, whose strings are its own. */
+        assert_int_equal(of_event_parse_at(&ev, &at, escaped, strlen(escaped),
+                                           reason, sizeof(reason)),
+                         0);
+        assert_string_equal(ev.id, "e-3");
+        assert_int_equal(at.id, -1);
+        assert_int_equal(at.aggregate_id, -1);
+}
+
 static void test_event_parse_other_type_needs_only_an_id(void **state)
 {
         static const char v[] = "{\"type\":\"OrderShipped\",\"id\":\"e-7\"}";
@@ -743,6 +788,8 @@ int main(void)
                         test_event_parse_gives_each_value_its_verdict),
                 cmocka_unit_test(test_event_parse_decodes_contract_examples),
                 cmocka_unit_test(test_event_parse_other_type_needs_only_an_id),
+                cmocka_unit_test(
+                        test_event_parse_at_finds_the_strings_in_the_value),
                 cmocka_unit_test(test_event_format_writes_the_envelope),
                 cmocka_unit_test(test_event_parse_survives_10000_deep_nesting),
                 cmocka_unit_test(

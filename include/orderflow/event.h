@@ -63,6 +63,19 @@ typedef struct of_event {
 int of_event_parse(of_event *out, const void *value, size_t value_len,
                    char *reason, size_t reason_size);
 
+/* Where of_event_parse_at() found a valid event's strings in the value:
+ * the offset of the very bytes of id, type_name, aggregate_id and
+ * occurred_at in it, or -1 where they are not there as they are (escaped
+ * in JSON, or an occurredAt that was not normalised already). A batch
+ * keeps offsets instead of copies. */
+typedef struct of_event_at {
+        int32_t id, type_name, aggregate_id, occurred_at;
+} of_event_at;
+
+/* of_event_parse(), telling where the strings are (at may be NULL). */
+int of_event_parse_at(of_event *out, of_event_at *at, const void *value,
+                      size_t value_len, char *reason, size_t reason_size);
+
 /* The same verdict by the general path alone (cJSON), which
  * of_event_parse() takes for anything but plain ASCII JSON: tests compare
  * the two. */
