@@ -385,7 +385,7 @@ static int apply_txn(of_store *st, const of_store_batch *b,
             (err = store_apply_begin(st, keyed, errstr, errstr_size)))
                 return err;
         for (i = 0; i < b->n; i++)
-                if ((err = store_apply_msg(st, b, keyed ? b->order[i].at : i,
+                if ((err = store_apply_msg(st, b, keyed ? b->order[i] : i,
                                            errstr, errstr_size)))
                         return err;
         if ((err = store_apply_end(st, errstr, errstr_size)) ||

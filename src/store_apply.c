@@ -474,7 +474,7 @@ int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
         uint64_t id_hash;
         int rc;
 
-        if (d->dead)
+        if (d->type == DEAD)
                 return dead_letter(st, &b->msgs[at], store_batch_reason(b, at),
                                    errstr, errstr_size);
         store_batch_event(&ev, b, at);

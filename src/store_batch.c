@@ -8,6 +8,7 @@
 
 #include "orderflow/error.h"
 #include "orderflow/idfilter.h"
+#include "orderflow/timestamp.h"
 
 #include "store_int.h"
 
@@ -65,8 +66,8 @@ static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
         char reason[OF_REASON_MAX];
         of_event ev;
         of_event_at where;
-        const char *s[4];
-        int32_t src[4];
+        const char *s[3];
+        int32_t src[3];
         size_t len;
         int rc, i;
 
@@ -76,18 +77,16 @@ static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
                 return OF_ERROR;
         memset(d, 0, sizeof(*d));
         if (rc) {
-                d->dead = 1;
+                d->type = DEAD;
                 return text_put(b, &d->at[0], reason, strlen(reason));
         }
         s[0] = ev.id;
         s[1] = ev.type_name;
         s[2] = ev.aggregate_id;
-        s[3] = ev.occurred_at;
         src[0] = where.id;
         src[1] = where.type_name;
         src[2] = where.aggregate_id;
-        src[3] = where.occurred_at;
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 3; i++) {
                 len = strlen(s[i]);
                 assert(len <= OF_ID_MAX);
                 d->len[i] = (uint8_t)len;
@@ -96,22 +95,35 @@ static int decode_one(of_store_batch *b, decoded *d, const of_msg *m)
                 else if (text_put(b, &d->at[i], s[i], len))
                         return OF_ERROR;
         }
+        if (!ev.occurred_at[0])
+                d->time = NO_TIME;
+        else if (where.occurred_at >= 0)
+                d->time = AT_VALUE | where.occurred_at;
+        else
+                d->time = of_timestamp_pack(ev.occurred_at);
         d->type = (int8_t)ev.type;
         d->amount = ev.amount;
         return 0;
 }
 
-static int key_cmp(const void *pa, const void *pb)
+/* Key order: by aggregateId (a dead letter's is ""), then log order. */
+static int key_cmp(const void *pa, const void *pb, void *arg)
 {
-        const keyed_msg *a = pa, *b = pb;
-        uint32_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-        int c = n ? memcmp(a->key, b->key, n) : 0;
+        const of_store_batch *b = arg;
+        uint32_t ia = *(const uint32_t *)pa, ib = *(const uint32_t *)pb;
+        const decoded *da = &b->d[ia], *db = &b->d[ib];
+        size_t la = da->type == DEAD ? 0 : da->len[2];
+        size_t lb = db->type == DEAD ? 0 : db->len[2];
+        int c = la && lb
+                        ? memcmp(bytes_at(b, ia, da->at[2]),
+                                 bytes_at(b, ib, db->at[2]), la < lb ? la : lb)
+                        : 0;
 
         if (c)
                 return c;
-        if (a->key_len != b->key_len)
-                return a->key_len < b->key_len ? -1 : 1;
-        return a->at < b->at ? -1 : a->at > b->at;
+        if (la != lb)
+                return la < lb ? -1 : 1;
+        return ia < ib ? -1 : ia > ib;
 }
 
 /* The key order: by aggregateId (the order id), then log order, so that
@@ -119,8 +131,7 @@ static int key_cmp(const void *pa, const void *pb)
  * over. Without the memory for it the batch goes in log order. */
 static void choose_order(of_store_batch *b)
 {
-        const decoded *d;
-        keyed_msg *o;
+        uint32_t *o;
         size_t i;
 
         b->keyed = 0;
@@ -132,13 +143,9 @@ static void choose_order(of_store_batch *b)
                 b->order = o;
                 b->order_cap = b->n;
         }
-        for (i = 0; i < b->n; i++) {
-                d = &b->d[i];
-                b->order[i] = d->dead ? (keyed_msg){"", 0, (uint32_t)i}
-                                      : (keyed_msg){bytes_at(b, i, d->at[2]),
-                                                    d->len[2], (uint32_t)i};
-        }
-        qsort(b->order, b->n, sizeof(*b->order), key_cmp);
+        for (i = 0; i < b->n; i++)
+                b->order[i] = (uint32_t)i;
+        qsort_r(b->order, b->n, sizeof(*b->order), key_cmp, b);
         b->keyed = 1;
 }
 
@@ -171,17 +178,26 @@ oom:
 void store_batch_event(of_event *out, const of_store_batch *b, size_t at)
 {
         const decoded *d = &b->d[at];
-        char *dst[4];
+        char *dst[3];
         int i;
 
-        assert(at < b->n && !d->dead);
+        assert(at < b->n && d->type != DEAD);
         dst[0] = out->id;
         dst[1] = out->type_name;
         dst[2] = out->aggregate_id;
-        dst[3] = out->occurred_at;
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 3; i++) {
                 memcpy(dst[i], bytes_at(b, at, d->at[i]), d->len[i]);
                 dst[i][d->len[i]] = '\0';
+        }
+        if (d->time == NO_TIME) {
+                out->occurred_at[0] = '\0';
+        } else if (d->time >= AT_VALUE) { /* packed times are below */
+                memcpy(out->occurred_at,
+                       (const char *)b->msgs[at].value + (d->time & ~AT_VALUE),
+                       OF_TS_LEN);
+                out->occurred_at[OF_TS_LEN] = '\0';
+        } else {
+                of_timestamp_unpack(out->occurred_at, d->time);
         }
         out->type = (of_event_type)d->type;
         out->amount = d->amount;
@@ -189,6 +205,6 @@ void store_batch_event(of_event *out, const of_store_batch *b, size_t at)
 
 const char *store_batch_reason(const of_store_batch *b, size_t at)
 {
-        assert(at < b->n && b->d[at].dead);
+        assert(at < b->n && b->d[at].type == DEAD);
         return bytes_at(b, at, b->d[at].at[0]);
 }

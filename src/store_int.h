@@ -34,25 +34,22 @@
  * of_event again). */
 typedef struct decoded {
         int64_t amount;
-        uint32_t at[4]; /* where its strings are: id, type, aggregateId,
-                         * occurredAt; with IN_TEXT, offset in the batch's
-                         * text (NUL-terminated), else in the message's
-                         * value (where of_event_parse_at() found them); a dead
+        int64_t time;   /* occurredAt: AT_VALUE | its offset in the value
+                         * when there as it is, else of_timestamp_pack()ed
+                         * (years 1-9999: -2^46 to 2^49); NO_TIME: "" */
+        uint32_t at[3]; /* where its strings are: id, type, aggregateId;
+                         * with IN_TEXT, offset in the batch's text
+                         * (NUL-terminated), else in the message's value
+                         * (where of_event_parse_at() found them); a dead
                          * letter's reason in at[0] */
-        uint8_t len[4]; /* their lengths (each at most OF_ID_MAX) */
-        int8_t type;    /* of_event_type */
-        uint8_t dead;   /* 1: not a valid event, at[0] is the reason */
+        uint8_t len[3]; /* their lengths (each at most OF_ID_MAX) */
+        int8_t type;    /* of_event_type, or DEAD: not a valid event */
 } decoded;
 
-#define IN_TEXT 0x80000000u
-
-/* A batch is applied in the order of the aggregateIds when that gives the
- * log order's result (see store_apply_msg()); this is that order. */
-typedef struct keyed_msg {
-        const char *key; /* the aggregateId; "" for a dead letter */
-        uint32_t key_len;
-        uint32_t at; /* index in the batch: log order */
-} keyed_msg;
+#define IN_TEXT  0x80000000u
+#define DEAD     (-1)
+#define NO_TIME  INT64_MIN
+#define AT_VALUE (INT64_C(1) << 62)
 
 struct of_store_batch {
         const of_msg *msgs; /* borrowed: d[i] is msgs[i] decoded */
@@ -60,7 +57,7 @@ struct of_store_batch {
         size_t n, cap;
         char *text; /* the decoded strings, back to back */
         size_t text_len, text_cap;
-        keyed_msg *order; /* the batch in key order, when keyed */
+        uint32_t *order; /* the batch in key order (indexes), when keyed */
         size_t order_cap;
         int keyed; /* order is set (n > 1, memory found) */
 };

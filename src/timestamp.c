@@ -205,6 +205,32 @@ int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
         return 0;
 }
 
+int64_t of_timestamp_pack(const char ts[OF_TS_LEN])
+{
+        long long days = days_from_civil(digits(ts, 4), digits(ts + 5, 2),
+                                         digits(ts + 8, 2));
+
+        return (int64_t)days * 86400000 +
+               ((int64_t)digits(ts + 11, 2) * 3600 + digits(ts + 14, 2) * 60 +
+                digits(ts + 17, 2)) *
+                       1000 +
+               digits(ts + 20, 3);
+}
+
+void of_timestamp_unpack(char out[OF_TS_LEN + 1], int64_t ms)
+{
+        int64_t days = ms / 86400000, rest;
+        long long y;
+        int mo, d;
+
+        if (ms % 86400000 < 0)
+                days--; /* floor division: dates before 1970 */
+        rest = ms - days * 86400000;
+        civil_from_days(days, &y, &mo, &d);
+        format_utc(out, y, mo, d, (int)(rest / 60000), (int)(rest / 1000 % 60),
+                   (int)(rest % 1000));
+}
+
 void of_timestamp_from_ms(char out[OF_TS_LEN + 1], int64_t ms)
 {
         time_t sec;

@@ -203,6 +203,40 @@ static void test_timestamp_matches_gmtime_in_years_0001_to_9999(void **state)
         }
 }
 
+/* Packed into ms and back, every normalised form comes out the same, and
+ * the packed values keep the timestamps' order; 1970 and after agree with
+ * of_timestamp_from_ms (an independent formatter: gmtime). */
+static void test_timestamp_pack_round_trips_in_years_0001_to_9999(void **state)
+{
+        const time_t first = -62135596800;        /* 0001-01-01 */
+        const time_t last = 253402300799 - 86400; /* 9999-12-30 */
+        char ts[64], back[OF_TS_LEN + 1], ref[OF_TS_LEN + 1];
+        struct tm tm;
+        int64_t packed, prev = INT64_MIN;
+        long long k;
+        time_t t;
+
+        (void)state;
+        for (k = 0; (t = first + k * 7 * 86400 + k * 3607 % 86400) < last;
+             k++) {
+                assert_non_null(gmtime_r(&t, &tm));
+                snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                         tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(k % 1000));
+                packed = of_timestamp_pack(ts);
+                assert_int_equal(packed, (int64_t)t * 1000 + k % 1000);
+                assert_true(packed > prev);
+                prev = packed;
+                of_timestamp_unpack(back, packed);
+                if (strcmp(back, ts) != 0)
+                        fail_msg("%s: back as %s", ts, back);
+                if (t >= 0) {
+                        of_timestamp_from_ms(ref, packed);
+                        assert_string_equal(ref, ts);
+                }
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -213,6 +247,8 @@ int main(void)
                 cmocka_unit_test(test_timestamp_reads_only_len_bytes),
                 cmocka_unit_test(
                         test_timestamp_matches_gmtime_in_years_0001_to_9999),
+                cmocka_unit_test(
+                        test_timestamp_pack_round_trips_in_years_0001_to_9999),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

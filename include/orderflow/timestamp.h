@@ -19,6 +19,12 @@ int of_timestamp_normalise(char out[OF_TS_LEN + 1], const char *s, size_t len,
 /* Milliseconds since 1970 (clamped at 0) as "YYYY-MM-DDTHH:MM:SS.sssZ". */
 void of_timestamp_from_ms(char out[OF_TS_LEN + 1], int64_t ms);
 
+/* A normalised timestamp (of_timestamp_normalise()'s output, any year
+ * 0001-9999) as ms from 1970-01-01 (negative before), and back: 8 bytes
+ * instead of 25 for whoever holds many. */
+int64_t of_timestamp_pack(const char ts[OF_TS_LEN]);
+void of_timestamp_unpack(char out[OF_TS_LEN + 1], int64_t ms);
+
 /* The current time (CLOCK_REALTIME) in milliseconds since 1970. */
 int64_t of_timestamp_now_ms(void);
 
