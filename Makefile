@@ -176,7 +176,8 @@ build/fuzz/obj/schema.o: $(B)/gen/schema.c
 	  -fsanitize=fuzzer-no-link -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ \
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ \
+	  $(filter %.c %.o,$^) \
 	  $(LDLIBS)
 
 fuzz: $(FUZZ_TARGETS)

@@ -17,8 +17,9 @@
 
 /* "orderflow CMD: MESSAGESUFFIX" on stderr in one write, with the
  * journal's priority prefix for level. */
-static void say(of_log_level level, const char *cmd, const char *suffix,
-                const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+say(of_log_level level, const char *cmd, const char *suffix, const char *fmt,
+    va_list ap)
 {
         char msg[2048];
 
