@@ -196,17 +196,10 @@ static void free_stream(stream *s)
 
 static void produce(fixture *f, stream *s, int from, int to)
 {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char errstr[512];
         rd_kafka_t *rk;
         int i;
 
-        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                           tu_broker_bootstraps(&f->broker),
-                                           errstr, sizeof(errstr)),
-                         RD_KAFKA_CONF_OK);
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        assert_non_null(rk);
+        rk = tu_producer(&f->broker);
         for (i = from; i < to; i++) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
                         rk, RD_KAFKA_V_TOPIC("orders"),

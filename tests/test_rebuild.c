@@ -61,17 +61,11 @@ static int64_t q(fixture *f, const char *sql)
  * each event keyed by its order. */
 static void produce(fixture *f, const char *topic, int from, int to)
 {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char errstr[512], key[32], value[512];
+        char key[32], value[512];
         rd_kafka_t *rk;
         int i, paid;
 
-        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                           tu_broker_bootstraps(&f->broker),
-                                           errstr, sizeof(errstr)),
-                         RD_KAFKA_CONF_OK);
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        assert_non_null(rk);
+        rk = tu_producer(&f->broker);
         for (i = from; i < to; i++) {
                 for (paid = 0; paid <= (i % 2 == 0); paid++) {
                         snprintf(key, sizeof(key), "o-%d", i);

@@ -161,6 +161,23 @@ static inline const char *tu_broker_bootstraps(const tu_broker *b)
         return b->real ? b->real : of_broker_bootstraps(b->mock);
 }
 
+/* A producer to the test's broker, librdkafka's defaults otherwise; the
+ * caller flushes and destroys it. */
+static inline rd_kafka_t *tu_producer(const tu_broker *b)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char errstr[512];
+        rd_kafka_t *rk;
+
+        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                           tu_broker_bootstraps(b), errstr,
+                                           sizeof(errstr)),
+                         RD_KAFKA_CONF_OK);
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        return rk;
+}
+
 /* The mock cluster for fault injection; skips the test on real Kafka. */
 static inline void *tu_broker_mock(tu_broker *b)
 {
