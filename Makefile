@@ -31,7 +31,7 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/event_fast.c \
            src/event_general.c \
-           src/json.c \
+           src/json.c src/lathist.c src/dbwatch.c \
            src/kafka.c \
            src/store.c src/store_batch.c src/store_apply.c src/store_runs.c \
            src/store_prune.c src/store_query.c \
@@ -41,7 +41,7 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/print.c \
            src/broker.c \
            src/sqldb.c src/appdb.c src/outbox.c src/uuid.c \
-           src/relay.c src/relay_metrics.c \
+           src/relay.c src/relay_wait.c src/relay_metrics.c \
            src/rebuild.c src/cli.c src/cli_opt.c
 BIN_SRCS = src/main.c $(wildcard src/cmd_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
@@ -135,7 +135,8 @@ test-faults: $(B)/orderflow
 # BROKER=kafka: on real Apache Kafka (tests/kafka/broker.sh); BROKER=both:
 # the embedded broker, then Kafka, in one run.
 BROKER ?= embedded
-bench: $(B)/orderflow $(B)/bench/bench_store $(KAFKA_TOOLS)
+bench: $(B)/orderflow $(B)/bench/bench_store $(B)/bench/bench_latency \
+       $(KAFKA_TOOLS)
 	B=$(B) BENCH_BROKER=$(BROKER) tests/bench.sh
 
 # The same command-line tests on a real Apache Kafka cluster

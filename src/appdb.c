@@ -41,6 +41,7 @@ static const char *const appdb_sql[APP_COUNT] = {
                            " WHERE status = 'DEAD')",
         [APP_OLDEST] = "SELECT occurred_at FROM outbox_messages"
                        " WHERE status = 'PENDING' ORDER BY seq LIMIT 1",
+        [APP_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* ---- the file and its migrations ---- */
@@ -368,4 +369,30 @@ int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out, char *errstr,
 out:
         sqlite3_exec(app->db, "COMMIT", NULL, NULL, NULL);
         return err;
+}
+
+const char *of_appdb_filename(of_appdb *app)
+{
+        return sqlite3_db_filename(app->db, "main");
+}
+
+int64_t of_appdb_data_version(of_appdb *app)
+{
+        sqlite3_stmt *stmt = app->stmt[APP_DATA_VERSION];
+        int64_t v = -1;
+
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+                v = sqlite3_column_int64(stmt, 0);
+        sqlite3_reset(stmt);
+        return v;
+}
+
+int of_appdb_relay_durability(of_appdb *app, char *errstr, size_t errstr_size)
+{
+        int rc = sqlite3_exec(app->db, "PRAGMA synchronous = NORMAL", NULL,
+                              NULL, NULL);
+
+        return rc == SQLITE_OK ? 0
+                               : sqldb_fail(app->db, rc, "PRAGMA synchronous",
+                                            errstr, errstr_size);
 }

@@ -25,6 +25,7 @@ enum {
         APP_PAYLOAD_PUT,
         APP_COUNT_ROWS,
         APP_OLDEST,
+        APP_DATA_VERSION,
         APP_COUNT
 };
 enum {

@@ -2,10 +2,14 @@
  * handle that never produces. It listens on loopback ports the OS picks;
  * serving until a signal is cmd_broker.c's business. */
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -27,6 +31,40 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
         (void)rk;
         (void)level;
         of_log(OF_LOG_DEBUG, "rdkafka %s: %s", fac, buf);
+}
+
+/* The mock cluster's sockets keep Nagle's algorithm on: a response
+ * written while the one before is not acknowledged yet waits for the
+ * client's delayed ACK, 40 ms on Linux, and a producer with messages for
+ * two partitions of one broker got its second report that much later.
+ * Kafka's brokers set TCP_NODELAY on their connections; the mock's
+ * listening sockets get it here (an accepted connection inherits it), found
+ * among the process's descriptors since the mock does not hand them out. A
+ * descriptor that is not a listening TCP socket is left alone. */
+static void nodelay_listeners(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+
+        if (!d)
+                return;
+        while ((e = readdir(d))) {
+                int fd = atoi(e->d_name), on = 1, v = 0;
+                socklen_t len = sizeof(v);
+
+                if (fd <= 2 || fd == dirfd(d))
+                        continue;
+                if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) || !v)
+                        continue;
+                len = sizeof(v);
+                if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) ||
+                    v != IPPROTO_TCP)
+                        continue;
+                if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)))
+                        of_log(OF_LOG_DEBUG, "TCP_NODELAY on %d: %s", fd,
+                               strerror(errno));
+        }
+        closedir(d);
 }
 
 int of_broker_start(of_broker **out, int broker_cnt, const char *topic,
@@ -62,6 +100,7 @@ int of_broker_start(of_broker **out, int broker_cnt, const char *topic,
                         broker_cnt);
                 goto out;
         }
+        nodelay_listeners();
         if (topic && of_broker_create_topic(b, topic, partitions, errstr,
                                             errstr_size) != 0)
                 goto out;

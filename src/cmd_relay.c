@@ -32,7 +32,9 @@ static const of_cli_spec specs[] = {
         OF_CLI_OPT_INT(relay_args, ro.batch_max, "batch", 0, 0, 1, 100000, "N",
                        "rows per claim"),
         OF_CLI_OPT_INT(relay_args, ro.poll_ms, "interval-ms", 0, 0, 1, 3600000,
-                       "N", "wait on an idle outbox"),
+                       "N",
+                       "longest wait on an idle outbox (a commit ends it "
+                       "sooner)"),
         OF_CLI_OPT_INT(relay_args, ro.backoff.max_attempts, "max-attempts", 0,
                        0, 1, 1000, "N", "failed attempts before DEAD"),
         OF_CLI_OPT_INT(relay_args, ro.backoff.base_ms, "backoff-ms", 0, 0, 1,
@@ -118,6 +120,17 @@ int cmd_relay(int argc, char **argv)
                (unsigned long long)stats.failed,
                (unsigned long long)stats.held, (unsigned long long)stats.dead,
                (unsigned long long)stats.batches);
+        if (stats.outbox_wait.n) {
+                char waited[96], delivered[96];
+
+                of_log(OF_LOG_INFO,
+                       "latency: commit to claim %s; claim to delivery "
+                       "report %s",
+                       of_lathist_format(&stats.outbox_wait, waited,
+                                         sizeof(waited)),
+                       of_lathist_format(&stats.delivery, delivered,
+                                         sizeof(delivered)));
+        }
         if (rc) {
                 of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;

@@ -167,6 +167,10 @@ void of_metrics_set(of_metrics *m, const char *name, const char *label_value,
         f->n++;
 }
 
+const double of_metrics_latency_bounds[OF_METRICS_LATENCY_BOUNDS] = {
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+        0.25,  0.5,    1,     2.5,  5,     10,   30};
+
 void of_metrics_observe(of_metrics *m, const char *name, double v)
 {
         family *f = find(m, name);

@@ -43,7 +43,8 @@ static const char *const outbox_sql[OB_COUNT] = {
                    " m.attempts,"
                    " (SELECT group_concat(e.seq) FROM outbox_messages e"
                    "  WHERE e.aggregate_id = m.aggregate_id AND e.seq < m.seq"
-                   "  AND e.status != 'SENT')"
+                   "  AND e.status != 'SENT'),"
+                   " m.occurred_at"
                    " FROM outbox_messages m INDEXED BY outbox_pending"
                    " CROSS JOIN outbox_payloads p"
                    " ON p.seq = m.seq"
@@ -242,6 +243,18 @@ static int on_their_way(const char *list, const of_outbox_batch *b,
         return n;
 }
 
+/* The row's occurredAt (its commit, as the writer stamps it) in ms since
+ * 1970; -1 when it is not a timestamp. */
+static int64_t occurred_ms(sqlite3_stmt *stmt, int col)
+{
+        const char *s = (const char *)sqlite3_column_text(stmt, col);
+        char ts[OF_TS_LEN + 1], why[8];
+
+        if (!s || of_timestamp_normalise(ts, s, strlen(s), why, sizeof(why)))
+                return -1;
+        return of_timestamp_pack(ts);
+}
+
 /* Append the due rows with seq in [lo, hi] to b, up to max rows in all,
  * taking a row only when the earlier rows of its order that are not SENT
  * are all on their way: in in_flight, or taken into b already. */
@@ -282,6 +295,7 @@ static int read_due(of_appdb *app, of_outbox_batch *b,
                 r->payload_len = (size_t)sqlite3_column_bytes(stmt, 4);
                 r->attempts = sqlite3_column_int(stmt, 5);
                 r->behind = behind;
+                r->occurred_ms = occurred_ms(stmt, 7);
                 b->n++;
         }
         sqlite3_reset(stmt);

@@ -45,7 +45,7 @@ int of_projector_new(of_projector **out, of_store *st,
                 return OF_ERROR;
         }
         /* Without the histogram latency is simply not reported. */
-        pj->lat = calloc(LAT_MAX_MS + 1, sizeof(*pj->lat));
+        pj->lat = calloc(1, sizeof(*pj->lat));
         if (pj->o.metrics)
                 projector_metrics_declare(pj->o.metrics);
         *out = pj;
@@ -210,36 +210,28 @@ static void progress(of_projector *pj)
         pj->mark_ms = pj->last_ms;
 }
 
-/* Add the batch's messages to the latency histogram (just committed). */
+/* Count each message of the batch just committed: the time from its
+ * timestamp (the producer's, when the relay produced it) to now. */
 static void count_latency(of_projector *pj)
 {
-        int64_t now = of_timestamp_now_ms(), d;
+        struct timespec ts;
+        int64_t now_us, us;
         size_t i;
 
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        if (pj->o.metrics)
+                of_metrics_begin(pj->o.metrics);
         for (i = 0; i < pj->n; i++) {
                 if (pj->msgs[i].ts_ms < 0)
                         continue;
-                d = now - pj->msgs[i].ts_ms;
-                pj->lat[d < 0 ? 0 : d > LAT_MAX_MS ? LAT_MAX_MS : d]++;
+                us = now_us - pj->msgs[i].ts_ms * 1000;
+                of_lathist_add(pj->lat, us);
+                if (pj->o.metrics)
+                        projector_metrics_latency(pj->o.metrics, us);
         }
-}
-
-/* The latency (ms) below which a share q of the counted messages fell;
- * -1 when none was counted. */
-static int64_t latency_at(const of_projector *pj, double q, uint64_t *n)
-{
-        uint64_t total = 0, seen = 0;
-        int64_t i;
-
-        for (i = 0; i <= LAT_MAX_MS; i++)
-                total += pj->lat[i];
-        *n = total;
-        for (i = 0; i <= LAT_MAX_MS && total; i++) {
-                seen += pj->lat[i];
-                if ((double)seen >= q * (double)total)
-                        return i;
-        }
-        return -1;
+        if (pj->o.metrics)
+                of_metrics_end(pj->o.metrics);
 }
 
 /* The batch as the store takes it, into *msgs and *pos (the caller frees
@@ -384,18 +376,14 @@ void projector_report(const of_projector *pj)
                        pj->taken, (double)(pj->last_ms - pj->first_ms) / 1000,
                        (double)pj->taken * 1000 /
                                (double)(pj->last_ms - pj->first_ms));
-        if (pj->lat) {
-                uint64_t n;
-                int64_t p50 = latency_at(pj, 0.5, &n),
-                        p99 = latency_at(pj, 0.99, &n);
+        if (pj->lat && pj->lat->n) {
+                char line[96];
 
-                if (n)
-                        of_log(OF_LOG_INFO,
-                               "latency from message timestamp to commit: "
-                               "p50 %" PRId64 " ms, p99 %" PRId64
-                               " ms over %" PRIu64 " messages%s",
-                               p50, p99, n,
-                               p99 >= LAT_MAX_MS ? " (capped at 10 s)" : "");
+                of_log(OF_LOG_INFO,
+                       "latency from message timestamp to commit: %s over "
+                       "%" PRIu64 " messages",
+                       of_lathist_format(pj->lat, line, sizeof(line)),
+                       pj->lat->n);
         }
         if (pj->stats.batches)
                 of_log(OF_LOG_INFO,

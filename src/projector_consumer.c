@@ -159,8 +159,12 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
                 "fetch.max.bytes=" FETCH_MAX_BYTES,
                 /* A broker that does not answer a fetch as soon as data
                  * arrives (the mock cluster) would add up to this much to
-                 * every event's latency; 50 ms bounds it (README). */
-                "fetch.wait.max.ms=50",
+                 * every event's latency; Kafka answers at once, and an
+                 * idle projector asks this often (README, Latency). */
+                "fetch.wait.max.ms=20",
+                /* Two requests in a row on one connection must not wait
+                 * for the broker's ACK of the first. */
+                "socket.nagle.disable=true",
                 NULL,
         };
         rd_kafka_conf_t *conf;
@@ -294,16 +298,17 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
 
         while (!stopping(pj) && !pj->failed) {
                 uint64_t t0;
-                int64_t wait = 100;
                 rd_kafka_message_t *rkm;
+                int drained;
 
-                if (pj->opened_ms) {
-                        wait = pj->opened_ms + pj->o.batch_ms - now_ms();
-                        wait = wait < 0 ? 0 : wait > 100 ? 100 : wait;
-                }
+                /* A batch in hand takes what is ready and no more: when
+                 * nothing is, it is committed (a group commit: at a low
+                 * rate each message goes at once, under load the batch
+                 * grows while the one before commits). */
                 t0 = now_ns();
-                rkm = rd_kafka_consumer_poll(pj->rk, (int)wait);
+                rkm = rd_kafka_consumer_poll(pj->rk, pj->opened_ms ? 0 : 100);
                 pj->fetch_ns += now_ns() - t0;
+                drained = !rkm && pj->opened_ms;
                 if (rkm) {
                         err = projector_take(pj, rkm, errstr, errstr_size);
                         rd_kafka_message_destroy(rkm);
@@ -326,7 +331,7 @@ static int loop(of_projector *pj, const end_state *es, char *errstr,
                         if (err)
                                 return err;
                 }
-                if (pj->n >= pj->o.batch_max ||
+                if (pj->n >= pj->o.batch_max || drained ||
                     (pj->opened_ms &&
                      now_ms() - pj->opened_ms >= pj->o.batch_ms)) {
                         if ((err = flush_or_resync(pj, errstr, errstr_size)))

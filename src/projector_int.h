@@ -11,6 +11,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "orderflow/lathist.h"
 #include "orderflow/metrics.h"
 #include "orderflow/projector.h"
 #include "orderflow/store.h"
@@ -29,8 +30,6 @@ typedef struct part_pos {
         int32_t partition;
         int64_t next_offset; /* first offset not yet in hand */
 } part_pos;
-
-#define LAT_MAX_MS 10000 /* latencies above this share the last bucket */
 
 struct of_projector {
         of_store *st;
@@ -52,8 +51,8 @@ struct of_projector {
         uint64_t fetch_ns;       /* in rd_kafka_consumer_poll() */
         uint64_t decode_ns;      /* in of_store_batch_decode() */
         of_store_batch *decoded; /* the batch in hand, decoded to apply */
-        uint32_t *lat;      /* LAT_MAX_MS + 1 buckets: ms from the message's
-                             * timestamp to its commit; NULL: not kept */
+        of_lathist *lat;         /* us from each message's timestamp to its
+                                  * commit; NULL: not kept */
         int64_t ts_next;    /* the timestamp of the next handled message */
         int64_t checked_ms; /* when the file's generation was last seen */
         int64_t *expect;    /* by partition: the next offset the read model
@@ -130,6 +129,10 @@ int projector_take(of_projector *pj, rd_kafka_message_t *rkm, char *errstr,
  * new model's offset for it (the beginning where it has none). librdkafka
  * drops what it fetched before the seek. 0 or OF_ERROR. */
 int projector_resync(of_projector *pj, char *errstr, size_t errstr_size);
+
+/* Count a message's us from its timestamp to its commit; between
+ * of_metrics_begin() and of_metrics_end(). */
+void projector_metrics_latency(of_metrics *m, int64_t us);
 
 /* Declare the projector's families in m, every dead-letter reason at 0. */
 void projector_metrics_declare(of_metrics *m);

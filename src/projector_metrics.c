@@ -18,6 +18,7 @@
 #define DURATION   "orderflow_projector_batch_duration_seconds"
 #define LAST       "orderflow_projector_last_batch_timestamp_seconds"
 #define LAG        "orderflow_projector_partition_lag"
+#define LATENCY    "orderflow_projector_event_latency_seconds"
 
 void projector_metrics_declare(of_metrics *m)
 {
@@ -46,6 +47,11 @@ void projector_metrics_declare(of_metrics *m)
                            "Time of one committed batch transaction (decode, "
                            "apply, commit).",
                            NULL, bounds, sizeof(bounds) / sizeof(bounds[0]));
+        of_metrics_declare(m, LATENCY, OF_METRIC_HISTOGRAM,
+                           "Time from a message's timestamp (its produce) to "
+                           "the commit of its batch to the read model.",
+                           NULL, of_metrics_latency_bounds,
+                           OF_METRICS_LATENCY_BOUNDS);
         of_metrics_declare(m, LAST, OF_METRIC_GAUGE,
                            "Unix time of the last committed batch.", NULL,
                            NULL, 0);
@@ -58,6 +64,11 @@ void projector_metrics_declare(of_metrics *m)
         for (i = 0; i < OF_REASON_COUNT; i++)
                 of_metrics_set(m, DEAD, of_event_reason_phrase(i), 0);
         of_metrics_end(m);
+}
+
+void projector_metrics_latency(of_metrics *m, int64_t us)
+{
+        of_metrics_observe(m, LATENCY, (double)us / 1e6);
 }
 
 typedef struct lag {

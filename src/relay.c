@@ -16,46 +16,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "orderflow/dbwatch.h"
 #include "orderflow/error.h"
 #include "orderflow/log.h"
 #include "orderflow/timestamp.h"
 #include "orderflow/relay.h"
 
-typedef struct batch batch;
-
-/* A row in flight: its batch, and the delivery report's error code
- * (turned into text once every report of the batch is in). */
-typedef struct in_flight {
-        batch *b;
-        rd_kafka_resp_err_t err;
-} in_flight;
-
-/* One claim on its way: the rows, a result per row, and how many delivery
- * reports are still to come. Two of them take turns, so the next batch is
- * claimed and produced while this one's reports come in. */
-struct batch {
-        of_outbox_batch claimed; /* rows and their strings, reused */
-        of_outbox_result *res;   /* res[i] is claimed.rows[i]'s outcome */
-        in_flight *fl;           /* fl[i] is claimed.rows[i]'s message */
-        size_t cap;              /* res and fl allocated */
-        size_t outstanding;      /* messages without a delivery report yet */
-        int64_t t_claim, t_produced; /* ms: when claimed, when produced */
-};
-
-typedef struct relay {
-        const of_relay_opts *o;
-        rd_kafka_t *rk;
-        batch b[2];
-        int64_t deliver_ms;    /* message.timeout.ms as set: our deadline */
-        of_outbox_batch alive; /* the flying batch's rows not failed */
-        int fatal;             /* a fatal producer error happened */
-        char err[512];
-} relay;
-
-static int stopping(const relay *r)
-{
-        return r->o->stop && *r->o->stop;
-}
+#include "relay_int.h"
 
 /* Runs inside rd_kafka_poll() on our thread. */
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
@@ -71,6 +38,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                                   rkm->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT
                           ? RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
                           : rkm->err;
+        fl->reported_us = mono_us();
         fl->b->outstanding--;
 }
 
@@ -98,7 +66,12 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
         static const char *defaults[] = {
                 /* Broker-side retries add no copies and keep order. */
                 "enable.idempotence=true",
-                "linger.ms=5",
+                /* A claim is produced in one go: nothing is gained by
+                 * waiting for more (README, Latency). */
+                "linger.ms=0",
+                /* Two requests in a row on one connection must not wait
+                 * for the broker's ACK of the first. */
+                "socket.nagle.disable=true",
                 /* A dead broker fails a batch within 30 s, so rows back off
                  * and `relay --once` can exit 1. */
                 "message.timeout.ms=30000",
@@ -141,7 +114,7 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
 /* At the deadline of messages produced at t_produced: purge every message
  * still queued or in flight (all fail together, see producer_new); true
  * when it did. */
-static int purge_at(relay *r, int64_t t_produced)
+int relay_purge_at(relay *r, int64_t t_produced)
 {
         if (r->deliver_ms <= 0 ||
             of_timestamp_now_ms() < t_produced + r->deliver_ms)
@@ -203,7 +176,7 @@ static void produce(relay *r, batch *b, const batch *flying)
                 b->res[i] = (of_outbox_result){.seq = rows[i].seq,
                                                .attempts = rows[i].attempts,
                                                .behind = rows[i].behind};
-                b->fl[i] = (in_flight){b, RD_KAFKA_RESP_ERR_NO_ERROR};
+                b->fl[i] = (in_flight){.b = b};
                 if (cut) {
                         b->fl[i].err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
                         continue;
@@ -221,7 +194,7 @@ static void produce(relay *r, batch *b, const batch *flying)
                                 RD_KAFKA_V_OPAQUE(&b->fl[i]), RD_KAFKA_V_END);
                         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                                 break;
-                        if ((cut = purge_at(r, t0)))
+                        if ((cut = relay_purge_at(r, t0)))
                                 err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
                         rd_kafka_poll(r->rk, 50);
                         if (cut)
@@ -232,6 +205,52 @@ static void produce(relay *r, batch *b, const batch *flying)
                 else
                         b->outstanding++;
         }
+}
+
+/* Each row's wait in the outbox, from its commit (occurred_at, as the
+ * writer stamps it) to the claim: a share of the end-to-end latency. */
+static void count_outbox_wait(relay *r, const batch *b)
+{
+        int64_t now_us = of_timestamp_now_ms() * 1000;
+        size_t i;
+
+        if (r->o->metrics)
+                of_metrics_begin(r->o->metrics);
+        for (i = 0; i < b->claimed.n; i++) {
+                const of_outbox_row *row = &b->claimed.rows[i];
+                int64_t us;
+
+                if (row->occurred_ms < 0)
+                        continue;
+                us = now_us - row->occurred_ms * 1000;
+                of_lathist_add(&r->st->outbox_wait, us);
+                if (r->o->metrics)
+                        of_relay_metrics_observe(r->o->metrics,
+                                                 OF_RELAY_OUTBOX_WAIT, us);
+        }
+        if (r->o->metrics)
+                of_metrics_end(r->o->metrics);
+}
+
+/* Each delivered row's time from its claim to its delivery report. */
+static void count_delivery(relay *r, const batch *b)
+{
+        size_t i;
+
+        if (r->o->metrics)
+                of_metrics_begin(r->o->metrics);
+        for (i = 0; i < b->claimed.n; i++) {
+                int64_t us = b->fl[i].reported_us - b->t_claim_us;
+
+                if (b->fl[i].err)
+                        continue;
+                of_lathist_add(&r->st->delivery, us);
+                if (r->o->metrics)
+                        of_relay_metrics_observe(r->o->metrics,
+                                                 OF_RELAY_DELIVERY, us);
+        }
+        if (r->o->metrics)
+                of_metrics_end(r->o->metrics);
 }
 
 /* Claim due rows into b and produce them; flying (NULL: none) is the
@@ -263,6 +282,8 @@ static int claim(relay *r, of_appdb *app, batch *b, const batch *flying,
                               r->o->lease_ms, owner, errstr, errstr_size);
         if (err || !b->claimed.n)
                 return err;
+        b->t_claim_us = mono_us();
+        count_outbox_wait(r, b);
         produce(r, b, flying);
         b->t_produced = of_timestamp_now_ms();
         return 0;
@@ -284,13 +305,14 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
          * at once, so no later message of a partition is delivered after
          * an earlier one failed. */
         while (b->outstanding > 0) {
-                purge_at(r, b->t_produced);
+                relay_purge_at(r, b->t_produced);
                 rd_kafka_poll(r->rk, 100);
         }
         t_delivered = of_timestamp_now_ms();
         for (i = 0; i < n; i++)
                 if (b->fl[i].err)
                         b->res[i].error = rd_kafka_err2str(b->fl[i].err);
+        count_delivery(r, b);
         if (r->o->after_produce && r->o->after_produce(r->o->hook_opaque)) {
                 of_errf(errstr, errstr_size, "stopped by the test hook");
                 return OF_EABORT;
@@ -352,14 +374,6 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
         return 0;
 }
 
-static void idle(relay *r, int ms)
-{
-        int waited;
-
-        for (waited = 0; waited < ms && !stopping(r); waited += 50)
-                rd_kafka_poll(r->rk, 50);
-}
-
 /* A run that publishes once fails fast, touching no row, when no broker
  * answers (instead of waiting out message.timeout.ms per row). */
 static int reachable(relay *r, char *errstr, size_t errstr_size)
@@ -412,6 +426,11 @@ static int run(relay *r, of_appdb *app, const char *owner, of_relay_stats *st,
                 } else if (go && !err) {
                         of_retry_ok(&retry, "outbox", of_timestamp_now_ms());
                 }
+                /* Nothing new to produce while prev is on its way: a
+                 * commit meanwhile is claimed at once. */
+                if (!err && prev && !cur->claimed.n && go && !busy &&
+                    r->watch && relay_await(r, app, prev))
+                        continue;
                 if (!err && prev) {
                         err = finish(r, app, prev, st, errstr, errstr_size);
                         prev = NULL;
@@ -433,15 +452,18 @@ static int run(relay *r, of_appdb *app, const char *owner, of_relay_stats *st,
                         continue;
                 if (o->once && !busy)
                         return 0;
-                idle(r, busy ? wait : o->poll_ms);
+                if (busy)
+                        relay_pause(r, wait);
+                else
+                        relay_idle(r, app, o->poll_ms);
         }
 }
 
 int of_relay_run(of_appdb *app, const of_relay_opts *o, of_relay_stats *stats,
                  char *errstr, size_t errstr_size)
 {
-        relay r = {.o = o};
         of_relay_stats st = {0};
+        relay r = {.o = o, .st = &st, .events = {-1, -1}};
         char owner[300], host[256] = "localhost";
         size_t i;
         int err;
@@ -454,9 +476,12 @@ int of_relay_run(of_appdb *app, const of_relay_opts *o, of_relay_stats *stats,
         }
         if (o->metrics)
                 of_relay_metrics_declare(o->metrics);
-        if ((err = producer_new(&r, errstr, errstr_size)))
+        if ((err = of_appdb_relay_durability(app, errstr, errstr_size)) ||
+            (err = producer_new(&r, errstr, errstr_size)))
                 return err;
         if (o->once && (err = reachable(&r, errstr, errstr_size)))
+                goto out;
+        if (!o->once && (err = relay_watch_open(&r, app, errstr, errstr_size)))
                 goto out;
         err = run(&r, app, owner, &st, errstr, errstr_size);
         if (!err && r.fatal)
@@ -476,6 +501,11 @@ out:
                 free(r.b[i].fl);
         }
         free(r.alive.rows);
+        of_dbwatch_close(r.watch);
+        if (r.events[0] >= 0) {
+                close(r.events[0]);
+                close(r.events[1]);
+        }
         if (stats)
                 *stats = st;
         return err;

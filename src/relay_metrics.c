@@ -11,6 +11,8 @@
 #define PENDING   "orderflow_outbox_pending"
 #define OLDEST    "orderflow_outbox_oldest_pending_age_seconds"
 #define DEAD      "orderflow_outbox_dead"
+#define WAITED    "orderflow_relay_outbox_wait_seconds"
+#define DELIVERY  "orderflow_relay_delivery_seconds"
 
 void of_relay_metrics_declare(of_metrics *m)
 {
@@ -25,7 +27,24 @@ void of_relay_metrics_declare(of_metrics *m)
                            NULL, NULL, 0);
         of_metrics_declare(m, BATCHES, OF_METRIC_COUNTER,
                            "Batches produced and marked.", NULL, NULL, 0);
+        of_metrics_declare(m, WAITED, OF_METRIC_HISTOGRAM,
+                           "Time from an outbox row's commit (its "
+                           "occurred_at) to the relay's claim of it.",
+                           NULL, of_metrics_latency_bounds,
+                           OF_METRICS_LATENCY_BOUNDS);
+        of_metrics_declare(m, DELIVERY, OF_METRIC_HISTOGRAM,
+                           "Time from a row's claim to the broker's "
+                           "acknowledgement of its message.",
+                           NULL, of_metrics_latency_bounds,
+                           OF_METRICS_LATENCY_BOUNDS);
         of_relay_metrics_publish(m, &zero);
+}
+
+void of_relay_metrics_observe(of_metrics *m, of_relay_stage stage, int64_t us)
+{
+        of_metrics_observe(m,
+                           stage == OF_RELAY_OUTBOX_WAIT ? WAITED : DELIVERY,
+                           (double)us / 1e6);
 }
 
 void of_relay_metrics_publish(of_metrics *m, const of_relay_stats *stats)

@@ -3,8 +3,10 @@
  * set-up, statement tables, step/fail/rollback and the classes of
  * failures. Their schemas, migrations and statements are their own. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -284,6 +286,34 @@ out:
         return err;
 }
 
+/* SQLite's own busy handler sleeps 1, 2, 5, 10 ... up to 100 ms between
+ * attempts: a connection that waits for the write lock while another
+ * commits a thousand times a second (the writer, the relay) loses most
+ * attempts and was measured waiting 750 ms for a lock free 70% of the
+ * time. Here it looks again every millisecond for the first 200 ms, then
+ * every 10 ms, until ms (passed as the handler's argument) has gone. */
+static int busy_handler(void *arg, int count)
+{
+        int64_t ms = (int64_t)(intptr_t)arg, waited, step;
+        struct timespec ts;
+
+        waited = count < 200 ? count : 200 + (int64_t)(count - 200) * 10;
+        if (waited >= ms)
+                return 0;
+        step = count < 200 ? 1 : 10;
+        ts = (struct timespec){0, (long)step * 1000000};
+        nanosleep(&ts, NULL);
+        return 1;
+}
+
+void sqldb_busy_timeout(sqlite3 *db, int ms)
+{
+        if (ms > 0)
+                sqlite3_busy_handler(db, busy_handler, (void *)(intptr_t)ms);
+        else
+                sqlite3_busy_handler(db, NULL, NULL);
+}
+
 int sqldb_open(sqlite3 **db, const char *path, int flags, const sqldb_kind *k,
                int busy_ms, char *errstr, size_t errstr_size)
 {
@@ -300,7 +330,7 @@ int sqldb_open(sqlite3 **db, const char *path, int flags, const sqldb_kind *k,
                 goto fail;
         }
         sqlite3_extended_result_codes(*db, 1);
-        sqlite3_busy_timeout(*db, busy_ms);
+        sqldb_busy_timeout(*db, busy_ms);
         /* Until the file is known to be ours, closing leaves it as it was,
          * without the checkpoint a last connection makes. */
         sqlite3_db_config(*db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);

@@ -238,7 +238,7 @@ int of_store_open(of_store **out, const char *path, char *errstr,
                 goto fail;
         }
         st->busy_ms = 1000;
-        sqlite3_busy_timeout(st->db, st->busy_ms);
+        sqldb_busy_timeout(st->db, st->busy_ms);
         *out = st;
         return 0;
 fail:
@@ -249,7 +249,7 @@ fail:
 void of_store_set_busy_timeout(of_store *st, int ms)
 {
         st->busy_ms = ms;
-        sqlite3_busy_timeout(st->db, ms);
+        sqldb_busy_timeout(st->db, ms);
 }
 
 /* After a rebuild swapped another model into the file: a new connection

@@ -299,7 +299,7 @@ int of_store_replace(const char *live, const char *fresh, int timeout_ms,
                               dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
                 goto out;
         }
-        sqlite3_busy_timeout(dst, 1000);
+        sqldb_busy_timeout(dst, 1000);
         sqldb_persist_wal(dst); /* for readers: see of_store_open() */
         b = sqlite3_backup_init(dst, "main", src, "main");
         if (!b) {

@@ -5,8 +5,17 @@
 # time-ordered (v7) and random (v4) event ids, then `rebuild` of the same
 # topic into the last run's file.
 # Reports the steady rate (from the first applied batch to exit: median,
-# min, max of BENCH_RUNS runs) and peak RSS; writes JSON Lines under
-# $B/bench/. Not part of make test: figures are reported, never asserted.
+# min, max of BENCH_RUNS runs) and peak RSS; then the store alone, the
+# growth of the cost over 5M events, the relay's rows/s, and end-to-end
+# latency (an order's commit to its row in the read model) at 100 and
+# 1,000 orders/s with the time of each stage, and the CPU an idle relay
+# and projector use. Writes JSON Lines under $B/bench/. Not part of make
+# test: figures are reported, never asserted.
+# BENCH_CASES: which of "project store growth relay latency" (all).
+# BENCH_BASELINE=DIR (a build directory of an earlier version, e.g. of a git
+# worktree): its projector and relay run too, alternated with this build's
+# on the same topics and rows, and the latency cases run for both, so a
+# before/after table comes from one run on one machine.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +55,23 @@ command -v kcat >/dev/null || die "kcat is needed"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# The builds measured: "after" is this one; "before" the baseline's.
+declare -A bin=([after]=$of)
+builds=(after)
+if [ -n "${BENCH_BASELINE:-}" ]; then
+        bin[before]=$(cd "$BENCH_BASELINE" && pwd)/orderflow
+        [ -x "${bin[before]}" ] || die "no binary at ${bin[before]}"
+        builds=(before after)
+fi
+want() {
+        case " ${BENCH_CASES:-project store growth relay latency} " in
+        *" $1 "*) return 0 ;;
+        esac
+        return 1
+}
+# label WHICH: how a case of build WHICH is named ("" without a baseline).
+label() { [ ${#builds[@]} -gt 1 ] && echo " ($1)"; }
+
 # stop_broker NAME: stop the broker, saying the CPU seconds it used (the
 # process and its children: Kafka's JVMs) against the wall time since it
 # started, for the case NAME.
@@ -66,9 +92,11 @@ bench_broker() { broker_t0=$(date +%s); start_broker "$@"; }
 echo "broker: $broker_kind"
 printf '{"case":"broker","broker":"%s"}\n' "$broker_kind" >>"$out"
 
+declare -A rate_of=()
 printf '%-28s %10s %10s %10s %12s   %s\n' case "events/s" min max "peak RSS" \
         "time split of the median run (s)"
 for kind in v7 v4; do
+        want project || break
         bench_broker -t bench -p "$parts" ||
                 die "the broker printed no address in 10 s"
         python3 "$root/tests/bench_gen.py" "$n" "$kind" |
@@ -76,23 +104,28 @@ for kind in v7 v4; do
                         -X compression.codec=zstd -X linger.ms=50 \
                         -X batch.num.messages=10000 ||
                 die "publishing failed"
-        rates=() rss=() split=()
+        declare -A rates=() rss=() split=()
         for r in $(seq "$runs"); do
-                rm -f "$tmp"/rm.db*
-                "$of" project --db "$tmp/rm.db" -b "$addr" -t bench \
-                        -g "bench-$kind-$r" -e 2>"$tmp/run.err" ||
-                        die "project failed: $(tail -2 "$tmp/run.err")"
-                got=$(sqlite3 "$tmp/rm.db" \
-                        'SELECT count(*) FROM processed_events')
-                [ "$got" -eq "$n" ] ||
-                        die "$got of $n events applied (retention?)"
-                rates+=("$(sed -n 's/.*(\([0-9]*\)\/s).*/\1/p' \
-                        "$tmp/run.err" | tail -1)")
-                rss+=("$(sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' \
-                        "$tmp/run.err" | tail -1)")
-                split+=("$(sed -n 's/.*time: \(fetch .*\) (decode '`
-                        `'excluded; \(commit [0-9.]* s\).*/\1, \2/p' \
-                        "$tmp/run.err" | tail -1)")
+                for w in "${builds[@]}"; do
+                        rm -f "$tmp"/rm.db*
+                        "${bin[$w]}" project --db "$tmp/rm.db" -b "$addr" \
+                                -t bench -g "bench-$kind-$w-$r" -e \
+                                2>"$tmp/run.err" ||
+                                die "project failed: $(tail -2 "$tmp/run.err")"
+                        got=$(sqlite3 "$tmp/rm.db" \
+                                'SELECT count(*) FROM processed_events')
+                        [ "$got" -eq "$n" ] ||
+                                die "$got of $n events applied (retention?)"
+                        rates[$w]+="$(sed -n 's/.*(\([0-9]*\)\/s).*/\1/p' \
+                                "$tmp/run.err" | tail -1) "
+                        rss[$w]+="$(sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' \
+                                "$tmp/run.err" | tail -1) "
+                        split[$w,$r]=$(sed -n 's/.*time: \(fetch .*\) '`
+                                `'(decode excluded; \(commit [0-9.]* s\).*/'`
+                                `'\1, \2/p' "$tmp/run.err" | tail -1)
+                        rate_of[$w,$r]=$(sed -n 's/.*(\([0-9]*\)\/s).*/\1/p' \
+                                "$tmp/run.err" | tail -1)
+                done
         done
         # rebuild: the last run's file is the live one; replay + swap
         rb_rates=() rb_total=() rb_swap=()
@@ -111,19 +144,25 @@ for kind in v7 v4; do
         rb_med=$(printf '%s\n' "${rb_rates[@]}" | median)
         rb_tmed=$(printf '%s\n' "${rb_total[@]}" | median)
         rb_smed=$(printf '%s\n' "${rb_swap[@]}" | median)
-        med=$(printf '%s\n' "${rates[@]}" | median)
-        min=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
-        max=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
-        mrss=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
-        for r in "${!rates[@]}"; do
-                [ "${rates[$r]}" = "$med" ] && msplit=${split[$r]}
+        for w in "${builds[@]}"; do
+                med=$(printf '%s\n' ${rates[$w]} | median)
+                min=$(printf '%s\n' ${rates[$w]} | sort -g | head -1)
+                max=$(printf '%s\n' ${rates[$w]} | sort -g | tail -1)
+                mrss=$(printf '%s\n' ${rss[$w]} | sort -g | tail -1)
+                msplit=
+                for r in $(seq "$runs"); do
+                        [ "${rate_of[$w,$r]}" = "$med" ] &&
+                                msplit=${split[$w,$r]}
+                done
+                printf '%-28s %10s %10s %10s %9s MiB   %s\n' \
+                        "project $n $kind$(label $w)" "$med" "$min" "$max" \
+                        "$((mrss / 1024))" "$msplit"
+                printf '{"case":"project","build":"%s","events":%s,'`
+                        `'"ids":"%s","runs":%s,"events_per_s_median":%s,'`
+                        `'"min":%s,"max":%s,"peak_rss_kib":%s,'`
+                        `'"median_run_time":"%s"}\n' "$w" "$n" "$kind" \
+                        "$runs" "$med" "$min" "$max" "$mrss" "$msplit" >>"$out"
         done
-        printf '%-28s %10s %10s %10s %9s MiB   %s\n' "project $n $kind ids" \
-                "$med" "$min" "$max" "$((mrss / 1024))" "$msplit"
-        printf '{"case":"project","events":%s,"ids":"%s","runs":%s,'`
-                `'"events_per_s_median":%s,"min":%s,"max":%s,'`
-                `'"peak_rss_kib":%s,"median_run_time":"%s"}\n' "$n" "$kind" \
-                "$runs" "$med" "$min" "$max" "$mrss" "$msplit" >>"$out"
         printf '%-28s %10s %10s %10s %12s   %s\n' "rebuild $n $kind ids" \
                 "$rb_med" "$(printf '%s\n' "${rb_rates[@]}" | sort -g | head -1)" \
                 "$(printf '%s\n' "${rb_rates[@]}" | sort -g | tail -1)" "" \
@@ -135,6 +174,7 @@ for kind in v7 v4; do
 done
 # ---- the store alone: decode + apply, no Kafka (bench_store) ----
 for kind in v7 v4; do
+        want store || break
         rm -f "$tmp"/st.db*
         # generated first: the generator would take CPU from the store
         python3 "$root/tests/bench_gen.py" "$n" "$kind" >"$tmp/gen.txt" ||
@@ -151,7 +191,7 @@ done
 # ---- cost growth: events/s for each successive million of 5M ----
 grow=${BENCH_GROWTH_EVENTS:-5000000}
 for kind in v7 v4; do
-        [ "$grow" -gt 0 ] || break
+        [ "$grow" -gt 0 ] && want growth || break
         bench_broker -t grow -p 128 ||
                 die "the broker printed no address in 10 s"
         python3 "$root/tests/bench_gen.py" "$grow" "$kind" |
@@ -182,6 +222,7 @@ done
 
 # ---- the relay: rows/s publishing BENCH_RELAY_ROWS outbox rows ----
 rows=${BENCH_RELAY_ROWS:-100000}
+if want relay; then
 bench_broker -t orders -p "$parts" ||
         die "the broker printed no address in 10 s"
 app=$tmp/app.db
@@ -202,51 +243,112 @@ sqlite3 "$app" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1
         100 + substr(aggregate_id, 3) % 1000))
     FROM outbox_messages WHERE aggregate_id != 'o-seed';" ||
         die "could not fill the outbox"
-rates=()
+declare -A rates=()
 for r in $(seq "$runs"); do
-        sqlite3 "$app" "UPDATE outbox_messages SET status = 'PENDING',
-                sent_at = NULL, attempts = 0, next_attempt_at = 0"
-        start=$(date +%s.%N)
-        "$of" relay --db "$app" -b "$addr" --once -q ||
-                die "relay failed"
-        end=$(date +%s.%N)
-        rates+=("$(awk -v n="$rows" -v a="$start" -v b="$end" \
-                'BEGIN { printf "%d", (n + 1) / (b - a) }')")
+        for w in "${builds[@]}"; do
+                sqlite3 "$app" "UPDATE outbox_messages SET status = 'PENDING',
+                        sent_at = NULL, attempts = 0, next_attempt_at = 0"
+                start=$(date +%s.%N)
+                "${bin[$w]}" relay --db "$app" -b "$addr" --once -q ||
+                        die "relay failed"
+                end=$(date +%s.%N)
+                rates[$w]+="$(awk -v n="$rows" -v a="$start" -v b="$end" \
+                        'BEGIN { printf "%d", (n + 1) / (b - a) }') "
+        done
 done
 stop_broker "relay"
-med=$(printf '%s\n' "${rates[@]}" | median)
-min=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
-max=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
-printf '%-28s %10s %10s %10s\n' "relay $rows rows (rows/s)" "$med" "$min" \
-        "$max"
-printf '{"case":"relay","rows":%s,"runs":%s,"rows_per_s_median":%s,'`
-        `'"min":%s,"max":%s}\n' "$rows" "$runs" "$med" "$min" "$max" \
-        >>"$out"
-# ---- latency: events offered at 1,000/s to a live projector ----
-bench_broker -t lat -p 4 ||
-        die "the broker printed no address in 10 s"
-rm -f "$tmp"/lat.db*
-"$of" project --db "$tmp/lat.db" -b "$addr" -t lat -g lat \
-        -X session.timeout.ms=6000 2>"$tmp/lat.err" &
-proj=$!
-for _ in $(seq 200); do
-        grep -q assigned "$tmp/lat.err" && break
-        sleep 0.1
+for w in "${builds[@]}"; do
+        med=$(printf '%s\n' ${rates[$w]} | median)
+        min=$(printf '%s\n' ${rates[$w]} | sort -g | head -1)
+        max=$(printf '%s\n' ${rates[$w]} | sort -g | tail -1)
+        printf '%-28s %10s %10s %10s\n' "relay $rows rows$(label $w)" "$med" \
+                "$min" "$max"
+        printf '{"case":"relay","build":"%s","rows":%s,"runs":%s,'`
+                `'"rows_per_s_median":%s,"min":%s,"max":%s}\n' "$w" "$rows" \
+                "$runs" "$med" "$min" "$max" >>"$out"
 done
-python3 "$root/tests/bench_gen.py" 10000 v7 1000 |
-        kcat -P -b "$addr" -t lat -K '|' -X linger.ms=1 ||
-        die "publishing failed"
-for _ in $(seq 300); do
-        [ "$(sqlite3 "$tmp/lat.db" 'SELECT count(*) FROM processed_events' \
-                2>/dev/null)" = 10000 ] && break
-        sleep 0.1
+fi
+# ---- latency: orders placed at 100/s and 1,000/s (bench_latency), from
+# the writer's commit to the row in the read model, through a relay and a
+# projector with their defaults; the stages from their own summaries:
+# commit -> claim, claim -> delivery report (the relay's), message
+# timestamp -> read-model commit (the projector's). After the 100/s run
+# both stay up idle for BENCH_IDLE_SECONDS: their CPU then.
+lat_secs=${BENCH_LATENCY_SECONDS:-20}
+idle_secs=${BENCH_IDLE_SECONDS:-60}
+# cpu_s PID: CPU seconds the process has used.
+cpu_s() {
+        awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' \
+                "/proc/$1/stat"
+}
+# stage FILE WHAT: "p50 X, p99 Y" (ms) of the summary line's WHAT.
+stage() {
+        sed -n "s/.*$2[^p]*p50 \([0-9.]*\) ms, p99 \([0-9.]*\) ms.*/\1 \2/p" \
+                "$1" | tail -1
+}
+printf '%-28s %8s %8s %8s   %s\n' "latency (ms)" p50 p99 max \
+        "stages p50/p99 (ms): commit->claim, claim->report, message->commit"
+for w in "${builds[@]}"; do
+        want latency || break
+        for rate in 100 1000; do
+                of=${bin[$w]} bench_broker -t orders -p 4 ||
+                        die "the broker printed no address in 10 s"
+                rm -f "$tmp"/lat.db* "$tmp"/lapp.db*
+                "${bin[$w]}" place --db "$tmp/lapp.db" --order seed \
+                        --total 1 >/dev/null || die "place failed"
+                "${bin[$w]}" relay --db "$tmp/lapp.db" -b "$addr" \
+                        -t orders 2>"$tmp/lrelay.err" &
+                relay=$!
+                "${bin[$w]}" project --db "$tmp/lat.db" -b "$addr" \
+                        -t orders -g "lat-$w-$rate" 2>"$tmp/lproj.err" &
+                proj=$!
+                for _ in $(seq 300); do
+                        grep -q assigned "$tmp/lproj.err" && break
+                        sleep 0.1
+                done
+                grep -q assigned "$tmp/lproj.err" ||
+                        die "the projector was not assigned in 30 s"
+                line=$("$B/bench/bench_latency" "$tmp/lapp.db" "$tmp/lat.db" \
+                        "$rate" "$lat_secs") ||
+                        die "latency: $line"
+                idle=
+                if [ "$rate" = 100 ] && [ "$idle_secs" -gt 0 ]; then
+                        sleep 2
+                        r0=$(cpu_s $relay) p0=$(cpu_s $proj)
+                        sleep "$idle_secs"
+                        r1=$(cpu_s $relay) p1=$(cpu_s $proj)
+                        idle=$(awk -v a="$r0" -v b="$r1" -v c="$p0" \
+                                -v d="$p1" -v s="$idle_secs" 'BEGIN {
+                                printf "%.2f %.2f", 100 * (b - a) / s,
+                                        100 * (d - c) / s }')
+                fi
+                kill -TERM $relay $proj
+                wait $relay $proj
+                stop_broker "latency $rate/s$(label $w)"
+                set -- $(echo "$line" | sed -n \
+                        's/.*p50 \([0-9.]*\) ms, p99 \([0-9.]*\) ms, max \([0-9.]*\) ms.*/\1 \2 \3/p')
+                [ $# -eq 3 ] || die "latency: $line"
+                claim=$(stage "$tmp/lrelay.err" "commit to claim")
+                report=$(stage "$tmp/lrelay.err" "claim to delivery report")
+                commit=$(stage "$tmp/lproj.err" "message timestamp to commit")
+                printf '%-28s %8s %8s %8s   %s, %s, %s\n' \
+                        "at $rate orders/s$(label $w)" "$1" "$2" "$3" \
+                        "${claim:-?}" "${report:-?}" "${commit:-?}"
+                printf '{"case":"latency","build":"%s","rate":%s,'`
+                        `'"orders":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,'`
+                        `'"commit_to_claim":"%s","claim_to_report":"%s",'`
+                        `'"message_to_commit":"%s"}\n' "$w" "$rate" \
+                        "$((rate * lat_secs))" "$1" "$2" "$3" "$claim" \
+                        "$report" "$commit" >>"$out"
+                if [ -n "$idle" ]; then
+                        set -- $idle
+                        printf '%-28s relay %s%%, projector %s%% of a core '`
+                                `'over %s s\n' "idle CPU$(label $w)" "$1" "$2" \
+                                "$idle_secs"
+                        printf '{"case":"idle_cpu","build":"%s","seconds":%s,'`
+                                `'"relay_pct":%s,"projector_pct":%s}\n' "$w" \
+                                "$idle_secs" "$1" "$2" >>"$out"
+                fi
+        done
 done
-kill -TERM "$proj"
-wait "$proj"
-stop_broker "latency"
-p50=$(sed -n 's/.*p50 \([0-9]*\) ms.*/\1/p' "$tmp/lat.err")
-p99=$(sed -n 's/.*p99 \([0-9]*\) ms.*/\1/p' "$tmp/lat.err")
-printf '%-28s %10s %10s\n' "latency at 1,000/s (ms)" "p50 $p50" "p99 $p99"
-printf '{"case":"latency","rate":1000,"events":10000,"p50_ms":%s,'`
-        `'"p99_ms":%s}\n' "${p50:-null}" "${p99:-null}" >>"$out"
 echo "results: $out"

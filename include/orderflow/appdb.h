@@ -41,6 +41,21 @@ int of_appdb_place(of_appdb *app, of_event *out, const char *order_id,
 int of_appdb_pay(of_appdb *app, of_event *out, const char *order_id,
                  int64_t amount, char *errstr, size_t errstr_size);
 
+/* For the relay's connection: its commits (leases, marks) are not synced
+ * to disk one by one (WAL with synchronous NORMAL: the file stays
+ * consistent, and the writer's next synced commit takes them along). A
+ * mark lost to a power cut publishes its rows again, which delivery at
+ * least once allows; the rows themselves are the writer's, synced. */
+int of_appdb_relay_durability(of_appdb *app, char *errstr, size_t errstr_size);
+
+/* The database file's path (for watching it). */
+const char *of_appdb_filename(of_appdb *app);
+
+/* SQLite's data_version of the connection: it changes when another
+ * connection commits a change to the file, never for app's own; -1 when it
+ * could not be read. */
+int64_t of_appdb_data_version(of_appdb *app);
+
 int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out, char *errstr,
                            size_t errstr_size);
 

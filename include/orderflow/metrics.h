@@ -16,6 +16,11 @@
 
 typedef struct of_metrics of_metrics;
 
+/* The bounds (seconds) of the latency histograms of the relay and the
+ * projector: 1 ms to 10 s. */
+#define OF_METRICS_LATENCY_BOUNDS 14
+extern const double of_metrics_latency_bounds[OF_METRICS_LATENCY_BOUNDS];
+
 typedef enum of_metric_type {
         OF_METRIC_COUNTER = 0, /* name ends in _total */
         OF_METRIC_GAUGE = 1,

@@ -18,9 +18,11 @@ typedef struct of_outbox_row {
         char *aggregate_id; /* the order id: the message key */
         char *payload;      /* the envelope: the message value */
         size_t payload_len;
-        int attempts; /* failed attempts so far */
-        int behind;   /* earlier rows of its order not SENT at the
-                       * claim: all in the claim or in flight */
+        int attempts;        /* failed attempts so far */
+        int behind;          /* earlier rows of its order not SENT at the
+                              * claim: all in the claim or in flight */
+        int64_t occurred_ms; /* occurred_at, ms since 1970 (the writer's
+                              * commit); -1: not a timestamp */
 } of_outbox_row;
 
 /* The rows of one claim. Start from {0}; a claim reuses the buffers of the

@@ -13,19 +13,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "orderflow/lathist.h"
 #include "orderflow/outbox.h"
 #include "orderflow/kafka.h"
 #include "orderflow/metrics.h"
 
 #define OF_DEFAULT_RELAY_BATCH 10000 /* rows per claim */
-#define OF_DEFAULT_RELAY_POLL  200   /* ms between looks at an idle outbox */
+#define OF_DEFAULT_RELAY_POLL                                                 \
+        200                          /* ms between looks at an idle outbox    \
+                                      * (a commit wakes the relay sooner) */
 #define OF_DEFAULT_RELAY_LEASE 60000 /* ms a claim keeps other relays off */
 
 typedef struct of_relay_opts {
         of_kafka_opts ko;
         int once;         /* publish what is due now, then return */
         size_t batch_max; /* rows per claim */
-        int poll_ms;      /* idle wait */
+        int poll_ms;      /* idle wait, cut short by a commit */
         int lease_ms;     /* how long claimed rows stay ours */
         of_backoff backoff;
         const char *owner; /* lease owner name; NULL: host:pid */
@@ -56,12 +59,25 @@ typedef struct of_relay_stats {
                              * order, left PENDING to go again after it */
         uint64_t dead;      /* rows that went DEAD */
         uint64_t batches;
+        of_lathist outbox_wait; /* us from a row's commit to its claim */
+        of_lathist delivery;    /* us from its claim to its delivery
+                                 * report */
 } of_relay_stats;
 
 /* ---- metrics (relay_metrics.c) ---- */
 
 /* Declare the relay's counters in m (at 0). */
 void of_relay_metrics_declare(of_metrics *m);
+
+/* The stages of a row's way, as histograms (in seconds). */
+typedef enum of_relay_stage {
+        OF_RELAY_OUTBOX_WAIT, /* its commit to its claim */
+        OF_RELAY_DELIVERY,    /* its claim to its delivery report */
+} of_relay_stage;
+
+/* Count us microseconds of stage; between of_metrics_begin() and
+ * of_metrics_end(). */
+void of_relay_metrics_observe(of_metrics *m, of_relay_stage stage, int64_t us);
 
 /* Publish the counters of stats. */
 void of_relay_metrics_publish(of_metrics *m, const of_relay_stats *stats);

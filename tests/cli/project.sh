@@ -185,6 +185,29 @@ proj_pid=
 [ $(($(date +%s) - start)) -le 10 ] || fail "took more than 10 s to stop"
 ok
 
+name="a lone message is applied at once, not at --batch-ms"
+# A batch is committed when nothing more is ready to read (a group
+# commit), whatever --batch-ms allows; here it allows 10 minutes.
+"$of" project --db "$tmp/lone.db" -b "$addr" -g lone --batch-ms 600000 \
+        "${fast[@]}" 2>"$tmp/proj.err" &
+proj_pid=$!
+wait_for $((broker_wait > 30 ? broker_wait : 30)) "partitions" \
+        has_line "$tmp/proj.err" assigned
+lone_id=0190b5b2-0000-7000-8000-00000000abcd
+echo "lone-1|{\"id\":\"$lone_id\",\"type\":\"OrderPlaced\",\"aggregateId\":\"lone-1\",\"occurredAt\":\"2026-12-03T10:00:00.000Z\",\"payload\":{\"orderId\":\"lone-1\",\"total\":5}}" |
+        kcat -P -b "$addr" -t orders -K '|' || fail "kcat failed"
+lone_row() {
+        why=$(sq "$tmp/lone.db" "SELECT status || ' ' || total FROM order_list
+                WHERE order_id = 'lone-1'" 2>&1)
+        [ "$why" = "ORDERED 5" ]
+}
+# (a bound for a busy machine, far below the 10 minutes)
+wait_for 60 "lone-1 in the read model" lone_row
+kill -TERM "$proj_pid"
+wait "$proj_pid" || fail "exit $? after SIGTERM"
+proj_pid=
+ok
+
 name="usage errors exit 2 with one line"
 "$of" project -b "$addr" >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q -- '--db' "$tmp/err" || fail "missing --db"

@@ -10,8 +10,9 @@ set -u
 of=${ORDERFLOW:-build/orderflow}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-relay.XXXXXX") || exit 1
 . "$(dirname "$0")/../lib.sh"
-broker_pid=
+broker_pid= relay_pid=
 cleanup() {
+        [ -n "$relay_pid" ] && kill -9 "$relay_pid" 2>/dev/null
         [ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null
         wait 2>/dev/null
         rm -rf "$tmp"
@@ -129,6 +130,27 @@ want=$(python3 -c 'p=list(range(1,351)); print(
      sum(10*i for i in p if i%2==0)))')
 [ "$(tr -d ' ' <"$tmp/totals")" = "$want" ] ||
         fail "totals $(cat "$tmp/totals"), expected $want"
+ok
+
+name="a running relay publishes a commit at once, not at its interval"
+# Its interval is an hour: whatever is published came through a commit
+# waking it (inotify on the database's -wal, data_version).
+"$of" relay --db "$app" -b "$addr" --interval-ms 3600000 -q \
+        2>"$tmp/wake.err" &
+relay_pid=$!
+sent_now() {
+        why=$(status)
+        case $why in *'"pending":0,"sent":'$1,*) return 0 ;; esac
+        return 1
+}
+"$of" place --db "$app" --order wake-1 --total 7 >/dev/null || fail "place"
+wait_for 60 "wake-1 published" sent_now 526
+"$of" place --db "$app" --order wake-2 --total 8 >/dev/null || fail "place"
+"$of" pay --db "$app" --order wake-2 --amount 8 >/dev/null || fail "pay"
+wait_for 60 "wake-2 published" sent_now 528
+kill -TERM "$relay_pid"
+wait "$relay_pid" || fail "exit $? after SIGTERM: $(tail -2 "$tmp/wake.err")"
+relay_pid=
 ok
 
 name="relay usage errors and a missing database"
