@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -290,18 +291,36 @@ out:
  * attempts: a connection that waits for the write lock while another
  * commits a thousand times a second (the writer, the relay) loses most
  * attempts and was measured waiting 750 ms for a lock free 70% of the
- * time. Here it looks again every millisecond for the first 200 ms, then
- * every 10 ms, until ms (passed as the handler's argument) has gone. */
-static int busy_handler(void *arg, int count)
+ * time. Here it looks again after 0.1 to 0.6 ms, at random so as not to
+ * fall in step with a writer that commits at a steady rate, for the first
+ * 200 ms, then every 10 ms, until ms (the handler's argument) has gone.
+ * The handler runs on the thread that waits: its start is kept there. */
+static _Thread_local int64_t busy_since_us;
+
+static int64_t busy_now_us(void)
 {
-        int64_t ms = (int64_t)(intptr_t)arg, waited, step;
         struct timespec ts;
 
-        waited = count < 200 ? count : 200 + (int64_t)(count - 200) * 10;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int busy_handler(void *arg, int count)
+{
+        static _Thread_local unsigned seed;
+        int64_t ms = (int64_t)(intptr_t)arg, waited, step_us;
+        struct timespec ts;
+
+        if (count == 0) {
+                busy_since_us = busy_now_us();
+                if (!seed)
+                        seed = (unsigned)busy_since_us | 1;
+        }
+        waited = (busy_now_us() - busy_since_us) / 1000;
         if (waited >= ms)
                 return 0;
-        step = count < 200 ? 1 : 10;
-        ts = (struct timespec){0, (long)step * 1000000};
+        step_us = waited < 200 ? 100 + rand_r(&seed) % 500 : 10000;
+        ts = (struct timespec){0, (long)step_us * 1000};
         nanosleep(&ts, NULL);
         return 1;
 }

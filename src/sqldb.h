@@ -87,8 +87,8 @@ int sqldb_step(sqlite3 *db, sqlite3_stmt *stmt, char *errstr,
 void sqldb_rollback(sqlite3 *db, sqlite3_stmt *rollback);
 
 /* Wait up to ms for a lock another connection holds, looking again
- * every millisecond (SQLite's sqlite3_busy_timeout() backs off to 100 ms
- * and starves against a busy writer); 0: do not wait. */
+ * within a millisecond (SQLite's sqlite3_busy_timeout() backs off to
+ * 100 ms and starves against a busy writer); 0: do not wait. */
 void sqldb_busy_timeout(sqlite3 *db, int ms);
 
 /* Keep db's -wal and -shm when its last connection closes (SQLite's
