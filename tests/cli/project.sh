@@ -78,12 +78,17 @@ ok
 # lands mid-work whatever the machine's speed (small fetches, each 0.1 s
 # late, keep a run applying for a second or more); a run that finished
 # first fails the test.
-name="SIGKILL while it applies, 6 times"
+kills=6
+# On Kafka (through the test proxy) the first commit a run is seen making
+# already holds some 900 offsets whatever its step (measured with this
+# code and the code before it): six runs could use up the stream, so four.
+real_kafka && kills=4
+name="SIGKILL while it applies, $kills times"
 offsets() {
         sq "$db" 'SELECT ifnull(sum(next_offset), 0) FROM partition_offsets'
 }
 ctl rtt 1 100
-for run in 1 2 3 4 5 6; do
+for run in $(seq "$kills"); do
         from=$(offsets)
         share=$(((total - from) / (8 - run)))
         [ "$share" -gt 0 ] || fail "nothing left to apply for run $run"
