@@ -10,7 +10,7 @@
 db=$tmp/rm.db
 
 start_broker -p 4
-python3 "$gen" "${ORDERS:-20000}" 31 "$tmp" || fail "gen_stream.py failed"
+python3 "$gen" "${ORDERS:-60000}" 31 "$tmp" || fail "gen_stream.py failed"
 publish "$tmp/stream.txt"
 total=$(wc -l <"$tmp/stream.txt")
 
@@ -46,6 +46,7 @@ a_list=$(grep -o 'assigned orders \[[0-9]*\]' "$tmp/a.err" | tr -dc '0-9\n' |
 a_end=$(kcat -C -b "$addr" -t orders -o beginning -e -q -f '%p\n' |
         awk -v l=",$a_list," 'index(l, "," $1 ",") { n++ } END { print n + 0 }')
 from=$(a_offsets)
+echo "# a has partitions $a_list: $from of their $a_end offsets applied when both had partitions" >&2
 poll_s=0.02 wait_for 60 "a to apply messages of its partitions" \
         a_applied_from $((from + 1 + RANDOM % 200))
 ok "a has partitions $a_list, applying"
