@@ -2,13 +2,10 @@
  * (dbwatch.h). */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "orderflow/dbwatch.h"
@@ -80,29 +77,6 @@ static int drain(of_dbwatch *w)
                 }
         }
         return hit;
-}
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int of_dbwatch_wait(of_dbwatch *w, int timeout_ms)
-{
-        int64_t deadline = now_ms() + timeout_ms, left = timeout_ms;
-
-        /* Writes to other files of the directory wake the poll too. */
-        while (!drain(w)) {
-                struct pollfd p = {.fd = w->fd, .events = POLLIN};
-
-                if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-                        return 0;
-                left = deadline - now_ms();
-        }
-        return 1;
 }
 
 int of_dbwatch_fd(const of_dbwatch *w)

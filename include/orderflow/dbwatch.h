@@ -18,13 +18,9 @@ typedef struct of_dbwatch of_dbwatch;
 int of_dbwatch_open(of_dbwatch **out, const char *db_path, char *errstr,
                     size_t errstr_size);
 
-/* Wait up to timeout_ms for a write to the -wal since the last call: 1
- * when one came (every write since is taken), 0 on timeout or a signal. */
-int of_dbwatch_wait(of_dbwatch *w, int timeout_ms);
-
-/* For a poll() over more than the watch: the descriptor that becomes
- * readable on an event, and the taking of the events, 1 when one was a
- * write to the -wal. */
+/* The descriptor that becomes readable on an event (for a poll() over it
+ * and others), and the taking of the events queued: 1 when one was a write
+ * to the -wal. */
 int of_dbwatch_fd(const of_dbwatch *w);
 int of_dbwatch_take(of_dbwatch *w);
 

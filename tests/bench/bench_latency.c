@@ -15,20 +15,19 @@
  * whether another connection committed (PRAGMA data_version) and only then
  * looks up the orders not seen yet: it costs the machine little and adds
  * at most about a millisecond. */
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "orderflow/appdb.h"
+#include "orderflow/dbwatch.h"
 #include "orderflow/lathist.h"
 
 #define WAIT_AFTER_S 30
@@ -55,27 +54,6 @@ static int64_t now_us(void)
 static void order_id(char *out, size_t size, const char *prefix, long i)
 {
         snprintf(out, size, "%s-%07ld", prefix, i);
-}
-
-/* inotify on the directory of path (so a -wal file created later is seen
- * too); -1 when not available, leaving the 1 ms look alone. */
-static int watch_dir(const char *path)
-{
-        char dir[PATH_MAX];
-        const char *slash = strrchr(path, '/');
-        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-
-        if (fd < 0)
-                return -1;
-        if (slash)
-                snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-        else
-                snprintf(dir, sizeof(dir), ".");
-        if (inotify_add_watch(fd, dir, IN_MODIFY | IN_CREATE) < 0) {
-                close(fd);
-                return -1;
-        }
-        return fd;
 }
 
 static sqlite3 *open_read_model(const char *path)
@@ -132,9 +110,11 @@ static void *watcher(void *arg)
         sqlite3_stmt *has = NULL, *dv = NULL;
         int64_t last_dv = -1, deadline = 0;
         long lo = 0;
-        int fd = watch_dir(r->rm_path);
-        char buf[4096];
+        of_dbwatch *w = NULL;
+        char why[256];
 
+        if (of_dbwatch_open(&w, r->rm_path, why, sizeof(why)))
+                w = NULL; /* the 1 ms look alone */
         while (!seen || !(db = open_read_model(r->rm_path))) {
                 if (!seen || atomic_load(&r->writer_done)) {
                         r->failed = 1;
@@ -151,14 +131,12 @@ static void *watcher(void *arg)
                 goto out;
         }
         while (r->seen < r->n) {
-                struct pollfd p = {.fd = fd, .events = POLLIN};
+                struct pollfd p = {.fd = w ? of_dbwatch_fd(w) : -1,
+                                   .events = POLLIN};
                 int64_t v;
 
-                if (fd >= 0 && poll(&p, 1, 1) > 0)
-                        while (read(fd, buf, sizeof(buf)) > 0)
-                                ;
-                if (fd < 0)
-                        usleep(1000);
+                if (poll(&p, 1, 1) > 0)
+                        of_dbwatch_take(w);
                 v = data_version(dv);
                 /* a commit of the projector's, whether or not inotify saw
                  * it: the commit lands in the -wal's index (shared
@@ -176,8 +154,7 @@ out:
         sqlite3_finalize(has);
         sqlite3_finalize(dv);
         sqlite3_close(db);
-        if (fd >= 0)
-                close(fd);
+        of_dbwatch_close(w);
         free(seen);
         return NULL;
 }
