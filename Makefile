@@ -4,6 +4,8 @@
 PKGS      = rdkafka sqlite3 libcjson libmicrohttpd
 TEST_PKGS = cmocka
 PREFIX   ?= /usr/local
+# The release; `orderflow --version` adds the git revision it was built from.
+VERSION   = 0.9.0
 DESTDIR  ?=
 CC       ?= cc
 
@@ -31,7 +33,7 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/event_fast.c \
            src/event_general.c \
-           src/json.c src/lathist.c src/dbwatch.c \
+           src/json.c src/lathist.c src/dbwatch.c src/cursor.c \
            src/kafka.c \
            src/store.c src/store_batch.c src/store_apply.c src/store_runs.c \
            src/store_prune.c src/store_query.c \
@@ -40,7 +42,7 @@ LIB_SRCS = src/error.c src/log.c src/timestamp.c src/event.c src/idfilter.c \
            src/projector_partitions.c \
            src/print.c \
            src/broker.c \
-           src/sqldb.c src/appdb.c src/outbox.c src/uuid.c \
+           src/sqldb.c src/appdb.c src/outbox.c src/outbox_view.c src/uuid.c \
            src/relay.c src/relay_wait.c src/relay_metrics.c \
            src/rebuild.c src/cli.c src/cli_opt.c
 BIN_SRCS = src/main.c $(wildcard src/cmd_*.c)
@@ -51,11 +53,12 @@ KAFKA_TOOLS = $(B)/tests/kafka/kadmin $(B)/tests/kafka/tcpproxy
 # schema/<name>.sql, in the order of_schema_<name>[] is written
 SCHEMAS  = readmodel appdb
 
-LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/schema.o
+LIB_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/schema.o \
+           $(B)/obj/version.o
 BIN_OBJS = $(patsubst src/%.c,$(B)/obj/%.o,$(BIN_SRCS))
 
 .PHONY: all test test-kafka test-faults bench fuzz valgrind demo clean install \
-        lint
+        lint uninstall check-install FORCE
 all: $(B)/orderflow $(TESTS)
 
 $(B)/orderflow: $(BIN_OBJS) $(B)/liborderflow.a
@@ -81,6 +84,25 @@ $(B)/gen/schema.c: $(patsubst %,schema/%.sql,$(SCHEMAS))
 	      sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	    echo "0x00};"; \
 	  done; } > $@.tmp && mv $@.tmp $@
+
+# of_version[] and of_git_revision[] (include/orderflow/version.h): the
+# file is written when make reads this Makefile, and only when its text
+# changes, so a new commit rebuilds version.o alone and an unchanged tree
+# leaves make nothing to do. Outside a git checkout the revision is
+# "unknown".
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_REV := $(GIT_REV)$(shell test "$(GIT_REV)" = unknown || \
+             git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+VERSION_C = \#include "orderflow/version.h"\nconst char of_version[] = \
+            "$(VERSION)";\nconst char of_git_revision[] = "$(GIT_REV)";
+$(shell mkdir -p $(B)/gen && printf '$(VERSION_C)\n' > $(B)/gen/version.c.new \
+        && { cmp -s $(B)/gen/version.c.new $(B)/gen/version.c || \
+             mv $(B)/gen/version.c.new $(B)/gen/version.c; }; \
+        rm -f $(B)/gen/version.c.new)
+
+$(B)/obj/version.o: $(B)/gen/version.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/obj/schema.o: $(B)/gen/schema.c
 	@mkdir -p $(dir $@)
@@ -196,9 +218,88 @@ demo: $(B)/orderflow
 clean:
 	rm -rf build
 
-install: $(B)/orderflow
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(B)/orderflow $(DESTDIR)$(PREFIX)/bin/orderflow
+# ---- install, uninstall, check-install
+# GNU-style directories under PREFIX, each overridable, all below DESTDIR
+# (a packager's staging root). systemd reads units from
+# /usr/lib/systemd/system and /usr/local/lib/systemd/system, and
+# systemd-sysusers reads /usr/lib/sysusers.d and /usr/local/lib/sysusers.d
+# (systemd-analyze unit-paths, systemd-sysusers --cat-config), so
+# PREFIX/lib/... suits both /usr and /usr/local; for another PREFIX, point
+# SYSTEMDUNITDIR and SYSUSERSDIR at /etc/systemd/system and /etc/sysusers.d.
+# bash-completion looks in DIR/bash-completion/completions for each DIR of
+# XDG_DATA_DIRS (default /usr/local/share:/usr/share).
+BINDIR         ?= $(PREFIX)/bin
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+DOCDIR         ?= $(DATADIR)/doc/orderflow
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+
+# What install copies from the tree: the pages and docs other people write
+# are taken as they are (wildcards); uninstall removes the same names.
+# README.md and docs/ keep their places relative to each other under
+# DOCDIR, so that their links between each other still work.
+MAN_PAGES = $(wildcard man/*.1)
+DOCS      = $(wildcard docs/*.md)
+EXAMPLES  = contrib/projector.env.example contrib/relay.env.example \
+            contrib/kafka.properties.example
+UNITS     = orderflow-projector@.service orderflow-relay@.service
+GEN_UNITS = $(patsubst %,$(B)/contrib/%,$(UNITS))
+
+# The units name the installed binary and files: contrib/UNIT.in with
+# @BINDIR@, @DOCDIR@ and @SYSUSERSDIR@ replaced. $(B)/contrib/dirs holds
+# those three and changes only when they do, so a `make install
+# PREFIX=/usr` after a build for /usr/local writes the units again and
+# nothing else.
+INSTALL_DIRS = printf '%s\n' '$(BINDIR)' '$(DOCDIR)' '$(SYSUSERSDIR)'
+$(B)/contrib/dirs: FORCE
+	@$(INSTALL_DIRS) | cmp -s - $@ || \
+	  { mkdir -p $(dir $@) && $(INSTALL_DIRS) >$@; }
+
+$(B)/contrib/%: contrib/%.in $(B)/contrib/dirs
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	  -e 's|@SYSUSERSDIR@|$(SYSUSERSDIR)|g' $< >$@.tmp && mv $@.tmp $@
+
+FORCE:
+
+# install needs only the binary and the units: after `make`, a `sudo make
+# install` with the same PREFIX writes nothing under $(B).
+install: $(B)/orderflow $(GEN_UNITS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(SYSTEMDUNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(BASHCOMPDIR)
+	install -m 755 $(B)/orderflow $(DESTDIR)$(BINDIR)/orderflow
+	$(if $(MAN_PAGES),install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/)
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/
+	$(if $(DOCS),install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/docs/)
+	install -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 $(GEN_UNITS) $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 644 contrib/orderflow.sysusers.conf \
+	  $(DESTDIR)$(SYSUSERSDIR)/orderflow.conf
+	install -m 644 contrib/orderflow.bash-completion \
+	  $(DESTDIR)$(BASHCOMPDIR)/orderflow
+
+# Exactly the files install writes, then DOCDIR and its folders if they
+# are empty; never a shared folder.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/orderflow \
+	  $(patsubst man/%,$(DESTDIR)$(MANDIR)/man1/%,$(MAN_PAGES)) \
+	  $(DESTDIR)$(DOCDIR)/README.md \
+	  $(patsubst %,$(DESTDIR)$(DOCDIR)/%,$(DOCS)) \
+	  $(patsubst contrib/%,$(DESTDIR)$(DOCDIR)/examples/%,$(EXAMPLES)) \
+	  $(patsubst %,$(DESTDIR)$(SYSTEMDUNITDIR)/%,$(UNITS)) \
+	  $(DESTDIR)$(SYSUSERSDIR)/orderflow.conf \
+	  $(DESTDIR)$(BASHCOMPDIR)/orderflow
+	rmdir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(DOCDIR) 2>/dev/null || :
+
+# The packaging check (tests/install.sh): install into a scratch DESTDIR
+# with PREFIX=/usr and /usr/local, verify the tree, the binary, the pages,
+# the units and the sysusers file, uninstall, verify nothing is left.
+check-install: $(B)/orderflow
+	B=$(B) MAKE=$(MAKE) tests/install.sh
 
 # Header dependencies (-MMD -MP) of everything compiled: the library, the
 # binary, the test programs and their tools, the benchmark, the fuzzers.

@@ -1,4 +1,4 @@
--- The read model (CONTRACT 2). Re-runnable: every statement is IF NOT
+-- The read model (docs/reference.md 2). Re-runnable: every statement is IF NOT
 -- EXISTS or guarded, so opening an existing file changes nothing.
 -- The contract's relations are tables here; partition_offsets is internal.
 
@@ -35,9 +35,9 @@ CREATE TABLE IF NOT EXISTS daily_totals (
     paid_amount   INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
--- processed_events (CONTRACT 2): one row per distinct event id applied or
+-- processed_events (docs/reference.md 2): one row per distinct event id applied or
 -- ignored, with the fields two deliveries of one id must agree on
--- (CONTRACT 1). It is a view over a small table that takes new ids
+-- (docs/reference.md 1). It is a view over a small table that takes new ids
 -- (processed_recent) and sealed runs (processed_run_N, listed in
 -- processed_runs with a filter of their ids): random ids then dirty pages
 -- of a table that stays in the cache, and an id never seen is told apart

@@ -14,6 +14,8 @@
 #include "orderflow/error.h"
 #include "orderflow/kafka.h"
 #include "orderflow/log.h"
+#include "orderflow/store.h"
+#include "orderflow/version.h"
 
 /* "orderflow CMD: MESSAGESUFFIX" on stderr in one write, with the
  * journal's priority prefix for level. */
@@ -207,6 +209,20 @@ int of_cli_kafka_check(const of_cli_kafka *ck, const of_cli_metrics *cm,
         return 0;
 }
 
+void of_cli_print_version(FILE *out)
+{
+        fprintf(out, "orderflow %s (git %s)\nlibrdkafka %s\nSQLite %s\n",
+                of_version, of_git_revision, of_kafka_version(),
+                of_store_sqlite_version());
+}
+
+/* orderflow_build_info's labels: what --version prints. */
+static const char *build_labels[] = {
+        "version",       of_version,   "git_revision",
+        of_git_revision, "librdkafka", NULL,
+        "sqlite",        NULL,         NULL,
+};
+
 int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
                          const char *cmd)
 {
@@ -216,13 +232,23 @@ int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
         *out = NULL;
         if (cm->port < 0)
                 return 0;
-        if (of_metrics_new(out, errstr, sizeof(errstr)) ||
-            of_metrics_serve(*out, addr, cm->port, errstr, sizeof(errstr))) {
-                of_cli_error(cmd, "metrics: %s", errstr);
-                of_metrics_free(*out);
-                *out = NULL;
-                return OF_EXIT_FAILURE;
+        build_labels[5] = of_kafka_version();
+        build_labels[7] = of_store_sqlite_version();
+        if (of_metrics_new(out, errstr, sizeof(errstr)) == 0) {
+                of_metrics_declare_info(
+                        *out, "orderflow_build_info",
+                        "The running build: orderflow's version and git "
+                        "revision, librdkafka's and SQLite's versions",
+                        build_labels);
+                if (of_metrics_serve(*out, addr, cm->port, errstr,
+                                     sizeof(errstr)) == 0)
+                        goto served;
         }
+        of_cli_error(cmd, "metrics: %s", errstr);
+        of_metrics_free(*out);
+        *out = NULL;
+        return OF_EXIT_FAILURE;
+served:
         of_log(OF_LOG_INFO, "metrics: serving http://%s%s%s:%d/metrics",
                strchr(addr, ':') ? "[" : "", addr,
                strchr(addr, ':') ? "]" : "", of_metrics_port(*out));

@@ -25,7 +25,7 @@
 typedef struct broker_opts {
         const char *topic; /* created at start */
         int partitions;    /* of topic */
-        int brokers;       /* in the cluster */
+        int nodes;         /* brokers in the cluster */
 } broker_opts;
 
 /* Kafka's rule: 1 to 249 of [a-zA-Z0-9._-]. */
@@ -47,7 +47,7 @@ static int on_topic(void *base, const char *cmd, const char *s)
 static const broker_opts defaults = {
         .topic = OF_DEFAULT_TOPIC,
         .partitions = 4,
-        .brokers = 1,
+        .nodes = 1,
 };
 
 static const of_cli_spec specs[] = {
@@ -55,7 +55,7 @@ static const of_cli_spec specs[] = {
                           "NAME", "topic to create"),
         OF_CLI_OPT_INT(broker_opts, partitions, "partitions", 'p', 0, 1,
                        BROKER_MAX_PARTITIONS, "N", "its partitions"),
-        OF_CLI_OPT_INT(broker_opts, brokers, "brokers", 0, 0, 1,
+        OF_CLI_OPT_INT(broker_opts, nodes, "nodes", 0, 0, 1,
                        BROKER_MAX_BROKERS, "N", "brokers in the cluster"),
         OF_CLI_INCLUDE(of_cli_log_specs),
         OF_CLI_OPT_END,
@@ -185,7 +185,7 @@ int cmd_broker(int argc, char **argv)
          * read it still means a clean stop. */
         if ((rc = of_cli_catch_stop(CMD)))
                 return rc;
-        if (of_broker_start(&b, o.brokers, o.topic, o.partitions, errstr,
+        if (of_broker_start(&b, o.nodes, o.topic, o.partitions, errstr,
                             sizeof(errstr)) != 0) {
                 of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;
@@ -198,7 +198,7 @@ int cmd_broker(int argc, char **argv)
         of_log(OF_LOG_INFO,
                "broker: %d broker(s) on %s, topic %s with %d partition(s); "
                "stop with SIGINT, SIGTERM or SIGHUP",
-               o.brokers, of_broker_bootstraps(b), o.topic, o.partitions);
+               o.nodes, of_broker_bootstraps(b), o.topic, o.partitions);
         /* Between checks of the stop flag, wait for commands on stdin: a
          * signal cuts the wait short. */
         while (!of_cli_stop) {

@@ -86,14 +86,14 @@ static int write_orders(of_appdb *app, int n, expected *ex, char *errstr,
 /* Print the first max rows of order_list as a table. */
 static int show(const char *path, size_t max, char *errstr, size_t errstr_size)
 {
-        of_store_cursor *cur = NULL;
+        of_cursor *cur = NULL;
         int err;
 
         if (of_store_cursor_open(&cur, path, "order_list", errstr,
                                  errstr_size))
                 return OF_ERROR;
         err = of_print_table(stdout, cur, max, errstr, errstr_size);
-        of_store_cursor_close(cur);
+        of_cursor_close(cur);
         return err;
 }
 
@@ -101,7 +101,7 @@ static int show(const char *path, size_t max, char *errstr, size_t errstr_size)
 static int check_totals(const char *path, const expected *ex, char *errstr,
                         size_t errstr_size)
 {
-        of_store_cursor *cur = NULL;
+        of_cursor *cur = NULL;
         int64_t got[4] = {-1, -1, -1, -1};
         const int64_t want[4] = {ex->placed, ex->paid, ex->placed_amount,
                                  ex->paid_amount};
@@ -110,21 +110,20 @@ static int check_totals(const char *path, const expected *ex, char *errstr,
         if (of_store_cursor_open(&cur, path, "order_totals", errstr,
                                  errstr_size))
                 return OF_ERROR;
-        if (of_store_cursor_next(cur, errstr, errstr_size) != 1) {
-                of_store_cursor_close(cur);
+        if (of_cursor_next(cur, errstr, errstr_size) != 1) {
+                of_cursor_close(cur);
                 return OF_ERROR;
         }
         for (c = 0; c < 4; c++) {
-                got[c] = of_store_cursor_int(cur, c);
+                got[c] = of_cursor_int(cur, c);
                 printf("  %-14s %12" PRId64 "   (written: %" PRId64 ")\n",
-                       of_store_cursor_name(cur, c), got[c], want[c]);
+                       of_cursor_name(cur, c), got[c], want[c]);
                 if (got[c] != want[c])
                         err = of_errf(errstr, errstr_size,
                                       "%s is %" PRId64 ", expected %" PRId64,
-                                      of_store_cursor_name(cur, c), got[c],
-                                      want[c]);
+                                      of_cursor_name(cur, c), got[c], want[c]);
         }
-        of_store_cursor_close(cur);
+        of_cursor_close(cur);
         return err;
 }
 

@@ -1,6 +1,7 @@
 /* orderflow outbox: operations on the outbox of an existing application
- * database: status (counts, oldest pending age), retry (DEAD rows back to
- * PENDING) and prune (delete old SENT rows). The SQL: appdb.c, outbox.c. */
+ * database: status (counts, oldest pending age), list (the rows), retry
+ * (DEAD rows back to PENDING) and prune (delete old SENT rows). The SQL:
+ * appdb.c, outbox_view.c, outbox.c. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,12 +12,13 @@
 #include "orderflow/cmd.h"
 #include "orderflow/error.h"
 #include "orderflow/json.h"
+#include "orderflow/print.h"
 
 #define CMD "outbox"
 
 static void print_help(void)
 {
-        printf("usage: orderflow outbox status|retry|prune --db PATH "
+        printf("usage: orderflow outbox status|list|retry|prune --db PATH "
                "[OPTIONS]\n"
                "\n"
                "Look after the outbox of the application database at PATH "
@@ -25,6 +27,8 @@ static void print_help(void)
                "`orderflow relay`):\n"
                "  status   pending, sent and dead rows, the age of the "
                "oldest pending row\n"
+               "  list     the rows: id, type, order, status, attempts, "
+               "last error\n"
                "  retry    dead rows back to pending, attempts reset\n"
                "  prune    delete rows sent longer ago than a duration\n"
                "\n"
@@ -48,13 +52,16 @@ static int open_existing(of_appdb **out, const char *cmd, const char *path)
 /* What the options of the three fill. */
 typedef struct outbox_args {
         const char *db;   /* --db */
-        int json;         /* status --json */
+        int json;         /* status, list --json */
+        int dead;         /* list --dead */
+        int pending;      /* list --pending */
+        int64_t limit;    /* list --limit; 0: every row */
         const char *id;   /* retry --id */
         int all;          /* retry --all-dead */
         int64_t older_ms; /* prune --older-than; -1: none */
 } outbox_args;
 
-static const outbox_args defaults = {.older_ms = -1};
+static const outbox_args defaults = {.older_ms = -1, .limit = 100};
 
 static const of_cli_spec db_specs[] = {
         OF_CLI_OPT_STRING(outbox_args, db, "db", 0, OF_CLI_REQUIRED, 1, 0,
@@ -145,6 +152,74 @@ static int outbox_status(int argc, char **argv)
                 print_status(&s);
         rc = of_cli_close_stdout(cmd);
 out:
+        of_appdb_close(app);
+        return rc;
+}
+
+/* ---- list ---- */
+
+static const of_cli_spec list_specs[] = {
+        OF_CLI_INCLUDE(db_specs),
+        OF_CLI_OPT_FLAG(outbox_args, dead, "dead", 0, "only the DEAD rows"),
+        OF_CLI_OPT_FLAG(outbox_args, pending, "pending", 0,
+                        "only the PENDING rows"),
+        OF_CLI_OPT_INT(outbox_args, limit, "limit", 0, 0, 0, INT64_MAX, "N",
+                       "print the first N rows; 0: every row"),
+        OF_CLI_OPT_FLAG(outbox_args, json, "json", 0,
+                        "JSON Lines instead of a table"),
+        OF_CLI_OPT_END,
+};
+
+static const of_cli_cmd list_cmd = {
+        CMD " list",
+        list_specs,
+        &defaults,
+        "Print the outbox rows in commit order (the order the relay "
+        "publishes them):\nseq, id (the event id), type, order_id, status "
+        "(PENDING, SENT or DEAD),\nattempts (failed so far), "
+        "next_attempt_at (UTC, when a PENDING row that failed\nis tried "
+        "again; empty when it is due now) and last_error (why the last\n"
+        "attempt failed). A DEAD row holds back the later rows of its "
+        "order until\n`orderflow outbox retry --id ID` puts it back to "
+        "PENDING.\n\nWithout --json: an aligned table. With --json: JSON "
+        "Lines, one object per\nrow keyed by those names; null where "
+        "there is no value.",
+        NULL,
+};
+
+static int outbox_list(int argc, char **argv)
+{
+        const char *cmd = list_cmd.name;
+        outbox_args a = defaults;
+        of_outbox_which which = OF_OUTBOX_ALL;
+        of_appdb *app = NULL;
+        of_cursor *cur = NULL;
+        char errstr[512];
+        int rc;
+
+        if (of_cli_parse(&rc, &list_cmd, &a, argc, argv))
+                return rc;
+        if (a.dead && a.pending)
+                return of_cli_usage(cmd, "--dead and --pending: at most one "
+                                         "of them");
+        if (a.dead)
+                which = OF_OUTBOX_DEAD;
+        else if (a.pending)
+                which = OF_OUTBOX_PENDING;
+        if ((rc = open_existing(&app, cmd, a.db)))
+                goto out;
+        rc = OF_EXIT_FAILURE;
+        if (of_appdb_outbox_list(&cur, app, which, a.limit, errstr,
+                                 sizeof(errstr)) ||
+            (a.json ? of_print_json_lines(stdout, cur, errstr, sizeof(errstr))
+                    : of_print_table(stdout, cur, 0, errstr,
+                                     sizeof(errstr)))) {
+                of_cli_error(cmd, "%s", errstr);
+                goto out;
+        }
+        rc = of_cli_close_stdout(cmd);
+out:
+        of_cursor_close(cur);
         of_appdb_close(app);
         return rc;
 }
@@ -260,14 +335,15 @@ int cmd_outbox(int argc, char **argv)
                 int (*fn)(int argc, char **argv);
         } subs[] = {
                 {"status", outbox_status},
+                {"list", outbox_list},
                 {"retry", outbox_retry},
                 {"prune", outbox_prune},
         };
         size_t i;
 
         if (argc < 2)
-                return of_cli_usage(CMD, "missing what to do (status, retry "
-                                         "or prune)");
+                return of_cli_usage(CMD, "missing what to do (status, list, "
+                                         "retry or prune)");
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
                 print_help();
                 return of_cli_close_stdout(CMD);
@@ -277,6 +353,6 @@ int cmd_outbox(int argc, char **argv)
                         return subs[i].fn(argc - 1, argv + 1);
         return of_cli_usage(CMD,
                             "%s: unknown subcommand (expected status, "
-                            "retry or prune)",
+                            "list, retry or prune)",
                             argv[1]);
 }

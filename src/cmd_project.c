@@ -26,7 +26,7 @@ static const project_args defaults = {
 };
 
 static const of_cli_spec specs[] = {
-        OF_CLI_OPT_STRING(project_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
+        OF_CLI_OPT_STRING(project_args, db, "db", 0, OF_CLI_REQUIRED, 1, 0,
                           NULL, "PATH", "the read-model SQLite file"),
         OF_CLI_GROUP_AT(project_args, kafka, of_cli_kafka_specs),
         OF_CLI_OPT_STRING(project_args, po.group, "group", 'g', 0, 1, 0, NULL,
@@ -47,7 +47,7 @@ static const of_cli_spec specs[] = {
                             "keep every id for ever); a copy of an event "
                             "delivered after that counts as new: choose "
                             "it longer than any redelivery can come late "
-                            "(README)"),
+                            "(docs/operations.md)"),
         OF_CLI_OPT_END,
 };
 

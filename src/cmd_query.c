@@ -1,6 +1,6 @@
 /* orderflow query: print one relation of the read model as an aligned
- * table for people or as JSON Lines for programs (CONTRACT 3): the options
- * and the choice of relation. Reads through store.h's cursors; print.c
+ * table for people or as JSON Lines for programs (docs/reference.md 4): the
+ * options and the choice of relation. Reads through store.h's cursors; print.c
  * prints them, and which SQL runs is store_query.c's business. */
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +19,7 @@
 
 static const struct {
         const char *name;     /* on the command line */
-        const char *relation; /* in the read model (CONTRACT 2) */
+        const char *relation; /* in the read model (docs/reference.md 2) */
 } targets[] = {
         {"orders", "order_list"},
         {"totals", "order_totals"},
@@ -99,7 +99,7 @@ static const of_cli_cmd query_cmd = {
 int cmd_query(int argc, char **argv)
 {
         query_opts o = defaults;
-        of_store_cursor *cur = NULL;
+        of_cursor *cur = NULL;
         char errstr[512];
         int rc;
 
@@ -122,6 +122,6 @@ int cmd_query(int argc, char **argv)
         }
         rc = of_cli_close_stdout(CMD);
 out:
-        of_store_cursor_close(cur);
+        of_cursor_close(cur);
         return rc;
 }

@@ -143,7 +143,7 @@ static const rebuild_args defaults = {
 };
 
 static const of_cli_spec specs[] = {
-        OF_CLI_OPT_STRING(rebuild_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
+        OF_CLI_OPT_STRING(rebuild_args, db, "db", 0, OF_CLI_REQUIRED, 1, 0,
                           NULL, "PATH",
                           "the live read-model file, created "
                           "if missing"),

@@ -1,4 +1,5 @@
 /* orderflow relay: options, signals and exit code around of_relay_run(). */
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "orderflow/cli.h"
@@ -24,7 +25,7 @@ static const relay_args defaults = {
 };
 
 static const of_cli_spec specs[] = {
-        OF_CLI_OPT_STRING(relay_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0, NULL,
+        OF_CLI_OPT_STRING(relay_args, db, "db", 0, OF_CLI_REQUIRED, 1, 0, NULL,
                           "PATH", "the application database"),
         OF_CLI_GROUP_AT(relay_args, kafka, of_cli_kafka_specs),
         OF_CLI_OPT_FLAG(relay_args, ro.once, "once", 0,
@@ -57,10 +58,55 @@ static const of_cli_cmd relay_cmd = {
         "envelope), and mark them SENT. A failed row\nis retried with "
         "exponential backoff and becomes DEAD after --max-attempts;\nthe "
         "later rows of its order wait for it, the other orders go on.\n"
-        "Runs until SIGINT or SIGTERM; with --once, publishes every row "
-        "due now and\nexits (0 when none failed, 1 when any failed).",
+        "Runs until SIGINT, SIGTERM or SIGHUP; with --once, publishes every "
+        "row due now\nand exits (0 when none failed, 1 when any failed), "
+        "saying how many rows wait\nbehind DEAD ones.",
         NULL,
 };
+
+/* After --once: the DEAD rows and the rows they hold back, which no run
+ * publishes until a person retries them. */
+static void say_dead(of_appdb *app)
+{
+        int64_t dead, behind;
+        char errstr[512];
+
+        if (of_appdb_outbox_behind_dead(app, &dead, &behind, errstr,
+                                        sizeof(errstr))) {
+                of_log(OF_LOG_WARN, "%s", errstr);
+                return;
+        }
+        if (dead)
+                of_log(OF_LOG_WARN,
+                       "%" PRId64 " DEAD outbox row(s), %" PRId64
+                       " later row(s) of their orders waiting behind them: "
+                       "see 'orderflow outbox list --dead' and 'outbox "
+                       "retry'",
+                       dead, behind);
+}
+
+/* The run's counts (info) and its latency (a measurement: debug). */
+static void say_summary(const of_relay_stats *stats)
+{
+        char waited[96], delivered[96];
+
+        of_log(OF_LOG_INFO,
+               "published %llu, failed attempts %llu, held back %llu, dead "
+               "%llu, in %llu batches",
+               (unsigned long long)stats->published,
+               (unsigned long long)stats->failed,
+               (unsigned long long)stats->held,
+               (unsigned long long)stats->dead,
+               (unsigned long long)stats->batches);
+        if (stats->outbox_wait.n)
+                of_log(OF_LOG_DEBUG,
+                       "latency: commit to claim %s; claim to delivery "
+                       "report %s",
+                       of_lathist_format(&stats->outbox_wait, waited,
+                                         sizeof(waited)),
+                       of_lathist_format(&stats->delivery, delivered,
+                                         sizeof(delivered)));
+}
 
 int cmd_relay(int argc, char **argv)
 {
@@ -110,27 +156,12 @@ int cmd_relay(int argc, char **argv)
                 of_relay_metrics_outbox(metrics, metrics_app);
         a.ro.metrics = metrics;
         rc = of_relay_run(app, &a.ro, &stats, errstr, sizeof(errstr));
+        if (a.ro.once && !rc)
+                say_dead(app);
         of_metrics_free(metrics);
         of_appdb_close(metrics_app);
         of_appdb_close(app);
-        of_log(OF_LOG_INFO,
-               "published %llu, failed attempts %llu, held back %llu, dead "
-               "%llu, in %llu batches",
-               (unsigned long long)stats.published,
-               (unsigned long long)stats.failed,
-               (unsigned long long)stats.held, (unsigned long long)stats.dead,
-               (unsigned long long)stats.batches);
-        if (stats.outbox_wait.n) {
-                char waited[96], delivered[96];
-
-                of_log(OF_LOG_INFO,
-                       "latency: commit to claim %s; claim to delivery "
-                       "report %s",
-                       of_lathist_format(&stats.outbox_wait, waited,
-                                         sizeof(waited)),
-                       of_lathist_format(&stats.delivery, delivered,
-                                         sizeof(delivered)));
-        }
+        say_summary(&stats);
         if (rc) {
                 of_cli_error(CMD, "%s", errstr);
                 return OF_EXIT_FAILURE;

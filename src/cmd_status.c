@@ -27,7 +27,7 @@ typedef struct status_args {
 static const status_args defaults = {.kafka = OF_CLI_KAFKA_INIT};
 
 static const of_cli_spec specs[] = {
-        OF_CLI_OPT_STRING(status_args, db, "db", 0, OF_CLI_REQUIRED, 0, 0,
+        OF_CLI_OPT_STRING(status_args, db, "db", 0, OF_CLI_REQUIRED, 1, 0,
                           NULL, "PATH",
                           "the read-model file, never "
                           "created"),
@@ -44,13 +44,15 @@ static const of_cli_cmd status_cmd = {
         "How far the read model at PATH is: for each partition of the topic "
         "the offset\napplied (stored in the file), the end offset (asked of "
         "the brokers) and the\nlag between them; events applied, ignored, "
-        "duplicates and dead letters; the\ntime of the last batch. When no "
-        "broker answers, the file's part is printed,\nend and lag are "
-        "unknown, and the exit code is 1.",
+        "duplicates and dead letters; the\ntime of the last batch; the "
+        "topic asked (-t) and the topics whose offsets the\nfile holds. "
+        "When no broker answers, the file's part is printed, end and\nlag "
+        "are unknown, and the exit code is 1.",
         "--json keys: db, generation, applied, ignored, duplicates, "
         "dead_letters,\nbatches, last_batch_at, rebuilt_at, truncated, "
-        "topic, lag, problem, partitions\n(each: partition, applied, end, "
-        "lag); unknown or absent values are null.\nExit 1 also when the "
+        "topic, offsets_of\n(the file's topics, an array), lag, problem, "
+        "partitions (each: partition,\napplied, end, lag); unknown or "
+        "absent values are null.\nExit 1 also when the "
         "file's offsets do not fit the topic (another topic's,\npartitions "
         "it lacks, past its end: deleted and created again?): problem\n"
         "says which.",
@@ -125,6 +127,33 @@ static void text_or_null(of_json *j, const char *key, const char *s)
                 of_json_null(j);
 }
 
+/* Call fn with each topic the file holds offsets of, once, in order
+ * (info->parts is sorted by topic). */
+static void each_file_topic(const of_store_info *info,
+                            void (*fn)(void *opaque, const char *topic),
+                            void *opaque)
+{
+        size_t i;
+
+        for (i = 0; i < info->nparts; i++)
+                if (i == 0 ||
+                    strcmp(info->parts[i].topic, info->parts[i - 1].topic))
+                        fn(opaque, info->parts[i].topic);
+}
+
+static void json_topic(void *opaque, const char *topic)
+{
+        of_json_text(opaque, topic);
+}
+
+static void table_topic(void *opaque, const char *topic)
+{
+        int *first = opaque;
+
+        printf("%s%s", *first ? "" : ", ", topic);
+        *first = 0;
+}
+
 static void print_json(const char *db, const of_store_info *info,
                        const char *topic, const part_row *rows, size_t n,
                        int64_t lag, const char *problem)
@@ -147,6 +176,10 @@ static void print_json(const char *db, const of_store_info *info,
         text_or_null(&j, "truncated", info->truncated);
         of_json_key(&j, "topic");
         of_json_text(&j, topic);
+        of_json_key(&j, "offsets_of");
+        of_json_array_begin(&j);
+        each_file_topic(info, json_topic, &j);
+        of_json_array_end(&j);
         num_or_null(&j, "lag", lag);
         text_or_null(&j, "problem", problem);
         of_json_key(&j, "partitions");
@@ -178,6 +211,7 @@ static void print_table(const char *db, const of_store_info *info,
                         int64_t lag)
 {
         size_t i;
+        int first = 1;
 
         printf("read model   %s (generation %" PRId64 ")\n", db,
                info->generation);
@@ -192,7 +226,9 @@ static void print_table(const char *db, const of_store_info *info,
                info->batches);
         printf("last batch   %s\n",
                info->last_batch_at[0] ? info->last_batch_at : "none");
-        printf("topic        %s\n\n", topic);
+        printf("topic        %s\noffsets of   ", topic);
+        each_file_topic(info, table_topic, &first);
+        printf("%s\n\n", first ? "no topic yet" : "");
         printf("%-9s %12s %12s %12s\n", "partition", "applied", "end", "lag");
         for (i = 0; i < n; i++) {
                 printf("%-9" PRId32, rows[i].partition);

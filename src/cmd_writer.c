@@ -52,6 +52,7 @@ typedef struct writer_cmd {
         of_cli_cmd cli; /* its name, options and help */
         int (*change)(of_appdb *app, of_event *out, const char *order_id,
                       int64_t amount, char *errstr, size_t errstr_size);
+        int create; /* the database may be created (place) */
 } writer_cmd;
 
 static const writer_cmd place_cmd = {
@@ -62,15 +63,18 @@ static const writer_cmd place_cmd = {
          "(exit 1)." PUBLISHED,
          NULL},
         of_appdb_place,
+        1,
 };
 
 static const writer_cmd pay_cmd = {
         {"pay", pay_specs, &defaults,
          "Pay order ID: mark it paid in the application database at PATH "
-         "and insert\nits OrderPaid outbox row, in one transaction. An "
-         "unknown order or one paid\nalready is an error (exit 1)." PUBLISHED,
+         "(which must\nexist) and insert its OrderPaid outbox row, in one "
+         "transaction. An unknown\norder or one paid already is an error "
+         "(exit 1)." PUBLISHED,
          NULL},
         of_appdb_pay,
+        0,
 };
 
 static int run(const writer_cmd *wc, int argc, char **argv)
@@ -85,7 +89,11 @@ static int run(const writer_cmd *wc, int argc, char **argv)
                 return rc;
         rc = OF_EXIT_FAILURE;
         /* appdb's messages name the order: "order o-1 exists already". */
-        if (of_appdb_open(&app, o.db, errstr, sizeof(errstr)) ||
+        /* Paying needs an order, so a database: a mistyped path must not
+         * leave a new, empty one behind. */
+        if ((wc->create ? of_appdb_open(&app, o.db, errstr, sizeof(errstr))
+                        : of_appdb_open_existing(&app, o.db, errstr,
+                                                 sizeof(errstr))) ||
             wc->change(app, &ev, o.order, o.amount, errstr, sizeof(errstr))) {
                 of_cli_error(wc->cli.name, "%s", errstr);
                 goto out;

@@ -1,4 +1,4 @@
-/* The rules of CONTRACT 1: the verdict on the fields a decoder found
+/* The rules of docs/reference.md 1: the verdict on the fields a decoder found
  * (event_fast.c, event_general.c) and its reason, amounts judged exactly
  * from their decimal text; and the envelope an outbox row carries, written
  * through json.h. What happens to an event afterwards is the store's. */
@@ -181,7 +181,7 @@ static const char *get_amount(int64_t *out, const field *f)
         return judge_number(out, f->p, f->len, 0);
 }
 
-/* The field rules of CONTRACT 1 in a fixed order: the first failure
+/* The field rules of docs/reference.md 1 in a fixed order: the first failure
  * wins, so a reason names one problem. */
 static int decode(of_event *out, const field *m, char *reason,
                   size_t reason_size)

@@ -1,7 +1,8 @@
 /* The event decoder's fast path: most messages are printable ASCII
  * without a backslash, in JSON's plain form, and one pass over them finds
- * the members of CONTRACT 1 with no allocation. Whatever it is not sure of
- * goes to the general path (event_general.c); the rules are event.c's. */
+ * the members of docs/reference.md 1 with no allocation. Whatever it is not
+ * sure of goes to the general path (event_general.c); the rules are event.c's.
+ */
 #include <stddef.h>
 #include <string.h>
 

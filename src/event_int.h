@@ -51,7 +51,8 @@ typedef struct field {
         size_t len;    /* F_STRING: their count; F_NUMBER: bytes to the end */
 } field;
 
-/* The members of CONTRACT 1, the first of each name (as cJSON finds it). */
+/* The members of docs/reference.md 1, the first of each name (as cJSON finds
+ * it). */
 enum {
         M_ID,
         M_TYPE,

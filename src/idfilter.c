@@ -126,23 +126,28 @@ int of_idfilter_load(of_idfilter *out, const void *bytes, size_t len)
         return 0;
 }
 
+/* Grown in place: realloc() then each row moved up from the last, so the
+ * set never needs its old and new copy at once. A copy (malloc, fill,
+ * free) did, and its peak was twice the set: 2 x 9.5 MiB after 5M events
+ * (38 runs of 256 KiB), which set the projector's peak RSS. */
 int of_idfilter_set_add(of_idfilter_set *set, const of_idfilter *f)
 {
         size_t b, n = set->n, size = WORDS_PER_BLOCK * sizeof(uint64_t);
         uint64_t *w;
 
         assert(n == 0 || f->nblocks == set->nblocks);
-        w = malloc((size_t)f->nblocks * (n + 1) * size);
+        w = realloc(set->words, (size_t)f->nblocks * (n + 1) * size);
         if (!w)
                 return OF_ERROR;
-        for (b = 0; b < f->nblocks; b++) {
+        /* Row b moves from b * n to b * (n + 1) blocks: up, never onto a
+         * row not yet moved when going from the last row down. */
+        for (b = f->nblocks; b-- > 0;) {
                 if (n)
-                        memcpy(w + b * (n + 1) * WORDS_PER_BLOCK,
-                               set->words + b * n * WORDS_PER_BLOCK, n * size);
+                        memmove(w + b * (n + 1) * WORDS_PER_BLOCK,
+                                w + b * n * WORDS_PER_BLOCK, n * size);
                 memcpy(w + (b * (n + 1) + n) * WORDS_PER_BLOCK,
                        f->words + b * WORDS_PER_BLOCK, size);
         }
-        free(set->words);
         set->words = w;
         set->nblocks = f->nblocks;
         set->n = n + 1;

@@ -443,3 +443,8 @@ int of_kafka_query_topic(const of_kafka_opts *ko, int timeout_ms, int32_t *cnt,
         rd_kafka_destroy(rk);
         return err;
 }
+
+const char *of_kafka_version(void)
+{
+        return rd_kafka_version_str();
+}

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "orderflow/cli.h"
 #include "orderflow/cmd.h"
 #include "orderflow/error.h"
 #include "orderflow/log.h"
@@ -15,7 +16,8 @@ static const struct {
         {"place", cmd_place, "writer: place an order (with its outbox row)"},
         {"pay", cmd_pay, "writer: pay an order (with its outbox row)"},
         {"relay", cmd_relay, "publish pending outbox rows to Kafka"},
-        {"outbox", cmd_outbox, "outbox status, retry of dead rows, prune"},
+        {"outbox", cmd_outbox,
+         "the outbox: status, list its rows, retry dead ones, prune"},
         {"project", cmd_project, "consume events into the read model"},
         {"rebuild", cmd_rebuild,
          "replay the topic into a new read model, "
@@ -38,7 +40,9 @@ static void print_usage(FILE *out)
         for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(out, "  %-10s %s\n", commands[i].name,
                         commands[i].summary);
-        fprintf(out, "\n'orderflow COMMAND --help' describes one command.\n");
+        fprintf(out, "\n'orderflow COMMAND --help' describes one command; "
+                     "'orderflow --version' (-V)\nprints the versions of "
+                     "orderflow, librdkafka and SQLite.\n");
 }
 
 int main(int argc, char **argv)
@@ -53,6 +57,10 @@ int main(int argc, char **argv)
             !strcmp(argv[1], "help")) {
                 print_usage(stdout);
                 return OF_EXIT_OK;
+        }
+        if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+                of_cli_print_version(stdout);
+                return of_cli_close_stdout(argv[1]);
         }
         for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 if (!strcmp(argv[1], commands[i].name))

@@ -32,6 +32,8 @@ typedef struct sample {
 
 typedef struct family {
         const char *name, *help, *label; /* borrowed */
+        const char *const *info;         /* an info family's label pairs, NULL
+                                          * terminated (borrowed); else NULL */
         of_metric_type type;
         sample *s; /* counters and gauges */
         size_t n, cap;
@@ -111,6 +113,15 @@ void of_metrics_declare(of_metrics *m, const char *name, of_metric_type type,
                 memcpy(f->bounds, bounds, nbounds * sizeof(*bounds));
                 f->nbounds = nbounds;
         }
+        pthread_mutex_unlock(&m->lock);
+}
+
+void of_metrics_declare_info(of_metrics *m, const char *name, const char *help,
+                             const char *const *labels)
+{
+        of_metrics_declare(m, name, OF_METRIC_GAUGE, help, NULL, NULL, 0);
+        pthread_mutex_lock(&m->lock);
+        m->fam[m->nfam - 1].info = labels;
         pthread_mutex_unlock(&m->lock);
 }
 
@@ -252,6 +263,20 @@ static void put_sample(FILE *f, const char *name, const char *suffix,
         fprintf(f, " %s\n", value_str(buf, v));
 }
 
+/* An info family's one sample: name{k="v",...} 1. */
+static void put_info(FILE *f, const family *fam)
+{
+        const char *const *p;
+
+        fprintf(f, "%s{", fam->name);
+        for (p = fam->info; p[0]; p += 2) {
+                fprintf(f, "%s%s=\"", p == fam->info ? "" : ",", p[0]);
+                put_escaped(f, p[1], 1);
+                fputc('"', f);
+        }
+        fputs("} 1\n", f);
+}
+
 static void put_histogram(FILE *f, const family *fam)
 {
         char buf[32];
@@ -288,6 +313,8 @@ int of_metrics_render(of_metrics *m, char **out, size_t *len)
                 fprintf(f, "\n# TYPE %s %s\n", fam->name, types[fam->type]);
                 if (fam->type == OF_METRIC_HISTOGRAM)
                         put_histogram(f, fam);
+                if (fam->info)
+                        put_info(f, fam);
                 for (j = 0; j < fam->n; j++)
                         put_sample(f, fam->name, "", fam->label,
                                    fam->s[j].label_value, fam->s[j].v);

@@ -1,7 +1,7 @@
-/* Printing a read-model cursor (print.h): JSON Lines through the JSON
- * writer, and the aligned table, whose cells are escaped for a terminal
- * and measured in columns. The cursor, its relation and its SQL are the
- * store's; the choice among them is cmd_query.c's. */
+/* Printing a cursor (print.h): JSON Lines through the JSON writer, and
+ * the aligned table, whose cells are escaped for a terminal and measured
+ * in columns. The cursor and its SQL are the store's or the outbox's; the
+ * choice among them is cmd_query.c's and cmd_outbox.c's. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,33 +11,33 @@
 #include "orderflow/error.h"
 #include "orderflow/json.h"
 #include "orderflow/print.h"
-#include "orderflow/store.h"
+#include "orderflow/cursor.h"
 
 /* ---- JSON Lines ---- */
 
-int of_print_json_lines(FILE *f, of_store_cursor *cur, char *errstr,
+int of_print_json_lines(FILE *f, of_cursor *cur, char *errstr,
                         size_t errstr_size)
 {
-        int ncols = of_store_cursor_columns(cur);
+        int ncols = of_cursor_columns(cur);
         of_json j = {.f = f};
         const void *p;
         size_t len;
         int rc, c;
 
-        while ((rc = of_store_cursor_next(cur, errstr, errstr_size)) == 1) {
+        while ((rc = of_cursor_next(cur, errstr, errstr_size)) == 1) {
                 of_json_object_begin(&j);
                 for (c = 0; c < ncols; c++) {
-                        of_json_key(&j, of_store_cursor_name(cur, c));
-                        switch (of_store_cursor_type(cur, c)) {
+                        of_json_key(&j, of_cursor_name(cur, c));
+                        switch (of_cursor_type(cur, c)) {
                         case OF_COL_NULL:
                                 of_json_null(&j);
                                 break;
                         case OF_COL_INT:
-                                of_json_int(&j, of_store_cursor_int(cur, c));
+                                of_json_int(&j, of_cursor_int(cur, c));
                                 break;
                         case OF_COL_TEXT:
                         case OF_COL_BLOB:
-                                p = of_store_cursor_bytes(cur, c, &len);
+                                p = of_cursor_bytes(cur, c, &len);
                                 of_json_string(&j, p, len);
                                 break;
                         }
@@ -116,7 +116,7 @@ static size_t escape_cell(of_json *b, const unsigned char *p, size_t n,
 }
 
 /* Append the current row (or the header when header is set). */
-static int table_add_row(table *t, of_store_cursor *cur, int header)
+static int table_add_row(table *t, of_cursor *cur, int header)
 {
         char num[32];
         cell *row, *nc;
@@ -140,21 +140,21 @@ static int table_add_row(table *t, of_store_cursor *cur, int header)
         for (c = 0; c < t->ncols; c++) {
                 memset(&b, 0, sizeof(b));
                 of_json_put(&b, "", 0);
-                type = header ? OF_COL_TEXT : of_store_cursor_type(cur, c);
+                type = header ? OF_COL_TEXT : of_cursor_type(cur, c);
                 if (header) {
-                        p = of_store_cursor_name(cur, c);
+                        p = of_cursor_name(cur, c);
                         row[c].w =
                                 escape_cell(&b, p, strlen(p), SIZE_MAX, &cut);
                 } else if (type == OF_COL_INT) {
                         snprintf(num, sizeof(num), "%" PRId64,
-                                 of_store_cursor_int(cur, c));
+                                 of_cursor_int(cur, c));
                         of_json_put(&b, num, strlen(num));
                         row[c].w = strlen(num);
                 } else if (type == OF_COL_TEXT) {
-                        p = of_store_cursor_bytes(cur, c, &len);
+                        p = of_cursor_bytes(cur, c, &len);
                         row[c].w = escape_cell(&b, p, len, SIZE_MAX, &cut);
                 } else if (type == OF_COL_BLOB) {
-                        p = of_store_cursor_bytes(cur, c, &len);
+                        p = of_cursor_bytes(cur, c, &len);
                         row[c].w = escape_cell(&b, p, len, OF_PRINT_BLOB_MAX,
                                                &cut);
                         if (cut) {
@@ -218,10 +218,10 @@ static int table_print(FILE *f, const table *t)
         return line.oom ? OF_ERROR : 0;
 }
 
-int of_print_table(FILE *f, of_store_cursor *cur, size_t max_rows,
-                   char *errstr, size_t errstr_size)
+int of_print_table(FILE *f, of_cursor *cur, size_t max_rows, char *errstr,
+                   size_t errstr_size)
 {
-        table t = {.ncols = of_store_cursor_columns(cur)};
+        table t = {.ncols = of_cursor_columns(cur)};
         size_t i;
         int rc = OF_ERROR;
         int c;
@@ -239,7 +239,7 @@ int of_print_table(FILE *f, of_store_cursor *cur, size_t max_rows,
                 goto out;
         }
         /* Every row is read before printing: widths need them all. */
-        while ((rc = of_store_cursor_next(cur, errstr, errstr_size)) == 1) {
+        while ((rc = of_cursor_next(cur, errstr, errstr_size)) == 1) {
                 if (table_add_row(&t, cur, 0) != 0) {
                         rc = of_errf(errstr, errstr_size, "out of memory");
                         goto out;

@@ -370,7 +370,7 @@ out:
 void projector_report(const of_projector *pj)
 {
         if (pj->last_ms > pj->first_ms)
-                of_log(OF_LOG_INFO,
+                of_log(OF_LOG_DEBUG,
                        "rate: %" PRIu64 " messages in %.3f s after the first "
                        "batch (%.0f/s)",
                        pj->taken, (double)(pj->last_ms - pj->first_ms) / 1000,
@@ -379,14 +379,14 @@ void projector_report(const of_projector *pj)
         if (pj->lat && pj->lat->n) {
                 char line[96];
 
-                of_log(OF_LOG_INFO,
+                of_log(OF_LOG_DEBUG,
                        "latency from message timestamp to commit: %s over "
                        "%" PRIu64 " messages",
                        of_lathist_format(pj->lat, line, sizeof(line)),
                        pj->lat->n);
         }
         if (pj->stats.batches)
-                of_log(OF_LOG_INFO,
+                of_log(OF_LOG_DEBUG,
                        "time: fetch %.3f s, decode %.3f s, apply %.3f s "
                        "(decode excluded; commit %.3f s of it)",
                        (double)pj->fetch_ns / 1e9, (double)pj->decode_ns / 1e9,

@@ -104,7 +104,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                "kafka: %s", reason);
 }
 
-#define FETCH_MAX_BYTES "4194304"
+#define FETCH_MAX_BYTES "524288"
 
 /* librdkafka refuses a fetch.max.bytes below message.max.bytes: a user who
  * raised message.max.bytes and left our fetch.max.bytes gets it raised to
@@ -148,19 +148,37 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
                 "auto.offset.reset=error",
                 "enable.partition.eof=true",
                 /* Bound what librdkafka buffers ahead (its default may hold
-                 * 64 MiB); the apply step is the bottleneck anyway. */
+                 * 64 MiB); the apply step is the bottleneck anyway. It
+                 * counts values only: 12 MiB of them held 42-46 MiB of
+                 * librdkafka's heap (each message's op beside its value;
+                 * embedded broker, 1M events). Less did not pay: once over
+                 * it the fetcher looks again only up to 1 s later
+                 * (librdkafka 2.0), so batches came smaller (Kafka, 1M
+                 * events: 35-40 at 10 MiB, 29-31 at 12) and the rate fell
+                 * (embedded broker, 1M v7 ids, 3 runs each: 75k/s at 10
+                 * MiB, 88k/s at 12). */
                 "queued.max.messages.kbytes=12288",
-                /* Bound one fetch too: Kafka answers up to this many bytes
-                 * of compressed batches at once (librdkafka's default here
-                 * would be 12 MiB), each inflated in memory. Measured on
-                 * Kafka, 1M events, 64 partitions (README, Performance):
-                 * 12 MiB 83k/s at 250 MiB peak RSS, 4 MiB 88k/s at
-                 * 136 MiB, 1 MiB 73k/s at 100 MiB. */
+                /* Bound one fetch too: the queue's bound is checked before
+                 * a fetch, and the answer comes on top of it, up to this
+                 * many bytes of compressed batches (zstd: some 40,000 of
+                 * our events a MiB). Measured on Kafka, 1M events, 64
+                 * partitions, peak RSS of 3 runs, the rate within the runs'
+                 * noise: 4 MiB 131-151 MiB, 1 MiB 100-108, 512 KiB 96-98,
+                 * 256 KiB 90-92. On the embedded broker (one batch a
+                 * partition a fetch) peak RSS stayed at 90-93 MiB from
+                 * 4 MiB to 256 KiB, and at 256 KiB its commits took 1.6 s
+                 * a million events instead of 0.9: 512 KiB. Below the
+                 * 1,000,000 bytes of message.max.bytes, which librdkafka
+                 * refuses, so that comes down too; a larger batch still
+                 * comes whole (a fetch returns the first batch whatever
+                 * its size), and a raised message.max.bytes raises
+                 * fetch.max.bytes to match (fit_fetch_max). */
+                "message.max.bytes=" FETCH_MAX_BYTES,
                 "fetch.max.bytes=" FETCH_MAX_BYTES,
                 /* A broker that does not answer a fetch as soon as data
                  * arrives (the mock cluster) would add up to this much to
                  * every event's latency; Kafka answers at once, and an
-                 * idle projector asks this often (README, Latency). */
+                 * idle projector asks this often (docs/design.md, Latency). */
                 "fetch.wait.max.ms=20",
                 /* Two requests in a row on one connection must not wait
                  * for the broker's ACK of the first. */
@@ -193,6 +211,21 @@ static int consumer_new(of_projector *pj, char *errstr, size_t errstr_size)
         return 0;
 }
 
+/* The one line a projector says at its start: what it reads, from where,
+ * into what. */
+static void say_start(of_projector *pj)
+{
+        char brokers[512] = "?";
+        size_t size = sizeof(brokers);
+
+        rd_kafka_conf_get(rd_kafka_conf(pj->rk), "bootstrap.servers", brokers,
+                          &size);
+        of_log(OF_LOG_INFO,
+               "projecting topic %s into %s: group %s, brokers %s; joining "
+               "the group",
+               pj->o.ko.topic, of_store_path(pj->st), pj->o.group, brokers);
+}
+
 static int subscribe(of_projector *pj, char *errstr, size_t errstr_size)
 {
         rd_kafka_topic_partition_list_t *topics =
@@ -206,8 +239,7 @@ static int subscribe(of_projector *pj, char *errstr, size_t errstr_size)
         if (err)
                 return of_errf(errstr, errstr_size, "subscribing to %s: %s",
                                pj->o.ko.topic, rd_kafka_err2str(err));
-        of_log(OF_LOG_INFO, "joining group %s (topic %s)", pj->o.group,
-               pj->o.ko.topic);
+        say_start(pj);
         pj->joining_ms = pj->joining_said_ms = now_ms();
         return 0;
 }
@@ -243,8 +275,8 @@ static int flush_or_resync(of_projector *pj, char *errstr, size_t errstr_size)
                                 : err;
 }
 
-/* Dedupe retention (README), between batches: one run a call, so the
- * messages behind wait about 0.1 s at most; again at once while more are
+/* Dedupe retention (docs/operations.md), between batches: one run a call, so
+ * the messages behind wait about 0.1 s at most; again at once while more are
  * due, else after a quarter of the window (1 s to 1 min). A failure only
  * puts it off. */
 static void prune(of_projector *pj)

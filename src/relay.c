@@ -67,7 +67,7 @@ static int producer_new(relay *r, char *errstr, size_t errstr_size)
                 /* Broker-side retries add no copies and keep order. */
                 "enable.idempotence=true",
                 /* A claim is produced in one go: nothing is gained by
-                 * waiting for more (README, Latency). */
+                 * waiting for more (docs/design.md, Latency). */
                 "linger.ms=0",
                 /* Two requests in a row on one connection must not wait
                  * for the broker's ACK of the first. */
@@ -368,7 +368,7 @@ static int finish(relay *r, of_appdb *app, batch *b, of_relay_stats *st,
         if (dead)
                 of_log(OF_LOG_ERROR,
                        "%zu outbox row(s) DEAD after %d attempts: see "
-                       "'orderflow outbox status' and 'outbox retry'",
+                       "'orderflow outbox list --dead' and 'outbox retry'",
                        dead, r->o->backoff.max_attempts);
         b->claimed.n = 0;
         return 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,7 +159,7 @@ static int cannot_read(sqlite3 *db, const char *path, int rc, int reader,
         size_t i;
 
         if ((rc & 0xff) == SQLITE_NOTADB)
-                return of_errf(errstr, errstr_size, "%s is not %s: %s", path,
+                return of_errf(errstr, errstr_size, "%s: not %s: %s", path,
                                k->name, sqlite3_errmsg(db));
         if (sqlite3_db_readonly(db, "main") == 1 && !reader)
                 return of_errf(errstr, errstr_size,
@@ -336,8 +337,14 @@ void sqldb_busy_timeout(sqlite3 *db, int ms)
 int sqldb_open(sqlite3 **db, const char *path, int flags, const sqldb_kind *k,
                int busy_ms, char *errstr, size_t errstr_size)
 {
+        struct stat sb;
         int rc, err;
 
+        *db = NULL;
+        /* SQLite would say only "unable to open database file". */
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+                return of_errf(errstr, errstr_size, "%s: a directory, not %s",
+                               path, k->name);
         rc = sqlite3_open_v2(path, db, flags, NULL);
         if (rc != SQLITE_OK) {
                 err = OF_ERROR;

@@ -9,6 +9,8 @@
 
 #include <sqlite3.h>
 
+#include "orderflow/cursor.h"
+
 /* A kind of orderflow database. */
 typedef struct sqldb_kind {
         const char *name;         /* "a read model" */
@@ -95,5 +97,12 @@ void sqldb_busy_timeout(sqlite3 *db, int ms);
  * persistent WAL): a reader who may not create them (no write access to
  * the folder) can still read the file. */
 void sqldb_persist_wal(sqlite3 *db);
+
+/* A cursor (cursor.h) over stmt, a prepared SELECT on db: takes stmt, and
+ * db when own_db, also when it fails (out of memory). what names the
+ * reading in a failure's message ("reading the read model"). */
+int sqldb_cursor_new(of_cursor **out, sqlite3 *db, int own_db,
+                     sqlite3_stmt *stmt, const char *what, char *errstr,
+                     size_t errstr_size);
 
 #endif

@@ -1,12 +1,13 @@
-/* Applying the messages of a batch inside its transaction (CONTRACT 2):
- * record each id, project, or write the dead letter; the batch's totals are
- * summed in memory and written once at its end. The transaction is
+/* Applying the messages of a batch inside its transaction (docs/reference.md
+ * 2): record each id, project, or write the dead letter; the batch's totals
+ * are summed in memory and written once at its end. The transaction is
  * store.c's; where known ids are found, store_runs.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "orderflow/error.h"
+#include "orderflow/log.h"
 #include "orderflow/timestamp.h"
 
 #include "store_int.h"
@@ -67,6 +68,7 @@ void store_apply_close(of_store *st)
         free(st->days);
         free(st->ids);
         free(st->aggs);
+        free(st->dead_said);
 }
 
 /* ---- per-batch day sums ---- */
@@ -121,6 +123,8 @@ static void batch_reset(of_store *st)
         memset(&st->batch, 0, sizeof(st->batch));
         memset(&st->pending, 0, sizeof(st->pending));
         st->recorded = 0;
+        st->dead_said_len = 0;
+        st->dead_unsaid = 0;
         if (st->days)
                 memset(st->days, 0, st->days_cap * sizeof(*st->days));
         st->days_used = 0;
@@ -223,6 +227,72 @@ static void bind_blob_or_null(sqlite3_stmt *stmt, int i, const void *p,
                 sqlite3_bind_null(stmt, i);
 }
 
+/* A batch's dead-letter lines kept for the log: beyond this many bytes
+ * they are only counted (the rows hold everything). */
+#define DEAD_SAID_MAX 65536
+
+/* Keep m's line for store_apply_committed(). */
+static void say_dead(of_store *st, const of_msg *m, const char *reason)
+{
+        char line[1024];
+        int n = snprintf(line, sizeof(line), "%s [%d] offset %lld: %s\n",
+                         m->topic, (int)m->partition, (long long)m->offset,
+                         reason);
+        size_t len = n < 0                       ? 0
+                     : (size_t)n >= sizeof(line) ? sizeof(line) - 1
+                                                 : (size_t)n;
+        char *p;
+        size_t i;
+
+        if (len == 0)
+                return;
+        /* One log line each: an order id in a reason may hold anything. */
+        for (i = 0; i < len; i++)
+                if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+                        line[i] = '?';
+        if (st->dead_said_len + len > DEAD_SAID_MAX) {
+                st->dead_unsaid++;
+                return;
+        }
+        if (st->dead_said_len + len + 1 > st->dead_said_cap) {
+                size_t cap = st->dead_said_cap ? st->dead_said_cap * 2 : 4096;
+
+                while (cap < st->dead_said_len + len + 1)
+                        cap *= 2;
+                if (!(p = realloc(st->dead_said, cap))) {
+                        st->dead_unsaid++;
+                        return;
+                }
+                st->dead_said = p;
+                st->dead_said_cap = cap;
+        }
+        line[len - 1] = '\n'; /* also where snprintf cut it short */
+        memcpy(st->dead_said + st->dead_said_len, line, len);
+        st->dead_said_len += len;
+}
+
+void store_apply_committed(of_store *st)
+{
+        size_t at = 0;
+
+        while (at < st->dead_said_len) {
+                const char *nl = memchr(st->dead_said + at, '\n',
+                                        st->dead_said_len - at);
+                int len = (int)(nl - (st->dead_said + at));
+
+                of_log(OF_LOG_INFO, "dead letter: %.*s", len,
+                       st->dead_said + at);
+                at += (size_t)len + 1;
+        }
+        if (st->dead_unsaid)
+                of_log(OF_LOG_INFO,
+                       "dead letter: %llu more in this batch (orderflow "
+                       "query dead-letters)",
+                       (unsigned long long)st->dead_unsaid);
+        st->dead_said_len = 0;
+        st->dead_unsaid = 0;
+}
+
 static int dead_letter(of_store *st, const of_msg *m, const char *reason,
                        char *errstr, size_t errstr_size)
 {
@@ -245,6 +315,7 @@ static int dead_letter(of_store *st, const of_msg *m, const char *reason,
                 st->pending.dead++;
                 if (i >= 0)
                         st->pending.dead_by_reason[i]++;
+                say_dead(st, m, reason);
         }
         return err;
 }

@@ -18,7 +18,7 @@
 
 /* processed_recent is sealed into a run at this many rows: about 15 MiB of
  * table, the most whose random inserts stay in or near the page cache
- * (measured: README, Performance). */
+ * (measured: docs/performance.md). */
 #define SEAL_EVENTS 131072
 /* SQLite's limit on the arms of one compound SELECT (the view). */
 #define MAX_RUNS 480
@@ -151,6 +151,11 @@ struct of_store {
         of_store_stats pending; /* counters of the uncommitted batch */
         int64_t recorded;       /* ids the open batch added to
                                  * processed_recent */
+        char *dead_said;        /* "TOPIC [P] offset O: REASON\n" of the
+                                 * batch's dead letters, logged once it
+                                 * commits (store_apply_committed) */
+        size_t dead_said_len, dead_said_cap;
+        uint64_t dead_unsaid; /* beyond DEAD_SAID_MAX bytes: counted */
 
         /* store_runs.c (and store_prune.c): processed_recent, the runs */
         sqlite3_stmt *runs_stmt[RU_COUNT];
@@ -191,6 +196,9 @@ int store_apply_msg(of_store *st, const of_store_batch *b, size_t at,
 /* Last: the batch's sums into order_totals and daily_totals, and the
  * note of processed_recent's first row. */
 int store_apply_end(of_store *st, char *errstr, size_t errstr_size);
+
+/* The batch committed: log each of its dead letters (info). */
+void store_apply_committed(of_store *st);
 
 /* store_runs.c: processed_recent and the sealed runs of processed_events */
 /* The wall clock (ms since 1970) of recording times and retention. */

@@ -1,8 +1,7 @@
-/* Reading the contract's relations (CONTRACT 2) from a read model that a
- * projector may be writing at the same time: a read-only connection, one
- * fixed SELECT per relation, rows in a stable order. Opening it, writing,
+/* Reading the contract's relations (docs/reference.md 2) from a read model
+ * that a projector may be writing at the same time: a read-only connection,
+ * one fixed SELECT per relation, rows in a stable order. Opening it, writing,
  * migrating and the schema itself belong to store.c. */
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,13 +35,6 @@ static const struct {
         {"schema_info", "SELECT schema_version FROM schema_info"},
 };
 
-struct of_store_cursor {
-        sqlite3 *db;        /* read-only connection */
-        sqlite3_stmt *stmt; /* the relation's SELECT */
-        int ncols;          /* result columns */
-        of_col_type *types; /* per column, for the current row */
-};
-
 static const char *relation_sql(const char *relation)
 {
         size_t i;
@@ -53,129 +45,42 @@ static const char *relation_sql(const char *relation)
         return NULL;
 }
 
-int of_store_cursor_open(of_store_cursor **out, const char *path,
+int of_store_cursor_open(of_cursor **out, const char *path,
                          const char *relation, char *errstr,
                          size_t errstr_size)
 {
-        of_store_cursor *cur = NULL;
         const char *sql = relation_sql(relation);
-        int rc = OF_ERROR;
-        int src;
+        sqlite3_stmt *stmt = NULL;
+        sqlite3 *db = NULL;
+        int rc, src;
 
         *out = NULL;
         if (!sql)
                 return of_errf(errstr, errstr_size, "unknown relation: %s",
                                relation);
-        cur = calloc(1, sizeof(*cur));
-        if (!cur)
-                return of_errf(errstr, errstr_size, "out of memory");
-        if ((rc = store_open_ro(&cur->db, path, errstr, errstr_size))) {
-                free(cur);
+        if ((rc = store_open_ro(&db, path, errstr, errstr_size)))
                 return rc;
-        }
-        rc = OF_ERROR;
-        src = sqlite3_prepare_v2(cur->db, sql, -1, &cur->stmt, NULL);
+        src = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
         if (src != SQLITE_OK) {
                 /* The usual cause: some other SQLite file, or none at all
                  * ("file is not a database", "no such table"). */
-                rc = sqldb_code_of(cur->db, src);
-                of_errf(errstr, errstr_size, "%s is not a read model: %s",
-                        path, sqlite3_errmsg(cur->db));
-                goto out;
+                rc = sqldb_code_of(db, src);
+                of_errf(errstr, errstr_size, "%s: not a read model: %s", path,
+                        sqlite3_errmsg(db));
+                sqlite3_close(db);
+                return rc;
         }
-        cur->ncols = sqlite3_column_count(cur->stmt);
-        cur->types = calloc((size_t)cur->ncols, sizeof(*cur->types));
-        if (!cur->types) {
-                of_errf(errstr, errstr_size, "out of memory");
-                goto out;
-        }
-        *out = cur;
-        cur = NULL; /* owned by the caller now */
-        rc = 0;
-out:
-        of_store_cursor_close(cur);
-        return rc;
+        /* stmt and db are the cursor's, also when this fails. */
+        return sqldb_cursor_new(out, db, 1, stmt, "reading the read model",
+                                errstr, errstr_size);
 }
 
-int of_store_cursor_next(of_store_cursor *cur, char *errstr,
-                         size_t errstr_size)
+const char *of_store_sqlite_version(void)
 {
-        int src = sqlite3_step(cur->stmt);
-        int i;
-
-        if (src == SQLITE_DONE)
-                return 0;
-        if (src != SQLITE_ROW)
-                return sqldb_fail(cur->db, src, "reading the read model",
-                                  errstr, errstr_size);
-        /* Taken now: sqlite3_column_type() is undefined once a value has
-         * been converted by reading it as another type. */
-        for (i = 0; i < cur->ncols; i++) {
-                switch (sqlite3_column_type(cur->stmt, i)) {
-                case SQLITE_NULL:
-                        cur->types[i] = OF_COL_NULL;
-                        break;
-                case SQLITE_INTEGER:
-                        cur->types[i] = OF_COL_INT;
-                        break;
-                case SQLITE_BLOB:
-                        cur->types[i] = OF_COL_BLOB;
-                        break;
-                default: /* TEXT, or a REAL read as its text */
-                        cur->types[i] = OF_COL_TEXT;
-                        break;
-                }
-        }
-        return 1;
+        return sqlite3_libversion();
 }
 
-int of_store_cursor_columns(of_store_cursor *cur)
+const char *of_store_path(const of_store *st)
 {
-        return cur->ncols;
-}
-
-const char *of_store_cursor_name(of_store_cursor *cur, int col)
-{
-        assert(col >= 0 && col < cur->ncols);
-        return sqlite3_column_name(cur->stmt, col);
-}
-
-of_col_type of_store_cursor_type(of_store_cursor *cur, int col)
-{
-        assert(col >= 0 && col < cur->ncols);
-        return cur->types[col];
-}
-
-int64_t of_store_cursor_int(of_store_cursor *cur, int col)
-{
-        assert(col >= 0 && col < cur->ncols);
-        return sqlite3_column_int64(cur->stmt, col);
-}
-
-const void *of_store_cursor_bytes(of_store_cursor *cur, int col, size_t *len)
-{
-        const void *p;
-
-        assert(col >= 0 && col < cur->ncols);
-        *len = 0;
-        if (cur->types[col] == OF_COL_NULL)
-                return NULL;
-        /* The pointer first, then its length (SQLite's advice). */
-        if (cur->types[col] == OF_COL_BLOB)
-                p = sqlite3_column_blob(cur->stmt, col);
-        else
-                p = sqlite3_column_text(cur->stmt, col);
-        *len = (size_t)sqlite3_column_bytes(cur->stmt, col);
-        /* An empty blob comes back as NULL: keep NULL for SQL NULL. */
-        return p ? p : "";
-}
-
-void of_store_cursor_close(of_store_cursor *cur)
-{
-        if (!cur)
-                return;
-        sqlite3_finalize(cur->stmt);
-        sqlite3_close(cur->db);
-        free(cur->types);
-        free(cur);
+        return st->path;
 }

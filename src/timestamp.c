@@ -1,4 +1,4 @@
-/* RFC 3339 date-time -> UTC "YYYY-MM-DDTHH:MM:SS.sssZ" (CONTRACT 1).
+/* RFC 3339 date-time -> UTC "YYYY-MM-DDTHH:MM:SS.sssZ" (docs/reference.md 1).
  * A strict hand-written parser plus days-from-civil arithmetic, so neither
  * the locale, the time zone nor timegm() is involved. Pure: no I/O. */
 #include <stddef.h>

@@ -5,8 +5,9 @@
 # time-ordered (v7) and random (v4) event ids, then `rebuild` of the same
 # topic into the last run's file.
 # Reports the steady rate (from the first applied batch to exit: median,
-# min, max of BENCH_RUNS runs) and peak RSS; then the store alone, the
-# growth of the cost over 5M events, the relay's rows/s, and end-to-end
+# min, max of BENCH_RUNS runs) and peak RSS (the largest of the runs, from
+# the projector's exit summary); then the store alone, the growth of the
+# cost and of peak RSS over 5M events, the relay's rows/s, and end-to-end
 # latency (an order's commit to its row in the read model) at 100 and
 # 1,000 orders/s with the time of each stage, and the CPU an idle relay
 # and projector use. Writes JSON Lines under $B/bench/. Not part of make
@@ -14,8 +15,11 @@
 # BENCH_CASES: which of "project store growth relay latency" (all).
 # BENCH_BASELINE=DIR (a build directory of an earlier version, e.g. of a git
 # worktree): its projector and relay run too, alternated with this build's
-# on the same topics and rows, and the latency cases run for both, so a
-# before/after table comes from one run on one machine.
+# on the same topics and rows (the growth case: one run each on one topic),
+# and the latency cases run for both, so a before/after table comes from
+# one run on one machine. BENCH_EVENTS (1000000), BENCH_RUNS (3),
+# BENCH_PARTITIONS (64), BENCH_GROWTH_EVENTS (5000000; 0: no growth case),
+# BENCH_RELAY_ROWS, BENCH_LATENCY_SECONDS, BENCH_IDLE_SECONDS as below.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -108,8 +112,9 @@ for kind in v7 v4; do
         for r in $(seq "$runs"); do
                 for w in "${builds[@]}"; do
                         rm -f "$tmp"/rm.db*
+                        # -v: the rate and the time split are debug lines
                         "${bin[$w]}" project --db "$tmp/rm.db" -b "$addr" \
-                                -t bench -g "bench-$kind-$w-$r" -e \
+                                -t bench -g "bench-$kind-$w-$r" -e -v \
                                 2>"$tmp/run.err" ||
                                 die "project failed: $(tail -2 "$tmp/run.err")"
                         got=$(sqlite3 "$tmp/rm.db" \
@@ -199,25 +204,34 @@ for kind in v7 v4; do
                         -X compression.codec=zstd -X linger.ms=50 \
                         -X batch.num.messages=10000 ||
                 die "publishing failed"
-        rm -f "$tmp"/rm.db*
-        "$of" project --db "$tmp/rm.db" -b "$addr" -t grow -g "grow-$kind" \
-                -e 2>"$tmp/run.err" ||
-                die "project failed: $(tail -2 "$tmp/run.err")"
-        got=$(sqlite3 "$tmp/rm.db" 'SELECT count(*) FROM processed_events')
-        [ "$got" -eq "$grow" ] || die "$got of $grow events applied"
+        for w in "${builds[@]}"; do
+                rm -f "$tmp"/rm.db*
+                "${bin[$w]}" project --db "$tmp/rm.db" -b "$addr" -t grow \
+                        -g "grow-$kind-$w" -e 2>"$tmp/run.err" ||
+                        die "project failed: $(tail -2 "$tmp/run.err")"
+                got=$(sqlite3 "$tmp/rm.db" \
+                        'SELECT count(*) FROM processed_events')
+                [ "$got" -eq "$grow" ] || die "$got of $grow events applied"
+                cp "$tmp/run.err" "$tmp/grow-$w.err"
+        done
         stop_broker "growth $kind"
-        per=$(sed -n 's/.*progress: [0-9]* messages applied, \([0-9]*\)\/s.*/\1/p' \
-                "$tmp/run.err" | tr '\n' ' ')
-        first=$(echo "$per" | awk '{print $1}')
-        last=$(echo "$per" | awk '{print $NF}')
-        mrss=$(sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' "$tmp/run.err")
-        printf '%-28s %s (last/first %s%%), peak RSS %s MiB\n' \
-                "growth $grow $kind (per 1M)" "$per" \
-                "$((100 * last / first))" "$((mrss / 1024))"
-        printf '{"case":"growth","events":%s,"ids":"%s","per_million":[%s],'`
-                `'"last_over_first_pct":%s,"peak_rss_kib":%s}\n' "$grow" \
-                "$kind" "$(echo $per | tr ' ' ',')" \
-                "$((100 * last / first))" "$mrss" >>"$out"
+        for w in "${builds[@]}"; do
+                pat='s/.*progress: [0-9]* messages applied, '
+                pat+='\([0-9]*\)\/s.*/\1/p'
+                per=$(sed -n "$pat" "$tmp/grow-$w.err" | tr '\n' ' ')
+                first=$(echo "$per" | awk '{print $1}')
+                last=$(echo "$per" | awk '{print $NF}')
+                mrss=$(sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' \
+                        "$tmp/grow-$w.err" | tail -1)
+                printf '%-28s %s (last/first %s%%), peak RSS %s MiB\n' \
+                        "growth $grow $kind$(label $w) (per 1M)" "$per" \
+                        "$((100 * last / first))" "$((${mrss:-0} / 1024))"
+                printf '{"case":"growth","build":"%s","events":%s,'`
+                        `'"ids":"%s","per_million":[%s],'`
+                        `'"last_over_first_pct":%s,"peak_rss_kib":%s}\n' \
+                        "$w" "$grow" "$kind" "$(echo $per | tr ' ' ',')" \
+                        "$((100 * last / first))" "${mrss:-null}" >>"$out"
+        done
 done
 
 # ---- the relay: rows/s publishing BENCH_RELAY_ROWS outbox rows ----
@@ -298,10 +312,11 @@ warm=0
 # pipeline_start WHICH RATE: build WHICH's relay and projector (group
 # lat-WHICH-RATE) on the latency case's files; sets relay and proj.
 pipeline_start() {
-        "${bin[$1]}" relay --db "$tmp/lapp.db" -b "$addr" -t orders \
+        # -v: the stages' latency lines are debug lines
+        "${bin[$1]}" relay --db "$tmp/lapp.db" -b "$addr" -t orders -v \
                 2>"$tmp/lrelay.err" &
         relay=$!
-        "${bin[$1]}" project --db "$tmp/lat.db" -b "$addr" -t orders \
+        "${bin[$1]}" project --db "$tmp/lat.db" -b "$addr" -t orders -v \
                 -g "lat-$1-$2" 2>"$tmp/lproj.err" &
         proj=$!
         for _ in $(seq 300); do

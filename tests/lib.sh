@@ -60,7 +60,7 @@ expect_out() {
 
 # The broker the tests run on: the embedded one (`orderflow broker`) unless
 # OF_TEST_BROKER names a command with its interface (tests/kafka/broker.sh:
-# real Apache Kafka, `make test-kafka`). Same options (-t, -p, --brokers),
+# real Apache Kafka, `make test-kafka`). Same options (-t, -p, --nodes),
 # the address as the first line on stdout, fault commands on stdin.
 # set_broker_cmd sets broker_cmd to that command (a simple command, so that
 # "${broker_cmd[@]}" ... & gives its own pid in $!, which a kill reaches).
@@ -136,7 +136,7 @@ stop_writer() {
         written=$(cat "$tmp/writer.out")
 }
 
-# sq ARGS...: sqlite3 that waits for locks, as readers should (README).
+# sq ARGS...: sqlite3 that waits for locks, as readers should (docs/reference.md).
 sq() { sqlite3 -cmd '.timeout 5000' "$@"; }
 
 # has_line FILE PATTERN: FILE is not empty and has a line matching it.

@@ -1,6 +1,7 @@
-/* of_event_parse() and of_event_agrees(): CONTRACT 1 as tables of message
- * values with their verdicts, the contract's own examples decoded field by
- * field, and inputs too big for a table (deep nesting, MiB-long fields). */
+/* of_event_parse() and of_event_agrees(): docs/reference.md 1 as tables of
+ * message values with their verdicts, the contract's own examples decoded
+ * field by field, and inputs too big for a table (deep nesting, MiB-long
+ * fields). */
 #include "testutil.h"
 
 #include <sys/resource.h>
@@ -397,8 +398,8 @@ static void test_event_parse_other_type_needs_only_an_id(void **state)
 }
 
 /* The outbox's envelope, byte for byte as cJSON's printer wrote it before
- * json.c did: compact, members in CONTRACT 1's order, the amount in plain
- * digits, '"', '\\' and control characters escaped, UTF-8 as it is; and
+ * json.c did: compact, members in docs/reference.md 1's order, the amount in
+ * plain digits, '"', '\\' and control characters escaped, UTF-8 as it is; and
  * it decodes to the same event. */
 static void test_event_format_writes_the_envelope(void **state)
 {

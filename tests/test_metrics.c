@@ -252,6 +252,22 @@ static void test_metrics_port_in_use_is_an_error(void **state)
                          0);
 }
 
+/* An info gauge: one sample of 1, its labels in the order given, values
+ * escaped. */
+static void test_metrics_info_gauge_has_every_label(void **state)
+{
+        static const char *const labels[] = {
+                "version", "1.2.3", "git_revision", "abc\"d", NULL,
+        };
+        of_metrics *m = *state;
+
+        of_metrics_declare_info(m, "t_build_info", "Build.", labels);
+        assert_renders(m, "# HELP t_build_info Build.\n"
+                          "# TYPE t_build_info gauge\n"
+                          "t_build_info{version=\"1.2.3\","
+                          "git_revision=\"abc\\\"d\"} 1\n");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -259,6 +275,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 T(test_metrics_renders_help_type_and_samples),
                 T(test_metrics_escapes_label_values_and_help),
+                T(test_metrics_info_gauge_has_every_label),
                 T(test_metrics_values_read_back_exactly),
                 T(test_metrics_histogram_buckets_are_cumulative),
                 T(test_metrics_serves_get_metrics_only),

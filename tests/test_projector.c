@@ -17,8 +17,8 @@
 
 #define N_ORDERS 300
 
-/* Group timings short enough for tests (see the README: every later join
- * waits about session.timeout.ms). */
+/* Group timings short enough for tests (see docs/operations.md: every later
+ * join waits about session.timeout.ms). */
 static const char *test_props[] = {
         "session.timeout.ms=6000",
         "heartbeat.interval.ms=500",

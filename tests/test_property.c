@@ -1,10 +1,10 @@
-/* Property tests of of_store_apply_batch() against CONTRACT 2: a random
- * valid event set, delivered in any order with repeats and redeliveries,
- * gives the read model that an independent in-memory model computes from
- * the set; an invalid log follows "first in log order wins"; sums stop at
- * 2^63-1. The parts live in tests/prop/ (prop.h says which does what); the
- * model shares no code with src/. OF_PROP_SEED and OF_PROP_CASES override
- * the base seed and the number of cases. */
+/* Property tests of of_store_apply_batch() against docs/reference.md 2: a
+ * random valid event set, delivered in any order with repeats and
+ * redeliveries, gives the read model that an independent in-memory model
+ * computes from the set; an invalid log follows "first in log order wins";
+ * sums stop at 2^63-1. The parts live in tests/prop/ (prop.h says which does
+ * what); the model shares no code with src/. OF_PROP_SEED and OF_PROP_CASES
+ * override the base seed and the number of cases. */
 #include "testutil.h"
 
 #include <inttypes.h>

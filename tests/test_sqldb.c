@@ -213,8 +213,8 @@ static void test_sqldb_not_a_database(void **state)
               fp);
         fclose(fp);
         assert_int_equal(open_rw(f, f->path), OF_ERROR);
-        snprintf(want, sizeof(want),
-                 "%s is not a thing: file is not a database", f->path);
+        snprintf(want, sizeof(want), "%s: not a thing: file is not a database",
+                 f->path);
         assert_string_equal(f->errstr, want);
 }
 

@@ -1,4 +1,4 @@
-/* The read-model store: each contract rule of CONTRACT 2 on small,
+/* The read-model store: each contract rule of docs/reference.md 2 on small,
  * hand-checked inputs, read back with plain SQL. The random, model-checked
  * version of the same rules is test_property.c. */
 #include "testutil.h"
@@ -816,7 +816,8 @@ static const char sums_hold[] =
  * ids inside it are still deduplicated. A copy of a forgotten id counts
  * as new: an OrderPlaced then meets its order's OrderPlaced and is a dead
  * letter (the totals stay right), an event of another type is recorded
- * again. This is the trade-off README's dedupe retention describes. */
+ * again. This is the trade-off docs/operations.md's dedupe retention
+ * describes. */
 static void test_store_prune_forgets_ids_older_than_the_window(void **state)
 {
         fixture *f = *state;
@@ -1113,7 +1114,7 @@ static void test_store_refuses_a_database_of_another_program(void **state)
 {
         fixture *f = *state;
         of_store *st2 = NULL;
-        of_store_cursor *cur = NULL;
+        of_cursor *cur = NULL;
         of_store_info info;
         char errstr[512], path[600], want[800], *before, *after;
         size_t n, n2;
@@ -1157,7 +1158,7 @@ static void
 test_store_read_only_open_refuses_an_application_database(void **state)
 {
         fixture *f = *state;
-        of_store_cursor *cur = NULL;
+        of_cursor *cur = NULL;
         char errstr[512], path[600], want[800];
         sqlite3 *db;
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "orderflow/cursor.h"
 #include "orderflow/event.h"
 
 /* One connection: use it from one thread at a time. */
@@ -58,5 +59,27 @@ int64_t of_appdb_data_version(of_appdb *app);
 
 int of_appdb_outbox_status(of_appdb *app, of_outbox_status *out, char *errstr,
                            size_t errstr_size);
+
+/* ---- What a person looks at (outbox_view.c) ---- */
+
+/* Which rows of_appdb_outbox_list() reads. */
+typedef enum of_outbox_which {
+        OF_OUTBOX_ALL = 0,
+        OF_OUTBOX_PENDING = 1,
+        OF_OUTBOX_DEAD = 2,
+} of_outbox_which;
+
+/* The outbox rows (which of them), in commit order, the first limit (0:
+ * all), with the columns seq, id (the event id), type, order_id, status,
+ * attempts, next_attempt_at (UTC YYYY-MM-DDTHH:MM:SS.sssZ when a PENDING
+ * row waits out a backoff, else NULL) and last_error (NULL when none).
+ * The cursor uses app's connection: close it before app. */
+int of_appdb_outbox_list(of_cursor **out, of_appdb *app, of_outbox_which which,
+                         int64_t limit, char *errstr, size_t errstr_size);
+
+/* The DEAD rows, and the PENDING rows that wait behind a DEAD row of their
+ * order (the relay never publishes them before it). */
+int of_appdb_outbox_behind_dead(of_appdb *app, int64_t *dead, int64_t *behind,
+                                char *errstr, size_t errstr_size);
 
 #endif

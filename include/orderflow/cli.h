@@ -190,6 +190,10 @@ int of_cli_kafka_check(const of_cli_kafka *ck, const of_cli_metrics *cm,
 /* Start serving metrics as cm says into *out (NULL when cm has no port),
  * logging the address. OF_EXIT_FAILURE (printed) when it cannot listen,
  * else 0. */
+/* What `orderflow --version` prints: orderflow's version and git revision,
+ * librdkafka's and SQLite's versions, one a line. */
+void of_cli_print_version(FILE *out);
+
 int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
                          const char *cmd);
 

@@ -1,5 +1,5 @@
 /* The subcommands: each cmd_<name>() lives in src/cmd_<name>.c, parses its
- * own options and returns the process exit code (CONTRACT 3). */
+ * own options and returns the process exit code (docs/reference.md 4). */
 #ifndef ORDERFLOW_CMD_H
 #define ORDERFLOW_CMD_H
 

@@ -18,7 +18,7 @@ enum {
         OF_EIO = -7,       /* an I/O error: a few retries, then give up */
 };
 
-/* Exit codes of the command line (CONTRACT 3). */
+/* Exit codes of the command line (docs/reference.md 4). */
 enum {
         OF_EXIT_OK = 0,
         OF_EXIT_FAILURE = 1,

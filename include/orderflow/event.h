@@ -1,4 +1,4 @@
-/* The event envelope of CONTRACT 1: decoding a message value into a
+/* The event envelope of docs/reference.md 1: decoding a message value into a
  * validated of_event, or into a dead-letter reason; writing the envelope
  * of an outbox row. Uses cJSON internally; no cJSON node outlives a
  * call. */
@@ -15,7 +15,7 @@
 #define OF_AMOUNT_MAX 9007199254740991LL /* 2^53-1 */
 
 /* Dead-letter reasons: the fixed phrase comes first, then optionally
- * ": detail". The first four are fixed by CONTRACT 2. */
+ * ": detail". The first four are fixed by docs/reference.md 2. */
 #define OF_REASON_DUP_PLACED "duplicate OrderPlaced for order"
 #define OF_REASON_DUP_PAID   "duplicate OrderPaid for order"
 #define OF_REASON_CONFLICT   "conflict"
@@ -82,7 +82,7 @@ int of_event_parse_at(of_event *out, of_event_at *at, const void *value,
 int of_event_parse_general(of_event *out, const void *value, size_t value_len,
                            char *reason, size_t reason_size);
 
-/* Whether two valid deliveries of one id agree (CONTRACT 1: type,
+/* Whether two valid deliveries of one id agree (docs/reference.md 1: type,
  * aggregateId, normalised occurredAt and amount equal). */
 int of_event_agrees(const of_event *a, const of_event *b);
 
@@ -94,8 +94,8 @@ const char *of_event_reason_phrase(int i);
  * alone, or followed by ": detail"), or -1 when it starts with none. */
 int of_event_reason_index(const char *reason);
 
-/* Write the envelope of a valid OrderPlaced/OrderPaid event (CONTRACT 1)
- * as compact JSON into *out (NUL-terminated; the caller frees it with
+/* Write the envelope of a valid OrderPlaced/OrderPaid event (docs/reference.md
+ * 1) as compact JSON into *out (NUL-terminated; the caller frees it with
  * free()). Bytes of its strings that are not UTF-8 are written as they
  * are, so that of_event_parse() of the result says so. Returns 0, or
  * OF_ERROR when out of memory. */

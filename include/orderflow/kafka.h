@@ -95,4 +95,7 @@ int of_kafka_props_read(of_kafka_props *props, const char *path, char *errstr,
 /* Free what props holds and zero it. props may be NULL. */
 void of_kafka_props_clear(of_kafka_props *props);
 
+/* The version of librdkafka this process runs with (static). */
+const char *of_kafka_version(void);
+
 #endif

@@ -43,6 +43,13 @@ void of_metrics_declare(of_metrics *m, const char *name, of_metric_type type,
                         const char *help, const char *label,
                         const double *bounds, size_t nbounds);
 
+/* Declare an info gauge: one sample of value 1 whose labels say what is
+ * running (Prometheus' *_info convention). labels holds name, value,
+ * name, value ..., then NULL; borrowed, like every string of it, until m
+ * is freed. */
+void of_metrics_declare_info(of_metrics *m, const char *name, const char *help,
+                             const char *const *labels);
+
 /* Updates go between of_metrics_begin() and of_metrics_end(), which hold
  * the registry's lock, so a scrape sees all of them or none. */
 void of_metrics_begin(of_metrics *m);

@@ -1,13 +1,13 @@
-/* Printing the rows of a read-model cursor (store.h) for `orderflow
- * query`: an aligned table for people, JSON Lines for programs. Which
- * relation and which SQL is the caller's and the store's business. */
+/* Printing the rows of a cursor (cursor.h) for `orderflow query` and
+ * `orderflow outbox list`: an aligned table for people, JSON Lines for
+ * programs. Which rows and which SQL is the caller's business. */
 #ifndef ORDERFLOW_PRINT_H
 #define ORDERFLOW_PRINT_H
 
 #include <stddef.h>
 #include <stdio.h>
 
-#include "orderflow/store.h"
+#include "orderflow/cursor.h"
 
 /* The table cuts a blob (a dead letter's key and value) to this many
  * columns, "..." included; JSON Lines always print it whole. */
@@ -17,7 +17,7 @@
  * the column names; integers as numbers, NULL as null, text and blobs as
  * strings, each byte that is not part of valid UTF-8 as \ufffd. Returns
  * 0, or the cursor's error (in errstr). */
-int of_print_json_lines(FILE *f, of_store_cursor *cur, char *errstr,
+int of_print_json_lines(FILE *f, of_cursor *cur, char *errstr,
                         size_t errstr_size);
 
 /* Print a header row and every row of cur (the first max_rows; 0: all)
@@ -26,7 +26,7 @@ int of_print_json_lines(FILE *f, of_store_cursor *cur, char *errstr,
  * empty cell; control characters and bytes that are not UTF-8 as \n, \t,
  * \r or \xHH. Reads every row first (widths need them all). Returns 0, or
  * the cursor's error or OF_ERROR when out of memory (in errstr). */
-int of_print_table(FILE *f, of_store_cursor *cur, size_t max_rows,
-                   char *errstr, size_t errstr_size);
+int of_print_table(FILE *f, of_cursor *cur, size_t max_rows, char *errstr,
+                   size_t errstr_size);
 
 #endif

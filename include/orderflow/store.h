@@ -1,14 +1,15 @@
-/* The read-model store (CONTRACT 2): one SQLite file in WAL mode. Opens and
- * migrates it, applies a batch of messages in ONE transaction (events,
- * dead letters, projections and the next offset of each partition), and
- * reads stored offsets back. It owns every SQL statement of the read model;
- * callers never see sqlite3. */
+/* The read-model store (docs/reference.md 2): one SQLite file in WAL mode.
+ * Opens and migrates it, applies a batch of messages in ONE transaction
+ * (events, dead letters, projections and the next offset of each partition),
+ * and reads stored offsets back. It owns every SQL statement of the read
+ * model; callers never see sqlite3. */
 #ifndef ORDERFLOW_STORE_H
 #define ORDERFLOW_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "orderflow/cursor.h"
 #include "orderflow/event.h"
 #include "orderflow/msg.h"
 #include "orderflow/timestamp.h"
@@ -73,7 +74,7 @@ int of_store_offset(int64_t *out, of_store *st, const char *topic,
 
 /* ---- A batch: decoded first, then applied in one transaction ---- */
 
-/* The messages of one batch, decoded (CONTRACT 1) before the batch's
+/* The messages of one batch, decoded (docs/reference.md 1) before the batch's
  * transaction, so that the write lock is held only for SQL, and in the
  * order they will be applied. One of_store_batch serves batch after
  * batch: its buffers are reused. */
@@ -93,8 +94,8 @@ int of_store_batch_decode(of_store_batch *b, const of_msg *msgs, size_t n,
 /* Apply the messages decoded into b as in their order and record
  * pos[0..npos) as the partitions' next offsets (never moving one
  * backwards), all in ONE transaction. A valid event is applied exactly
- * once (CONTRACT 2), anything else becomes a dead letter. On failure the
- * transaction is rolled back, nothing is counted, and the same batch may
+ * once (docs/reference.md 2), anything else becomes a dead letter. On failure
+ * the transaction is rolled back, nothing is counted, and the same batch may
  * be given again: OF_EBUSY means transient (locked, busy, disk full),
  * OF_EIO an I/O error (worth a few retries, not a wait), OF_ESTALE that a
  * rebuild replaced the file since st was opened (st is now open on the
@@ -213,9 +214,10 @@ typedef struct of_store_pruned {
  * processed_recent is sealed if its first row is older than window_ms /
  * 4, so that no id outlives the window by much more than a quarter. Call
  * it between batches, never from inside one. A delivery of a forgotten
- * id counts as new: see README, dedupe retention. Other connections on
- * the file notice at their next batch. On failure (OF_EBUSY: locked, try
- * later) what was dropped before it stays dropped and *out says what. */
+ * id counts as new: see docs/operations.md, dedupe retention. Other
+ * connections on the file notice at their next batch. On failure (OF_EBUSY:
+ * locked, try later) what was dropped before it stays dropped and *out says
+ * what. */
 int of_store_prune(of_store_pruned *out, of_store *st, int64_t window_ms,
                    size_t max_runs, char *errstr, size_t errstr_size);
 
@@ -227,30 +229,17 @@ void of_store_set_clock(of_store *st, int64_t (*now_ms)(void *opaque),
 
 /* ---- Reading the contract's relations (store_query.c) ---- */
 
-typedef struct of_store_cursor of_store_cursor;
-
-typedef enum of_col_type {
-        OF_COL_NULL = 0,
-        OF_COL_INT = 1,
-        OF_COL_TEXT = 2,
-        OF_COL_BLOB = 3,
-} of_col_type;
-
 /* Open the read model at path read-only (it must exist) and start reading
  * the rows of one relation: "order_list", "order_totals", "daily_totals",
- * "dead_letters" (or any contract relation) in a stable order. */
-int of_store_cursor_open(of_store_cursor **out, const char *path,
+ * "dead_letters" (or any contract relation) in a stable order; the cursor
+ * owns its connection (of_cursor_close). */
+int of_store_cursor_open(of_cursor **out, const char *path,
                          const char *relation, char *errstr,
                          size_t errstr_size);
-/* Step to the next row: 1 a row, 0 the end, OF_ERROR a failure. */
-int of_store_cursor_next(of_store_cursor *cur, char *errstr,
-                         size_t errstr_size);
-int of_store_cursor_columns(of_store_cursor *cur);
-const char *of_store_cursor_name(of_store_cursor *cur, int col);
-of_col_type of_store_cursor_type(of_store_cursor *cur, int col);
-int64_t of_store_cursor_int(of_store_cursor *cur, int col);
-/* Text or blob bytes of the current row; valid until the next step. */
-const void *of_store_cursor_bytes(of_store_cursor *cur, int col, size_t *len);
-void of_store_cursor_close(of_store_cursor *cur); /* cur may be NULL */
+/* The path st was opened with (borrowed from st). */
+const char *of_store_path(const of_store *st);
+
+/* The version of the SQLite library this process runs with (static). */
+const char *of_store_sqlite_version(void);
 
 #endif

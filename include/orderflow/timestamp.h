@@ -1,4 +1,5 @@
-/* RFC 3339 date-time -> UTC "YYYY-MM-DDTHH:MM:SS.sssZ" (CONTRACT 1). Pure. */
+/* RFC 3339 date-time -> UTC "YYYY-MM-DDTHH:MM:SS.sssZ" (docs/reference.md 1).
+ * Pure. */
 #ifndef ORDERFLOW_TIMESTAMP_H
 #define ORDERFLOW_TIMESTAMP_H
 

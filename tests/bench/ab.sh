@@ -28,7 +28,7 @@ for kind in v7 v4; do
                         [ "$which" = new ] && b=$new
                         rm -f "$tmp"/rm.db*
                         "$b/orderflow" project --db "$tmp/rm.db" -b "$addr" \
-                                -t bench -g "ab-$kind-$which-$r" -e \
+                                -t bench -g "ab-$kind-$which-$r" -e -v \
                                 2>"$tmp/run.err" || exit 1
                         echo "$kind $which" \
                                 "$(sed -n 's/.*(\([0-9]*\)\/s).*/\1/p' \

@@ -69,8 +69,14 @@ run broker --partitions 1001
 expect_usage "--partitions"
 ok
 
-name="broker --brokers x is a usage error"
-run broker --brokers x
+name="broker --nodes x is a usage error"
+run broker --nodes x
+expect_usage "--nodes"
+ok
+
+# --brokers is an address list everywhere else: here it is no option.
+name="broker --brokers 2 is a usage error (the count is --nodes)"
+run broker --brokers 2
 expect_usage "--brokers"
 ok
 
@@ -95,8 +101,8 @@ name="broker exits 0 on SIGTERM"
 stop TERM
 ok
 
-name="broker defaults to 4 partitions; --brokers and --topic"
-start --brokers 2 --topic other
+name="broker defaults to 4 partitions; --nodes and --topic"
+start --nodes 2 --topic other
 [[ "$addr" =~ ^127\.0\.0\.1:[0-9]+,127\.0\.0\.1:[0-9]+$ ]] ||
         fail "expected two addresses, got '$addr'"
 expect_topic other 4

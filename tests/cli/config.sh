@@ -137,7 +137,7 @@ chmod 600 "$tmp/kafka.properties"
 ok
 
 name="-X message.max.bytes above the projector's fetch.max.bytes is taken"
-# The projector bounds a fetch to 1 MiB; librdkafka refuses a fetch.max.bytes
+# The projector bounds a fetch to 512 KiB; librdkafka refuses a fetch.max.bytes
 # below message.max.bytes, so a user's larger message.max.bytes raises it.
 for cmd in project rebuild; do
         rm -f "$tmp/mmb.db"*

@@ -192,6 +192,18 @@ scrape "$url" 30 "orderflow_relay_published_total=$rows" \
 relay_url=$url
 ok
 
+name="metrics: orderflow_build_info says what --version says"
+"$of" --version >"$tmp/version" || fail "--version exit $?"
+ver=$(sed -n 's/^orderflow \([^ ]*\) .*/\1/p' "$tmp/version")
+rev=$(sed -n 's/^orderflow [^ ]* (git \(.*\))$/\1/p' "$tmp/version")
+rdk=$(sed -n 's/^librdkafka //p' "$tmp/version")
+sql=$(sed -n 's/^SQLite //p' "$tmp/version")
+[ -n "$ver" ] && [ -n "$rev" ] && [ -n "$rdk" ] && [ -n "$sql" ] ||
+        fail "--version: $(cat "$tmp/version")"
+scrape "$relay_url" 5 "orderflow_build_info{git_revision=\"$rev\"}{librdkafka=\"$rdk\"}{sqlite=\"$sql\"}{version=\"$ver\"}=1" ||
+        fail "scrape"
+ok
+
 name="metrics: 404 on another path, 405 on POST"
 [ "$(http_status "${relay_url%/metrics}/")" = 404 ] || fail "/ is not 404"
 [ "$(http_status "${relay_url}x")" = 404 ] || fail "/metricsx is not 404"

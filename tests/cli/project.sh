@@ -175,6 +175,25 @@ grep -q "dedupe retention: dropped 1 run(s) of $(sqlite3 "$db" \
 db=$tmp/ret.db check_consistent
 ok
 
+# What a projector says at the default level: one line at its start, a
+# line per dead letter (the rows of dead_letters, each once), nothing of
+# its measurements (rate, latency, time split: -v).
+name="the log: a start line, each dead letter, no measurements"
+"$of" project --db "$tmp/log.db" -b "$addr" -g log -e "${fast[@]}" \
+        2>"$tmp/log.err" || fail "exited $?"
+[ "$(grep -c " I projecting topic orders into $tmp/log.db: group log, brokers $addr; joining the group$" "$tmp/log.err")" -eq 1 ] ||
+        fail "no start line: $(head -3 "$tmp/log.err")"
+sed -n 's/^[0-9T:.Z-]* I dead letter: //p' "$tmp/log.err" | sort >"$tmp/said"
+sqlite3 -separator '' "$tmp/log.db" "SELECT topic, ' [', partition,
+        '] offset ', offset, ': ', reason FROM dead_letters" |
+        sort >"$tmp/rows"
+[ -s "$tmp/rows" ] || fail "the stream has no dead letter to say"
+diff "$tmp/rows" "$tmp/said" >&2 ||
+        fail "dead letters said differ from the rows (diff above)"
+! grep -E ' [IWE] (rate|latency|time):' "$tmp/log.err" ||
+        fail "measurement lines at the default level"
+ok
+
 name="SIGTERM stops within 10 s with exit 0"
 "$of" project --db "$db" -b "$addr" -g term "${fast[@]}" 2>"$tmp/proj.err" &
 proj_pid=$!

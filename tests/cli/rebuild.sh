@@ -52,7 +52,7 @@ half=$((total / 2))
 head -n "$half" "$tmp/stream.txt" >"$tmp/part1.txt"
 tail -n +"$((half + 1))" "$tmp/stream.txt" >"$tmp/part2.txt"
 
-# Every sqlite3 here waits for locks, as readers should (README): the last
+# Every sqlite3 here waits for locks, as readers should (docs/reference.md): the last
 # connection to close checkpoints and removes the WAL under a lock.
 sq() { sqlite3 -cmd '.timeout 5000' "$@"; }
 

@@ -153,6 +153,83 @@ wait "$relay_pid" || fail "exit $? after SIGTERM: $(tail -2 "$tmp/wake.err")"
 relay_pid=
 ok
 
+# Found 2026-12: a DEAD row could be found only with sqlite3, and
+# `relay --once` said nothing of the rows it holds back.
+name="outbox list --dead shows a DEAD row; retry --id publishes it"
+dapp=$tmp/dead.db
+for o in o-d1 o-d2; do
+        "$of" place --db "$dapp" --order "$o" --total 5 >/dev/null ||
+                fail "place $o"
+done
+"$of" pay --db "$dapp" --order o-d1 --amount 5 >/dev/null || fail "pay"
+# Nothing listens on port 1: one attempt each, failing after 1 s.
+"$of" relay --db "$dapp" -b 127.0.0.1:1 --max-attempts 1 --lease-ms 1000 \
+        -X message.timeout.ms=1000 -q 2>"$tmp/dead.err" &
+relay_pid=$!
+dstatus() { "$of" outbox status --db "$dapp" --json; }
+two_dead() { dstatus | grep -q '"dead":2,'; }
+wait_for 60 "two DEAD rows" two_dead
+kill -TERM "$relay_pid"
+wait "$relay_pid" || fail "exit $? after SIGTERM"
+relay_pid=
+# The OrderPaid of o-d1 waits behind its DEAD OrderPlaced.
+dstatus | grep -q '"pending":1,"sent":0,"dead":2,' || fail "$(dstatus)"
+"$of" outbox list --db "$dapp" --dead --json >"$tmp/dead.json" ||
+        fail "outbox list exit $?"
+python3 - "$dapp" "$tmp/dead.json" <<'PY' || fail "outbox list --dead --json"
+import json, sqlite3, sys
+want = [dict(zip(('seq', 'id', 'type', 'order_id', 'attempts',
+                  'last_error'), r))
+        for r in sqlite3.connect(sys.argv[1]).execute(
+            "SELECT seq, id, type, aggregate_id, attempts, last_error "
+            "FROM outbox_messages WHERE status = 'DEAD' ORDER BY seq")]
+got = [json.loads(l) for l in open(sys.argv[2])]
+assert len(want) == 2 and [w['order_id'] for w in want] == ['o-d1', 'o-d2']
+for w, g in zip(want, got):
+    assert g['status'] == 'DEAD' and g['next_attempt_at'] is None, g
+    assert w['last_error'] and g['last_error'] == w['last_error'], g
+    for k in w:
+        assert g[k] == w[k], (k, g, w)
+assert len(got) == len(want), got
+PY
+"$of" relay --db "$dapp" -b "$addr" --once 2>"$tmp/dead.err" ||
+        fail "relay --once exit $?: $(cat "$tmp/dead.err")"
+grep -q 'W 2 DEAD outbox row(s), 1 later row(s) of their orders waiting' \
+        "$tmp/dead.err" || fail "relay --once said: $(cat "$tmp/dead.err")"
+dstatus | grep -q '"pending":1,"sent":0,"dead":2,' || fail "$(dstatus)"
+id=$(sqlite3 "$dapp" "SELECT id FROM outbox_messages WHERE status = 'DEAD'
+        AND aggregate_id = 'o-d1'")
+run outbox retry --db "$dapp" --id "$id"
+expect_ok_out "1 row reset from DEAD to PENDING"
+"$of" relay --db "$dapp" -b "$addr" --once 2>"$tmp/dead.err" ||
+        fail "relay --once exit $?: $(cat "$tmp/dead.err")"
+grep -q 'W 1 DEAD outbox row(s), 0 later' "$tmp/dead.err" ||
+        fail "relay --once said: $(cat "$tmp/dead.err")"
+dstatus | grep -q '"pending":0,"sent":2,"dead":1,' || fail "$(dstatus)"
+# Both events of o-d1 are on the topic, OrderPlaced first.
+kcat -C -b "$addr" -t orders -e -q -o beginning -f '%k %h\n' 2>/dev/null |
+        sed -n 's/^o-d1 event_id=[^,]*,event_type=//p' >"$tmp/d1.types"
+[ "$(tr '\n' ' ' <"$tmp/d1.types")" = "OrderPlaced OrderPaid " ] ||
+        fail "o-d1 on the topic: $(cat "$tmp/d1.types")"
+ok
+
+name="outbox list: the table, --pending, --limit"
+run outbox list --db "$dapp"
+expect_rc 0
+head -1 "$tmp/out" | grep -qE '^seq +id +type +order_id +status +attempts +next_attempt_at +last_error$' ||
+        fail "header: $(head -1 "$tmp/out")"
+[ "$(wc -l <"$tmp/out")" -eq 4 ] || fail "$(cat "$tmp/out")"
+run outbox list --db "$dapp" --limit 1 --json
+expect_rc 0
+[ "$(wc -l <"$tmp/out")" -eq 1 ] && grep -q '"order_id":"o-d1"' "$tmp/out" ||
+        fail "$(cat "$tmp/out")"
+run outbox list --db "$dapp" --pending --json
+expect_rc 0
+[ ! -s "$tmp/out" ] || fail "pending rows: $(cat "$tmp/out")"
+run outbox list --db "$dapp" --dead --pending
+expect_usage "--dead and --pending"
+ok
+
 name="relay usage errors and a missing database"
 "$of" relay -b "$addr" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q -- '--db' "$tmp/err" || fail "missing --db"

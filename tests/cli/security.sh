@@ -4,7 +4,7 @@
 # and come out byte for byte, with the schema untouched; a U+0000 inside an
 # id, aggregateId or orderId is a dead letter, never a shortened id; -X
 # secrets never reach the logs, even with -v and librdkafka's debug=all;
-# created databases get the mode the README states (the umask's).
+# created databases get the mode docs/reference.md states (the umask's).
 set -u
 
 of=${ORDERFLOW:-build/orderflow}

@@ -106,7 +106,7 @@ hup_stop
 fresh "$tmp/err"
 "$of" project --db "$tmp/join.db" -b "$addr" -g join 2>"$tmp/err" &
 pid=$!
-wait_for 5 "the join line" has_line "$tmp/err" 'joining group join (topic orders)'
+wait_for 5 "the start line" has_line "$tmp/err" "projecting topic orders into $tmp/join.db: group join, brokers $addr; joining the group"
 if real_kafka; then
         # Kafka hands the partitions of a member that left to the next at
         # once: no waiting, nothing to explain.

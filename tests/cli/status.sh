@@ -81,6 +81,9 @@ assert r["applied"] + r["ignored"] == events, (r, events)
 assert r["dead_letters"] == dead, (r, dead)
 assert r["batches"] > 1 and r["last_batch_at"].endswith("Z"), r
 assert r["rebuilt_at"] is None and r["truncated"] is None, r
+topics = [t for (t,) in c.execute(
+    "SELECT DISTINCT topic FROM partition_offsets ORDER BY topic")]
+assert topics == ["orders"] and r["offsets_of"] == topics, (r, topics)
 EOF
 ok
 
@@ -88,6 +91,8 @@ name="the table for people"
 "$of" status --db "$db" -b "$addr" >"$tmp/table" || fail "exited $?"
 grep -q '^partition  *applied  *end  *lag$' "$tmp/table" || fail "no header"
 grep -q '^total  *0$' "$tmp/table" || fail "no total: $(cat "$tmp/table")"
+grep -q '^topic  *orders$' "$tmp/table" && grep -q '^offsets of  *orders$' \
+        "$tmp/table" || fail "which topic: $(cat "$tmp/table")"
 [ "$(grep -c '^[0-9]' "$tmp/table")" -eq 3 ] || fail "not 3 partitions"
 ok
 
@@ -113,7 +118,7 @@ name="usage errors"
 "$of" status -b "$addr" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q -- '--db: required' "$tmp/err" || fail "no --db"
 "$of" status --db "$tmp/none.db" 2>"$tmp/err"
-[ $? -eq 1 ] && grep -q 'No such file' "$tmp/err" || fail "missing file"
+[ $? -eq 1 ] && grep -qF "no read model at $tmp/none.db" "$tmp/err" || fail "missing file"
 [ ! -e "$tmp/none.db" ] || fail "status created a file"
 "$of" status --help | grep -q -- '--json' || fail "--help"
 ok

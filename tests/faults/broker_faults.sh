@@ -23,7 +23,7 @@ applied() {
 }
 applied_is() { [ "$(applied)" -eq "$rows" ]; }
 
-start_broker --brokers 3 -p 6
+start_broker --nodes 3 -p 6
 "$of" place --db "$app" --order o-seed --total 1 >/dev/null ||
         fail "could not create $app"
 rows=1 faults=0 groups=0 hit=0

@@ -18,7 +18,7 @@ once the topic has a leader for every partition.
 
   -t, --topic TOPIC   the topic to create ("" creates none)
   -p, --partitions N  its partitions
-  --nodes N           nodes in the cluster (also --brokers N)
+  --nodes N           nodes in the cluster
   --sasl FILE         clients authenticate with SASL/PLAIN (not SCRAM: see
                       below): FILE gets the librdkafka properties
                       (security.protocol, sasl.mechanism, sasl.username,
@@ -65,7 +65,7 @@ while [ $# -gt 0 ]; do
         case $1 in
         -t | --topic) topic=${2?}; shift ;;
         -p | --partitions) partitions=${2?}; shift ;;
-        --nodes | --brokers) nodes=${2?}; shift ;;
+        --nodes) nodes=${2?}; shift ;;
         --sasl) sasl=${2?}; shift ;;
         --direct) direct=1 ;;
         -v) level=INFO ;;

@@ -24,7 +24,7 @@
 #define PROP_GCLEF   "\xf0\x9d\x84\x9e"
 #define PROP_SMILE   "\xf0\x9f\x98\x80"
 
-/* The dead-letter reasons' fixed phrases (CONTRACT 2 and the README). */
+/* The dead-letter reasons' fixed phrases (docs/reference.md 2). */
 #define PROP_REASON_DUP_PLACED "duplicate OrderPlaced for order"
 #define PROP_REASON_DUP_PAID   "duplicate OrderPaid for order"
 #define PROP_REASON_CONFLICT   "conflict"

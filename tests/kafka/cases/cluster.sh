@@ -3,7 +3,7 @@
 # min.insync.replicas 2) loses a node twice while the whole pipeline works:
 # a writer (outbox.py) keeps placing and paying orders, a relay (acks=all)
 # publishes them, two projectors in one group share the partitions and the
-# one read-model file (README: "Failover"). First the leader of the busiest
+# one read-model file (docs/operations.md: failover). First the leader of the busiest
 # partition is SIGKILLed, then, once it is back, the group's coordinator.
 # Each kill comes after a burst of 3,000 outbox rows, during which the
 # projectors are paused (SIGSTOP, a few s), once the relay has rows pending

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cooperative rebalancing on real Kafka: two projectors in one group with
 # partition.assignment.strategy=cooperative-sticky on one read-model file
-# (the README's failover setup: same file, same group) share a 6-partition
+# (docs/operations.md's failover setup: same file, same group) share a 6-partition
 # topic while kcat publishes a stream. One (a) is SIGKILLed once it is seen
 # applying its own partitions, with offsets of them still left; the other
 # (b) must get a's partitions (after the 6 s session timeout) without

@@ -4,7 +4,7 @@
 # (kadmin delete), created again with as many partitions, and a few events
 # (fewer than the read model stored in each partition) are published to it.
 # The projector must stop with exit 1 and one line naming the partitions
-# and the remedy `orderflow rebuild` (README, "When the topic no longer
+# and the remedy `orderflow rebuild` (docs/operations.md, "When the topic no longer
 # matches the read model"), having applied nothing of the new topic;
 # `status` says so with exit 1; `rebuild` mends it: the new model equals
 # gen_stream.py's model of the new topic's events, and status is lag 0.
