@@ -186,7 +186,7 @@ FUZZ_FLAGS    = -std=c11 -g -O1 $(WARN) -Wno-gnu-statement-expression \
 FUZZ_TARGETS  = $(patsubst tests/fuzz/%.c,build/fuzz/%,\
                   $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_OBJS     = $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRCS)) \
-                build/fuzz/obj/schema.o
+                build/fuzz/obj/schema.o build/fuzz/obj/version.o
 
 build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -197,6 +197,11 @@ build/fuzz/obj/schema.o: $(B)/gen/schema.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) -Isrc $(FUZZ_FLAGS) \
 	  -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/obj/version.o: $(B)/gen/version.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link \
+	  -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ \
