@@ -33,8 +33,7 @@ int sqldb_cursor_new(of_cursor **out, sqlite3 *db, int own_db,
                         calloc((size_t)cur->ncols + 1, sizeof(*cur->types));
         }
         if (!cur || !cur->types) {
-                if (cur)
-                        free(cur);
+                free(cur);
                 sqlite3_finalize(stmt);
                 if (own_db)
                         sqlite3_close(db);

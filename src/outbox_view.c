@@ -12,37 +12,37 @@
 #include "sqldb.h"
 
 /* In commit order. next_attempt_at is shown only where it means
- * something: a PENDING row waiting out a backoff. ?1: the status wanted
- * (NULL: every row); ?2: the limit (-1: none). */
-static const char list_sql[] =
-        "SELECT seq, id, type, aggregate_id AS order_id, status, attempts,"
-        " CASE WHEN status = 'PENDING' AND next_attempt_at > 0"
-        "  THEN strftime('%Y-%m-%dT%H:%M:%fZ', next_attempt_at / 1000.0,"
-        "                'unixepoch')"
-        " END AS next_attempt_at,"
-        " last_error"
-        " FROM outbox_messages WHERE ?1 IS NULL OR status = ?1"
-        " ORDER BY seq LIMIT ?2";
+ * something: a PENDING row waiting out a backoff. ?1: the limit (-1:
+ * none). */
+#define LIST_SQL(where)                                                       \
+        "SELECT seq, id, type, aggregate_id AS order_id, status, attempts,"   \
+        " CASE WHEN status = 'PENDING' AND next_attempt_at > 0"               \
+        "  THEN strftime('%Y-%m-%dT%H:%M:%fZ', next_attempt_at / 1000.0,"     \
+        "                'unixepoch')"                                        \
+        " END AS next_attempt_at,"                                            \
+        " last_error"                                                         \
+        " FROM outbox_messages " where " ORDER BY seq LIMIT ?1"
 
 int of_appdb_outbox_list(of_cursor **out, of_appdb *app, of_outbox_which which,
                          int64_t limit, char *errstr, size_t errstr_size)
 {
-        static const char *const status[] = {
-                [OF_OUTBOX_ALL] = NULL,
-                [OF_OUTBOX_PENDING] = "PENDING",
-                [OF_OUTBOX_DEAD] = "DEAD",
+        /* The status written into the SQL, not bound: only then does
+         * SQLite read the DEAD or PENDING rows from their partial index
+         * instead of walking every SENT row. */
+        static const char *const sql[] = {
+                [OF_OUTBOX_ALL] = LIST_SQL(""),
+                [OF_OUTBOX_PENDING] = LIST_SQL("WHERE status = 'PENDING'"),
+                [OF_OUTBOX_DEAD] = LIST_SQL("WHERE status = 'DEAD'"),
         };
         sqlite3_stmt *stmt = NULL;
         int rc;
 
         *out = NULL;
-        rc = sqlite3_prepare_v2(app->db, list_sql, -1, &stmt, NULL);
+        rc = sqlite3_prepare_v2(app->db, sql[which], -1, &stmt, NULL);
         if (rc != SQLITE_OK)
                 return sqldb_fail(app->db, rc, "reading the outbox", errstr,
                                   errstr_size);
-        if (status[which])
-                sqlite3_bind_text(stmt, 1, status[which], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, limit > 0 ? limit : -1);
+        sqlite3_bind_int64(stmt, 1, limit > 0 ? limit : -1);
         return sqldb_cursor_new(out, app->db, 0, stmt, "reading the outbox",
                                 errstr, errstr_size);
 }
