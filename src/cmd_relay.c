@@ -38,10 +38,11 @@ static const of_cli_spec specs[] = {
                        "sooner)"),
         OF_CLI_OPT_INT(relay_args, ro.backoff.max_attempts, "max-attempts", 0,
                        0, 1, 1000, "N", "failed attempts before DEAD"),
-        OF_CLI_OPT_INT(relay_args, ro.backoff.base_ms, "backoff-ms", 0, 0, 1,
-                       3600000, "N",
-                       "first retry delay, doubling at each failure up "
-                       "to 60000 ms or N if larger"),
+        OF_CLI_OPT_INT(
+                relay_args, ro.backoff.base_ms, "backoff-ms", 0, 0, 1, 3600000,
+                "N",
+                "first retry delay, doubling at each failure up "
+                "to " OF_CLI_QUOTE(OF_BACKOFF_CAP_MS) " ms or N if larger"),
         OF_CLI_OPT_INT(relay_args, ro.lease_ms, "lease-ms", 0, 0, 1000,
                        86400000, "N", "how long claimed rows are ours"),
         OF_CLI_GROUP_AT(relay_args, metrics, of_cli_metrics_specs),

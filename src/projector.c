@@ -18,7 +18,8 @@
 
 #include "projector_int.h"
 
-#define PROGRESS_EVERY 1000000 /* messages between two progress lines */
+#define PROGRESS_EVERY 1000000       /* messages between two progress lines */
+#define ARENA_BLOCK    (1024 * 1024) /* bytes of a block of the arena */
 
 /* ---- the batch ---- */
 
@@ -54,10 +55,16 @@ int of_projector_new(of_projector **out, of_store *st,
 
 void of_projector_free(of_projector *pj)
 {
+        arena_block *b, *next;
+
         if (!pj)
                 return;
+        for (b = pj->arena; b; b = next) {
+                next = b->next;
+                free(b);
+        }
         free(pj->msgs);
-        free(pj->arena);
+        free(pj->ts);
         free(pj->pos);
         free(pj->lat);
         free(pj->expect);
@@ -91,15 +98,55 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
         return 0;
 }
 
-static int arena_put(of_projector *pj, size_t *at, const void *p, size_t len)
+/* A copy of the len bytes at p in the arena, where it stays until the
+ * batch is cleared; NULL when memory runs out. Blocks are filled in
+ * turn; a block is made where the next one is missing or too small. */
+static const void *arena_put(of_projector *pj, const void *p, size_t len)
 {
-        if (grow((void **)&pj->arena, &pj->arena_cap, pj->arena_len + len, 1))
-                return OF_ERROR;
-        *at = pj->arena_len;
+        arena_block *b = pj->block, *nb;
+        char *at;
+
+        if (!b || b->cap - b->len < len) {
+                b = b ? b->next : pj->arena;
+                if (!b || b->cap < len) {
+                        size_t cap = len > ARENA_BLOCK ? len : ARENA_BLOCK;
+
+                        if (!(nb = malloc(sizeof(*nb) + cap)))
+                                return NULL;
+                        nb->len = 0;
+                        nb->cap = cap;
+                        nb->next = b;
+                        if (pj->block)
+                                pj->block->next = nb;
+                        else
+                                pj->arena = nb;
+                        b = nb;
+                }
+                pj->block = b;
+        }
+        at = b->data + b->len;
         if (len)
-                memcpy(pj->arena + pj->arena_len, p, len);
-        pj->arena_len += len;
-        return 0;
+                memcpy(at, p, len);
+        b->len += len;
+        return at;
+}
+
+/* Empty the arena for the next batch: its blocks are kept, but for one
+ * made larger for a large message. */
+static void arena_clear(of_projector *pj)
+{
+        arena_block **link = &pj->arena, *b;
+
+        while ((b = *link)) {
+                if (b->cap > ARENA_BLOCK) {
+                        *link = b->next;
+                        free(b);
+                        continue;
+                }
+                b->len = 0;
+                link = &b->next;
+        }
+        pj->block = NULL;
 }
 
 void of_projector_mark(of_projector *pj, int32_t partition,
@@ -129,25 +176,27 @@ void of_projector_mark(of_projector *pj, int32_t partition,
 int of_projector_handle(of_projector *pj, const of_msg *m, char *errstr,
                         size_t errstr_size)
 {
-        held_msg *h;
+        of_msg *h;
 
         assert(!strcmp(m->topic, pj->o.ko.topic));
-        if (grow((void **)&pj->msgs, &pj->cap, pj->n + 1, sizeof(*pj->msgs)))
+        if (grow((void **)&pj->msgs, &pj->cap, pj->n + 1, sizeof(*pj->msgs)) ||
+            grow((void **)&pj->ts, &pj->ts_cap, pj->n + 1, sizeof(*pj->ts)))
                 return of_errf(errstr, errstr_size, "out of memory");
         h = &pj->msgs[pj->n];
-        h->partition = m->partition;
-        h->offset = m->offset;
-        h->ts_ms = pj->ts_next;
-        pj->ts_next = -1;
-        h->has_key = m->key != NULL;
-        h->has_value = m->value != NULL;
-        h->key_len = m->key ? m->key_len : 0;
-        h->value_len = m->value ? m->value_len : 0;
-        if (arena_put(pj, &h->key_at, m->key, h->key_len) ||
-            arena_put(pj, &h->value_at, m->value, h->value_len))
+        *h = (of_msg){
+                .topic = pj->o.ko.topic,
+                .partition = m->partition,
+                .offset = m->offset,
+                .key_len = m->key ? m->key_len : 0,
+                .value_len = m->value ? m->value_len : 0,
+        };
+        if ((m->key && !(h->key = arena_put(pj, m->key, h->key_len))) ||
+            (m->value && !(h->value = arena_put(pj, m->value, h->value_len))))
                 return of_errf(errstr, errstr_size,
                                "out of memory holding a message of %zu bytes",
                                m->value_len);
+        pj->ts[pj->n] = pj->ts_next;
+        pj->ts_next = -1;
         if (pj->n++ == 0)
                 of_log(OF_LOG_DEBUG,
                        "batch: first message %s [%" PRId32 "] offset %" PRId64,
@@ -159,7 +208,7 @@ int of_projector_handle(of_projector *pj, const of_msg *m, char *errstr,
 static void batch_clear(of_projector *pj)
 {
         pj->n = 0;
-        pj->arena_len = 0;
+        arena_clear(pj);
         pj->npos = 0;
         pj->opened_ms = 0;
 }
@@ -223,9 +272,9 @@ static void count_latency(of_projector *pj)
         if (pj->o.metrics)
                 of_metrics_begin(pj->o.metrics);
         for (i = 0; i < pj->n; i++) {
-                if (pj->msgs[i].ts_ms < 0)
+                if (pj->ts[i] < 0)
                         continue;
-                us = now_us - pj->msgs[i].ts_ms * 1000;
+                us = now_us - pj->ts[i] * 1000;
                 of_lathist_add(pj->lat, us);
                 if (pj->o.metrics)
                         projector_metrics_latency(pj->o.metrics, us);
@@ -234,40 +283,25 @@ static void count_latency(of_projector *pj)
                 of_metrics_end(pj->o.metrics);
 }
 
-/* The batch as the store takes it, into *msgs and *pos (the caller frees
- * them), and decoded into pj->decoded: once, before the transaction and
- * its retries, so that the write lock is held for SQL only. *decode_ns
- * gets the time decoding took. */
-static int batch_decode(of_projector *pj, of_msg **msgs, of_store_pos **pos,
+/* The batch's positions as the store takes them, into *pos (the caller
+ * frees it), and its messages decoded into pj->decoded: once, before the
+ * transaction and its retries, so that the write lock is held for SQL
+ * only. *decode_ns gets the time decoding took. */
+static int batch_decode(of_projector *pj, of_store_pos **pos,
                         uint64_t *decode_ns, char *errstr, size_t errstr_size)
 {
         uint64_t t0;
         size_t i;
         int err;
 
-        *msgs = calloc(pj->n ? pj->n : 1, sizeof(**msgs));
-        *pos = calloc(pj->npos ? pj->npos : 1, sizeof(**pos));
-        if (!*msgs || !*pos)
+        if (!(*pos = calloc(pj->npos ? pj->npos : 1, sizeof(**pos))))
                 return of_errf(errstr, errstr_size, "out of memory");
-        for (i = 0; i < pj->n; i++) {
-                const held_msg *h = &pj->msgs[i];
-
-                (*msgs)[i] = (of_msg){
-                        .topic = pj->o.ko.topic,
-                        .partition = h->partition,
-                        .offset = h->offset,
-                        .key = h->has_key ? pj->arena + h->key_at : NULL,
-                        .key_len = h->key_len,
-                        .value = h->has_value ? pj->arena + h->value_at : NULL,
-                        .value_len = h->value_len,
-                };
-        }
         for (i = 0; i < pj->npos; i++)
                 (*pos)[i] =
                         (of_store_pos){pj->o.ko.topic, pj->pos[i].partition,
                                        pj->pos[i].next_offset};
         t0 = now_ns();
-        err = of_store_batch_decode(pj->decoded, *msgs, pj->n, errstr,
+        err = of_store_batch_decode(pj->decoded, pj->msgs, pj->n, errstr,
                                     errstr_size);
         *decode_ns = now_ns() - t0;
         pj->decode_ns += *decode_ns;
@@ -309,15 +343,13 @@ static int apply_retrying(of_projector *pj, const of_store_pos *pos,
 
 int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
 {
-        of_msg *msgs = NULL;
         of_store_pos *pos = NULL;
         uint64_t apply_ns = pj->stats.apply_ns, decode_ns = 0;
         int err;
 
         if (!pj->n && !pj->npos)
                 return 0;
-        if ((err = batch_decode(pj, &msgs, &pos, &decode_ns, errstr,
-                                errstr_size)))
+        if ((err = batch_decode(pj, &pos, &decode_ns, errstr, errstr_size)))
                 goto out;
         err = apply_retrying(pj, pos, errstr, errstr_size);
         if (err == OF_ESTALE) {
@@ -361,7 +393,6 @@ int of_projector_flush(of_projector *pj, char *errstr, size_t errstr_size)
                                           pj->rk, pj->st, pj->o.ko.topic);
         batch_clear(pj);
 out:
-        free(msgs);
         free(pos);
         return err;
 }

@@ -16,15 +16,15 @@
 #include "orderflow/projector.h"
 #include "orderflow/store.h"
 
-/* A message of the batch; its bytes live in the batch arena. */
-typedef struct held_msg {
-        int32_t partition;
-        int64_t offset;
-        int64_t ts_ms;           /* the message's timestamp; -1: none */
-        size_t key_at, value_at; /* positions in the arena */
-        size_t key_len, value_len;
-        int has_key, has_value;
-} held_msg;
+/* A block of the batch arena: messages' keys and values back to back.
+ * Blocks never move, so the batch's of_msg point into them; they are
+ * kept from batch to batch (one larger than ARENA_BLOCK, made for a
+ * large message, is freed when the batch is). */
+typedef struct arena_block {
+        struct arena_block *next;
+        size_t len, cap;
+        char data[];
+} arena_block;
 
 typedef struct part_pos {
         int32_t partition;
@@ -35,11 +35,13 @@ struct of_projector {
         of_store *st;
         of_projector_opts o;
         of_store_stats stats;
-        held_msg *msgs;
-        size_t n, cap;
-        char *arena; /* keys and values of the batch, back to back */
-        size_t arena_len, arena_cap;
-        part_pos *pos; /* positions reached by the batch */
+        of_msg *msgs; /* the batch, as the store takes it; keys and
+                       * values in the arena */
+        int64_t *ts;  /* each one's timestamp (ms); -1: none */
+        size_t n, cap, ts_cap;
+        arena_block *arena; /* every block, in the order they fill */
+        arena_block *block; /* the one being filled; NULL: none yet */
+        part_pos *pos;      /* positions reached by the batch */
         size_t npos, pos_cap;
         int64_t opened_ms; /* when the batch got its first item; 0: empty */
         int64_t first_ms;  /* first commit holding messages; 0: none yet */

@@ -311,6 +311,133 @@ test_projector_abort_hook_keeps_the_batch_applied_once(void **state)
         free(v);
 }
 
+/* One message of test_projector_batch_holds_every_message_whole. */
+typedef struct held {
+        char key[16];
+        int has_key;
+        char *value; /* NULL: none */
+        size_t value_len;
+} held;
+
+/* n bytes of c, not JSON: a dead letter whose bytes the file must keep. */
+static char *filler(size_t n, char c)
+{
+        char *v = malloc(n);
+
+        memset(v, c, n);
+        v[n / 2] = (char)('0' + n % 10); /* not all one byte */
+        return v;
+}
+
+/* Each of h[0..n) that is no valid event is a dead letter at its offset
+ * with its key and value byte for byte (NULL where it had none). */
+static void check_dead_kept(fixture *f, const held *h, int n)
+{
+        sqlite3_stmt *st;
+        int i;
+
+        assert_int_equal(
+                sqlite3_prepare_v2(f->db,
+                                   "SELECT key, value FROM "
+                                   "dead_letters WHERE \"offset\" = ?",
+                                   -1, &st, NULL),
+                SQLITE_OK);
+        for (i = 0; i < n; i++) {
+                const void *k, *v;
+
+                if (h[i].value && h[i].value_len < 1024)
+                        continue; /* a valid event */
+                sqlite3_bind_int(st, 1, i);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                k = sqlite3_column_blob(st, 0);
+                v = sqlite3_column_blob(st, 1);
+                assert_int_equal(sqlite3_column_type(st, 0),
+                                 h[i].has_key ? SQLITE_BLOB : SQLITE_NULL);
+                assert_int_equal(sqlite3_column_bytes(st, 0),
+                                 h[i].has_key ? (int)strlen(h[i].key) : 0);
+                assert_true(!k || !memcmp(k, h[i].key, strlen(h[i].key)));
+                assert_int_equal(sqlite3_column_type(st, 1),
+                                 h[i].value ? SQLITE_BLOB : SQLITE_NULL);
+                assert_int_equal(sqlite3_column_bytes(st, 1),
+                                 (int)h[i].value_len);
+                assert_true(!h[i].value ||
+                            !memcmp(v, h[i].value, h[i].value_len));
+                sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+}
+
+/* The batch holds copies of its messages until it is applied: small and
+ * large ones (beyond a block of its arena: 1 MiB), a missing key, an empty
+ * key, a missing value, over two batches (the second reusing what the
+ * first left). Each valid event is applied and each other message is a
+ * dead letter with its key and value exactly as handed in. */
+static void test_projector_batch_holds_every_message_whole(void **state)
+{
+        enum { N = 20000 };
+        static const size_t big[] = {900 * 1024, 3 * 1024 * 1024, 1024 * 1024,
+                                     2560 * 1024};
+        fixture *f = *state;
+        of_projector_opts o = OF_PROJECTOR_OPTS_INIT;
+        of_projector *pj;
+        held *h = calloc(N, sizeof(*h));
+        char errstr[512];
+        int i, nbig = 0, dead = 0, placed_n = 0;
+        int64_t placed_sum = 0;
+
+        assert_non_null(h);
+        for (i = 0; i < N; i++) {
+                snprintf(h[i].key, sizeof(h[i].key), "o-%d", i);
+                h[i].has_key = 1;
+                if (i % 5000 == 1700) {
+                        h[i].value_len = big[nbig];
+                        h[i].value = filler(big[nbig], (char)('a' + nbig));
+                        h[i].has_key = nbig != 1; /* one without a key */
+                        nbig++;
+                        dead++;
+                } else if (i == 14321) {
+                        h[i].key[0] = '\0'; /* an empty key, no value */
+                        dead++;
+                } else {
+                        h[i].value = placed(i, "", 1000 + i);
+                        h[i].value_len = strlen(h[i].value);
+                        placed_n++;
+                        placed_sum += 1000 + i;
+                }
+        }
+        assert_int_equal(
+                of_projector_new(&pj, f->st, &o, errstr, sizeof(errstr)), 0);
+        for (i = 0; i < N; i++) {
+                of_msg m = {.topic = "orders",
+                            .partition = 0,
+                            .offset = i,
+                            .key = h[i].has_key ? h[i].key : NULL,
+                            .key_len = strlen(h[i].key),
+                            .value = h[i].value,
+                            .value_len = h[i].value_len};
+
+                assert_int_equal(
+                        of_projector_handle(pj, &m, errstr, sizeof(errstr)),
+                        0);
+                if (i == N / 2 - 1)
+                        assert_int_equal(
+                                of_projector_flush(pj, errstr, sizeof(errstr)),
+                                0);
+        }
+        assert_int_equal(of_projector_flush(pj, errstr, sizeof(errstr)), 0);
+        of_projector_free(pj);
+
+        assert_int_equal(q(f, "SELECT orders_placed FROM order_totals"),
+                         placed_n);
+        assert_int_equal(q(f, "SELECT placed_amount FROM order_totals"),
+                         placed_sum);
+        assert_int_equal(q(f, "SELECT count(*) FROM dead_letters"), dead);
+        check_dead_kept(f, h, N);
+        for (i = 0; i < N; i++)
+                free(h[i].value);
+        free(h);
+}
+
 typedef struct locker {
         const char *path;
         int locked;
@@ -552,6 +679,7 @@ int main(void)
                 T(test_projector_abort_hook_keeps_the_batch_applied_once,
                   setup),
                 T(test_projector_flush_waits_out_a_locked_file, setup),
+                T(test_projector_batch_holds_every_message_whole, setup),
                 T(test_projector_duplicates_and_malformed_end_exact,
                   setup_broker),
                 T(test_projector_crash_between_commits_then_restart_exact,

@@ -75,9 +75,11 @@ typedef struct of_backoff {
         int max_attempts;
 } of_backoff;
 
+#define OF_BACKOFF_CAP_MS 60000 /* the delay's cap, unless base_ms is more */
 #define OF_BACKOFF_INIT                                                       \
         {                                                                     \
-                .base_ms = 500, .cap_ms = 60000, .max_attempts = 10           \
+                .base_ms = 500, .cap_ms = OF_BACKOFF_CAP_MS,                  \
+                .max_attempts = 10                                            \
         }
 
 /* Record the results res[0..n-1] (in seq order) in ONE transaction:
