@@ -234,25 +234,24 @@ int of_cli_metrics_start(of_metrics **out, const of_cli_metrics *cm,
                 return 0;
         build_labels[5] = of_kafka_version();
         build_labels[7] = of_store_sqlite_version();
-        if (of_metrics_new(out, errstr, sizeof(errstr)) == 0) {
-                of_metrics_declare_info(
-                        *out, "orderflow_build_info",
-                        "The running build: orderflow's version and git "
-                        "revision, librdkafka's and SQLite's versions",
-                        build_labels);
-                if (of_metrics_serve(*out, addr, cm->port, errstr,
-                                     sizeof(errstr)) == 0)
-                        goto served;
-        }
-        of_cli_error(cmd, "metrics: %s", errstr);
-        of_metrics_free(*out);
-        *out = NULL;
-        return OF_EXIT_FAILURE;
-served:
+        if (of_metrics_new(out, errstr, sizeof(errstr)))
+                goto fail;
+        of_metrics_declare_info(*out, "orderflow_build_info",
+                                "The running build: orderflow's version and "
+                                "git revision, librdkafka's and SQLite's "
+                                "versions",
+                                build_labels);
+        if (of_metrics_serve(*out, addr, cm->port, errstr, sizeof(errstr)))
+                goto fail;
         of_log(OF_LOG_INFO, "metrics: serving http://%s%s%s:%d/metrics",
                strchr(addr, ':') ? "[" : "", addr,
                strchr(addr, ':') ? "]" : "", of_metrics_port(*out));
         return 0;
+fail:
+        of_cli_error(cmd, "metrics: %s", errstr);
+        of_metrics_free(*out);
+        *out = NULL;
+        return OF_EXIT_FAILURE;
 }
 
 /* ---- Numbers, signals, stdout ---- */

@@ -130,9 +130,9 @@ const sqldb_kind store_kind = {
          * ids, 3 runs each, alternated) applied as fast with 8, 10, 12
          * and 16 MiB (64 MiB was no faster either), its peak RSS 36, 38,
          * 41 and 45 MiB: the projector's peak RSS must stay at most
-         * 96 MiB with librdkafka's buffers beside it. In the projector
-         * the apply step took 3-10% longer than with 16 MiB (medians,
-         * within the runs' spread): docs/performance.md, Memory. */
+         * 96 MiB with librdkafka's buffers beside it. The projector
+         * itself, 1M v7 ids, 3 runs each, alternated: 16 MiB no faster
+         * than 8, 8 MiB more RSS (docs/performance.md, Memory). */
         .pragmas = "PRAGMA journal_mode = WAL;"
                    "PRAGMA synchronous = NORMAL;"
                    "PRAGMA wal_autocheckpoint = 50000;"
